@@ -1,0 +1,45 @@
+"""Configuration, read once from the environment (microblog style: a Config class plus TestConfig)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    """Settings for a running service. Every value can be overridden by an environment variable."""
+
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
+    # Key of the HMAC printed in every page's QR code. Changing it invalidates printed codes.
+    QR_HMAC_SECRET = os.environ.get("BAOXUE_QR_SECRET", "dev-only-qr-secret")
+    OUTPUT_DIR = Path(os.environ.get("BAOXUE_OUTPUT_DIR", BASE_DIR / "output")).resolve()
+    DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{OUTPUT_DIR / 'baoxue.db'}"
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    HUEY_IMMEDIATE = _env_bool("BAOXUE_HUEY_IMMEDIATE", False)
+    # Fonts are settings: the templates carry style-level fonts that the renderer swaps in.
+    FONT_BODY = os.environ.get("BAOXUE_FONT_BODY", "Noto Serif CJK SC")
+    FONT_TITLE = os.environ.get("BAOXUE_FONT_TITLE", "Noto Sans CJK SC")
+    # Number of warm LibreOffice processes used for DOCX -> PDF.
+    PDF_WORKERS = int(os.environ.get("BAOXUE_PDF_WORKERS", "1"))
+    PDF_TIMEOUT = float(os.environ.get("BAOXUE_PDF_TIMEOUT", "120"))
+    DEFAULT_REGION_PROFILE = os.environ.get("BAOXUE_REGION_PROFILE", "henan-weihui-2022")
+    MAX_UPLOAD_BYTES = int(os.environ.get("BAOXUE_MAX_UPLOAD_MB", "64")) * 1024 * 1024
+    TESTING = False
+
+
+class TestConfig(Config):
+    """Tests: a fresh database and output folder are supplied by the fixtures."""
+
+    TESTING = True
+    HUEY_IMMEDIATE = True
+    QR_HMAC_SECRET = "test-qr-secret"
+    SECRET_KEY = "test"

@@ -1,0 +1,155 @@
+"""Printed layout of a form, as data.
+
+A spec's layout is a tuple of ``Part``s (正本, 存根, 送达回证... each starts on a new page). A part
+is a list of blocks. The same blocks drive three things:
+
+* ``forms/build_templates.py`` writes the docxtpl source (``templates/forms/*.docx``) from them;
+* the DOCX/PDF parsers find each value by its label (a ``Label`` cell is always immediately
+  followed by its ``Value`` cell in the same row; label texts are unique within a part) and read
+  ``Para`` placeholders with a regex derived from the paragraph text;
+* the geometry recorder finds each value cell's box on each PDF page (for scans).
+
+Placeholders in ``Title``/``Para`` text are ``{field_name}`` (a field of the spec) or
+``{variant.key}`` / ``{form.title}`` / ``{doc.key}`` (printed text that is not a field).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PLACEHOLDER_RE = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
+
+
+@dataclass(frozen=True)
+class Title:
+    """A centred title line (公文 标题 style)."""
+
+    text: str
+    style: str = "title"  # "title" (2号) or "subtitle" (3号 bold)
+
+
+@dataclass(frozen=True)
+class Para:
+    """A paragraph of prose with ``{field}`` placeholders; blank values print as ____."""
+
+    text: str
+    align: str = "justify"  # justify | left | right | center
+    indent: bool = True  # first-line indent of two characters
+    style: str = "body"
+
+
+@dataclass(frozen=True)
+class Label:
+    text: str
+    span: int = 1
+
+
+@dataclass(frozen=True)
+class Value:
+    field: str
+    span: int = 1
+    height_mm: float | None = None  # taller zones for signatures and seals
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A bordered table of label/value cells. Each row's spans must add up to ``len(widths)``."""
+
+    rows: tuple[tuple[Label | Value, ...], ...]
+    widths: tuple[float, ...]  # column widths in mm
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A repeating table for a TABLE field: a header row of column labels (repeated on every page),
+    then one row per item (``min_rows`` printed even when empty). ``columns`` picks and orders the
+    printed columns (default: all); ``widths`` in mm."""
+
+    field: str
+    columns: tuple[str, ...] = ()
+    widths: tuple[float, ...] = ()
+    number_column: str | None = "序号"  # a leading row-number column, or None
+
+
+@dataclass(frozen=True)
+class Spacer:
+    height_mm: float = 4
+
+
+@dataclass(frozen=True)
+class Part:
+    """One printed unit that starts on a new page: 正本, 存根, 送达回证, a 交接表..."""
+
+    key: str  # original | stub | receipt | main ...
+    name: str  # 正本 / 存根 / 送达回证 (shown in a small header, and used to split parts on read)
+    blocks: tuple = ()
+    landscape: bool = False
+
+
+class Layout(tuple):
+    """A tuple of parts plus ``template_key`` naming this layout's template file (None: the form's
+    only template). Forms whose variants print differently return one Layout per distinct shape."""
+
+    def __new__(cls, parts, template_key: str | None = None):
+        obj = super().__new__(cls, tuple(parts))
+        obj.template_key = template_key
+        return obj
+
+
+def LV(field_name: str, label: str, span: int = 1, height_mm: float | None = None):
+    """A label cell followed by its value cell (the value spanning ``span`` columns)."""
+    return (Label(label), Value(field_name, span=span, height_mm=height_mm))
+
+
+def row(*cells) -> tuple:
+    """Flatten ``LV`` pairs and single cells into one grid row."""
+    out: list = []
+    for c in cells:
+        if isinstance(c, tuple):
+            out.extend(c)
+        else:
+            out.append(c)
+    return tuple(out)
+
+
+def placeholders(text: str) -> list[str]:
+    return PLACEHOLDER_RE.findall(text)
+
+
+def iter_values(part: Part):
+    """Every field referenced by a part: (block, field name) in print order."""
+    for block in part.blocks:
+        if isinstance(block, Grid):
+            for r in block.rows:
+                for cell in r:
+                    if isinstance(cell, Value):
+                        yield block, cell.field
+        elif isinstance(block, Rows):
+            yield block, block.field
+        elif isinstance(block, (Para, Title)):
+            for name in placeholders(block.text):
+                if "." not in name:
+                    yield block, name
+
+
+def labels_of(part: Part) -> dict[str, str]:
+    """Map label text -> the field of the value cell that follows it, for one part."""
+    out: dict[str, str] = {}
+    for block in part.blocks:
+        if isinstance(block, Grid):
+            for r in block.rows:
+                for a, b in zip(r, r[1:], strict=False):
+                    if isinstance(a, Label) and isinstance(b, Value):
+                        out[a.text] = b.field
+    return out
+
+
+# Where the per-page QR code is stamped (mm): a square of QR_SIZE_MM whose top edge is QR_TOP_MM
+# below the page top and whose right edge is QR_RIGHT_MM from the page's right edge. Templates keep
+# this corner free (the 公文 top margin is 37 mm); the geometry recorder reports it per page.
+QR_SIZE_MM = 20.0
+QR_TOP_MM = 8.0
+QR_RIGHT_MM = 12.0
+# 公文 page setup (GB/T 9704 in spirit), mm.
+MARGINS_MM = {"top": 37.0, "bottom": 35.0, "left": 28.0, "right": 26.0}

@@ -1,0 +1,397 @@
+"""A form is data: the ``FormSpec`` and its parts.
+
+One spec per official form defines its fields (labels, kinds, validators), variants, numbering and
+the printed layout (``forms.layout``). That single definition drives the template build, the
+render context, input validation, the web/API schema and the parse-back of DOCX, PDF and scans.
+Nothing else in the code base may keep a list of a form's fields.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from forms import validators as v
+from forms.errors import ValidationFailed
+
+
+class Kind(StrEnum):
+    """How a value is typed, validated, printed and read back."""
+
+    TEXT = "text"
+    NAME = "name"
+    DATE = "date"
+    DATETIME = "datetime"
+    INT = "int"
+    ID_NUMBER = "id_number"
+    XUEJI_NO = "xueji_no"
+    PHONE = "phone"
+    CHOICE = "choice"  # one code of ``choices``, printed as tick boxes
+    MULTI = "multi"  # several codes of ``choices``, printed as tick boxes
+    BOOL = "bool"  # printed as ☐是 ☐否
+    SIGNATURE = "signature"  # a zone for a signature or fingerprint; value = presence (bool)
+    SEAL = "seal"  # a zone for an official seal; value = presence (bool)
+    TABLE = "table"  # repeating rows; ``columns`` are the row's fields
+
+
+class Filled(StrEnum):
+    """Who supplies a value."""
+
+    INPUT = "input"  # the user, before rendering (required ones must be present to render)
+    SYSTEM = "system"  # the service at render time (document number, issue date...)
+    HAND = "hand"  # on paper after printing (receipts, service date, signatures); may be prefilled
+
+
+TICKED = "☑"
+UNTICKED = "☐"
+TICK_MARKS = "☑☒■✓✔√"
+BOX_CHARS = TICK_MARKS + "☐□"
+BLANK = "____"
+
+
+@dataclass(frozen=True)
+class Choice:
+    code: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a form. ``name`` is snake_case English; ``label`` is the printed Chinese label."""
+
+    name: str
+    label: str
+    kind: Kind = Kind.TEXT
+    required: bool = False
+    filled: Filled = Filled.INPUT
+    choices: tuple[Choice, ...] = ()
+    columns: tuple[Field, ...] = ()
+    min_rows: int = 0  # rows printed (blank ones for handwriting) and, when required, rows needed
+    max_rows: int | None = None
+    max_length: int | None = None
+    mask_on_print: bool = False  # ID numbers on notices print as first 6 + last 4
+    boxes: int = 0  # character boxes printed for handwriting (scan issue)
+    help: str = ""
+
+    def choice_label(self, code: str) -> str:
+        for c in self.choices:
+            if c.code == code:
+                return c.label
+        raise KeyError(code)
+
+    def code_for_label(self, label: str) -> str | None:
+        norm = _norm(label)
+        for c in self.choices:
+            if _norm(c.label) == norm or c.code == label:
+                return c.code
+        return None
+
+    def column(self, name: str) -> Field:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A variant of a form (e.g. 限期返校 vs 责令复学; 责任书 R-CT...). ``data`` is printed text."""
+
+    code: str
+    title: str
+    number_abbr: str = ""  # e.g. 限返: 文号 = {org prefix}{abbr}〔{year}〕{seq}号
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+Check = Callable[[dict, "Variant | None", Mapping[str, Any]], dict[str, str]]
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    """The single definition of one official form."""
+
+    code: str
+    title: str
+    version: str
+    fields: tuple[Field, ...]
+    layout: Callable[[Variant | None], tuple] | tuple  # tuple[layout.Part, ...]
+    variants: tuple[Variant, ...] = ()
+    number_abbr: str = ""
+    number_field: str = "doc_number"
+    checks: tuple[Check, ...] = ()  # cross-field checks -> {field path: message}
+    orientation: str = "portrait"
+    description: str = ""
+
+    # ---- lookup ---------------------------------------------------------------------------
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"{self.code} has no field {name!r}")
+
+    def variant(self, code: str | None) -> Variant | None:
+        if not self.variants:
+            if code:
+                raise ValidationFailed(f"《{self.title}》没有变体", fields={"variant": f"未知变体“{code}”"})
+            return None
+        if code is None:
+            raise ValidationFailed(f"《{self.title}》需要指定变体",
+                                   fields={"variant": "可选：" + "、".join(x.code for x in self.variants)})
+        for x in self.variants:
+            if x.code == code:
+                return x
+        raise ValidationFailed(f"《{self.title}》没有变体“{code}”",
+                               fields={"variant": "可选：" + "、".join(x.code for x in self.variants)})
+
+    def parts(self, variant: Variant | None = None) -> tuple:
+        return self.layout(variant) if callable(self.layout) else self.layout
+
+    def template_name(self, variant: Variant | None = None) -> str:
+        """File name of the docxtpl source under templates/forms/ (one per distinct layout)."""
+        key = getattr(self.parts(variant), "template_key", None)
+        return f"{self.code}-{key}.docx" if key else f"{self.code}.docx"
+
+    def doc_title(self, variant: Variant | None) -> str:
+        return variant.title if variant else self.title
+
+    def abbr(self, variant: Variant | None) -> str:
+        return (variant.number_abbr if variant and variant.number_abbr else "") or self.number_abbr
+
+    # ---- validation -----------------------------------------------------------------------
+    def validate(self, data: Mapping[str, Any], variant: Variant | None = None, *,
+                 options: Mapping[str, Any] | None = None, stage: str = "render") -> dict:
+        """Check and normalise ``data``; raise ValidationFailed naming every failing field.
+
+        ``stage="render"``: required INPUT fields must be present; HAND fields may be blank.
+        ``stage="returned"``: values read back from a returned form; nothing is required.
+        Unknown keys are rejected so a typo never silently drops a value.
+        """
+        options = dict(options or {})
+        errors: dict[str, str] = {}
+        known = {f.name for f in self.fields}
+        for key in data:
+            if key not in known:
+                errors[key] = f"《{self.title}》没有此字段"
+        cleaned: dict[str, Any] = {}
+        for f in self.fields:
+            raw = data.get(f.name)
+            need = stage == "render" and f.required and f.filled == Filled.INPUT
+            try:
+                cleaned[f.name] = clean_value(f, raw, required=need, errors=errors, path=f.name,
+                                              stage=stage)
+            except ValueError as e:
+                errors[f.name] = str(e)
+        if not errors:
+            for check in self.checks:
+                errors.update(check(cleaned, variant, options))
+        if errors:
+            raise ValidationFailed(f"《{self.doc_title(variant)}》有{len(errors)}处填写错误", fields=errors)
+        return cleaned
+
+    # ---- printing -------------------------------------------------------------------------
+    def context(self, cleaned: Mapping[str, Any], variant: Variant | None = None,
+                extra: Mapping[str, Any] | None = None) -> dict:
+        """The docxtpl context: ``f`` printed strings, ``rows`` printed table rows, ``variant``."""
+        f_ctx: dict[str, str] = {}
+        rows: dict[str, list[dict]] = {}
+        for f in self.fields:
+            value = cleaned.get(f.name)
+            if f.kind == Kind.TABLE:
+                value = list(value or [])
+                printed = [{c.name: format_value(c, r.get(c.name)) for c in f.columns} for r in value]
+                while len(printed) < f.min_rows:
+                    printed.append({c.name: format_value(c, None) for c in f.columns})
+                for i, r in enumerate(printed, 1):
+                    r["_no"] = str(i)
+                rows[f.name] = printed
+            else:
+                f_ctx[f.name] = format_value(f, value)
+        return {"f": f_ctx, "rows": rows,
+                "variant": {"code": variant.code, "title": variant.title, **variant.data}
+                if variant else {},
+                "form": {"code": self.code, "title": self.doc_title(variant), "version": self.version},
+                **dict(extra or {})}
+
+    def walk(self) -> Iterable[tuple[str, Field]]:
+        """Every field with its path; table columns as ``table[].column``."""
+        for f in self.fields:
+            yield f.name, f
+            for c in f.columns:
+                yield f"{f.name}[].{c.name}", c
+
+
+# ---- value cleaning, printing, reading ----------------------------------------------------------
+
+def _norm(text: str) -> str:
+    return re.sub(r"[\s:：()（）]", "", str(text or ""))
+
+
+def is_blank(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip() or set(value.strip()) <= set("_＿ ")
+    if isinstance(value, (list, tuple, set, dict)):
+        return len(value) == 0
+    return False
+
+
+def clean_value(f: Field, raw: Any, *, required: bool, errors: dict[str, str], path: str,
+                stage: str = "render") -> Any:
+    """Normalise one value; table rows are cleaned column by column into ``errors``."""
+    if f.kind == Kind.TABLE:
+        rows = raw or []
+        if not isinstance(rows, list):
+            raise ValueError("应为行的列表")
+        if required and len(rows) < max(f.min_rows, 1):
+            raise ValueError(f"至少需要{max(f.min_rows, 1)}行")
+        if f.max_rows is not None and len(rows) > f.max_rows:
+            raise ValueError(f"最多{f.max_rows}行")
+        out = []
+        for i, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                errors[f"{path}[{i}]"] = "每行应为对象"
+                continue
+            extra = set(row) - {c.name for c in f.columns}
+            for key in sorted(extra):
+                errors[f"{path}[{i}].{key}"] = "此表没有该列"
+            if all(is_blank(row.get(c.name)) for c in f.columns):
+                continue  # a blank printed row
+            clean_row = {}
+            for c in f.columns:
+                try:
+                    clean_row[c.name] = clean_value(c, row.get(c.name),
+                                                    required=c.required and stage == "render",
+                                                    errors=errors, path=f"{path}[{i}].{c.name}")
+                except ValueError as e:
+                    errors[f"{path}[{i}].{c.name}"] = str(e)
+            out.append(clean_row)
+        return out
+    if is_blank(raw) and f.kind not in (Kind.BOOL, Kind.SIGNATURE, Kind.SEAL):
+        if required:
+            raise ValueError("必填")
+        return [] if f.kind == Kind.MULTI else None
+    k = f.kind
+    if k == Kind.TEXT:
+        value = str(raw).strip()
+        if f.max_length and len(value) > f.max_length:
+            raise ValueError(f"不超过{f.max_length}字")
+        return value
+    if k == Kind.NAME:
+        return v.check_name(raw)
+    if k == Kind.DATE:
+        return v.parse_date(raw)
+    if k == Kind.DATETIME:
+        return v.parse_datetime(raw)
+    if k == Kind.INT:
+        try:
+            n = int(str(raw).strip())
+        except ValueError:
+            raise ValueError("应为整数") from None
+        if n < 0:
+            raise ValueError("不能为负数")
+        return n
+    if k == Kind.ID_NUMBER:
+        return v.check_id_number(raw)
+    if k == Kind.XUEJI_NO:
+        return v.check_xueji_no(raw)
+    if k == Kind.PHONE:
+        return v.check_phone(raw)
+    if k == Kind.CHOICE:
+        code = raw if any(c.code == raw for c in f.choices) else f.code_for_label(str(raw))
+        if code is None:
+            raise ValueError("应为以下之一：" + "、".join(f"{c.code}({c.label})" for c in f.choices))
+        return code
+    if k == Kind.MULTI:
+        items = raw if isinstance(raw, (list, tuple)) else re.split(r"[,，、;；\s]+", str(raw))
+        out = []
+        for item in items:
+            if is_blank(item):
+                continue
+            code = item if any(c.code == item for c in f.choices) else f.code_for_label(str(item))
+            if code is None:
+                raise ValueError(f"“{item}”不在可选项中：" + "、".join(c.code for c in f.choices))
+            if code not in out:
+                out.append(code)
+        if required and not out:
+            raise ValueError("至少选择一项")
+        return out
+    if k in (Kind.BOOL, Kind.SIGNATURE, Kind.SEAL):
+        if raw is None or raw == "":
+            if required and k == Kind.BOOL:
+                raise ValueError("必填")
+            return None
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "y", "是", "有"}:
+            return True
+        if text in {"0", "false", "no", "n", "否", "无"}:
+            return False
+        raise ValueError("应为是/否")
+    raise AssertionError(k)
+
+
+def format_value(f: Field, value: Any) -> str:
+    """The printed form of a value (the inverse of ``read_value``)."""
+    k = f.kind
+    if k in (Kind.CHOICE, Kind.MULTI, Kind.BOOL):
+        if k == Kind.BOOL:
+            chosen = {"Y"} if value is True else {"N"} if value is False else set()
+            opts = (Choice("Y", "是"), Choice("N", "否"))
+        else:
+            chosen = set(value or []) if k == Kind.MULTI else ({value} if value else set())
+            opts = f.choices
+        return " ".join(f"{TICKED if c.code in chosen else UNTICKED}{c.label}" for c in opts)
+    if k in (Kind.SIGNATURE, Kind.SEAL):
+        return ""
+    if value is None or value == "":
+        return ""
+    if k == Kind.DATE:
+        return v.format_date(value)
+    if k == Kind.DATETIME:
+        return v.format_datetime(value)
+    if k == Kind.ID_NUMBER and f.mask_on_print:
+        return v.mask_id(value)
+    return str(value)
+
+
+_TICK_RE = re.compile(rf"([{re.escape(BOX_CHARS)}])\s*([^{re.escape(BOX_CHARS)}]+)")
+
+
+def read_value(f: Field, text: str) -> Any:
+    """Read a printed/typed cell back into a raw value (then ``clean_value`` it).
+
+    Tick boxes: a box char in TICK_MARKS before a label means ticked. Returns the raw value for
+    cleaning, or None when blank.
+    """
+    text = (text or "").strip()
+    k = f.kind
+    if k in (Kind.CHOICE, Kind.MULTI, Kind.BOOL):
+        ticked = [lab.strip() for box, lab in _TICK_RE.findall(text) if box in TICK_MARKS]
+        if k == Kind.BOOL:
+            if not ticked:
+                return None
+            return ticked[0].startswith("是")
+        codes = []
+        for lab in ticked:
+            code = f.code_for_label(lab)
+            if code is None:  # typed text after a box, e.g. "☑外出务工(广东)": match by prefix
+                code = next((c.code for c in f.choices if _norm(lab).startswith(_norm(c.label))), None)
+            codes.append(code if code is not None else lab)
+        if k == Kind.CHOICE:
+            return codes[0] if len(codes) == 1 else (codes or None)
+        return codes
+    if is_blank(text):
+        return None
+    if k == Kind.ID_NUMBER and "*" in text:
+        return text  # masked on print: compared, never cleaned
+    return re.sub(r"\s+", "" if k != Kind.TEXT else " ", text)
+
+
+def today() -> dt.date:
+    return dt.date.today()
