@@ -76,6 +76,9 @@ class Field:
     mask_on_print: bool = False  # ID numbers on notices print as first 6 + last 4
     boxes: int = 0  # character boxes printed for handwriting (scan issue)
     help: str = ""
+    # Narrow table cells: CHOICE prints only the chosen label, MULTI the chosen codes joined by ",",
+    # BOOL "☑" (yes) / "✗" (no) / "☐" (blank, to tick on paper). ``read_value`` is the inverse.
+    compact: bool = False
 
     def choice_label(self, code: str) -> str:
         for c in self.choices:
@@ -339,6 +342,8 @@ def clean_value(f: Field, raw: Any, *, required: bool, errors: dict[str, str], p
 def format_value(f: Field, value: Any) -> str:
     """The printed form of a value (the inverse of ``read_value``)."""
     k = f.kind
+    if f.compact and k in (Kind.CHOICE, Kind.MULTI, Kind.BOOL):
+        return _format_compact(f, value)
     if k in (Kind.CHOICE, Kind.MULTI, Kind.BOOL):
         if k == Kind.BOOL:
             chosen = {"Y"} if value is True else {"N"} if value is False else set()
@@ -371,6 +376,8 @@ def read_value(f: Field, text: str) -> Any:
     """
     text = (text or "").strip()
     k = f.kind
+    if f.compact and k in (Kind.CHOICE, Kind.MULTI, Kind.BOOL):
+        return _read_compact(f, text)
     if k in (Kind.CHOICE, Kind.MULTI, Kind.BOOL):
         ticked = [lab.strip() for box, lab in _TICK_RE.findall(text) if box in TICK_MARKS]
         if k == Kind.BOOL:
@@ -391,6 +398,34 @@ def read_value(f: Field, text: str) -> Any:
     if k == Kind.ID_NUMBER and "*" in text:
         return text  # masked on print: compared, never cleaned
     return re.sub(r"\s+", "" if k != Kind.TEXT else " ", text)
+
+
+COMPACT_NO = "✗"
+_COMPACT_NO_CHARS = "✗✘×xX"
+
+
+def _format_compact(f: Field, value: Any) -> str:
+    """Printed form of a ``compact`` CHOICE/MULTI/BOOL (see ``Field.compact``)."""
+    if f.kind == Kind.BOOL:
+        return TICKED if value is True else COMPACT_NO if value is False else UNTICKED
+    if f.kind == Kind.MULTI:
+        return ",".join(value or [])
+    return f.choice_label(value) if value else ""
+
+
+def _read_compact(f: Field, text: str) -> Any:
+    """Inverse of ``_format_compact``: a raw value for ``clean_value`` (None when blank)."""
+    if f.kind == Kind.BOOL:
+        if any(c in TICK_MARKS for c in text):
+            return True
+        if any(c in _COMPACT_NO_CHARS for c in text):
+            return False
+        return None
+    if is_blank(text):
+        return None
+    if f.kind == Kind.MULTI:
+        return [p for p in re.split(r"[,，、;；\s]+", text) if p]
+    return re.sub(r"\s+", "", text)
 
 
 def today() -> dt.date:
