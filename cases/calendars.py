@@ -108,7 +108,8 @@ class HolidayTable:
                 raise ValidationFailed(f"节假日安排表缺少键 '{key}'", fields={key: "missing"})
         year = data["year"]
         if not isinstance(year, int) or isinstance(year, bool):
-            raise ValidationFailed(f"节假日安排表键 'year' 应为整数，实为 {year!r}", fields={"year": "not int"})
+            raise ValidationFailed(f"节假日安排表键 'year' 应为整数，实为 {year!r}",
+                                   fields={"year": "not int"})
 
         def dates(key: str) -> frozenset[dt.date]:
             raw = data.get(key, [])
@@ -119,8 +120,9 @@ class HolidayTable:
                 try:
                     out.add(dt.date.fromisoformat(str(item)))
                 except ValueError as e:
-                    raise ValidationFailed(f"节假日安排表键 '{key}' 中的日期 {item!r} 无法识别（应为 YYYY-MM-DD）",
-                                           fields={key: f"bad date {item!r}"}) from e
+                    raise ValidationFailed(
+                        f"节假日安排表键 '{key}' 中的日期 {item!r} 无法识别（应为 YYYY-MM-DD）",
+                        fields={key: f"bad date {item!r}"}) from e
             return frozenset(out)
 
         return cls(year=year, holidays=dates("holidays"), workdays=dates("workdays"),
@@ -133,7 +135,8 @@ class HolidayTable:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
-            raise ValidationFailed(f"无法读取节假日安排表 {path.name}：{e}", fields={"file": str(path.name)}) from e
+            raise ValidationFailed(f"无法读取节假日安排表 {path.name}：{e}",
+                                   fields={"file": str(path.name)}) from e
         table = cls.from_dict(data)
         if path.stem.isdigit() and int(path.stem) != table.year:
             raise ValidationFailed(f"文件名 {path.name} 与表内年份 {table.year} 不一致",

@@ -184,7 +184,8 @@ class Timer:
             raise ValidationFailed(f"计时器 {self.name} 的单位 {self.unit!r} 无效，应为 {sorted(UNITS)}",
                                    fields={f"timers.{self.name}.unit": "unknown unit"})
         if self.length < 0:
-            raise ValidationFailed(f"计时器 {self.name} 的长度不能为负数", fields={f"timers.{self.name}.length": "<0"})
+            raise ValidationFailed(f"计时器 {self.name} 的长度不能为负数",
+                                   fields={f"timers.{self.name}.length": "<0"})
 
     def describe(self) -> str:
         """e.g. '5个工作日' / '超过1个月'."""
