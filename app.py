@@ -1,0 +1,33 @@
+"""Application factory: config, extensions, blueprints, error handlers. Nothing else."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+
+from config import Config
+
+
+def create_app(config: type[Config] | Config | dict | None = None) -> Flask:
+    """Build the Flask app. ``config`` is a Config class/instance or a dict of overrides."""
+    app = Flask(__name__, template_folder="templates/web", static_folder=None)
+    app.config.from_object(Config)
+    if isinstance(config, dict):
+        app.config.update(config)
+    elif config is not None:
+        app.config.from_object(config)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_BYTES"]
+    app.config.setdefault("API_TITLE", "Baoxue 控辍保学文书与案卷 API")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    Path(app.config["OUTPUT_DIR"]).mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from web import init_web
+
+    init_web(app)
+    return app

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything Baoxue needs on a fresh Debian 12 machine (run as root):
+# system packages (LibreOffice, CJK fonts, tesseract + chi_sim, poppler, python3-uno) and a
+# virtualenv (.venv) with the pinned Python packages. Safe to run again: it skips what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  python3 python3-venv python3-pip python3-uno
+  libreoffice-writer-nogui fonts-noto-cjk fonts-arphic-ukai fonts-arphic-uming
+  tesseract-ocr tesseract-ocr-chi-sim poppler-utils
+  libgl1 libglib2.0-0 curl ca-certificates
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[setup] installing system packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The venv uses Debian's python3 with system site-packages so that LibreOffice's `uno` module
+# (python3-uno) is importable for the warm PDF converter.
+PY=/usr/bin/python3
+VENV=${BAOXUE_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating $VENV"
+  "$PY" -m venv --system-site-packages "$VENV"
+fi
+stamp="$VENV/.requirements.sha256"
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[setup] installing Python packages (requirements.txt)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt
+  echo "$want" > "$stamp"
+fi
+"$VENV/bin/python" -c "import uno, docxtpl, flask, sqlalchemy" \
+  || { echo "[setup] the virtualenv is broken: remove $VENV and run again" >&2; exit 1; }
+echo "[setup] ready: $("$VENV/bin/python" --version), $(soffice --version 2>/dev/null | head -1)"

@@ -1,0 +1,82 @@
+"""The one place where errors become HTTP responses: ``{"error": code, "message": ..., "fields": {...}}``
+for the API, a small HTML page for browsers (microblog's ``errors/handlers.py`` pattern)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from forms.errors import BaoxueError
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 409: "conflict", 413: "too_large",
+               415: "unsupported_media_type", 422: "validation_failed", 500: "internal_error"}
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json"
+
+
+def error_response(status: int, body: dict):
+    if wants_json():
+        return jsonify(body), status
+    return render_template("error.html", status=status, body=body), status
+
+
+def handle_baoxue_error(e: BaoxueError):
+    if e.http_status >= 500:
+        log.error("%s: %s", e.code, e.message)
+    return error_response(e.http_status, e.to_dict())
+
+
+def http_error_body(e: HTTPException) -> dict:
+    status = e.code or 500
+    fields = {}
+    data = getattr(e, "data", None) or {}
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if messages:  # webargs/marshmallow validation errors: {location: {field: [msgs]}}
+        for _location, errs in messages.items():
+            for name, msgs in _flatten(errs):
+                fields[name] = "；".join(str(m) for m in msgs) if isinstance(msgs, list) else str(msgs)
+    message = e.description or e.name
+    if status == 413:
+        message = "上传的文件太大"
+    if fields:
+        message = f"有{len(fields)}处输入错误"
+    return {"error": _HTTP_CODES.get(status, "http_error"), "message": message, "fields": fields}
+
+
+def _flatten(errs, prefix=""):
+    if isinstance(errs, dict):
+        for k, v in errs.items():
+            name = f"{prefix}.{k}" if prefix else str(k)
+            if isinstance(v, dict):
+                yield from _flatten(v, name)
+            else:
+                yield name, v
+    else:
+        yield prefix or "_", errs
+
+
+def handle_http_error(e: HTTPException):
+    return error_response(e.code or 500, http_error_body(e))
+
+
+def handle_unexpected(e: Exception):
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, {"error": "internal_error", "message": "服务器内部错误，请稍后重试或联系管理员",
+                                "fields": {}})
+
+
+def register_error_handlers(app):
+    app.register_error_handler(BaoxueError, handle_baoxue_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    if not app.config.get("TESTING"):
+        app.register_error_handler(Exception, handle_unexpected)
