@@ -1,0 +1,256 @@
+"""Demo data: a plausible but synthetic county, for trying the service and for tests.
+
+``load_demo(session, seed=1)`` builds 演示市青禾县 (GB/T 2260-looking code 419901, not a real
+county): the county government and education bureau as issuers, 3 townships with 3–4 villages
+each, 6 schools (4 primary, 2 junior) with 学校标识码, one class per grade, 300 pupils with
+checksum-valid synthetic ID numbers (birth dates consistent with their grade; 学籍号 "G"+ID),
+guardians with valid mobile numbers, and 6 open cases at different workflow states with the
+events that led there. Deterministic for a given seed and date. Every person is invented.
+
+Command line: ``python -m cases.demo [--seed N]`` (uses DATABASE_URL or the default SQLite file,
+migrates it, and skips if the demo county is already there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import random
+import sys
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cases import audit
+from cases.models import Case, CaseEvent, Guardian, Org, Pupil, SchoolClass, descendants
+from cases.numbering import next_case_number
+from forms import validators
+
+log = logging.getLogger(__name__)
+
+COUNTY_CODE = "419901"
+REGION_PROFILE = "henan-weihui-2022"
+CHINA_TZ = dt.timezone(dt.timedelta(hours=8))
+PUPILS_PER_CLASS = 10
+
+# (township name, kind suffix, doc prefix, [village names], [(school name, level)])
+TOWNSHIPS = (
+    ("东河镇", "100", "东河镇政", ("东河村", "柳湾村", "石桥村", "杏林村"),
+     (("东河镇中心小学", "primary"), ("东河镇柳湾小学", "primary"), ("东河镇初级中学", "junior"))),
+    ("西岭乡", "200", "西岭乡政", ("西岭村", "槐树岭村", "上庄村"),
+     (("西岭乡中心小学", "primary"), ("西岭乡初级中学", "junior"))),
+    ("南坪镇", "101", "南坪镇政", ("南坪村", "枣园村", "后沟村", "新庄村"),
+     (("南坪镇中心小学", "primary"),)),
+)
+GRADE_NAMES = ("一", "二", "三", "四", "五", "六", "七", "八", "九")
+SURNAMES = "王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹"
+BOY_CHARS = "浩宇轩子涵博文俊杰明轩晨阳志强家豪一鸣天佑思远嘉乐振宇"
+GIRL_CHARS = "欣怡梓涵雨萱佳琪诗雨静怡思彤可馨语嫣梦琪紫萱雅婷心悦"
+# Open demo cases: (target state, reason code, transitions walked to get there).
+CASE_PLAN = (
+    ("ABSENT", "R01", ("T1",)),
+    ("VERIFY", "R06", ("T1", "T3")),
+    ("SUSPECTED", "R02", ("T1", "T3", "T4")),
+    ("REPORTED", "R07", ("T1", "T3", "T4", "T7")),
+    ("NOTICED", "R01", ("T1", "T3", "T4", "T7", "T8")),
+    ("JOINT", "R02", ("T1", "T3", "T4", "T7", "T8", "T10")),
+)
+TRANSITIONS = {  # code: (from, to, acting level, actor title)
+    "T1": ("ATTENDING", "ABSENT", "school", "班主任"),
+    "T3": ("ABSENT", "VERIFY", "school", "学校"),
+    "T4": ("VERIFY", "SUSPECTED", "school", "学校"),
+    "T7": ("SUSPECTED", "REPORTED", "school", "学校"),
+    "T8": ("REPORTED", "NOTICED", "township", "乡(镇)人民政府"),
+    "T10": ("NOTICED", "JOINT", "township", "乡(镇)人民政府"),
+}
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What ``load_demo`` found or created."""
+
+    created: bool
+    county_id: int
+    townships: int
+    villages: int
+    schools: int
+    classes: int
+    pupils: int
+    guardians: int
+    cases: int
+
+
+def school_year_of(day: dt.date) -> int:
+    """Start year of the school year containing ``day`` (it starts on 1 September)."""
+    return day.year if day.month >= 9 else day.year - 1
+
+
+def _find_county(session: Session) -> Org | None:
+    return session.scalar(select(Org).where(Org.kind == "county", Org.code == COUNTY_CODE))
+
+
+def _summary(session: Session, county: Org, created: bool) -> DemoSummary:
+    below = descendants(session, county)
+    school_ids = [o.id for o in below if o.kind == "school"]
+
+    def count(model) -> int:
+        return session.scalar(select(func.count()).select_from(model).where(model.in_scope(county))) or 0
+
+    return DemoSummary(created=created, county_id=county.id,
+                       townships=sum(o.kind == "township" for o in below),
+                       villages=sum(o.kind == "village" for o in below), schools=len(school_ids),
+                       classes=count(SchoolClass), pupils=count(Pupil), guardians=count(Guardian),
+                       cases=count(Case))
+
+
+def load_demo(session: Session, *, seed: int = 1, today: dt.date | None = None) -> DemoSummary:
+    """Load the synthetic county into ``session`` (flushed; the caller commits).
+
+    Idempotent: if the demo county exists, nothing is added and ``created`` is False.
+    """
+    existing = _find_county(session)
+    if existing is not None:
+        log.info("demo county already loaded (org %s); skipping", existing.id)
+        return _summary(session, existing, created=False)
+    today = today or dt.date.today()
+    rng = random.Random(seed)
+    year = school_year_of(today)
+
+    def add(kind: str, name: str, parent: Org | None, **kw) -> Org:
+        org = Org(kind=kind, name=name, parent_id=parent.id if parent else None, **kw)
+        session.add(org)
+        session.flush()
+        return org
+
+    province = add("province", "河南省", None, code="410000")
+    prefecture = add("prefecture", "演示市", province, code="419900")
+    county = add("county", "青禾县", prefecture, code=COUNTY_CODE, doc_prefix="青政",
+                 region_profile=REGION_PROFILE)
+    add("education_bureau", "青禾县教育局", county, doc_prefix="青教")
+
+    used_ids: set[str] = set()
+
+    def id_number(birth: dt.date, male: bool) -> str:
+        while True:
+            seq = rng.randrange(0, 500) * 2 + (1 if male else 0)
+            value = validators.synthetic_id_number(COUNTY_CODE, birth, seq)
+            if value not in used_ids:
+                used_ids.add(value)
+                return value
+
+    def person_name(surname: str, male: bool) -> str:
+        chars = BOY_CHARS if male else GIRL_CHARS
+        return surname + "".join(rng.choice(chars) for _ in range(rng.choice((1, 2))))
+
+    def mobile() -> str:
+        return rng.choice(("13", "15", "17", "18", "19")) + "".join(rng.choice("0123456789") for _ in range(9))
+
+    school_count = 0
+    pupils_by_grade: dict[int, list[tuple[Pupil, Org, Org]]] = {}
+    for t_index, (t_name, t_code, t_prefix, villages, schools) in enumerate(TOWNSHIPS, 1):
+        township = add("township", t_name, county, code=f"{COUNTY_CODE}{t_code}000", doc_prefix=t_prefix)
+        village_orgs = [add("village", v, township, code=f"{COUNTY_CODE}{t_code}{200 + i:03d}")
+                        for i, v in enumerate(villages, 1)]
+        for s_name, level in schools:
+            school_count += 1
+            short = s_name.removeprefix(t_name).removesuffix("小学")[:2]
+            school = add("school", s_name, township, code=f"21{COUNTY_CODE[:4]}{school_count:04d}",
+                         doc_prefix=t_name[:2] + ("初中" if level == "junior" else f"{short}小"))
+            grades = range(1, 7) if level == "primary" else range(7, 10)
+            for grade in grades:
+                klass = SchoolClass(org_id=school.id, grade=grade, school_year=year,
+                                    name=f"{GRADE_NAMES[grade - 1]}年级(1)班")
+                session.add(klass)
+                session.flush()
+                for _ in range(PUPILS_PER_CLASS):
+                    male = rng.random() < 0.52
+                    # Grade g in school year Y: 6 years old by 31 August of Y - (g - 1).
+                    start = dt.date(year - 6 - (grade - 1), 9, 1)
+                    birth = start + dt.timedelta(days=rng.randrange(365))
+                    number = id_number(birth, male)
+                    village = rng.choice(village_orgs)
+                    surname = rng.choice(SURNAMES)
+                    groups = []
+                    if rng.random() < 0.15:
+                        groups.append("G02")  # 农村留守儿童
+                    poverty = None
+                    if rng.random() < 0.06:
+                        groups.append("G01")
+                        poverty = rng.choice(("jdlk", "tph", "jcdx"))
+                    address = f"河南省演示市青禾县{t_name}{village.name}{rng.randrange(1, 60)}号"
+                    pupil = Pupil(org_id=school.id, class_id=klass.id, name=person_name(surname, male),
+                                  sex="男" if male else "女", birth_date=birth, id_number=number,
+                                  xueji_no="G" + number, ethnicity="汉族" if rng.random() < 0.93 else "回族",
+                                  hukou_org_id=village.id, hukou_text=address, address=address,
+                                  special_groups=groups, poverty_category=poverty)
+                    session.add(pupil)
+                    session.flush()
+                    left_behind = "G02" in groups
+                    parent_age = rng.randrange(26, 36) + grade
+                    for relation, g_male in (("父", True), ("母", False)):
+                        g_birth = dt.date(year - parent_age, rng.randrange(1, 13), rng.randrange(1, 29))
+                        g_surname = surname if g_male else rng.choice(SURNAMES)
+                        session.add(Guardian(pupil_id=pupil.id, org_id=school.id, relation=relation,
+                                             name=person_name(g_surname, g_male), phone=mobile(),
+                                             id_number=id_number(g_birth, g_male), address=address))
+                    if left_behind:  # parents work away: the grandparent at home is the contact
+                        session.add(Guardian(pupil_id=pupil.id, org_id=school.id, relation="祖父母",
+                                             name=person_name(surname, True), phone=mobile(), address=address))
+                    pupils_by_grade.setdefault(grade, []).append((pupil, school, township))
+    session.flush()
+
+    # Open cases: older pupils, as dropouts are concentrated in junior grades.
+    candidates = [p for g in (7, 8, 9, 6) for p in pupils_by_grade.get(g, [])]
+    chosen = rng.sample(candidates, len(CASE_PLAN))
+    for (state, reason, path), (pupil, school, township) in zip(CASE_PLAN, chosen, strict=True):
+        opened = today - dt.timedelta(days=3 * len(path) + 2)
+        case = Case(number=next_case_number(session, county=county, year=opened.year), pupil_id=pupil.id,
+                    org_id=school.id, township_org_id=township.id, state=state, reason_code=reason,
+                    opened_on=opened, episode=1, profile=REGION_PROFILE)
+        session.add(case)
+        session.flush()
+        for step, code in enumerate(path):
+            from_state, to_state, level, actor = TRANSITIONS[code]
+            day = opened + dt.timedelta(days=3 * step)
+            at = dt.datetime(day.year, day.month, day.day, 9 + step % 6, 0, tzinfo=CHINA_TZ)
+            session.add(CaseEvent(case_id=case.id, org_id=(school if level == "school" else township).id,
+                                  kind="transition", from_state=from_state, to_state=to_state,
+                                  transition=code, actor=actor, occurred_at=at,
+                                  data={"absent_days": 1 + 2 * step, "note": "演示数据"}))
+    audit.record(session, who="demo", org=county, action="demo.load", target=f"org:{county.id}",
+                 after={"seed": seed, "school_year": year})
+    session.flush()
+    summary = _summary(session, county, created=True)
+    log.info("demo county loaded: %s", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cases.demo``: migrate the configured database and load the demo county."""
+    from config import Config
+
+    from cases.db import make_engine, make_session_factory, session_scope, upgrade_to_head
+
+    parser = argparse.ArgumentParser(description="Load the synthetic demo county (青禾县).")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--database-url", default=Config.DATABASE_URL)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    upgrade_to_head(args.database_url)
+    engine = make_engine(args.database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            summary = load_demo(session, seed=args.seed)
+    finally:
+        engine.dispose()
+    verb = "loaded" if summary.created else "already present, nothing added"
+    sys.stdout.write(f"demo county {verb}: {summary.townships} townships, {summary.villages} villages, "
+                     f"{summary.schools} schools, {summary.classes} classes, {summary.pupils} pupils, "
+                     f"{summary.guardians} guardians, {summary.cases} open cases\n")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
