@@ -71,3 +71,18 @@ def probe(name: str) -> ToolInfo:
     except (OSError, subprocess.TimeoutExpired):
         version = None
     return ToolInfo(name, exe, version)
+
+
+def spawn(args: list[str], *, env: dict | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    """Start a long-running program (e.g. a warm LibreOffice listener); raise MissingTool if absent.
+
+    The caller owns the process: it must supervise it and end it (``terminate``/``kill``)."""
+    exe = shutil.which(args[0])
+    if exe is None:
+        raise MissingTool(f"{args[0]} is not installed (run scripts/setup.sh)", tool=args[0])
+    log.debug("spawn %s", " ".join(str(a) for a in args))
+    try:
+        return subprocess.Popen([exe, *args[1:]], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)
+    except OSError as e:
+        raise MissingTool(f"{args[0]} could not be started: {e}", tool=args[0]) from e

@@ -1,0 +1,337 @@
+"""DOCX -> PDF through LibreOffice kept warm.
+
+One cold ``soffice --convert-to pdf`` per document costs ≈2 s (process start, profile, fonts). A
+``PdfConverter`` instead owns N ``soffice --accept=pipe,...`` listeners, each with its own absolute
+user installation (a relative one crashes LibreOffice), and drives them over UNO: load the DOCX
+hidden, ``storeToURL`` with ``writer_pdf_Export``, close. LibreOffice embeds subsets of the fonts
+it uses, so the CJK fonts named by the template end up in the PDF.
+
+Supervision: a listener is started lazily and waited for; a conversion that runs past ``timeout``
+gets its soffice killed (which also unblocks the UNO call); a dead or killed listener is restarted
+and the document retried once. Each listener has a lock; N > 1 listeners form a pool. Everything is
+shut down at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from forms import tools
+from forms.errors import MissingTool, ToolFailed
+
+log = logging.getLogger(__name__)
+
+_STARTUP_TIMEOUT = 60.0
+_live: weakref.WeakSet[PdfConverter] = weakref.WeakSet()
+
+
+def _uno():
+    """Import the UNO bridge (python3-uno, reachable through the venv's system site-packages)."""
+    try:
+        import uno
+    except ImportError as e:
+        raise MissingTool("Python UNO bridge (python3-uno) is not importable; install LibreOffice's "
+                          "python3-uno and use a venv with system site-packages", tool="uno") from e
+    return uno
+
+
+def _props(uno, **values) -> tuple:
+    out = []
+    for name, value in values.items():
+        p = uno.createUnoStruct("com.sun.star.beans.PropertyValue")
+        p.Name, p.Value = name, value
+        out.append(p)
+    return tuple(out)
+
+
+def _kill_group(proc) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the group spawn() started: soffice and soffice.bin
+    except ProcessLookupError:
+        pass  # already gone
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        log.error("LibreOffice process %d did not die after SIGKILL", proc.pid)
+
+
+class _Office:
+    """One warm soffice listener, used by one thread at a time."""
+
+    def __init__(self, root: Path, index: int, timeout: float):
+        self.root = root
+        self.index = index
+        self.timeout = timeout
+        self.lock = threading.Lock()
+        self.proc = None
+        self.desktop = None
+        self.pipe = ""
+        self.profile = root / f"profile-{index}"  # kept across restarts: a warm profile starts fast
+        self.work = root / f"work-{index}"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.conversions = 0
+        self.restarts = 0
+
+    # ---- life cycle ----------------------------------------------------------------------
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and self.desktop is not None
+
+    def start(self) -> None:
+        uno = _uno()
+        if not tools.probe("soffice").installed:
+            raise MissingTool("LibreOffice (soffice) is not installed (run scripts/setup.sh)", tool="soffice")
+        self.pipe = f"baoxue_{uuid.uuid4().hex}"
+        self.proc = tools.spawn([
+            "soffice", "--headless", "--invisible", "--nologo", "--norestore", "--nodefault",
+            "--nolockcheck", f"--accept=pipe,name={self.pipe};urp;StarOffice.ComponentContext",
+            f"-env:UserInstallation={self.profile.resolve().as_uri()}",
+        ])
+        local = uno.getComponentContext()
+        resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
+        no_connect = uno.getClass("com.sun.star.connection.NoConnectException")
+        deadline = time.monotonic() + _STARTUP_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self.proc = None
+                raise ToolFailed(f"LibreOffice exited while starting (exit code {code})", tool="soffice")
+            try:
+                ctx = resolver.resolve(f"uno:pipe,name={self.pipe};urp;StarOffice.ComponentContext")
+                break
+            except no_connect:
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise ToolFailed("LibreOffice did not accept connections within "
+                                     f"{_STARTUP_TIMEOUT:.0f} s", tool="soffice") from None
+                time.sleep(0.1)
+        self.desktop = ctx.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
+        log.info("LibreOffice listener %d started (pid %d)", self.index, self.proc.pid)
+
+    def kill(self) -> None:
+        """Kill this listener's soffice and forget the connection.
+
+        ``soffice`` is a launcher (oosplash) that runs ``soffice.bin`` as its child; both live in the
+        process group ``tools.spawn`` created for them, so the group (ours, by id) is killed."""
+        proc, self.proc, self.desktop = self.proc, None, None
+        if proc is not None:
+            _kill_group(proc)
+
+    def stop(self) -> None:
+        """Ask LibreOffice to quit, then make sure it has."""
+        if self.desktop is not None and self.proc is not None and self.proc.poll() is None:
+            uno = _uno()
+            try:
+                self.desktop.terminate()
+            except uno.getClass("com.sun.star.uno.Exception"):
+                pass  # the bridge drops as soffice quits: expected
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass  # killed below
+        self.kill()
+
+    # ---- work ----------------------------------------------------------------------------
+    def convert(self, docx: bytes) -> bytes:
+        """Convert with supervision: a dead or hung listener is restarted and the document retried once."""
+        with self.lock:
+            for attempt in (1, 2):
+                if not self.alive():
+                    if self.proc is not None:
+                        self.kill()
+                        self.restarts += 1
+                    self.start()
+                try:
+                    pdf = self._convert_once(docx)
+                    self.conversions += 1
+                    return pdf
+                except ToolFailed as e:
+                    if getattr(e, "fatal", False) or attempt == 2:
+                        raise
+                    log.warning("LibreOffice listener %d failed (%s); restarting and retrying once",
+                                self.index, e.message)
+                    self.kill()
+                    self.restarts += 1
+        raise AssertionError("unreachable")
+
+    def _convert_once(self, docx: bytes) -> bytes:
+        uno = _uno()
+        uno_error = uno.getClass("com.sun.star.uno.Exception")
+        name = uuid.uuid4().hex
+        src, dst = self.work / f"{name}.docx", self.work / f"{name}.pdf"
+        src.write_bytes(docx)
+        timed_out = threading.Event()
+
+        def hung():
+            timed_out.set()
+            log.warning("LibreOffice listener %d hung for %.0f s: killing it", self.index, self.timeout)
+            if self.proc is not None:
+                _kill_group(self.proc)
+
+        watchdog = threading.Timer(self.timeout, hung)
+        watchdog.daemon = True
+        watchdog.start()
+        doc = None
+        try:
+            doc = self.desktop.loadComponentFromURL(src.resolve().as_uri(), "_blank", 0,
+                                                    _props(uno, Hidden=True, ReadOnly=True))
+            if doc is None:
+                err = ToolFailed("LibreOffice could not open the rendered DOCX", tool="soffice")
+                err.fatal = True  # the input is at fault: a restart would not help
+                raise err
+            doc.storeToURL(dst.resolve().as_uri(), _props(uno, FilterName="writer_pdf_Export"))
+            return dst.read_bytes()
+        except uno_error as e:
+            reason = getattr(e, "Message", "") or type(e).__name__
+            why = "timed out" if timed_out.is_set() else f"failed: {reason}"
+            raise ToolFailed(f"LibreOffice PDF export {why}", tool="soffice") from e
+        except FileNotFoundError as e:
+            raise ToolFailed("LibreOffice wrote no PDF", tool="soffice") from e
+        finally:
+            watchdog.cancel()
+            if doc is not None and not timed_out.is_set():
+                try:
+                    doc.close(True)
+                except uno_error:
+                    pass  # the document is gone either way
+            src.unlink(missing_ok=True)
+            dst.unlink(missing_ok=True)
+
+
+class PdfConverter:
+    """A pool of ``workers`` warm LibreOffice listeners converting DOCX bytes to PDF bytes.
+
+    Thread-safe. Listeners start lazily (or with ``start()``), under ``base_dir`` (default: a new
+    temporary directory) which holds their profiles and scratch files and is removed at shutdown."""
+
+    def __init__(self, workers: int = 1, timeout: float = 120, base_dir: Path | str | None = None):
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.workers = workers
+        self.timeout = timeout
+        self._own_root = base_dir is None
+        root = Path(tempfile.mkdtemp(prefix="baoxue-lo-")) if base_dir is None else Path(base_dir)
+        self.root = root.resolve()  # LibreOffice needs an absolute user installation path
+        self._offices = [_Office(self.root, i, timeout) for i in range(workers)]
+        self._idle: queue.Queue[_Office] = queue.Queue()
+        for office in self._offices:
+            self._idle.put(office)
+        self._closed = False
+        _live.add(self)
+
+    def start(self) -> None:
+        """Start every listener now (otherwise each starts on its first document)."""
+        with ThreadPoolExecutor(self.workers) as ex:
+            list(ex.map(self._start_one, self._offices))
+
+    @staticmethod
+    def _start_one(office: _Office) -> None:
+        with office.lock:
+            if not office.alive():
+                office.start()
+
+    def convert(self, docx: bytes) -> bytes:
+        """Convert one DOCX to PDF (blocks while every listener is busy)."""
+        if self._closed:
+            raise ToolFailed("PDF converter is shut down", tool="soffice")
+        office = self._idle.get()
+        try:
+            return office.convert(docx)
+        finally:
+            self._idle.put(office)
+
+    def convert_many(self, docs: Iterable[bytes]) -> list[bytes]:
+        """Convert a batch using every listener; results in input order."""
+        docs = list(docs)
+        if self.workers == 1 or len(docs) < 2:
+            return [self.convert(d) for d in docs]
+        with ThreadPoolExecutor(self.workers) as ex:
+            return list(ex.map(self.convert, docs))
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"conversions": sum(o.conversions for o in self._offices),
+                "restarts": sum(o.restarts for o in self._offices),
+                "running": sum(o.alive() for o in self._offices)}
+
+    def pids(self) -> list[int]:
+        return [o.proc.pid for o in self._offices if o.proc is not None]
+
+    def shutdown(self) -> None:
+        """Quit every listener and remove the scratch directory."""
+        if self._closed:
+            return
+        self._closed = True
+        for office in self._offices:
+            with office.lock:
+                office.stop()
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> PdfConverter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+
+_singleton: PdfConverter | None = None
+_singleton_lock = threading.Lock()
+
+
+def get_converter(workers: int = 1, timeout: float = 120) -> PdfConverter:
+    """The process-wide converter (created on first use; recreated if asked for another size)."""
+    global _singleton
+    with _singleton_lock:
+        if _singleton is None or _singleton._closed or _singleton.workers != workers:  # noqa: SLF001
+            if _singleton is not None:
+                _singleton.shutdown()
+            _singleton = PdfConverter(workers=workers, timeout=timeout)
+        return _singleton
+
+
+def convert_docx_to_pdf(docx: bytes) -> bytes:
+    """Convert one DOCX to PDF with the process-wide warm converter."""
+    return get_converter().convert(docx)
+
+
+def convert_many(docs: Iterable[bytes], workers: int | None = None) -> list[bytes]:
+    """Convert a batch with the process-wide converter (all of its listeners)."""
+    conv = get_converter(workers) if workers else (_singleton if _singleton and not _singleton._closed  # noqa: SLF001
+                                                    else get_converter())
+    return conv.convert_many(docs)
+
+
+def cold_convert(docx: bytes, timeout: float = 180) -> bytes:
+    """One ``soffice --convert-to pdf`` process for one document: the slow baseline the benchmark
+    compares against. Not for production use."""
+    with tempfile.TemporaryDirectory(prefix="baoxue-cold-") as tmp:
+        tmp_path = Path(tmp).resolve()
+        src = tmp_path / "document.docx"
+        src.write_bytes(docx)
+        tools.run(["soffice", "--headless", "--norestore", "--nologo",
+                   f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}",
+                   "--convert-to", "pdf", "--outdir", str(tmp_path), str(src)], timeout=timeout)
+        out = tmp_path / "document.pdf"
+        if not out.exists():
+            raise ToolFailed("soffice --convert-to wrote no PDF", tool="soffice")
+        return out.read_bytes()
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    for conv in list(_live):
+        conv.shutdown()
