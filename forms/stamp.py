@@ -130,7 +130,8 @@ def _stamp_page(writer: PdfWriter, page, payload: str, label: str) -> None:
     fonts = fonts.get_object()
     fonts[NameObject(_FONT)] = DictionaryObject({
         NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
-        NameObject("/BaseFont"): NameObject("/Helvetica"), NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
+        NameObject("/BaseFont"): NameObject("/Helvetica"),
+        NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
     })
 
 
