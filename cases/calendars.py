@@ -160,7 +160,7 @@ class HolidayTables:
     """The admin-loaded tables, by year. An explicitly loaded table takes precedence over
     chinese-calendar for its year (so an administrator can also correct a known year)."""
 
-    tables: Mapping[int, HolidayTable] = field(default_factory=dict)
+    tables: Mapping[int, HolidayTable] = field(default_factory=dict, hash=False)
 
     @classmethod
     def of(cls, *tables: HolidayTable) -> HolidayTables:
