@@ -59,6 +59,9 @@ def check_id_number(value: str, *, today: dt.date | None = None) -> str:
         raise ValueError("身份证号中的出生日期在未来")
     try:
         ric.validate(v)
+    except KeyError:
+        # python-stdnum 2.2 raises KeyError for an area code whose prefecture it does not know
+        raise ValueError(f"身份证号前6位{v[:6]}不是有效的县级行政区划代码") from None
     except StdnumError as e:
         if id_check_char(v[:17]) != v[17]:
             raise ValueError("身份证号校验码错误(GB 11643)") from e
