@@ -309,14 +309,13 @@ def _check_dates(data: dict, _variant, _options) -> dict[str, str]:
 
 def _check_service(data: dict, _variant, _options) -> dict[str, str]:
     """留置送达 needs the refusal reason and a witness; a proxy needs name and relationship.
-    These are HAND fields: checked only once the 回证 says how it was served."""
+    These are HAND fields: checked only once the 回证 says how it was served. Signature presence
+    is confirmed by a person, so it is judged by ``receipt_complete``, not here."""
     errs: dict[str, str] = {}
     method = data.get("service_method")
     if method == "left":
         if not data.get("refusal_reason"):
             errs["refusal_reason"] = "留置送达须写明拒收事由"
-        if not data.get("witness_signature"):
-            errs["witness_signature"] = "留置送达须有见证人签名"
         if not data.get("witness_name"):
             errs["witness_name"] = "留置送达须写明见证人"
     if method == "proxy" and not data.get("proxy_name"):
