@@ -32,6 +32,11 @@ class Config:
     PDF_WORKERS = int(os.environ.get("BAOXUE_PDF_WORKERS", "1"))
     PDF_TIMEOUT = float(os.environ.get("BAOXUE_PDF_TIMEOUT", "120"))
     DEFAULT_REGION_PROFILE = os.environ.get("BAOXUE_REGION_PROFILE", "henan-weihui-2022")
+    # Start the LibreOffice converter when the app starts (the run script sets it) instead of on
+    # the first PDF.
+    PDF_PREWARM = _env_bool("BAOXUE_PDF_PREWARM", False)
+    # Modules whose @job_task kinds a worker must know.
+    JOB_MODULES = ("cases.batch",)
     MAX_UPLOAD_BYTES = int(os.environ.get("BAOXUE_MAX_UPLOAD_MB", "64")) * 1024 * 1024
     TESTING = False
 

@@ -1,0 +1,56 @@
+"""Flask wiring: the database, the store, jobs, the API (flask-smorest) and the HTML pages."""
+
+from __future__ import annotations
+
+from flask import Flask, g
+from flask_smorest import Api
+
+from web.errors import handle_http_error, register_error_handlers
+
+
+class BaoxueApi(Api):
+    """flask-smorest Api whose HTTP errors use our body ``{"error", "message", "fields"}``."""
+
+    def handle_http_exception(self, error):
+        return handle_http_error(error)
+
+
+def init_web(app: Flask) -> None:
+    from cases import jobs
+    from cases.db import create_schema, make_engine, make_session_factory
+    from cases.service import Services
+
+    engine = make_engine(app.config["DATABASE_URL"])
+    if app.config.get("CREATE_SCHEMA"):
+        create_schema(engine)
+    factory = make_session_factory(engine)
+    services = Services.from_config(app.config, factory)
+    app.extensions["baoxue"] = services
+    app.extensions["baoxue_engine"] = engine
+    jobs.init_jobs(app.config, session_factory=factory)
+    from cases import batch  # registers the batch job kinds
+
+    batch.register_services(services)
+
+    @app.teardown_appcontext
+    def _close_session(_exc):
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()
+
+    if app.config.get("PDF_PREWARM"):
+        import threading
+
+        from forms.pdf import get_converter
+
+        threading.Thread(target=get_converter(services.pdf_workers, services.pdf_timeout).start,
+                         name="pdf-prewarm", daemon=True).start()
+
+    api = BaoxueApi(app)
+    from web.api import blp, register_form_schemas
+    from web.pages import pages
+
+    api.register_blueprint(blp)
+    register_form_schemas(api)
+    app.register_blueprint(pages)
+    register_error_handlers(app)

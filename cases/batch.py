@@ -1,0 +1,177 @@
+"""Batch rendering: 责任书 for every child unit of an organisation node, 交接表 for every class of
+a handover plan — one call, one background job, one ZIP, with progress on the ``Job`` row.
+
+Every item is validated before the job is queued, so bad input is refused at once (422 naming the
+item and field) and nothing is numbered. The job carries only the path of a request file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cases import jobs
+from cases import service as svc
+from cases.models import Org, Pupil, SchoolClass
+from cases.prefill import complete_data
+from forms.errors import NotFound, ValidationFailed
+from forms.registry import get_spec
+from forms.render import zip_documents
+
+log = logging.getLogger(__name__)
+
+
+def _validate_items(session: Session, services: svc.Services, items: list[dict]) -> None:
+    errors: dict[str, str] = {}
+    today = dt.date.today()
+    for i, item in enumerate(items):
+        spec = get_spec(item["form"])
+        var = spec.variant(item.get("variant"))
+        issuer = session.get(Org, item["issuer_id"])
+        try:
+            full = complete_data(spec, var, item["data"], profile=svc._profile_name(session, issuer, services),
+                                 issued_on=today)
+            spec.validate(full, var, options=svc.form_options(session, issuer, services))
+        except ValidationFailed as e:
+            for k, msg in e.fields.items():
+                errors[f"items[{i}]({item['label']}).{k}"] = msg
+    if errors:
+        raise ValidationFailed(f"批量生成有{len(errors)}处错误，未生成任何文书", fields=errors)
+
+
+def _submit(session: Session, services: svc.Services, kind: str, items: list[dict], *, fmt: str,
+            user: str, org_id: int) -> str:
+    _validate_items(session, services, items)
+    path = services.output_dir / "jobs" / f"{kind}-{uuid.uuid4().hex}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"items": items, "format": fmt, "user": user}, ensure_ascii=False),
+                    encoding="utf-8")
+    return jobs.submit(session, "batch_render", str(path), total=len(items), org_id=org_id)
+
+
+def start_responsibility_batch(session: Session, services: svc.Services, body: dict, *, user: str) -> str:
+    """One 责任书 per child unit of ``parent_org_id`` (optionally only children of ``child_kind``)."""
+    parent = session.get(Org, body["parent_org_id"])
+    if parent is None:
+        raise NotFound("上级机构不存在", fields={"parent_org_id": "不存在"})
+    if session.get(Org, body["issuer_id"]) is None:
+        raise NotFound("签发机构不存在", fields={"issuer_id": "不存在"})
+    children = [c for c in sorted(parent.children, key=lambda o: o.id)
+                if not body.get("child_kind") or c.kind == body["child_kind"]]
+    if not children:
+        raise ValidationFailed(f"“{parent.name}”没有下级单位", fields={"parent_org_id": "没有下级单位"})
+    items = []
+    for child in children:
+        data = {"party_a_name": parent.name, **body["data"], "party_b_name": child.name}
+        items.append({"form": "responsibility", "variant": body["variant"], "issuer_id": body["issuer_id"],
+                      "data": data, "label": child.name})
+    return _submit(session, services, "responsibility", items, fmt=body["format"], user=user,
+                   org_id=body["issuer_id"])
+
+
+def handover_data(session: Session, klass: SchoolClass, receiving: Org) -> dict:
+    """A 交接表 for one grade-6 class, from the store: header, counts and one row per pupil."""
+    from cases.models import ancestors
+
+    school = session.get(Org, klass.org_id)
+    chain = [school, *reversed(ancestors(session, school))]
+    township = next((o for o in chain if o.kind == "township"), None)
+    county = next((o for o in chain if o.kind == "county"), None)
+    central = None
+    if township is not None:
+        central = next((c for c in township.children if c.kind == "central_school"), None)
+    pupils = session.scalars(select(Pupil).where(Pupil.class_id == klass.id).order_by(Pupil.id)).all()
+    rows = []
+    for p in pupils:
+        g = p.guardians[0] if p.guardians else None
+        rows.append({
+            "name": p.name, "sex": p.sex, "birth_date": p.birth_date.isoformat() if p.birth_date else None,
+            "id_number": p.id_number, "xueji_no": p.xueji_no, "primary_class": f"{klass.name}",
+            "hukou_place": p.hukou_text or p.address, "residence": p.address,
+            "guardian_name": g.name if g else None, "guardian_relation": g.relation if g else None,
+            "guardian_phone": g.phone if g else None, "special_groups": list(p.special_groups or []),
+            "file_handed": True,
+        })
+    groups = [set(r["special_groups"]) for r in rows]
+    return {
+        "county_name": county.name if county else "", "handover_year": dt.date.today().year,
+        "township_name": township.name if township else "",
+        "central_school": (central or township or school).name,
+        "from_school": school.name, "from_school_code": school.code or "", "from_class": klass.name,
+        "to_school": receiving.name, "to_school_code": receiving.code or "",
+        "expected_count": len(rows), "g01_count": sum("G01" in g for g in groups),
+        "disabled_count": sum("G03" in g for g in groups), "left_behind_count": sum("G02" in g for g in groups),
+        "handover_date": dt.date.today().isoformat(), "pupils": rows,
+    }
+
+
+def start_handover_batch(session: Session, services: svc.Services, body: dict, *, user: str) -> str:
+    """One 交接表 per class of the plan, rows taken from the class's pupils."""
+    if session.get(Org, body["issuer_id"]) is None:
+        raise NotFound("签发机构不存在", fields={"issuer_id": "不存在"})
+    items = []
+    errors = {}
+    for i, entry in enumerate(body["plan"]):
+        klass = session.get(SchoolClass, entry["class_id"])
+        receiving = session.get(Org, entry["receiving_school_id"])
+        if klass is None:
+            errors[f"plan[{i}].class_id"] = "班级不存在"
+        if receiving is None or receiving.kind != "school":
+            errors[f"plan[{i}].receiving_school_id"] = "接收学校不存在"
+        if klass is not None and receiving is not None:
+            data = {**handover_data(session, klass, receiving), **body["data"]}
+            items.append({"form": "handover", "variant": None, "issuer_id": body["issuer_id"],
+                          "data": data, "label": f"{klass.name}"})
+    if errors:
+        raise ValidationFailed("整班移交方案有误", fields=errors)
+    return _submit(session, services, "handover", items, fmt=body["format"], user=user,
+                   org_id=body["issuer_id"])
+
+
+@jobs.job_task("batch_render")
+def batch_render(ctx: jobs.JobContext, request_path: str) -> str:
+    """Issue every item of a batch request file and bundle the files into one ZIP."""
+    request = json.loads(Path(request_path).read_text(encoding="utf-8"))
+    services = _services_for_job(ctx)
+    items = request["items"]
+    want_pdf = request["format"] == "pdf"
+    files: dict[str, bytes] = {}
+    ctx.progress(0, len(items))
+    for i, item in enumerate(items, 1):
+        with ctx.session() as session:
+            doc = svc.issue_document(session, services, form=item["form"], variant=item.get("variant"),
+                                     issuer_id=item["issuer_id"], data=item["data"], user=request["user"],
+                                     want_pdf=want_pdf)
+            base = f"{i:03d}-{item['label']}-{doc.number_text}"
+            files[f"{base}.docx"] = svc.document_file(services, doc, "docx")
+            if want_pdf:
+                files[f"{base}.pdf"] = svc.document_file(services, doc, "pdf")
+        ctx.progress(i)
+    out = ctx.output_dir / "batches" / f"{ctx.job_id}.zip"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(zip_documents(files))
+    return str(out)
+
+
+_SERVICES: dict[str, svc.Services] = {}
+
+
+def register_services(services: svc.Services) -> None:
+    """The app (or a worker) registers its Services so jobs can render and store."""
+    _SERVICES["default"] = services
+
+
+def _services_for_job(ctx: jobs.JobContext) -> svc.Services:
+    if "default" not in _SERVICES:
+        from cases.db import make_engine, make_session_factory
+        from config import Config
+
+        cfg = {k: getattr(Config, k) for k in dir(Config) if k.isupper()}
+        register_services(svc.Services.from_config(cfg, make_session_factory(make_engine(cfg["DATABASE_URL"]))))
+    return _SERVICES["default"]

@@ -1,0 +1,116 @@
+"""HTML pages for clerks: pick a form, fill it in (the input form is generated from the spec),
+download DOCX/PDF, upload a returned copy and see what was read and what changed."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from cases import service as svc
+from cases.models import Document, Org
+from forms.errors import ValidationFailed
+from forms.registry import all_specs, get_spec
+from forms.spec import Filled, Kind
+
+pages = Blueprint("pages", __name__)
+
+
+def _services() -> svc.Services:
+    return current_app.extensions["baoxue"]
+
+
+def _db():
+    if "db_session" not in g:
+        g.db_session = _services().session_factory()
+    return g.db_session
+
+
+def _user() -> str:
+    return request.headers.get("X-Baoxue-User") or "web"
+
+
+@pages.route("/")
+def index():
+    session = _db()
+    docs = session.scalars(select(Document).order_by(Document.created_at.desc()).limit(20)).all()
+    orgs = session.scalars(select(Org).order_by(Org.path)).all()
+    return render_template("index.html", specs=list(all_specs().values()), docs=docs, orgs=orgs)
+
+
+def _form_rows(spec, variant_code):
+    """Fields the user types before printing (INPUT, plus HAND fields that may be prefilled)."""
+    out = []
+    for f in spec.fields:
+        if f.filled == Filled.SYSTEM or f.kind in (Kind.SIGNATURE, Kind.SEAL):
+            continue
+        out.append(f)
+    return out
+
+
+def _collect(spec) -> dict:
+    """Turn the posted HTML form back into spec data (tables as ``name-<row>-<col>``)."""
+    data: dict = {}
+    for f in spec.fields:
+        if f.kind == Kind.TABLE:
+            rows = []
+            for i in range(max(f.min_rows, 1) + 5):
+                row = {c.name: request.form.get(f"{f.name}-{i}-{c.name}", "").strip() for c in f.columns}
+                if any(row.values()):
+                    rows.append(row)
+            if rows:
+                data[f.name] = rows
+        elif f.kind == Kind.MULTI:
+            values = request.form.getlist(f.name)
+            if values:
+                data[f.name] = values
+        else:
+            value = request.form.get(f.name, "").strip()
+            if value:
+                data[f.name] = value
+    return data
+
+
+@pages.route("/forms/<code>", methods=["GET", "POST"])
+def fill_form(code: str):
+    spec = get_spec(code)
+    session = _db()
+    orgs = session.scalars(select(Org).where(Org.doc_prefix.is_not(None)).order_by(Org.path)).all()
+    variant = request.values.get("variant") or (spec.variants[0].code if spec.variants else None)
+    errors: dict = {}
+    message = None
+    status = 200
+    if request.method == "POST":
+        data = _collect(spec)
+        issuer = request.form.get("issuer_id", "")
+        try:
+            if not issuer.isdigit():
+                raise ValidationFailed("请选择签发机构", fields={"issuer_id": "必填"})
+            doc = svc.issue_document(session, _services(), form=spec.code, variant=variant,
+                                     issuer_id=int(issuer), data=data, user=_user(),
+                                     want_pdf=request.form.get("format", "pdf") == "pdf")
+            return redirect(url_for("pages.document_page", doc_id=doc.id))
+        except ValidationFailed as e:
+            errors, message, status = e.fields, e.message, 422
+    return render_template("form.html", spec=spec, variant=variant, fields=_form_rows(spec, variant),
+                           values=request.form, errors=errors, message=message, orgs=orgs,
+                           Kind=Kind), status
+
+
+@pages.route("/documents/<doc_id>")
+def document_page(doc_id: str):
+    session = _db()
+    doc = svc.get_document(session, doc_id)
+    history = svc.document_history(session, doc)
+    return render_template("document.html", doc=doc, spec=get_spec(doc.form), history=history)
+
+
+@pages.route("/upload", methods=["POST"])
+def upload_page():
+    f = request.files.get("file")
+    org_id = request.form.get("org_id", "")
+    if f is None or not f.filename or not org_id.isdigit():
+        raise ValidationFailed("请选择文件和上传单位",
+                               fields={"file": "必填", "org_id": "必填"})
+    result = svc.ingest_upload(_db(), _services(), filename=f.filename, data=f.read(), org_id=int(org_id),
+                               user=_user(), attach=bool(request.form.get("attach")), mime=f.mimetype)
+    return render_template("upload_result.html", result=result)
