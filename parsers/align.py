@@ -117,10 +117,13 @@ class Aligned:
 
     @property
     def scan_dpi(self) -> float:
-        """Resolution of the scan at the page centre, estimated from the transform."""
-        a = self.homography
-        c = _apply(a, [[0, 0], [72, 0], [0, 72]])
-        return float(math.sqrt(abs(np.cross(c[1] - c[0], c[2] - c[0]))))
+        """Resolution of the scan at the image centre, estimated from the transform (a photo
+        taken at an angle has a different scale at each end of the page)."""
+        h, w = self.image.shape[:2]
+        x, y = _apply(np.linalg.inv(self.homography), [[w / 2, h / 2]])[0]
+        c = _apply(self.homography, [[x, y], [x + 72, y], [x, y + 72]])
+        u, v = c[1] - c[0], c[2] - c[0]
+        return float(math.sqrt(abs(u[0] * v[1] - u[1] * v[0])))
 
     def to_pixels(self, points_pt) -> np.ndarray:
         """PDF points -> pixel coordinates in the upright ``image`` (N x 2 array)."""

@@ -236,8 +236,9 @@ def _load_raster(data: bytes, name: str, *, kind: str, max_pixels: int, max_page
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as e:
-        raise ImageTooLarge(f"{name}, page 1: image is too large to decode safely ({e})",
-                            filename=name, page=1) from e
+        # Pillow's guard reads the size from the header too: nothing was decoded.
+        raise ImageTooLarge(f"{name}, page 1: image is too large to decode safely ({e}); scan at "
+                            "200-300 dpi instead", filename=name, page=1) from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise CorruptImage(f"{name}: damaged {kind.upper()} file, cannot read it ({e})",
                            filename=name, page=1) from e

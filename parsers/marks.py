@@ -1,0 +1,249 @@
+"""Marks on a form: tick boxes, signatures, fingerprints and red seals (presence only).
+
+Every function takes a crop cut out by ``align.Aligned.crop`` (RGB, default 200 dpi) and returns
+a ``Mark``: a state, a score (the measured quantity) and a confidence in [0, 1]. The rule from
+DOMAIN.md section 5.6 applies: presence only, never identity, and anything unclear is
+``"ambiguous"`` so a person decides; nothing here guesses.
+
+* tick boxes: ink ratio inside the printed box with the border excluded, with an ambiguity band
+  between "empty" and "ticked";
+* seals: red (HSV) area with a roughly round or square outline of seal size; a scan without
+  colour cannot show a seal and says so;
+* fingerprints: a compact red blob of fingertip size;
+* signatures: ink beyond the printed content: printed lines are removed, and either a blank
+  reference crop of the template is subtracted or only components too large for printed text
+  count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from parsers.images import ink_mask, to_gray
+
+TICKED, EMPTY, AMBIGUOUS = "ticked", "empty", "ambiguous"
+PRESENT, ABSENT = "present", "absent"
+
+# Ink ratio inside a tick box: at most EMPTY_MAX is empty, at least TICKED_MIN is ticked.
+EMPTY_MAX = 0.03
+TICKED_MIN = 0.07
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Outcome for one zone. ``state``: "ticked"/"empty"/"ambiguous" for tick boxes,
+    "present"/"absent"/"ambiguous" otherwise. ``score``: the measured quantity (ink or red
+    ratio). ``confidence``: 0..1, how far the score is from the decision band. ``reason``: set
+    when the answer is ambiguous, for the reviewer."""
+
+    state: str
+    score: float
+    confidence: float
+    reason: str = ""
+
+    def __iter__(self):
+        # Allows ``state, score = tick_state(crop)``.
+        return iter((self.state, self.score))
+
+    @property
+    def needs_review(self) -> bool:
+        return self.state == AMBIGUOUS
+
+
+def _confidence(score: float, low: float, high: float) -> float:
+    """1 far outside the band [low, high], falling to 0.5 at its edges and 0 in its middle."""
+    if score <= low:
+        return float(min(1.0, 0.5 + 0.5 * (low - score) / max(low, 1e-9)))
+    if score >= high:
+        return float(min(1.0, 0.5 + 0.5 * (score - high) / max(high, 1e-9)))
+    mid = (low + high) / 2
+    return float(0.5 * abs(score - mid) / ((high - low) / 2))
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of consecutive True runs."""
+    runs, start = [], None
+    for i, f in enumerate(flags):
+        if f and start is None:
+            start = i
+        elif not f and start is not None:
+            runs.append((start, i))
+            start = None
+    if start is not None:
+        runs.append((start, len(flags)))
+    return runs
+
+
+def _box_interior(ink: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Inner edges (x0, y0, x1, y1) of the printed square, from rows/columns that are mostly ink."""
+    h, w = ink.shape
+    cols = _runs(ink.mean(axis=0) > 0.45)
+    rows = _runs(ink.mean(axis=1) > 0.45)
+    if len(cols) < 2 or len(rows) < 2:
+        return None
+    x0, x1 = cols[0][1], cols[-1][0]
+    y0, y1 = rows[0][1], rows[-1][0]
+    if x1 - x0 < 0.3 * w or y1 - y0 < 0.3 * h:
+        return None
+    return x0, y0, x1, y1
+
+
+def tick_state(crop: np.ndarray, *, empty_max: float = EMPTY_MAX, ticked_min: float = TICKED_MIN) -> Mark:
+    """Is the tick box in ``crop`` (the box plus a little margin) ticked, empty or unclear?
+
+    The score is the ink ratio inside the box, border excluded, with a further 12 % inset so a
+    slightly misaligned or blurred border does not count as a tick."""
+    gray = to_gray(crop)
+    ink = ink_mask(gray, contrast=0.7)
+    h, w = ink.shape
+    inner = _box_interior(ink)
+    reason = ""
+    if inner is None:
+        # No printed square found (faint print, a hand-drawn box): read the centre only.
+        inner = (int(0.25 * w), int(0.25 * h), int(0.75 * w), int(0.75 * h))
+        reason = "box border not found; centre of the zone measured"
+    x0, y0, x1, y1 = inner
+    mx, my = int(round(0.12 * (x1 - x0))), int(round(0.12 * (y1 - y0)))
+    region = ink[y0 + my:y1 - my, x0 + mx:x1 - mx]
+    if region.size == 0:
+        return Mark(AMBIGUOUS, 0.0, 0.0, "tick box too small to read")
+    score = float(region.mean())
+    conf = _confidence(score, empty_max, ticked_min)
+    if score <= empty_max:
+        return Mark(EMPTY, score, conf * (0.8 if reason else 1.0), reason)
+    if score >= ticked_min:
+        return Mark(TICKED, score, conf * (0.8 if reason else 1.0), reason)
+    return Mark(AMBIGUOUS, score, conf, reason or "faint or partial mark in the box")
+
+
+def _red_mask(crop: np.ndarray) -> np.ndarray:
+    hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV)
+    hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    # OpenCV hue is 0..179; red wraps around 0. Seal ink is saturated, and not too dark.
+    return ((hue <= 10) | (hue >= 160)) & (sat >= 80) & (val >= 70)
+
+
+def is_colour(image: np.ndarray) -> bool:
+    """Does the scan carry colour at all? Decide on the whole page (a seal zone without a seal is
+    colourless even on a colour scan) and pass the answer to ``seal_present``."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return False
+    step = max(1, int(max(image.shape[:2]) // 800))  # a sample is enough
+    c = image[::step, ::step].astype(np.int16)
+    spread = c.max(axis=2) - c.min(axis=2)
+    # A grey or bilevel scan has no spread between channels at all; a colour scan of a black
+    # form still shows coloured ink or colour fringes on some pixels.
+    return float((spread >= 20).mean()) >= 0.0002
+
+
+def _red_blob(crop: np.ndarray, dpi: float) -> tuple[float, float, float, float]:
+    """(red ratio, blob diameter in mm, fill of its enclosing circle, aspect ratio)."""
+    red = _red_mask(crop).astype(np.uint8)
+    ratio = float(red.mean())
+    if ratio == 0:
+        return 0.0, 0.0, 0.0, 1.0
+    # Join the ring, star and characters of a seal into one blob.
+    k = max(3, int(round(1.5 * dpi / 25.4)))
+    joined = cv2.morphologyEx(red, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(joined)
+    if n <= 1:
+        return ratio, 0.0, 0.0, 1.0
+    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    ys, xs = np.nonzero(labels == biggest)
+    pts = np.stack([xs, ys], axis=1).astype(np.float32)
+    (_, _), radius = cv2.minEnclosingCircle(pts)
+    w, h = stats[biggest, cv2.CC_STAT_WIDTH], stats[biggest, cv2.CC_STAT_HEIGHT]
+    inside = float(red[labels == biggest].sum())
+    fill = inside / max(np.pi * radius * radius, 1.0)
+    return ratio, 2 * radius * 25.4 / dpi, fill, float(max(w, h) / max(min(w, h), 1))
+
+
+def seal_present(crop: np.ndarray, *, dpi: float = 200.0, colour: bool | None = None,
+                 min_diameter_mm: float = 15.0) -> Mark:
+    """Is there a red seal in the zone? Presence only: the seal's text is never read.
+
+    ``dpi`` is the crop resolution (``Aligned.dpi``). ``colour``: whether the page is a colour
+    scan (``is_colour(page)``); when None it is judged from the crop alone. On a colourless scan
+    the answer is "ambiguous": a seal cannot be told from black ink."""
+    if not (is_colour(crop) if colour is None else colour):
+        return Mark(AMBIGUOUS, 0.0, 0.0, "black-and-white scan: seal colour cannot be checked")
+    ratio, diameter, fill, aspect = _red_blob(crop, dpi)
+    if ratio < 0.0005:
+        return Mark(ABSENT, ratio, _confidence(ratio, 0.0005, 0.003))
+    seal_like = diameter >= min_diameter_mm and aspect <= 1.6 and fill >= 0.04
+    if seal_like and ratio >= 0.003:
+        return Mark(PRESENT, ratio, min(1.0, 0.6 + 0.4 * min(1.0, diameter / 35.0)))
+    why = (f"red mark of {diameter:.0f} mm, smaller than a seal" if diameter < min_diameter_mm
+           else "red ink that does not have the shape of a seal")
+    return Mark(AMBIGUOUS, ratio, 0.3, why)
+
+
+def fingerprint_present(crop: np.ndarray, *, dpi: float = 200.0, colour: bool | None = None) -> Mark:
+    """Is there a red fingerprint (捺印) in the zone? A compact, fairly solid red blob of
+    fingertip size (8-30 mm). Presence only; ``colour`` as for ``seal_present``."""
+    if not (is_colour(crop) if colour is None else colour):
+        return Mark(AMBIGUOUS, 0.0, 0.0, "black-and-white scan: fingerprint colour cannot be checked")
+    ratio, diameter, fill, aspect = _red_blob(crop, dpi)
+    if ratio < 0.0005:
+        return Mark(ABSENT, ratio, _confidence(ratio, 0.0005, 0.003))
+    if 8.0 <= diameter <= 30.0 and fill >= 0.25 and aspect <= 2.2:
+        return Mark(PRESENT, ratio, min(1.0, 0.5 + fill))
+    return Mark(AMBIGUOUS, ratio, 0.3, f"red mark of {diameter:.0f} mm that does not look like a fingerprint")
+
+
+def _remove_lines(ink: np.ndarray) -> np.ndarray:
+    """Drop long straight horizontal/vertical strokes: cell borders and printed underlines."""
+    h, w = ink.shape
+    u8 = ink.astype(np.uint8)
+    horiz = cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((1, max(15, w // 3)), np.uint8))
+    vert = cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((max(15, h // 3), 1), np.uint8))
+    lines = cv2.dilate(horiz | vert, np.ones((3, 3), np.uint8))
+    return ink & ~lines.astype(bool)
+
+
+def signature_present(crop: np.ndarray, *, reference: np.ndarray | None = None, dpi: float = 200.0,
+                      min_stroke_mm: float = 6.0) -> Mark:
+    """Is the signature zone signed? Presence only: the signature is never read or compared.
+
+    ``reference``: the same zone cropped from the blank template page (same size), whose ink is
+    subtracted. Without it, printed text is told apart by size: only ink components spanning
+    ``min_stroke_mm`` or more (a handwritten stroke, not a printed character) count. Red ink
+    (seals, fingerprints) is left to the other checks."""
+    gray = to_gray(crop)
+    ink = ink_mask(gray, contrast=0.7)
+    if crop.ndim == 3:
+        ink &= ~_red_mask(crop)
+    h, w = ink.shape
+    edge = max(2, int(round(0.03 * min(h, w))))
+    ink[:edge, :] = False
+    ink[-edge:, :] = False
+    ink[:, :edge] = False
+    ink[:, -edge:] = False
+    ink = _remove_lines(ink)
+    if reference is not None:
+        if reference.shape[:2] != crop.shape[:2]:
+            raise ValueError("reference crop must have the same size as the crop")
+        printed = ink_mask(to_gray(reference), contrast=0.7).astype(np.uint8)
+        k = max(3, int(round(0.8 * dpi / 25.4)))  # tolerate ~0.8 mm misregistration
+        ink &= ~cv2.dilate(printed, np.ones((k, k), np.uint8)).astype(bool)
+    total = float(ink.mean())
+    n, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8))
+    min_px = min_stroke_mm * dpi / 25.4
+    big = [i for i in range(1, n) if max(stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]) >= min_px]
+    big_ratio = float(sum(stats[i, cv2.CC_STAT_AREA] for i in big)) / ink.size
+    if reference is not None:
+        # With the printed content subtracted, everything left is handwriting or dirt.
+        score = total
+        low, high = 0.0008, 0.003
+    else:
+        score = big_ratio
+        low, high = 0.0005, 0.002
+    if score >= high and (big or reference is not None and total >= high):
+        return Mark(PRESENT, score, _confidence(score, low, high))
+    if score <= low and (reference is not None or total < 0.02):
+        return Mark(ABSENT, score, _confidence(score, low, high))
+    return Mark(AMBIGUOUS, score, _confidence(score, low, high) * 0.5,
+                "some ink in the signature zone, too little to call it a signature")
