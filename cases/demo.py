@@ -3,7 +3,8 @@
 ``load_demo(session, seed=1)`` builds 演示市青禾县 (GB/T 2260-looking code 419901, not a real
 county): the county government and education bureau as issuers, 3 townships with 3–4 villages
 each, 6 schools (4 primary, 2 junior) with 学校标识码, one class per grade, 300 pupils with
-checksum-valid synthetic ID numbers (birth dates consistent with their grade; 学籍号 "G"+ID),
+checksum-valid synthetic ID numbers (area code: see ID_AREA_CODE; birth dates consistent with
+their grade; 学籍号 "G"+ID),
 guardians with valid mobile numbers, and 6 open cases at different workflow states with the
 events that led there. Deterministic for a given seed and date. Every person is invented.
 
@@ -31,6 +32,10 @@ from forms import validators
 log = logging.getLogger(__name__)
 
 COUNTY_CODE = "419901"
+# ID numbers need a real GB/T 2260 area code valid in the birth year (the validator checks it
+# through python-stdnum); 410721 has been assigned since 1983. Birth dates and sequence numbers
+# are drawn at random, so the numbers are synthetic all the same.
+ID_AREA_CODE = "410721"
 REGION_PROFILE = "henan-weihui-2022"
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8))
 PUPILS_PER_CLASS = 10
@@ -135,7 +140,7 @@ def load_demo(session: Session, *, seed: int = 1, today: dt.date | None = None) 
     def id_number(birth: dt.date, male: bool) -> str:
         while True:
             seq = rng.randrange(0, 500) * 2 + (1 if male else 0)
-            value = validators.synthetic_id_number(COUNTY_CODE, birth, seq)
+            value = validators.synthetic_id_number(ID_AREA_CODE, birth, seq)
             if value not in used_ids:
                 used_ids.add(value)
                 return value
@@ -149,7 +154,7 @@ def load_demo(session: Session, *, seed: int = 1, today: dt.date | None = None) 
 
     school_count = 0
     pupils_by_grade: dict[int, list[tuple[Pupil, Org, Org]]] = {}
-    for t_index, (t_name, t_code, t_prefix, villages, schools) in enumerate(TOWNSHIPS, 1):
+    for t_name, t_code, t_prefix, villages, schools in TOWNSHIPS:
         township = add("township", t_name, county, code=f"{COUNTY_CODE}{t_code}000", doc_prefix=t_prefix)
         village_orgs = [add("village", v, township, code=f"{COUNTY_CODE}{t_code}{200 + i:03d}")
                         for i, v in enumerate(villages, 1)]
@@ -188,9 +193,10 @@ def load_demo(session: Session, *, seed: int = 1, today: dt.date | None = None) 
                     session.add(pupil)
                     session.flush()
                     left_behind = "G02" in groups
-                    parent_age = rng.randrange(26, 36) + grade
+                    parent_age = rng.randrange(24, 31) + grade
                     for relation, g_male in (("父", True), ("母", False)):
-                        g_birth = dt.date(year - parent_age, rng.randrange(1, 13), rng.randrange(1, 29))
+                        g_year = max(year - parent_age, 1984)  # inside the area code's validity
+                        g_birth = dt.date(g_year, rng.randrange(1, 13), rng.randrange(1, 29))
                         g_surname = surname if g_male else rng.choice(SURNAMES)
                         session.add(Guardian(pupil_id=pupil.id, org_id=school.id, relation=relation,
                                              name=person_name(g_surname, g_male), phone=mobile(),
@@ -229,9 +235,8 @@ def load_demo(session: Session, *, seed: int = 1, today: dt.date | None = None) 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m cases.demo``: migrate the configured database and load the demo county."""
-    from config import Config
-
     from cases.db import make_engine, make_session_factory, session_scope, upgrade_to_head
+    from config import Config
 
     parser = argparse.ArgumentParser(description="Load the synthetic demo county (青禾县).")
     parser.add_argument("--seed", type=int, default=1)

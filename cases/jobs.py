@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 TaskFunc = Callable[..., str | None]
 _PAYLOAD_TYPES = (str, int, float, bool, type(None))
+# Modules defining job kinds, imported by the worker (python -m cases.jobs) before it consumes.
+JOB_MODULES = ("cases.batch",)
 
 
 @dataclass
@@ -255,10 +257,10 @@ def main() -> None:  # pragma: no cover - exercised by running a worker
     from config import Config
 
     logging.basicConfig(level=logging.INFO)
-    # Modules that register more job kinds with @job_task must be imported before consuming.
-    for module in getattr(Config, "JOB_MODULES", ()):
-        importlib.import_module(module)
     huey = init_jobs(Config)
+    # Modules that register more job kinds with @job_task must be imported before consuming.
+    for module in (*JOB_MODULES, *getattr(Config, "JOB_MODULES", ())):
+        importlib.import_module(module)
     huey.create_consumer(workers=2, worker_type="thread").run()
 
 

@@ -122,8 +122,9 @@ def save_upload(session: Session, store: Store, *, filename: str, data: bytes, o
                 max_bytes: int = DEFAULT_MAX_BYTES) -> Upload:
     """Store an upload's original bytes, then add its ``Upload`` row (flushed, not committed).
 
-    Raises ValidationFailed for an empty or oversized file, StorageFailed when the bytes or the
-    row cannot be written (no row is left in the session then).
+    Raises ValidationFailed for an empty or oversized file (nothing stored), StorageFailed when
+    the bytes or the row cannot be written. A failed row rolls back the caller's unit of work, so
+    no row remains; the stored bytes stay for a retry.
     """
     name = Path(str(filename or "").replace("\\", "/")).name or "upload"
     if not data:
@@ -138,10 +139,9 @@ def save_upload(session: Session, store: Store, *, filename: str, data: bytes, o
                     source_device=source_device, status="stored")
     session.add(upload)
     try:
-        session.flush([upload])
+        session.flush()
     except SQLAlchemyError as e:
-        session.expunge(upload)
-        session.rollback()
+        session.rollback()  # the failed unit of work is void; its pending rows are discarded
         raise StorageFailed(f"文件“{name}”已保存，但登记记录失败：{type(e).__name__}", file=name) from e
     log.info("upload %s stored as %s", upload.id, rel)
     return upload

@@ -121,7 +121,8 @@ def test_case_state_check_constraint_and_unique_id_number(session):
         session.commit()
     session.rollback()
     # Several pupils without an ID number are fine; the same number twice is not.
-    session.add_all([Pupil(org_id=school_e.id, name="李四", sex="女"), Pupil(org_id=school_e.id, name="李五", sex="女")])
+    session.add_all([Pupil(org_id=school_e.id, name="李四", sex="女"),
+                     Pupil(org_id=school_e.id, name="李五", sex="女")])
     session.commit()
     session.add(_pupil(school_w, 5))
     with pytest.raises(IntegrityError):

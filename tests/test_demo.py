@@ -1,0 +1,107 @@
+"""Demo data: counts, valid synthetic identities, consistency, determinism, idempotence, CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from cases import demo
+from cases.db import create_schema, make_engine, make_session_factory, session_scope
+from cases.models import Case, CaseEvent, Guardian, Org, Pupil, SchoolClass
+from forms import validators
+
+TODAY = dt.date(2026, 3, 16)
+
+
+def test_demo_counts_and_identities(session):
+    s = demo.load_demo(session, seed=1, today=TODAY)
+    session.commit()
+    assert s.created
+    assert (s.townships, s.schools, s.classes, s.pupils, s.cases) == (3, 6, 30, 300, 6)
+    assert 9 <= s.villages <= 12 and s.guardians >= 600
+    townships = session.scalars(select(Org).where(Org.kind == "township")).all()
+    for t in townships:
+        villages = [o for o in t.children if o.kind == "village"]
+        assert 3 <= len(villages) <= 4
+        assert t.doc_prefix and t.code and len(t.code) == 12
+    schools = session.scalars(select(Org).where(Org.kind == "school")).all()
+    assert all(len(o.code) == 10 and o.code.isdigit() for o in schools)
+    top_grades = {o.name: max(c.grade for c in session.scalars(select(SchoolClass).where(SchoolClass.org_id == o.id)))
+                  for o in schools}
+    assert sorted(top_grades.values()) == [6, 6, 6, 6, 9, 9]  # 4 primary, 2 junior
+    bureau = session.scalar(select(Org).where(Org.kind == "education_bureau"))
+    assert bureau.doc_prefix == "青教"
+
+    for p in session.scalars(select(Pupil)):
+        assert validators.check_id_number(p.id_number, today=TODAY) == p.id_number
+        assert validators.id_sex(p.id_number) == p.sex
+        assert validators.id_birth_date(p.id_number) == p.birth_date
+        assert p.xueji_no == "G" + p.id_number and validators.check_xueji_no(p.xueji_no)
+        grade = p.school_class.grade
+        # 6 years old by 31 August of the year the pupil entered grade 1 (school year 2025 here).
+        entered = 2025 - (grade - 1)
+        assert dt.date(entered - 6, 9, 1) <= p.birth_date <= dt.date(entered - 5, 8, 31)
+        assert p.org_id == p.school_class.org_id
+        assert session.get(Org, p.hukou_org_id).kind == "village"
+    for g in session.scalars(select(Guardian)):
+        assert validators.check_phone(g.phone) == g.phone
+        if g.id_number:
+            assert validators.check_id_number(g.id_number, today=TODAY)
+            assert validators.id_sex(g.id_number) == ("男" if g.relation == "父" else "女")
+
+
+def test_demo_cases_walk_the_workflow(session):
+    demo.load_demo(session, seed=1, today=TODAY)
+    session.commit()
+    cases = session.scalars(select(Case).order_by(Case.id)).all()
+    assert [c.state for c in cases] == ["ABSENT", "VERIFY", "SUSPECTED", "REPORTED", "NOTICED", "JOINT"]
+    assert [c.number for c in cases] == [f"2026-419901-{i:05d}" for i in range(1, 7)]
+    for c in cases:
+        events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == c.id).order_by(CaseEvent.id)).all()
+        assert events[0].from_state == "ATTENDING" and events[-1].to_state == c.state
+        for a, b in zip(events, events[1:], strict=False):
+            assert a.to_state == b.from_state and a.occurred_at < b.occurred_at
+        assert all(e.occurred_at.tzinfo is not None for e in events)
+        assert session.get(Org, c.township_org_id).kind == "township"
+        assert c.opened_on < TODAY
+
+
+def _snapshot(url, seed):
+    engine = make_engine(url)
+    create_schema(engine)
+    try:
+        with session_scope(make_session_factory(engine)) as s:
+            demo.load_demo(s, seed=seed, today=TODAY)
+            s.flush()
+            return [(p.name, p.id_number) for p in s.scalars(select(Pupil).order_by(Pupil.id))]
+    finally:
+        engine.dispose()
+
+
+def test_demo_is_deterministic_by_seed(tmp_path):
+    a = _snapshot(f"sqlite:///{tmp_path / 'a.db'}", 1)
+    b = _snapshot(f"sqlite:///{tmp_path / 'b.db'}", 1)
+    c = _snapshot(f"sqlite:///{tmp_path / 'c.db'}", 2)
+    assert a == b and a != c and len(a) == 300
+
+
+def test_demo_second_load_adds_nothing(session):
+    first = demo.load_demo(session, seed=1, today=TODAY)
+    session.commit()
+    second = demo.load_demo(session, seed=1, today=TODAY)
+    assert not second.created and second.pupils == first.pupils == 300
+    assert session.scalar(select(func.count()).select_from(Pupil)) == 300
+
+
+def test_demo_command_migrates_and_loads(db_url, capsys):
+    assert demo.main(["--database-url", db_url]) == 0
+    assert "300 pupils" in capsys.readouterr().out
+    assert demo.main(["--database-url", db_url]) == 0
+    assert "already present" in capsys.readouterr().out
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Pupil)) == 300
+    finally:
+        engine.dispose()

@@ -1,0 +1,138 @@
+"""Background jobs: Job rows, immediate mode, the SQLite queue, and a real Redis consumer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+
+import pytest
+from huey import MemoryHuey, RedisHuey, SqliteHuey
+
+from cases import jobs
+from cases.models import Job, Org
+from cases.storage import Store, save_upload
+from forms.errors import NotFound, ValidationFailed
+
+
+@jobs.job_task("test_fail")
+def _failing(ctx: jobs.JobContext, name: str) -> str:
+    ctx.progress(1, 3)
+    raise ValidationFailed(f"文件“{name}”无法识别")
+
+
+@jobs.job_task("test_count")
+def _count(ctx: jobs.JobContext, n: int) -> None:
+    for i in range(1, n + 1):
+        ctx.progress(i, n)
+
+
+def _config(db_url, tmp_path, **extra):
+    return {"DATABASE_URL": db_url, "OUTPUT_DIR": tmp_path / "out", "HUEY_IMMEDIATE": True, **extra}
+
+
+def _uploads(session, store, n):
+    org = Org(kind="school", name="东河镇中心小学")
+    session.add(org)
+    session.flush()
+    ups = [save_upload(session, store, filename=f"scan{i}.pdf", data=b"%PDF-" + bytes([i]) * 50, org=org,
+                       user="clerk", mime="application/pdf") for i in range(n)]
+    session.commit()
+    return ups
+
+
+def test_immediate_task_updates_job_row(session, session_factory, db_url, tmp_path):
+    huey = jobs.init_jobs(_config(db_url, tmp_path), session_factory=session_factory)
+    assert isinstance(huey, MemoryHuey) and huey.immediate
+    store = Store(tmp_path / "out")
+    ups = _uploads(session, store, 3)
+    job_id = jobs.submit(session, "verify_store", store.root)
+    session.expire_all()
+    job = jobs.get_job(session, job_id)
+    assert (job.kind, job.status, job.done, job.total, job.error) == ("verify_store", "done", 3, 3, None)
+    report = json.loads(open(job.result_path, encoding="utf-8").read())
+    assert report == {"checked": 3, "problems": []}
+    # Alter one stored file behind the store's back: the next run finds it.
+    altered = store.path(ups[1].stored_path)
+    os.chmod(altered, 0o644)
+    altered.write_bytes(b"tampered")
+    job2 = jobs.submit(session, "verify_store", str(store.root))
+    session.expire_all()
+    report = json.loads(open(jobs.get_job(session, job2).result_path, encoding="utf-8").read())
+    assert report["problems"] == [{"upload_id": ups[1].id, "problem": "altered", "path": ups[1].stored_path}]
+
+
+def test_failed_task_records_the_error(session, session_factory, db_url, tmp_path):
+    jobs.init_jobs(_config(db_url, tmp_path), session_factory=session_factory)
+    job_id = jobs.submit(session, "test_fail", "坏.jpg", total=3)
+    session.expire_all()
+    job = session.get(Job, job_id)
+    assert job.status == "failed" and job.done == 1
+    assert "坏.jpg" in job.error and "ValidationFailed" in job.error
+
+
+def test_payloads_are_ids_and_paths(session, session_factory, db_url, tmp_path):
+    jobs.init_jobs(_config(db_url, tmp_path), session_factory=session_factory)
+    with pytest.raises(TypeError, match="ids and paths"):
+        jobs.submit(session, "test_count", Org(kind="school", name="x"))
+    with pytest.raises(NotFound):
+        jobs.submit(session, "no_such_kind")
+    with pytest.raises(NotFound):
+        jobs.progress(str(uuid.uuid4()), 1)
+
+
+def test_sqlite_queue_round_trip(session, session_factory, db_url, tmp_path):
+    """Default (not immediate, no Redis): tasks wait in <output>/huey.db until a worker runs them."""
+    huey = jobs.init_jobs(_config(db_url, tmp_path, HUEY_IMMEDIATE=False), session_factory=session_factory)
+    assert isinstance(huey, SqliteHuey) and (tmp_path / "out" / "huey.db").exists()
+    job_id = jobs.submit(session, "test_count", 4)
+    session.expire_all()
+    assert session.get(Job, job_id).status == "queued"
+    assert huey.pending_count() == 1
+    huey.execute(huey.dequeue())  # what a consumer's worker does
+    session.expire_all()
+    job = session.get(Job, job_id)
+    assert (job.status, job.done, job.total) == ("done", 4, 4)
+    assert huey.pending_count() == 0
+
+
+def _redis_url() -> str | None:
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+    except (ImportError, OSError, redis.exceptions.RedisError):
+        return None
+    return url
+
+
+def test_redis_queue_with_real_consumer(session, session_factory, db_url, tmp_path):
+    url = _redis_url()
+    if url is None:
+        pytest.skip("Redis is not reachable")
+    name = f"baoxue-test-{uuid.uuid4().hex[:8]}"  # a private queue: parallel test runs do not meet
+    huey = jobs.init_jobs(_config(db_url, tmp_path, HUEY_IMMEDIATE=False, REDIS_URL=url, HUEY_NAME=name),
+                          session_factory=session_factory)
+    assert isinstance(huey, RedisHuey)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    consumer = huey.create_consumer(workers=1, worker_type="thread", periodic=False, initial_delay=0.05,
+                                    max_delay=0.2, check_worker_health=False)
+    try:
+        consumer.start()
+        job_id = jobs.submit(session, "test_count", 5)
+        deadline = time.monotonic() + 20
+        while True:
+            session.expire_all()
+            job = session.get(Job, job_id)
+            if job.status in ("done", "failed") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert (job.status, job.done, job.total) == ("done", 5, 5)
+    finally:
+        consumer.stop(graceful=True)
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        huey.storage.flush_all()
