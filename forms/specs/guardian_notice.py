@@ -198,7 +198,7 @@ def _original(countersigned: bool) -> Part:
             row(lv("guardian2_name", label="其他监护人"), lv("guardian_address", 3)),
         ), widths=W6),
         Spacer(2),
-        Rows("legal_basis", columns=("law", "article", "text"), widths=(10, 40, 26, 80)),
+        Rows("legal_basis", columns=("law", "article", "text"), widths=(10, 34, 22, 90)),
         Spacer(2),
         Para("{variant.demand}自送达之日起{return_deadline_days}个工作日内（即{return_deadline_date}前），"
              "将被监护人{student_name}送回{return_school}报到复学。"),
