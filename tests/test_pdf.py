@@ -97,3 +97,21 @@ def test_missing_soffice_raises_missing_tool(docs, monkeypatch):
 @pytest.mark.slow
 def test_cold_convert_baseline(docs):
     assert "陈静" in _text(pdf.cold_convert(docs[3]))
+
+
+def test_end_to_end_render_convert_stamp_decode(docs, tmp_path: Path):
+    import zxingcpp
+    from PIL import Image
+
+    from forms import identity as idm
+    from forms import stamp
+
+    ident = identity("DOC000000002")
+    data, pages = stamp.stamp_pdf(pdf.convert_docx_to_pdf(docs[1]), ident, "s3cret")
+    assert pages == 1
+    src = tmp_path / "s.pdf"
+    src.write_bytes(data)
+    tools.run(["pdftoppm", "-r", "200", "-png", "-singlefile", str(src), str(tmp_path / "p")])
+    (code,) = zxingcpp.read_barcodes(Image.open(tmp_path / "p.png"), formats=zxingcpp.BarcodeFormat.QRCode)
+    assert idm.decode(code.text, "s3cret") == ident.for_page(1, 1)
+    assert "王芳" in _text(data)  # the page's own text survives the overlay
