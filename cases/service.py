@@ -233,7 +233,8 @@ def ingest_upload(session: Session, services: Services, *, filename: str, data: 
     name = Path(str(filename or "upload").replace("\\", "/")).name or "upload"
     if not data:
         raise ValidationFailed(f"文件“{name}”是空的", fields={"file": f"{name}：文件为空"})
-    staging = services.output_dir / "staging" / f"{uuid.uuid4().hex}-{Path(name).suffix.lower()[:10]}"
+    # The staging copy keeps the original name so every error message names the user's file.
+    staging = services.output_dir / "staging" / uuid.uuid4().hex / name
     staging.parent.mkdir(parents=True, exist_ok=True)
     staging.write_bytes(data)
     try:
@@ -284,7 +285,7 @@ def ingest_upload(session: Session, services: Services, *, filename: str, data: 
         session.rollback()
         raise
     finally:
-        staging.unlink(missing_ok=True)
+        shutil.rmtree(staging.parent, ignore_errors=True)
 
 
 def _reading_json(r) -> dict:
