@@ -197,7 +197,7 @@ class TesseractEngine:
 
     def recognize_line(self, crop: np.ndarray) -> OcrText:
         data = self._data(crop, 7)
-        words = [(t.strip(), float(c)) for t, c in zip(data["text"], data["conf"]) if t.strip()]
+        words = [(t.strip(), float(c)) for t, c in zip(data["text"], data["conf"], strict=False) if t.strip()]
         if not words:
             return OcrText("", 0.0)
         conf = [c for _, c in words if c >= 0]

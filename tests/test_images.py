@@ -12,8 +12,15 @@ from PIL import Image
 
 from forms.errors import UnreadableDocument, UnsupportedInput
 from parsers import images
-from parsers.images import (CorruptImage, EmptyDocument, ImageTooLarge, UnsupportedImageFormat, is_blank,
-                            load_pages, rotate_quarter)
+from parsers.images import (
+    CorruptImage,
+    EmptyDocument,
+    ImageTooLarge,
+    UnsupportedImageFormat,
+    is_blank,
+    load_pages,
+    rotate_quarter,
+)
 from tests import synth_pages as sp
 
 
