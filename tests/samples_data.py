@@ -285,9 +285,12 @@ def _pupil(i: int, hand: bool) -> dict:
         if arrived:
             row["registered_on"] = dt.date(2025, 9, 1)
             row["receiver_remarks"] = "" if i % 5 else "已分班"
+        elif i % 2:
+            row.update({"whereabouts": "suspected", "notified_on": dt.date(2025, 9, 3),
+                        "case_no": "城关劝〔2025〕7号", "receiver_remarks": "电话联系不上"})
         else:
             row.update({"whereabouts": "transfer_out", "notified_on": dt.date(2025, 9, 3),
-                        "case_no": "", "receiver_remarks": "有转学证明"})
+                        "receiver_remarks": "有转学证明"})
     return row
 
 

@@ -60,6 +60,27 @@ def test_samples_cover_every_form_and_variant():
     assert sorted(len(d["pupils"]) for f, _v, _l, d in SAMPLES if f == "handover") == [6, 45]
 
 
+@pytest.mark.parametrize("form", ["dropout_report", "guardian_notice", "responsibility", "handover"])
+def test_samples_fill_every_field_and_column(form):
+    """Across a form's variant samples every field (and every table column) has a value."""
+    spec = get_spec(form)
+    seen: set[str] = set()
+    for f, v, _label, data in all_samples(signatures=True):
+        if f != form:
+            continue
+        cleaned = spec.validate(data, spec.variant(v))
+        for name, value in cleaned.items():
+            if spec.field(name).kind == Kind.TABLE:
+                for r in value:
+                    seen |= {f"{name}[].{k}" for k, x in r.items() if x not in (None, "", [])}
+            elif value not in (None, "", []):
+                seen.add(name)
+    expected = {path for path, f in spec.walk() if f.kind != Kind.TABLE or not f.columns}
+    expected |= {f.name for f in spec.fields if f.kind == Kind.TABLE}
+    missing = expected - seen - {f.name for f in spec.fields if f.kind == Kind.TABLE}
+    assert not missing, missing
+
+
 @pytest.mark.parametrize(("form", "variant", "label", "data"), SAMPLES, ids=IDS)
 def test_sample_validates_and_builds_context(form, variant, label, data):
     spec = get_spec(form)
