@@ -135,7 +135,8 @@ def test_fast_path_matches_docxtpl(tdir: Path):
     assert tables[0][0] == ["学生姓名", cleaned["student_name"], "性别", "☑男 ☐女"]
     assert [r[0] for r in tables[1]] == ["序号", "1", "2", "3"]
     assert [r[1] for r in tables[1][1:]] == ["2024年9月4日", "2024年9月6日", "2024年9月9日"]
-    assert "☑拒绝" in tables[1][1][3]
+    assert [r[3] for r in tables[1][1:]] == [r["result"] for r in ctx["rows"]["attempts"]]
+    assert "拒绝" in tables[1][1][3]
 
 
 def test_row_loop_prints_min_rows_and_more(tdir: Path):
