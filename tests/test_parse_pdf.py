@@ -1,0 +1,145 @@
+"""parsers/pdf_parser.py: rendered PDFs (warm LibreOffice + QR stamper) read back to their input
+for every form and variant; the identity comes from the verified QR payloads, the printed QR, the
+metadata or, failing all, the printed title and number; forged codes are refused; scans and
+foreign PDFs get a clear 422."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from pypdf import PdfReader, PdfWriter
+
+from forms import identity as ident
+from forms import tools
+from forms.errors import TamperedDocument, UnsupportedInput
+from parsers.base import pdf_kind
+from parsers.pdf_parser import PdfParser, qr_from_pages
+from parsers.registry import choose, parse_file
+from tests._render_helpers import SECRET, assert_round_trip, pdf_samples, sample_by_label, sample_labels, to_pdf
+
+pytestmark = pytest.mark.skipif(not tools.probe("soffice").installed, reason="LibreOffice not installed")
+LABELS = sample_labels()
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+def _with_info(pdf: bytes, *, drop=(), update=None) -> bytes:
+    reader = PdfReader(io.BytesIO(pdf))
+    writer = PdfWriter(clone_from=reader)
+    meta = {k: v for k, v in (reader.metadata or {}).items() if not any(k.startswith(d) for d in drop)}
+    meta.update(update or {})
+    writer._info = None  # noqa: SLF001 - start from an empty info dict
+    writer.add_metadata(meta)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_pdf_round_trip(label, tmp_path):
+    s = sample_by_label(label)
+    path = _write(tmp_path, "returned.pdf", pdf_samples()[label])
+    assert pdf_kind(path) == "digital"
+    assert choose(path, "application/pdf") is PdfParser
+    parsed = parse_file(path, secret=SECRET)
+    assert parsed.input_kind == "pdf"
+    assert parsed.identity == s.identity
+    assert parsed.doc_number == s.cleaned.get(s.spec.number_field)
+    assert_round_trip(s, parsed)
+    for reading in parsed.fields.values():
+        src = reading.source
+        assert src["kind"] == "pdf" and src["page"] >= 1 and len(src["bbox"]) == 4
+
+
+def test_qr_payloads_are_verified(tmp_path):
+    s = sample_by_label("dropout_report")
+    pdf = pdf_samples()["dropout_report"]
+    forged = ident.encode(s.identity.for_page(1, 2), "not-the-secret")
+    with pytest.raises(TamperedDocument):
+        parse_file(_write(tmp_path, "forged.pdf", _with_info(pdf, update={"/BaoxueQR1": forged})), secret=SECRET)
+    other = ident.encode(ident.Identity("OTHERDOC0001", s.spec.code, None, s.spec.version, 2, 2), SECRET)
+    with pytest.raises(TamperedDocument, match="不同的文书"):
+        parse_file(_write(tmp_path, "mixed.pdf", _with_info(pdf, update={"/BaoxueQR2": other})), secret=SECRET)
+    with pytest.raises(TamperedDocument, match="元数据"):
+        parse_file(_write(tmp_path, "meta.pdf", _with_info(pdf, update={"/BaoxueDocId": "OTHERDOC0001"})),
+                   secret=SECRET)
+    with pytest.raises(TamperedDocument):  # the right document, read with the wrong secret
+        parse_file(_write(tmp_path, "ok.pdf", pdf), secret="another-secret")
+
+
+def test_identity_from_the_printed_qr_when_the_metadata_is_gone(tmp_path):
+    s = sample_by_label("guardian_notice-quanfan")
+    bare = _with_info(pdf_samples()[s.label], drop=("/Baoxue",))
+    assert len(qr_from_pages(bare)) == len(PdfReader(io.BytesIO(bare)).pages)
+    parsed = parse_file(_write(tmp_path, "bare.pdf", bare), secret=SECRET)
+    assert parsed.identity == s.identity
+    assert any("二维码" in w for w in parsed.warnings)
+    assert_round_trip(s, parsed)
+
+
+def test_unstamped_pdf_is_recognised_by_title_and_number(tmp_path):
+    for label in ("dropout_report", "responsibility-R-VG"):
+        s = sample_by_label(label)
+        plain = to_pdf([s.docx])[0]  # straight from LibreOffice: no QR, no Baoxue metadata
+        parsed = parse_file(_write(tmp_path, f"{label}.pdf", plain), secret=SECRET)
+        assert parsed.identity is None
+        assert (parsed.form, parsed.variant) == (s.spec.code, s.variant.code if s.variant else None)
+        assert parsed.doc_number == s.cleaned[s.spec.number_field]
+        assert_round_trip(s, parsed)
+
+
+def test_metadata_without_qr_is_used_with_a_warning(tmp_path):
+    s = sample_by_label("handover-6")
+    plain = to_pdf([s.docx])[0]
+    meta = {f"/{k}": v for k, v in s.identity.properties().items()}
+    parsed = parse_file(_write(tmp_path, "meta.pdf", _with_info(plain, update=meta)), secret=SECRET)
+    assert parsed.identity == s.identity
+    assert any("未经校验" in w for w in parsed.warnings)
+
+
+def test_scanned_pdf_goes_to_the_scan_pipeline(tmp_path):
+    img = Image.new("RGB", (1654, 2339), "white")  # an A4 page at 200 dpi, no text layer
+    buf = io.BytesIO()
+    img.save(buf, "PDF", resolution=200)
+    path = _write(tmp_path, "scan.pdf", buf.getvalue())
+    assert pdf_kind(path) == "scanned"
+    assert choose(path) is None
+    with pytest.raises(UnsupportedInput) as e:
+        parse_file(path, secret=SECRET)
+    assert "扫描" in e.value.message and e.value.http_status == 422
+    with pytest.raises(UnsupportedInput, match="扫描"):
+        PdfParser().parse(path, secret=SECRET)
+
+
+def test_a_pdf_that_is_not_our_form_gets_a_422(tmp_path):
+    import docx
+
+    d = docx.Document()
+    for i in range(5):
+        d.add_paragraph(f"第{i + 1}条 本办法自发布之日起施行。会议纪要与工作安排。")
+    buf = io.BytesIO()
+    d.save(buf)
+    path = _write(tmp_path, "notice.pdf", to_pdf([buf.getvalue()])[0])
+    assert pdf_kind(path) == "digital"
+    with pytest.raises(UnsupportedInput) as e:
+        parse_file(path, secret=SECRET)
+    assert "不是本系统的文书" in e.value.message and e.value.http_status == 422
+
+
+def test_notice_stub_and_receipt_fit_one_page_each():
+    for label in ("guardian_notice-xianqi", "guardian_notice-zeling"):
+        s = sample_by_label(label)
+        from forms.geometry import assign_parts, pdf_pages
+
+        pages = pdf_pages(pdf_samples()[label])
+        parts, _warn = assign_parts(pages, s.spec.parts(s.variant))
+        assert parts[0] == "stub" and parts.count("stub") == 1
+        assert parts[-1] == "receipt" and parts.count("receipt") == 1
+        assert set(parts) == {"stub", "original", "receipt"}
