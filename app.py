@@ -5,14 +5,28 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import datetime as dt
+
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from config import Config
+
+
+class JSONProvider(DefaultJSONProvider):
+    """ISO 8601 dates in every JSON answer (Flask's default is an HTTP date string)."""
+
+    @staticmethod
+    def default(o):
+        if isinstance(o, (dt.date, dt.datetime)):
+            return o.isoformat()
+        return DefaultJSONProvider.default(o)
 
 
 def create_app(config: type[Config] | Config | dict | None = None) -> Flask:
     """Build the Flask app. ``config`` is a Config class/instance or a dict of overrides."""
     app = Flask(__name__, template_folder="templates/web", static_folder=None)
+    app.json = JSONProvider(app)
     app.config.from_object(Config)
     if isinstance(config, dict):
         app.config.update(config)

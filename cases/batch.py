@@ -36,7 +36,7 @@ def _validate_items(session: Session, services: svc.Services, items: list[dict])
         issuer = session.get(Org, item["issuer_id"])
         try:
             full = complete_data(spec, var, item["data"], profile=svc._profile_name(session, issuer, services),
-                                 issued_on=today)
+                                 issued_on=today, issuer=issuer)
             spec.validate(full, var, options=svc.form_options(session, issuer, services))
         except ValidationFailed as e:
             for k, msg in e.fields.items():

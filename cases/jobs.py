@@ -265,4 +265,8 @@ def main() -> None:  # pragma: no cover - exercised by running a worker
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # Run through the importable module, not ``__main__``: job kinds registered by other modules
+    # (cases.batch imports ``cases.jobs``) must land in the same registry the consumer serves.
+    from cases import jobs as _jobs
+
+    _jobs.main()

@@ -50,10 +50,19 @@ def return_deadline(service_date: dt.date, profile_name: str | None):
     return due_date(timer, service_date)
 
 
+def issuer_title(org: Org) -> str:
+    """How an issuing organisation signs a document (a township signs as its 人民政府)."""
+    if org.kind == "township" and not org.name.endswith(("政府", "办事处")):
+        return f"{org.name}人民政府"
+    return org.name
+
+
 def complete_data(spec: FormSpec, variant: Variant | None, data: dict, *, profile: str | None,
-                  issued_on: dt.date) -> dict:
+                  issued_on: dt.date, issuer: Org | None = None) -> dict:
     """Fill SYSTEM fields the caller left blank; never overwrite what the caller gave."""
     data = dict(data)
+    if issuer is not None:
+        _set_default(spec, data, "issuer_name", issuer_title(issuer))
     _set_default(spec, data, "issue_date", issued_on.isoformat())
     if spec.code == "guardian_notice" and variant is not None:
         from forms.legal import legal_basis_rows
@@ -117,6 +126,10 @@ def default_issuer(session: Session, case: Case, spec: FormSpec, variant: Varian
     return (township or school).id
 
 
+def _attempt_row(data: dict) -> dict:
+    return {k: data.get(k) for k in ("date", "persons", "method", "result")}
+
+
 def data_from_case(session: Session, case: Case, spec: FormSpec, variant: Variant | None) -> dict:
     """Values a form can take from the case record (pupil, guardian, school, township)."""
     pupil = case.pupil
@@ -139,8 +152,13 @@ def data_from_case(session: Session, case: Case, spec: FormSpec, variant: Varian
         "guardian_name": guardian.name if guardian else None,
         "guardian_relation": guardian.relation if guardian else None,
         "guardian_phone": guardian.phone if guardian else None,
-        "guardian_address": (guardian.address if guardian else None) or pupil.address,
         "absent_since": case.opened_on.isoformat(), "reason": case.reason_code,
         "return_school": school.name,
+        # the 报告单 always goes to both (DOMAIN §5.1)
+        "send_to": ["township", "education"],
+        "report_date": dt.date.today().isoformat(),
+        "attempts": [_attempt_row(e.data) for e in case.events if e.kind == "attempt"] or None,
+        "persuasion_count": sum(1 for e in case.events if e.kind == "attempt") or None,
+        "guardian_address": (guardian.address if guardian else None) or pupil.address,
     }
     return {k: val for k, val in known.items() if _has(spec, k) and val not in (None, "", [])}

@@ -140,7 +140,7 @@ def issue_document(session: Session, services: Services, *, form: str, variant: 
     from cases.prefill import complete_data
 
     profile = _profile_name(session, issuer, services)
-    full = complete_data(spec, var, dict(data), profile=profile, issued_on=issued_on)
+    full = complete_data(spec, var, dict(data), profile=profile, issued_on=issued_on, issuer=issuer)
     cleaned = spec.validate(full, var, options=form_options(session, issuer, services))
 
     doc = Document(id=ident.new_doc_id(), org_id=issuer.id, case_id=case.id if case else None,
