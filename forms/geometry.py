@@ -33,7 +33,7 @@ prose (its box covers the printed value's characters, or the ____ printed for a 
 
 from __future__ import annotations
 
-import io
+import bisect
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -428,8 +428,7 @@ def _line_boxes(boxes: list[BBox]) -> list[BBox]:
 
 # ---- PDF pages --------------------------------------------------------------------------------------------
 
-_TABLE_SETTINGS = {"vertical_strategy": "lines", "horizontal_strategy": "lines",
-                   "snap_tolerance": 2, "join_tolerance": 2, "intersection_tolerance": 2}
+_TABLE_SETTINGS = {"snap_tolerance": 2, "join_tolerance": 2, "intersection_tolerance": 2}
 
 
 def _inside(ch: Mapping, box: BBox) -> bool:
@@ -524,17 +523,87 @@ def stamp_zone(width_pt: float) -> BBox:
     return (x0 - m, max(0.0, top - m), x1 + m, bottom + 1.5 * m)
 
 
+THIN_PT = 3.0  # a path this thin along one axis is a drawn border segment
+
+
+def _page_objects(page) -> tuple[list[dict], list[BBox], list[BBox]]:
+    """Characters (pdfplumber-style dicts, top-left origin), thin path segments (borders) and the
+    boxes of everything else drawn (images, other paths: signatures, seals) of one pdfium page."""
+    import pypdfium2.raw as pdfium_c
+
+    width, height = (float(v) for v in page.get_size())
+    textpage = page.get_textpage()
+    raw = textpage.raw
+    rect = pdfium_c.FS_RECTF()
+    chars = []
+    for i in range(textpage.count_chars()):
+        if pdfium_c.FPDFText_IsGenerated(raw, i) == 1:
+            continue  # spaces and line ends pdfium infers; only printed characters count
+        code = pdfium_c.FPDFText_GetUnicode(raw, i)
+        if code in (0, 0xFFFE, 0xFFFF) or code in (0x0A, 0x0D):
+            continue
+        if not pdfium_c.FPDFText_GetLooseCharBox(raw, i, rect):
+            continue
+        chars.append({"text": chr(code), "x0": rect.left, "x1": rect.right, "top": height - rect.top,
+                      "bottom": height - rect.bottom, "size": pdfium_c.FPDFText_GetFontSize(raw, i)})
+    segments: list[BBox] = []
+    marks: list[BBox] = []
+    for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_IMAGE]):
+        x0, y0, x1, y1 = obj.get_bounds()
+        box = (x0, height - y1, x1, height - y0)
+        thin = (x1 - x0 <= THIN_PT) != (y1 - y0 <= THIN_PT)
+        if obj.type == pdfium_c.FPDF_PAGEOBJ_PATH and thin:
+            segments.append(box)
+        elif x1 - x0 > THIN_PT or y1 - y0 > THIN_PT:
+            marks.append(box)
+    return chars, segments, marks
+
+
+def _edges(segments: Sequence[BBox]) -> tuple[list[dict], list[dict]]:
+    """Vertical and horizontal edges (pdfplumber's edge dicts) along the middle of each segment."""
+    v, h = [], []
+    for x0, top, x1, bottom in segments:
+        if x1 - x0 <= THIN_PT:
+            x = (x0 + x1) / 2
+            v.append({"object_type": "line_edge", "orientation": "v", "x0": x, "x1": x, "top": top,
+                      "bottom": bottom, "width": 0.0, "height": bottom - top})
+        else:
+            y = (top + bottom) / 2
+            h.append({"object_type": "line_edge", "orientation": "h", "x0": x0, "x1": x1, "top": y,
+                      "bottom": y, "width": x1 - x0, "height": 0.0})
+    return v, h
+
+
+def _find_tables(width: float, height: float, segments: Sequence[BBox]):
+    """pdfplumber's table finder (snap, join, intersect, cells, tables) on the drawn borders."""
+    import types
+
+    from pdfplumber.table import TableFinder
+
+    v, h = _edges(segments)
+    if len(v) < 2 or len(h) < 2:
+        return []
+    settings = dict(_TABLE_SETTINGS, vertical_strategy="explicit", horizontal_strategy="explicit",
+                    explicit_vertical_lines=v, explicit_horizontal_lines=h)
+    return TableFinder(types.SimpleNamespace(bbox=(0, 0, width, height)), settings).tables
+
+
 def _page_model(page, number: int) -> PdfPage:
-    zone = stamp_zone(float(page.width))
-    page = page.filter(lambda o: not (o.get("x0") is not None and o.get("top") is not None
-                                      and _contains(zone, (o["x0"], o["top"], o["x1"], o["bottom"]))))
-    tables = page.find_tables(_TABLE_SETTINGS)
-    chars = [c for c in page.chars if c.get("text")]
-    images = [(im["x0"], im["top"], im["x1"], im["bottom"]) for im in page.images]
-    curves = [(c["x0"], c["top"], c["x1"], c["bottom"]) for c in page.curves]
+    """One pdfium page as the neutral model: tables with cell texts, prose lines outside them.
+    Whatever the stamper painted in the QR corner is ignored."""
+    width, height = (float(v) for v in page.get_size())
+    zone = stamp_zone(width)
+    chars, segments, marks = _page_objects(page)
+    chars = [c for c in chars if not _contains(zone, (c["x0"], c["top"], c["x1"], c["bottom"]))]
+    segments = [b for b in segments if not _contains(zone, b)]
+    marks = [b for b in marks if not _contains(zone, b)]
+    tables = _find_tables(width, height, segments)
     models: list[TableModel] = []
     table_boxes = []
     taken: set[int] = set()
+    # characters by vertical centre, so each cell looks only at the characters of its band
+    centres = sorted(((c["top"] + c["bottom"]) / 2, k) for k, c in enumerate(chars))
+    keys = [y for y, _k in centres]
     for ti, t in enumerate(tables):
         table_boxes.append(t.bbox)
         rows: list[list[Cell]] = []
@@ -545,11 +614,12 @@ def _page_model(page, number: int) -> PdfPage:
                     continue
                 box = tuple(float(v) for v in box)
                 mine = []
-                for k, ch in enumerate(chars):
-                    if k not in taken and _inside(ch, box):
-                        mine.append(ch)
+                for _y, k in centres[bisect.bisect_left(keys, box[1]):bisect.bisect_right(keys, box[3])]:
+                    if k not in taken and _inside(chars[k], box):
+                        mine.append(chars[k])
                         taken.add(k)
-                marked = any(_contains(box, im) for im in images) or any(_contains(box, cv) for cv in curves)
+                mine.sort(key=lambda c: (c["top"], c["x0"]))
+                marked = any(_contains(box, m) for m in marks)
                 source = {"kind": "pdf", "page": number, "table": ti, "row": ri, "col": ci, "bbox": _r(box)}
                 row.append(Cell(chars_text(mine, box[2] - CELL_PAD_PT), source, box, marked))
             if row:
@@ -562,7 +632,7 @@ def _page_model(page, number: int) -> PdfPage:
     for ln in _lines_of(rest):
         text, boxes = _line_text(ln)
         lines.append((text, boxes, _union(b for b in boxes if b)))
-    return PdfPage(number, float(page.width), float(page.height), models, lines)
+    return PdfPage(number, width, height, models, lines)
 
 
 def _contains(outer: BBox, inner: BBox) -> bool:
@@ -629,18 +699,23 @@ class PdfAnalysis:
         return "\n".join(out)
 
 
-def open_pdf(pdf: bytes | str | Path):
-    import pdfplumber
-
-    if isinstance(pdf, (bytes, bytearray)):
-        return pdfplumber.open(io.BytesIO(pdf))
-    return pdfplumber.open(pdf)
-
-
 def pdf_pages(pdf: bytes | str | Path) -> list[PdfPage]:
-    """The neutral model of every page (tables from the drawn cell borders, prose lines)."""
-    with open_pdf(pdf) as doc:
-        return [_page_model(p, i) for i, p in enumerate(doc.pages, 1)]
+    """The neutral model of every page (tables from the drawn cell borders, prose lines).
+
+    Characters, borders and marks come from pdfium (pypdfium2, shipped with pdfplumber), which reads
+    a page in milliseconds; the cells are found by pdfplumber's table finder on those borders."""
+    import pypdfium2 as pdfium
+
+    from forms.errors import UnreadableDocument
+
+    try:
+        doc = pdfium.PdfDocument(bytes(pdf) if isinstance(pdf, (bytes, bytearray)) else str(pdf))
+    except pdfium.PdfiumError as e:
+        raise UnreadableDocument(f"PDF 无法读取：{e}") from e
+    try:
+        return [_page_model(doc[i], i + 1) for i in range(len(doc))]
+    finally:
+        doc.close()
 
 
 def assign_parts(pages: list[PdfPage], parts: Sequence[L.Part]) -> tuple[list[str | None], list[str]]:
