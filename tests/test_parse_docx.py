@@ -269,3 +269,25 @@ def _xlsx() -> bytes:
         z.writestr("[Content_Types].xml", "<Types/>")
         z.writestr("xl/workbook.xml", "<workbook/>")
     return out.getvalue()
+
+
+def test_a_signature_image_in_a_docx_counts_as_signed(tmp_path):
+    from PIL import Image
+
+    s = sample_by_label("dropout_report")
+    d = docx.Document(io.BytesIO(s.docx))
+    png = io.BytesIO()
+    Image.new("RGB", (60, 20), "black").save(png, "PNG")
+    for table in d.tables:
+        for row in table.rows:
+            cells = list(dict.fromkeys(row.cells))
+            for a, b in zip(cells, cells[1:], strict=False):
+                if a.text == "校长签名":
+                    png.seek(0)
+                    b.paragraphs[0].add_run().add_picture(png, width=docx.shared.Mm(15))
+    buf = io.BytesIO()
+    d.save(buf)
+    parsed = parse_file(_write(tmp_path, "signed.docx", buf.getvalue()), secret=SECRET)
+    assert parsed.values["principal_signature"] is True
+    assert parsed.values["teacher_signature"] is None
+    assert compare(s.spec, s.variant, s.cleaned, parsed)["principal_signature"].status == FILLED_IN

@@ -143,3 +143,50 @@ def test_notice_stub_and_receipt_fit_one_page_each():
         assert parts[0] == "stub" and parts.count("stub") == 1
         assert parts[-1] == "receipt" and parts.count("receipt") == 1
         assert set(parts) == {"stub", "original", "receipt"}
+
+
+def _overlay(pdf: bytes, page_no: int, ops: str) -> bytes:
+    """Paint extra content on a page (as a PDF editor would), with Helvetica as /HvX."""
+    from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    page = writer.pages[page_no - 1]
+    stream = DecodedStreamObject()
+    stream.set_data(ops.encode("ascii"))
+    contents = page["/Contents"].get_object()
+    refs = list(contents) if isinstance(contents, ArrayObject) else [page["/Contents"]]
+    page[NameObject("/Contents")] = ArrayObject([*refs, writer._add_object(stream)])  # noqa: SLF001
+    fonts = page["/Resources"].get_object().setdefault(NameObject("/Font"), DictionaryObject())
+    fonts.get_object()[NameObject("/HvX")] = DictionaryObject({
+        NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
+        NameObject("/BaseFont"): NameObject("/Helvetica")})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_values_typed_and_signatures_drawn_on_a_pdf_are_read(tmp_path):
+    from forms.geometry import record_geometry
+    from parsers.compare import FILLED_IN, UNCHANGED, compare
+    from tests._render_helpers import make_identity, render_pdf, sample
+
+    spec, variant, cleaned = sample("dropout_report", hand=False)
+    identity = make_identity(spec, variant, "HANDFILL0001")
+    pdf = render_pdf(spec, variant, cleaned, identity)
+    geo = record_geometry(pdf, spec, variant)
+    where = {path: (p["page"], rec["bbox"], p["size"][1]) for p in geo["pages"] for path, rec in p["fields"].items()}
+    page_no, (x0, top, x1, bottom), height = where["township_received_on"]
+    edited = _overlay(pdf, page_no, f"BT /HvX 9 Tf {x0 + 4:.1f} {height - bottom + 6:.1f} Td (2025-09-26) Tj ET")
+    page_no, (x0, top, x1, bottom), height = where["principal_signature"]
+    y0, y1 = height - bottom + 4, height - top - 4
+    edited = _overlay(edited, page_no, f"0.8 w {x0 + 5:.1f} {y0:.1f} m {x0 + 20:.1f} {y1:.1f} "
+                                       f"{x0 + 40:.1f} {y0:.1f} {x1 - 5:.1f} {y1:.1f} c S")
+    parsed = parse_file(_write(tmp_path, "filled.pdf", edited), secret=SECRET)
+    assert parsed.identity == identity
+    assert parsed.values["township_received_on"].isoformat() == "2025-09-26"
+    assert parsed.values["principal_signature"] is True
+    assert parsed.values["teacher_signature"] is None
+    changes = compare(spec, variant, cleaned, parsed)
+    assert changes["township_received_on"].status == FILLED_IN
+    assert changes["principal_signature"].status == FILLED_IN
+    assert changes["student_name"].status == UNCHANGED
