@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
-
-import datetime as dt
 
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider

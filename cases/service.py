@@ -258,7 +258,8 @@ def ingest_upload(session: Session, services: Services, *, filename: str, data: 
                              mime=mime, source_device=source_device, max_bytes=services.max_upload_bytes)
         upload.status = "parsed"
         upload.document_id = doc.id
-        flags = {p: c for p, c in changes.items() if c.status in ("changed", "cleared")}
+        # a printed value changed or cleared is a flag (possible tampering); hand-filled values are not
+        flags = {p: c for p, c in changes.items() if c.flagged}
         result = ParsedResult(upload_id=upload.id, document_id=doc.id,
                               values=to_json(parsed.values),
                               readings={p: _reading_json(r) for p, r in parsed.fields.items()},
@@ -294,7 +295,7 @@ def _reading_json(r) -> dict:
 
 
 def _change_json(c) -> dict:
-    return {"status": c.status, "issued": to_json({"v": c.issued})["v"],
+    return {"status": c.status, "flagged": c.flagged, "issued": to_json({"v": c.issued})["v"],
             "returned": to_json({"v": c.returned})["v"]}
 
 

@@ -286,8 +286,8 @@ def test_returned_docx_with_an_edited_printed_field_is_flagged(client, school):
     assert r.status_code == 201, r.get_json()
     body = r.get_json()
     assert "student_name" in body["flags"] and body["review"] is True
-    assert body["changes"]["student_name"] == {"status": "changed", "issued": original["student_name"],
-                                               "returned": "王某某"}
+    assert body["changes"]["student_name"] == {"status": "changed", "flagged": True,
+                                               "issued": original["student_name"], "returned": "王某某"}
 
 
 def test_forged_qr_payload_is_rejected_and_nothing_kept(client, app_session, school):
