@@ -79,6 +79,9 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def create_schema(engine: Engine) -> None:
     """Create every table from the models (tests; production uses ``upgrade_to_head``)."""
+    from cases.models import load_all_models
+
+    load_all_models()
     Base.metadata.create_all(engine)
 
 

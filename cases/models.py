@@ -485,3 +485,22 @@ def from_json(spec: FormSpec, data: Mapping[str, Any]) -> dict:
             continue
         out[name] = _restore(f.kind, f.columns, value)
     return out
+
+
+# ---- further model modules -------------------------------------------------------------------------
+# Each area of the case engine keeps its tables in its own module on the same ``Base``. Importing
+# them here makes ``Base.metadata`` complete for ``create_schema`` and Alembic.
+EXTRA_MODEL_MODULES = ("cases.engine_models", "cases.handover_models", "cases.ledger_models",
+                       "cases.scan_models")
+
+
+def load_all_models() -> None:
+    """Import every model module that exists, so all tables are registered on ``Base``."""
+    import importlib
+
+    for name in EXTRA_MODEL_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise

@@ -10,7 +10,9 @@ import sqlalchemy as sa
 from alembic import context
 
 from cases.db import make_engine
-from cases.models import Base, UTCDateTime
+from cases.models import Base, UTCDateTime, load_all_models
+
+load_all_models()
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -15,6 +15,23 @@ class BaoxueApi(Api):
         return handle_http_error(error)
 
 
+# Each area of the service adds its endpoints in its own module with a ``blp`` Blueprint.
+AREA_API_MODULES = ("web.api_engine", "web.api_handover", "web.api_ledgers", "web.api_scans")
+
+
+def _area_blueprints():
+    import importlib
+
+    for name in AREA_API_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue
+        yield module.blp
+
+
 def init_web(app: Flask) -> None:
     from cases import jobs
     from cases.db import create_schema, make_engine, make_session_factory
@@ -51,6 +68,8 @@ def init_web(app: Flask) -> None:
     from web.pages import pages
 
     api.register_blueprint(blp)
+    for blueprint in _area_blueprints():
+        api.register_blueprint(blueprint)
     register_form_schemas(api)
     app.register_blueprint(pages)
     register_error_handlers(app)
