@@ -38,7 +38,7 @@ def test_health_reports_database_and_tools(client):
 
 def test_forms_list_every_spec_with_variants(client):
     forms = {f["code"]: f for f in client.get("/api/v1/forms").get_json()["forms"]}
-    assert set(forms) == {"dropout_report", "guardian_notice", "responsibility", "handover"}
+    assert set(forms) >= {"dropout_report", "guardian_notice", "responsibility", "handover"}
     assert [x["code"] for x in forms["guardian_notice"]["variants"]] == ["xianqi", "quanfan", "dunfan", "zeling"]
     assert len(forms["responsibility"]["variants"]) == 8
     idn = next(f for f in forms["dropout_report"]["fields"] if f["name"] == "student_id_number")
