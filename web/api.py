@@ -94,6 +94,27 @@ def _doc_json(d: Document) -> dict:
     return out
 
 
+def scoped(q, model):
+    """Filter a query on ``model`` to the caller's subtree and to ``?org_id=`` (a node and below)."""
+    scope = scope_org()
+    if scope is not None:
+        q = q.where(model.in_scope(scope))
+    if request.args.get("org_id"):
+        org = db().get(Org, int(request.args["org_id"])) if request.args["org_id"].isdigit() else None
+        if org is None:
+            raise NotFound("机构不存在", fields={"org_id": "不存在"})
+        q = q.where(model.in_scope(org))
+    return q
+
+
+def page(q, to_json):
+    """``{"total", "items"}`` for one page of a query (``?limit=`` ≤ 500, ``?offset=``)."""
+    limit, offset = _page_args()
+    session = db()
+    total = session.scalar(select(func.count()).select_from(q.subquery()))
+    return {"total": total, "items": [to_json(x) for x in session.scalars(q.limit(limit).offset(offset))]}
+
+
 def _page_args():
     try:
         limit = min(max(int(request.args.get("limit", 50)), 1), 500)
@@ -199,24 +220,12 @@ def get_org(org_id: int):
 @blp.route("/pupils")
 def list_pupils():
     """Pupils in scope, ID numbers masked. ``?org_id=`` school or any ancestor; ``?q=`` name."""
-    session = db()
-    q = select(Pupil).order_by(Pupil.id)
-    scope = scope_org()
-    if scope is not None:
-        q = q.where(Pupil.in_scope(scope))
-    if request.args.get("org_id"):
-        org = session.get(Org, int(request.args["org_id"]))
-        if org is None:
-            raise NotFound("机构不存在")
-        q = q.where(Pupil.in_scope(org))
+    q = scoped(select(Pupil).order_by(Pupil.id), Pupil)
     if request.args.get("class_id"):
         q = q.where(Pupil.class_id == int(request.args["class_id"]))
     if request.args.get("q"):
         q = q.where(Pupil.name.contains(request.args["q"]))
-    limit, offset = _page_args()
-    total = session.scalar(select(func.count()).select_from(q.subquery()))
-    rows = session.scalars(q.limit(limit).offset(offset)).all()
-    return {"total": total, "items": [_pupil_json(p) for p in rows]}
+    return page(q, _pupil_json)
 
 
 @blp.route("/pupils", methods=["POST"])
@@ -277,21 +286,10 @@ def get_pupil(pupil_id: int):
 
 @blp.route("/cases")
 def list_cases():
-    session = db()
-    q = select(Case).order_by(Case.id)
-    scope = scope_org()
-    if scope is not None:
-        q = q.where(Case.in_scope(scope))
-    if request.args.get("org_id"):
-        org = session.get(Org, int(request.args["org_id"]))
-        if org is None:
-            raise NotFound("机构不存在")
-        q = q.where(Case.in_scope(org))
+    q = scoped(select(Case).order_by(Case.id), Case)
     if request.args.get("state"):
         q = q.where(Case.state == request.args["state"])
-    limit, offset = _page_args()
-    total = session.scalar(select(func.count()).select_from(q.subquery()))
-    return {"total": total, "items": [_case_json(c) for c in session.scalars(q.limit(limit).offset(offset))]}
+    return page(q, _case_json)
 
 
 @blp.route("/cases", methods=["POST"])
@@ -391,19 +389,13 @@ def render_for_case(body, case_id: int):
 
 @blp.route("/documents")
 def list_documents():
-    session = db()
-    q = select(Document).order_by(Document.created_at.desc())
-    scope = scope_org()
-    if scope is not None:
-        q = q.where(Document.in_scope(scope))
+    q = scoped(select(Document).order_by(Document.created_at.desc()), Document)
     for key in ("form", "variant", "status"):
         if request.args.get(key):
             q = q.where(getattr(Document, key) == request.args[key])
     if request.args.get("case_id"):
         q = q.where(Document.case_id == int(request.args["case_id"]))
-    limit, offset = _page_args()
-    total = session.scalar(select(func.count()).select_from(q.subquery()))
-    return {"total": total, "items": [_doc_json(d) for d in session.scalars(q.limit(limit).offset(offset))]}
+    return page(q, _doc_json)
 
 
 @blp.route("/documents/<doc_id>")
