@@ -29,7 +29,7 @@ class Config:
     FONT_BODY = os.environ.get("BAOXUE_FONT_BODY", "Noto Serif CJK SC")
     FONT_TITLE = os.environ.get("BAOXUE_FONT_TITLE", "Noto Sans CJK SC")
     # Number of warm LibreOffice processes used for DOCX -> PDF.
-    PDF_WORKERS = int(os.environ.get("BAOXUE_PDF_WORKERS", "1"))
+    PDF_WORKERS = int(os.environ.get("BAOXUE_PDF_WORKERS", str(min(2, os.cpu_count() or 1))))
     PDF_TIMEOUT = float(os.environ.get("BAOXUE_PDF_TIMEOUT", "120"))
     DEFAULT_REGION_PROFILE = os.environ.get("BAOXUE_REGION_PROFILE", "henan-weihui-2022")
     # Start the LibreOffice converter when the app starts (the run script sets it) instead of on

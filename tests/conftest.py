@@ -27,6 +27,8 @@ def app(db_url, tmp_path):
         "CREATE_SCHEMA": True,
         "QR_HMAC_SECRET": "test-qr-secret",
         "SECRET_KEY": "test",
+        # one warm LibreOffice per test process (pytest-xdist already uses both cores)
+        "PDF_WORKERS": 1,
     })
     yield app
     app.extensions["baoxue_engine"].dispose()
