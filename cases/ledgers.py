@@ -1,0 +1,694 @@
+"""Ledgers (台账, DOMAIN §6): views of the one case store, filtered by jurisdiction and date.
+
+Every ledger is rebuilt from the bitemporal case events: a case's state as of a date is the
+``to_state`` of its latest state event with valid time ``occurred_at`` before the end of that day
+(China time) and record time ``recorded_at <= recorded_until``. A fresh ledger uses "now" as the
+record-time cut; a filed snapshot is re-run with its ``filed_at``, so a late-recorded event (a
+back-dated attempt, a correction) cannot change a filed report — re-running gives the same rows and
+the same hash. Cases count from their first state event (every path that opens a case writes one).
+
+Kinds (§6.1): ``school``, ``village`` (children with 户籍 in the village: ``Pupil.hukou_org_id``),
+``township``, ``county``, ``prefecture`` and ``g01`` (the 建档立卡 dedicated ledger at any node:
+``poverty_category`` set or G01 among the special groups).
+
+Aggregates are SQL ``GROUP BY`` queries over indexed columns that return a few hundred groups;
+Python only folds the groups into totals (by 学段 and by child node). Rows are paginated; the
+per-page extras (attempts, notices, guardians) are one query per page, not one per row.
+
+Counting scope (§2, Q9, Q11): age in 周岁 at the snapshot date; 6–16 counted; never-registered
+(no 学籍号) children of the exempt ages (6, 7) not counted; over-16 G01 children still on the
+学籍 platform counted — all from the node's region profile (``age_scope``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import String, and_, case, cast, func, literal, not_, or_, select
+from sqlalchemy.orm import Session
+
+from cases import audit
+from cases.ledger_models import LEDGER_KINDS, LedgerSnapshot
+from cases.models import Case, CaseEvent, Document, Guardian, Org, Pupil, SchoolClass, utcnow
+from forms import codes
+from forms import validators as v
+from forms.errors import Conflict, NotFound, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+CHINA_TZ = dt.timezone(dt.timedelta(hours=8))
+G01_POVERTY = ("jdlk", "tph", "jcdx")
+# Ledger kind -> the organisation kinds it may be drawn for (g01: any node).
+NODE_KINDS = {"school": ("school",), "village": ("village",), "township": ("township",),
+              "county": ("county",), "prefecture": ("prefecture",), "g01": None}
+KIND_TITLES = {"school": "学校台账", "village": "村级台账", "township": "乡级台账", "county": "县级台账",
+               "prefecture": "市(州)级台账", "g01": "建档立卡专门台账"}
+BANDS = {"primary": "小学", "junior": "初中"}
+# States in which a child is out of school (not 在校): for indicators and the 类别 column.
+OUT_OF_SCHOOL = frozenset({"SUSPECTED", "REPORTED", "NOTICED", "JOINT", "LEGAL", "LOCATING", "ASSESSING",
+                           "APPROVAL", "DEFERRED"})
+STATE_LABELS = {
+    "ATTENDING": "正常在校", "ABSENT": "无故缺勤", "VERIFY": "家访核实", "SUSPECTED": "疑似辍学",
+    "REPORTED": "已书面报告", "NOTICED": "返校通知已送达", "JOINT": "联合劝返", "LEGAL": "司法介入",
+    "LOCATING": "失联寻找", "ASSESSING": "残疾评估", "APPROVAL": "待审批", "RETURNED": "已复学",
+    "DEFERRED": "延缓入学/休学", "HOME_TAUGHT": "送教上门", "CLOSED": "已销号",
+}
+
+# (key, official heading) of a ledger row, in print order: the [S3] core set and the extended set
+# of §6.2 where the store has the data.
+ROW_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("entry_no", "台账编号"), ("name", "姓名"), ("sex", "性别"), ("id_number", "身份证号"),
+    ("xueji_no", "学籍号"), ("birth_date", "出生日期"), ("age", "年龄"), ("ethnicity", "民族"),
+    ("school", "就读学校"), ("school_code", "学校标识码"), ("band", "学段"), ("grade", "就读年级"),
+    ("class_name", "班级"), ("hukou", "户籍地"), ("address", "家庭住址"), ("category", "类别"),
+    ("counted", "是否计入统计"), ("g01", "是否建档立卡贫困户家庭子女"), ("special_groups", "特殊群体"),
+    ("reason", "辍学原因"), ("opened_on", "发现日期"), ("dropout_date", "辍学时间"),
+    ("guardian", "家长或监护人"), ("guardian_phone", "监护人电话"), ("state", "当前状态"),
+    ("state_since", "状态日期"), ("attempts", "劝返次数"), ("attempts_school", "学校劝返次数"),
+    ("attempts_township", "乡镇劝返次数"), ("attempts_joint", "联合劝返次数"),
+    ("last_attempt_on", "最近劝返日期"), ("last_attempt_result", "最近劝返结果"),
+    ("persuasion", "劝返工作情况"), ("notice", "通知书"), ("notice_served_on", "通知书送达日期"),
+    ("aid", "辍学前享受的教育资助政策情况"), ("closed_on", "销号日期"), ("closure_basis", "销号依据"),
+)
+HEADINGS = dict(ROW_COLUMNS)
+
+
+# ---- time cuts -----------------------------------------------------------------------------------------
+
+def valid_cut(as_of: dt.date) -> dt.datetime:
+    """Exclusive valid-time bound of an as-of date: the following midnight, China time."""
+    return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(0), CHINA_TZ)
+
+
+def add_years(day: dt.date, years: int) -> dt.date:
+    """``day`` moved by whole years (29 February falls back to the 28th)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
+def age_on(birth: dt.date | None, day: dt.date) -> int | None:
+    """周岁 (completed years) on ``day`` (DOMAIN §2 age computation)."""
+    if birth is None:
+        return None
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def snapshot_dates(year: int, month: int) -> tuple[dt.date, dt.date]:
+    """The two half-monthly as-of dates of a month ([S3]): the 15th and the month-end."""
+    end = (dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1))
+    return dt.date(year, month, 15), end
+
+
+def quarter_period(year: int, quarter: int) -> tuple[dt.date, dt.date]:
+    """First and last day of a calendar quarter (the 统计表 is filed at each quarter end, [S1])."""
+    if quarter not in (1, 2, 3, 4):
+        raise ValidationFailed("季度应为1–4", fields={"quarter": "应为1、2、3或4"})
+    start = dt.date(year, 3 * quarter - 2, 1)
+    end = dt.date(year + (quarter == 4), (3 * quarter) % 12 + 1, 1) - dt.timedelta(days=1)
+    return start, end
+
+
+# ---- the query pieces -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scope:
+    """A ledger's node and cuts. ``recorded_until`` is the record-time cut (filing time on re-run)."""
+
+    kind: str
+    org_id: int
+    org_path: str
+    org_name: str
+    as_of: dt.date
+    recorded_until: dt.datetime
+    age_min: int = 6
+    age_max: int = 16
+    exempt_unregistered_ages: tuple[int, ...] = (6, 7)
+    over_age_g01: bool = True
+
+    @property
+    def cut(self) -> dt.datetime:
+        return valid_cut(self.as_of)
+
+
+def make_scope(session: Session, kind: str, org_id: int, as_of: dt.date | None = None, *,
+               recorded_until: dt.datetime | None = None) -> Scope:
+    """Check ``kind`` against the node and build the scope (age rules from the node's profile)."""
+    if kind not in LEDGER_KINDS:
+        raise NotFound(f"没有台账类型“{kind}”；可用：{'、'.join(LEDGER_KINDS)}",
+                       fields={"kind": "可选：" + "、".join(LEDGER_KINDS)})
+    org = session.get(Org, int(org_id))
+    if org is None:
+        raise NotFound(f"机构 {org_id} 不存在", fields={"org_id": "不存在"})
+    allowed = NODE_KINDS[kind]
+    if allowed is not None and org.kind not in allowed:
+        raise ValidationFailed(f"{KIND_TITLES[kind]}应按{'、'.join(allowed)}级机构生成，“{org.name}”是{org.kind}",
+                               fields={"org_id": f"应为{'、'.join(allowed)}级机构"})
+    age = _age_scope(session, org)
+    return Scope(kind=kind, org_id=org.id, org_path=org.path, org_name=org.name,
+                 as_of=as_of or dt.date.today(), recorded_until=recorded_until or utcnow(),
+                 age_min=age.min_age, age_max=age.max_age,
+                 exempt_unregistered_ages=tuple(age.exempt_unregistered_ages),
+                 over_age_g01="G01" in age.include_over16_if)
+
+
+def _age_scope(session: Session, org: Org):
+    """The counting scope of the region profile chosen at or above ``org`` (Appendix A)."""
+    from cases.profiles import load_profile
+
+    ids = org.ancestor_ids
+    profiles = dict(session.execute(select(Org.id, Org.region_profile).where(Org.id.in_(ids))).all())
+    name = next((profiles[i] for i in reversed(ids) if profiles.get(i)), None)
+    return load_profile(name).age_scope
+
+
+def _subtree(scope: Scope):
+    return select(Org.id).where(Org.path.startswith(scope.org_path)).scalar_subquery()
+
+
+def _g01_condition():
+    return or_(Pupil.poverty_category.in_(G01_POVERTY),
+               cast(Pupil.special_groups, String).like('%"G01"%'))
+
+
+def _group_condition(code: str):
+    return cast(Pupil.special_groups, String).like(f'%"{code}"%')
+
+
+def _band_expr(grade_col):
+    return case((grade_col <= 6, literal("primary")), (grade_col >= 7, literal("junior")), else_=None)
+
+
+def _counted_expr(scope: Scope):
+    """SQL: the child is inside the counting scope of §2 on the as-of date."""
+    d = scope.as_of
+    youngest = add_years(d, -scope.age_min)  # born on or before: at least age_min
+    oldest = add_years(d, -(scope.age_max + 1)) + dt.timedelta(days=1)  # born on or after: ≤ age_max
+    birth = Pupil.birth_date
+    in_range = and_(birth >= oldest, birth <= youngest)
+    exempt = [and_(birth > add_years(d, -(a + 1)), birth <= add_years(d, -a), Pupil.xueji_no.is_(None))
+              for a in scope.exempt_unregistered_ages]
+    whens = [(birth.is_(None), True)]
+    if exempt:
+        whens.append((or_(*exempt), False))
+    whens.append((in_range, True))
+    if scope.over_age_g01:
+        whens.append((and_(birth < oldest, _g01_condition(), Pupil.xueji_no.is_not(None)), True))
+    return case(*whens, else_=False)
+
+
+def state_as_of(cut: dt.datetime, recorded_until: dt.datetime, *, name: str = "st"):
+    """Subquery (case_id, state, state_at, transition): each case's latest state event before
+    ``cut`` (valid time) and recorded by ``recorded_until`` (record time)."""
+    rn = func.row_number().over(partition_by=CaseEvent.case_id,
+                                order_by=(CaseEvent.occurred_at.desc(), CaseEvent.id.desc())).label("rn")
+    inner = (select(CaseEvent.case_id, CaseEvent.to_state.label("state"),
+                    CaseEvent.occurred_at.label("state_at"), CaseEvent.transition, rn)
+             .where(CaseEvent.to_state.is_not(None), CaseEvent.occurred_at < cut,
+                    CaseEvent.recorded_at <= recorded_until)
+             .subquery(f"{name}_all"))
+    return (select(inner.c.case_id, inner.c.state, inner.c.state_at, inner.c.transition)
+            .where(inner.c.rn == 1).subquery(name))
+
+
+def _case_scope(scope: Scope):
+    subtree = _subtree(scope)
+    if scope.kind == "village":
+        cond = Pupil.hukou_org_id.in_(subtree)
+    elif scope.kind == "school":
+        cond = Case.org_id.in_(subtree)
+    else:
+        cond = or_(Case.org_id.in_(subtree), Case.township_org_id.in_(subtree))
+    if scope.kind == "g01":
+        cond = and_(cond, _g01_condition())
+    return cond
+
+
+def _closed_since(scope: Scope) -> dt.datetime:
+    """Closed entries stay on the ledger until the school year of the as-of date ends (销号 shown)."""
+    start_year = scope.as_of.year if scope.as_of.month >= 9 else scope.as_of.year - 1
+    return dt.datetime(start_year, 9, 1, tzinfo=CHINA_TZ)
+
+
+def _ledger_select(scope: Scope, st, *, include_closed: bool = True):
+    school = Org.__table__.alias("school")
+    band = _band_expr(SchoolClass.grade).label("band")
+    q = (select(Case.id.label("case_id"), Case.number, Case.reason_code, Case.opened_on,
+                Case.dropout_confirmed_on, Case.closure_reason, Case.pupil_id,
+                Pupil.name, Pupil.sex, Pupil.id_number, Pupil.xueji_no, Pupil.birth_date, Pupil.ethnicity,
+                Pupil.hukou_text, Pupil.address, Pupil.special_groups, Pupil.poverty_category, Pupil.class_id,
+                SchoolClass.grade, SchoolClass.name.label("class_name"), band,
+                school.c.name.label("school"), school.c.code.label("school_code"),
+                st.c.state, st.c.state_at, st.c.transition,
+                _counted_expr(scope).label("counted"))
+         .join(st, st.c.case_id == Case.id)
+         .join(Pupil, Pupil.id == Case.pupil_id)
+         .outerjoin(SchoolClass, SchoolClass.id == Pupil.class_id)
+         .join(school, school.c.id == Pupil.org_id)
+         .where(_case_scope(scope), st.c.state != "ATTENDING"))
+    if include_closed:
+        q = q.where(or_(st.c.state != "CLOSED", st.c.state_at >= _closed_since(scope)))
+    else:
+        q = q.where(st.c.state != "CLOSED")
+    return q
+
+
+# ---- ledger rows ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LedgerPage:
+    """One page of a ledger: rows (dicts keyed as ``ROW_COLUMNS``) and the total count."""
+
+    kind: str
+    org_id: int
+    org_name: str
+    as_of: dt.date
+    total: int
+    rows: list[dict]
+    columns: tuple[tuple[str, str], ...] = ROW_COLUMNS
+
+
+def ledger_page(session: Session, scope: Scope, *, limit: int | None = 50, offset: int = 0,
+                unmask: bool = False, include_closed: bool = True) -> LedgerPage:
+    """Rows of the ledger for ``scope`` ordered by case number (``limit=None``: every row)."""
+    st = state_as_of(scope.cut, scope.recorded_until)
+    base = _ledger_select(scope, st, include_closed=include_closed)
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    q = base.order_by(Case.number)
+    if limit is not None:
+        q = q.limit(limit).offset(offset)
+    rows = list(iter_rows(session, scope, q, unmask=unmask))
+    return LedgerPage(scope.kind, scope.org_id, scope.org_name, scope.as_of, total, rows)
+
+
+def iter_rows(session: Session, scope: Scope, query, *, unmask: bool = False,
+              chunk: int = 2000) -> Iterator[dict]:
+    """Ledger rows for ``query`` (from ``_ledger_select``), built ``chunk`` rows at a time."""
+    result = session.execute(query)
+    while True:
+        batch = result.fetchmany(chunk)
+        if not batch:
+            return
+        ids = [r.case_id for r in batch]
+        extras = _extras(session, scope, ids, [r.pupil_id for r in batch])
+        for r in batch:
+            yield _row(scope, r, extras, unmask)
+
+
+@dataclass
+class _Extras:
+    attempts: dict[int, dict] = field(default_factory=dict)
+    notices: dict[int, dict] = field(default_factory=dict)
+    aid: dict[int, list] = field(default_factory=dict)
+    guardians: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+
+
+def _extras(session: Session, scope: Scope, case_ids: Sequence[int], pupil_ids: Sequence[int]) -> _Extras:
+    out = _Extras()
+    cut, rec = scope.cut, scope.recorded_until
+    # Attempts (shared event contract ``attempt``): count per stage and the latest one.
+    stage = CaseEvent.data["stage"].as_string()
+    result = CaseEvent.data["result"].as_string()
+    rn = func.row_number().over(partition_by=CaseEvent.case_id,
+                                order_by=(CaseEvent.occurred_at.desc(), CaseEvent.id.desc()))
+    part = {"partition_by": CaseEvent.case_id}
+    att = (select(CaseEvent.case_id, CaseEvent.occurred_at, result.label("result"), rn.label("rn"),
+                  func.count().over(**part).label("n"),
+                  func.sum(case((stage == "school", 1), else_=0)).over(**part).label("n_school"),
+                  func.sum(case((stage == "township", 1), else_=0)).over(**part).label("n_township"),
+                  func.sum(case((stage == "joint", 1), else_=0)).over(**part).label("n_joint"))
+           .where(CaseEvent.kind == "attempt", CaseEvent.case_id.in_(case_ids), CaseEvent.occurred_at < cut,
+                  CaseEvent.recorded_at <= rec).subquery())
+    for r in session.execute(select(att).where(att.c.rn == 1)):
+        out.attempts[r.case_id] = {"n": r.n, "school": r.n_school or 0, "township": r.n_township or 0,
+                                   "joint": r.n_joint or 0, "last_at": r.occurred_at, "result": r.result}
+    # Notices (guardian_notice documents) issued by the cut, the latest per case, with service dates.
+    docs = session.execute(
+        select(Document.case_id, Document.id, Document.form, Document.variant, Document.number_text,
+               Document.data, Document.created_at)
+        .where(Document.case_id.in_(case_ids), Document.form.in_(("guardian_notice", "dropout_report")),
+               Document.status == "issued", Document.created_at < cut, Document.created_at <= rec)
+        .order_by(Document.created_at, Document.id)).all()
+    notice_ids = [d.id for d in docs if d.form == "guardian_notice"]
+    served: dict[str, str] = {}
+    if notice_ids:
+        doc_id = CaseEvent.data["document_id"].as_string()
+        for e in session.execute(select(doc_id.label("doc"), CaseEvent.data, CaseEvent.occurred_at)
+                                 .where(CaseEvent.kind == "service", CaseEvent.case_id.in_(case_ids),
+                                        CaseEvent.occurred_at < cut, CaseEvent.recorded_at <= rec)
+                                 .order_by(CaseEvent.occurred_at)):
+            if e.doc in notice_ids:
+                served[e.doc] = (e.data or {}).get("served_on") or e.occurred_at.astimezone(CHINA_TZ).date()\
+                    .isoformat()
+    variants = {c.code: c.label for c in _notice_variants()}
+    for d in docs:
+        if d.form == "guardian_notice":
+            out.notices[d.case_id] = {"variant": d.variant, "label": variants.get(d.variant, d.variant or ""),
+                                      "number": d.number_text, "served_on": served.get(d.id)}
+        elif (d.data or {}).get("aid_policies"):
+            out.aid[d.case_id] = list(d.data["aid_policies"])
+    for g in session.execute(select(Guardian.pupil_id, Guardian.name, Guardian.relation, Guardian.phone)
+                             .where(Guardian.pupil_id.in_(pupil_ids)).order_by(Guardian.id)):
+        out.guardians.setdefault(g.pupil_id, (f"{g.name}({g.relation})", g.phone))
+    return out
+
+
+def _notice_variants():
+    from forms.registry import get_spec
+
+    from forms.spec import Choice
+
+    return [Choice(x.code, x.title) for x in get_spec("guardian_notice").variants]
+
+
+_REASONS = {c.code: c.label for c in codes.DROPOUT_REASONS}
+_RESULTS = {c.code: c.label for c in codes.ATTEMPT_RESULTS}
+_AID = {c.code: c.label for c in codes.AID_POLICIES}
+
+
+def _outcome(transition: str | None, closure_reason: str | None) -> str | None:
+    from cases.closure import OUTCOMES
+    from cases.workflow import TRANSITIONS_BY_CODE
+
+    t = TRANSITIONS_BY_CODE.get(transition or "")
+    code = (t.outcome if t is not None else None) or closure_reason
+    return code if code in OUTCOMES else None
+
+
+def _category(r, as_of: dt.date) -> str:
+    if r.class_id is None and not r.xueji_no:
+        return "失学"
+    if r.dropout_confirmed_on is not None and r.dropout_confirmed_on <= as_of:
+        return "辍学"
+    if r.state in OUT_OF_SCHOOL:
+        return "疑似辍学"
+    return "缺勤" if r.state in ("ABSENT", "VERIFY") else "其他"
+
+
+def _day(value: dt.datetime | None) -> str | None:
+    return value.astimezone(CHINA_TZ).date().isoformat() if value is not None else None
+
+
+def _row(scope: Scope, r, ex: _Extras, unmask: bool) -> dict:
+    att = ex.attempts.get(r.case_id, {})
+    notice = ex.notices.get(r.case_id)
+    guardian, phone = ex.guardians.get(r.pupil_id, (None, None))
+    g01 = r.poverty_category in G01_POVERTY or "G01" in (r.special_groups or [])
+    closed = r.state == "CLOSED"
+    outcome = _outcome(r.transition, r.closure_reason) if closed else None
+    n = att.get("n", 0)
+    persuasion = f"已劝返{n}次" + (f"，最近{_day(att['last_at'])}{_RESULTS.get(att['result'], '')}" if n else "")
+    from cases.closure import OUTCOMES
+
+    return {
+        "case_id": r.case_id, "entry_no": r.number, "name": r.name, "sex": r.sex,
+        "id_number": r.id_number if unmask else v.mask_id(r.id_number),
+        "xueji_no": r.xueji_no if unmask else v.mask_id(r.xueji_no),
+        "birth_date": r.birth_date.isoformat() if r.birth_date else None,
+        "age": age_on(r.birth_date, scope.as_of), "ethnicity": r.ethnicity,
+        "school": r.school, "school_code": r.school_code, "band": BANDS.get(r.band),
+        "grade": r.grade, "class_name": r.class_name, "hukou": r.hukou_text, "address": r.address,
+        "category": _category(r, scope.as_of), "counted": bool(r.counted), "g01": g01,
+        "special_groups": ",".join(r.special_groups or []),
+        "reason": _REASONS.get(r.reason_code, r.reason_code), "opened_on": r.opened_on.isoformat(),
+        "dropout_date": r.dropout_confirmed_on.isoformat()
+        if r.dropout_confirmed_on and r.dropout_confirmed_on <= scope.as_of else None,
+        "guardian": guardian, "guardian_phone": phone, "state": STATE_LABELS.get(r.state, r.state),
+        "state_code": r.state, "state_since": _day(r.state_at),
+        "attempts": n, "attempts_school": att.get("school", 0), "attempts_township": att.get("township", 0),
+        "attempts_joint": att.get("joint", 0), "last_attempt_on": _day(att.get("last_at")),
+        "last_attempt_result": _RESULTS.get(att.get("result"), att.get("result")),
+        "persuasion": persuasion,
+        "notice": f"{notice['label']} {notice['number'] or ''}".strip() if notice else None,
+        "notice_served_on": notice["served_on"] if notice else None,
+        "aid": "、".join(_AID.get(c, c) for c in ex.aid.get(r.case_id, [])) or None,
+        "closed_on": _day(r.state_at) if closed else None,
+        "closure_basis": OUTCOMES.get(outcome) if outcome else None,
+    }
+
+
+# ---- aggregates ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Aggregate:
+    """Counts of a node's ledger as of a date: totals by 学段 and per child node."""
+
+    kind: str
+    org_id: int
+    org_name: str
+    as_of: dt.date
+    enrolled: dict[str, int]
+    states: dict[str, dict[str, int]]  # band -> state -> cases
+    counted_out_of_school: dict[str, int]  # band -> counted children out of school (§2 scope)
+    g01_out_of_school: int
+    children: list[dict]
+
+    def as_json(self) -> dict:
+        return {"kind": self.kind, "org_id": self.org_id, "org_name": self.org_name,
+                "as_of": self.as_of.isoformat(), "enrolled": self.enrolled, "states": self.states,
+                "counted_out_of_school": self.counted_out_of_school,
+                "g01_out_of_school": self.g01_out_of_school, "children": self.children}
+
+
+def _child_map(session: Session, scope: Scope) -> tuple[dict[int, int], dict[int, str]]:
+    """Every org in the subtree -> the direct child of the node it lies under (itself for the node)."""
+    depth = scope.org_path.count("/")
+    mapping: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for oid, path, name, parent in session.execute(
+            select(Org.id, Org.path, Org.name, Org.parent_id).where(Org.path.startswith(scope.org_path))):
+        parts = path.strip("/").split("/")
+        child = int(parts[depth - 1]) if len(parts) >= depth else oid
+        mapping[oid] = child
+        if parent == scope.org_id:
+            names[oid] = name
+    return mapping, names
+
+
+def enrolled_counts(session: Session, scope: Scope) -> list[tuple[int, str | None, int]]:
+    """(org id, band, pupils) on the roll in scope: school for most kinds, 户籍 village for ``village``."""
+    band = _band_expr(SchoolClass.grade)
+    org_col = Pupil.hukou_org_id if scope.kind == "village" else Pupil.org_id
+    q = (select(org_col, band, func.count())
+         .select_from(Pupil).join(SchoolClass, SchoolClass.id == Pupil.class_id)
+         .where(org_col.in_(_subtree(scope))))
+    if scope.kind == "g01":
+        q = q.where(_g01_condition())
+    return [tuple(r) for r in session.execute(q.group_by(org_col, band))]
+
+
+def aggregate(session: Session, scope: Scope) -> Aggregate:
+    """The node's figures as of ``scope.as_of``: GROUP BY queries only (see module doc)."""
+    child_of, child_names = _child_map(session, scope)
+    enrolled: dict[str, int] = defaultdict(int)
+    per_child: dict[int, dict[str, Any]] = {}
+
+    def child(org_id: int | None) -> dict:
+        cid = child_of.get(org_id, scope.org_id) if org_id is not None else scope.org_id
+        return per_child.setdefault(cid, {"org_id": cid, "name": child_names.get(cid, scope.org_name),
+                                          "enrolled": 0, "open_cases": 0, "out_of_school": 0})
+
+    for org_id, band, n in enrolled_counts(session, scope):
+        enrolled[band or "unknown"] += n
+        child(org_id)["enrolled"] += n
+    st = state_as_of(scope.cut, scope.recorded_until)
+    band = _band_expr(SchoolClass.grade)
+    counted = _counted_expr(scope)
+    org_col = Pupil.hukou_org_id if scope.kind == "village" else Case.org_id
+    q = (select(org_col, band, st.c.state, counted, case((_g01_condition(), 1), else_=0), func.count())
+         .select_from(Case).join(st, st.c.case_id == Case.id).join(Pupil, Pupil.id == Case.pupil_id)
+         .outerjoin(SchoolClass, SchoolClass.id == Pupil.class_id)
+         .where(_case_scope(scope), st.c.state.not_in(("ATTENDING", "CLOSED")))
+         .group_by(org_col, band, st.c.state, counted, case((_g01_condition(), 1), else_=0)))
+    states: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    counted_out: dict[str, int] = defaultdict(int)
+    g01_out = 0
+    for org_id, b, state, is_counted, is_g01, n in session.execute(q):
+        key = b or "unknown"
+        states[key][state] += n
+        c = child(org_id)
+        c["open_cases"] += n
+        if state in OUT_OF_SCHOOL and is_counted:
+            counted_out[key] += n
+            c["out_of_school"] += n
+            if is_g01:
+                g01_out += n
+    children = sorted((c for cid, c in per_child.items() if cid != scope.org_id), key=lambda c: c["org_id"])
+    return Aggregate(scope.kind, scope.org_id, scope.org_name, scope.as_of, dict(enrolled),
+                     {b: dict(s) for b, s in states.items()}, dict(counted_out), g01_out, children)
+
+
+# ---- snapshots: file, verify, correct -----------------------------------------------------------------
+
+def canonical_json(rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """The canonical byte form of ledger rows that the snapshot hash is taken over."""
+    return json.dumps(list(rows), ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                      default=str).encode("utf-8")
+
+
+def content_hash(rows: Iterable[Mapping[str, Any]]) -> str:
+    return hashlib.sha256(canonical_json(rows)).hexdigest()
+
+
+def _all_rows(session: Session, scope: Scope) -> list[dict]:
+    return ledger_page(session, scope, limit=None).rows  # masked: filed reports never hold full IDs
+
+
+def file_snapshot(session: Session, kind: str, org_id: int, as_of: dt.date, *, user: str) -> LedgerSnapshot:
+    """File (freeze) the ledger of ``kind`` for ``org_id`` as of ``as_of``; the caller commits."""
+    if as_of > dt.date.today():
+        raise ValidationFailed("不能报送未来日期的台账", fields={"as_of": "不能晚于今天"})
+    filed_at = utcnow().replace(microsecond=0)
+    scope = make_scope(session, kind, org_id, as_of, recorded_until=filed_at)
+    rows = _all_rows(session, scope)
+    snap = LedgerSnapshot(org_id=scope.org_id, kind=kind, as_of=as_of, filed_at=filed_at, filed_by=user,
+                          status="filed", content_sha256=content_hash(rows), row_count=len(rows), rows=rows,
+                          totals=aggregate(session, scope).as_json())
+    session.add(snap)
+    session.flush()
+    audit.record(session, who=user, org=scope.org_id, action="ledger.file", target=f"ledger_snapshot:{snap.id}",
+                 after={"kind": kind, "as_of": as_of, "sha256": snap.content_sha256, "rows": len(rows)})
+    return snap
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Result of re-running a filed snapshot: same hash or not, and which entries differ."""
+
+    snapshot_id: int
+    stored_sha256: str
+    rerun_sha256: str
+    stored_matches_content: bool
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.stored_matches_content and self.stored_sha256 == self.rerun_sha256
+
+    def as_json(self) -> dict:
+        return {"snapshot_id": self.snapshot_id, "ok": self.ok, "stored_sha256": self.stored_sha256,
+                "rerun_sha256": self.rerun_sha256, "stored_matches_content": self.stored_matches_content,
+                "added": self.added, "removed": self.removed, "changed": self.changed}
+
+
+def _diff(old: Sequence[Mapping], new: Sequence[Mapping]) -> tuple[list[str], list[str], list[str]]:
+    a = {r["entry_no"]: r for r in old}
+    b = {r["entry_no"]: r for r in new}
+    return (sorted(set(b) - set(a)), sorted(set(a) - set(b)),
+            sorted(k for k in set(a) & set(b) if canonical_json([a[k]]) != canonical_json([b[k]])))
+
+
+def get_snapshot(session: Session, snapshot_id: int) -> LedgerSnapshot:
+    snap = session.get(LedgerSnapshot, snapshot_id)
+    if snap is None:
+        raise NotFound(f"台账快照 {snapshot_id} 不存在")
+    return snap
+
+
+def verify_snapshot(session: Session, snap: LedgerSnapshot) -> Verification:
+    """Re-run the snapshot with its own cuts (valid time: as_of; record time: filed_at) and compare."""
+    scope = make_scope(session, snap.kind, snap.org_id, snap.as_of, recorded_until=snap.filed_at)
+    rows = _all_rows(session, scope)
+    added, removed, changed = _diff(snap.rows, rows)
+    return Verification(snap.id, snap.content_sha256, content_hash(rows),
+                        content_hash(snap.rows) == snap.content_sha256, added, removed, changed)
+
+
+def file_correction(session: Session, snap: LedgerSnapshot, *, reason: str, user: str) -> LedgerSnapshot:
+    """A 更正 entry: the same ledger and as-of date rebuilt with everything recorded until now,
+    filed as a new frozen snapshot that names the one it corrects and what changed."""
+    if not (reason or "").strip():
+        raise ValidationFailed("更正须写明原因", fields={"reason": "必填"})
+    if snap.status != "filed":
+        raise Conflict("只能对原报送的台账提出更正，请更正原台账")
+    filed_at = utcnow().replace(microsecond=0)
+    scope = make_scope(session, snap.kind, snap.org_id, snap.as_of, recorded_until=filed_at)
+    rows = _all_rows(session, scope)
+    added, removed, changed = _diff(snap.rows, rows)
+    new = LedgerSnapshot(org_id=snap.org_id, kind=snap.kind, as_of=snap.as_of, filed_at=filed_at,
+                         filed_by=user, status="correction", content_sha256=content_hash(rows),
+                         row_count=len(rows), rows=rows, totals=aggregate(session, scope).as_json(),
+                         corrects_id=snap.id, reason=reason.strip(),
+                         changes={"added": added, "removed": removed, "changed": changed})
+    session.add(new)
+    session.flush()
+    audit.record(session, who=user, org=snap.org_id, action="ledger.correct",
+                 target=f"ledger_snapshot:{snap.id}",
+                 after={"correction": new.id, "reason": new.reason, "changed": len(changed) + len(added)
+                        + len(removed)})
+    return new
+
+
+def snapshot_json(snap: LedgerSnapshot, *, with_rows: bool = True) -> dict:
+    out = {"id": snap.id, "kind": snap.kind, "org_id": snap.org_id, "as_of": snap.as_of.isoformat(),
+           "filed_at": snap.filed_at.isoformat(), "filed_by": snap.filed_by, "status": snap.status,
+           "sha256": snap.content_sha256, "row_count": snap.row_count, "totals": snap.totals,
+           "corrects_id": snap.corrects_id, "reason": snap.reason, "changes": snap.changes}
+    if with_rows:
+        out["rows"] = snap.rows
+    return out
+
+
+# ---- XLSX -------------------------------------------------------------------------------------------
+
+def ledger_xlsx(session: Session, scope: Scope, *, unmask: bool = False, user: str = "system") -> bytes:
+    """The whole ledger as an XLSX (openpyxl write-only) with the official headings. Every export is
+    logged; an unmasked one is logged as such (§8.4)."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(KIND_TITLES[scope.kind])
+    ws.append([f"{scope.org_name}{KIND_TITLES[scope.kind]}（截至{scope.as_of.year}年{scope.as_of.month}月"
+               f"{scope.as_of.day}日）"])
+    ws.append([h for _k, h in ROW_COLUMNS])
+    keys = [k for k, _h in ROW_COLUMNS]
+    st = state_as_of(scope.cut, scope.recorded_until)
+    q = _ledger_select(scope, st).order_by(Case.number)
+    n = 0
+    for row in iter_rows(session, scope, q, unmask=unmask):
+        ws.append([_cell(row[k]) for k in keys])
+        n += 1
+    buf = io.BytesIO()
+    wb.save(buf)
+    audit.record(session, who=user, org=scope.org_id,
+                 action="ledger.export_unmasked" if unmask else "ledger.export",
+                 target=f"ledger:{scope.kind}:{scope.org_id}", after={"as_of": scope.as_of, "rows": n})
+    return buf.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    return value
+
+
+def rows_xlsx(title: str, headings: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    """A one-sheet write-only XLSX: a title line, a heading row, then ``rows``."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(title[:31])
+    ws.append([title])
+    ws.append(list(headings))
+    for r in rows:
+        ws.append([_cell(x) for x in r])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+__all__ = ["Aggregate", "LedgerPage", "ROW_COLUMNS", "Scope", "Verification", "aggregate", "content_hash",
+           "enrolled_counts", "file_correction", "file_snapshot", "get_snapshot", "ledger_page", "ledger_xlsx",
+           "make_scope", "quarter_period", "snapshot_dates", "snapshot_json", "state_as_of", "valid_cut",
+           "verify_snapshot"]
