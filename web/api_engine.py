@@ -1,0 +1,328 @@
+"""Case engine API (/api/v1): workflow actions, persuasion attempts, closure evidence, referrals,
+overdue deadlines, the 问题清单, attendance import and holiday tables. Every endpoint is scoped
+with ``check_scope`` (X-Baoxue-Org); errors are BaoxueError subclasses (409 for an invalid
+transition, naming the current state and the allowed actions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import request
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from cases import engine
+from cases.attendance import import_attendance
+from cases.engine_models import Deadline, Evidence, Problem, Referral
+from cases.models import Org, in_scope
+from forms.errors import Forbidden, NotFound, ValidationFailed
+from web.api import check_scope, current_user, db, scope_org
+
+blp = Blueprint("engine", __name__, url_prefix="/api/v1", description="案件流程、时限、问题清单、考勤导入")
+
+
+def _body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValidationFailed("请求体应为 JSON 对象", fields={"body": "JSON 对象"})
+    return body
+
+
+def _case(case_id: int):
+    case = engine.get_case(db(), case_id)
+    check_scope(case.org_id)
+    return case
+
+
+def _when(body: dict, key: str = "occurred_on") -> dt.date | None:
+    return engine._date(body[key], key) if body.get(key) else None
+
+
+def _transition_json(t) -> dict:
+    return {"code": t.code, "from_state": t.from_state, "to_state": t.to_state, "actor": t.actor,
+            "documents": list(t.documents), "tags": list(t.tags), "warnings": list(t.warnings),
+            "outcome": t.outcome, "notice_variant": t.notice_variant,
+            "timers": [{"name": s.name, "start": s.start, "due": s.due.date if s.due else None,
+                        "provisional": bool(s.due and s.due.provisional),
+                        "warning": s.due.warning if s.due else None} for s in t.timers]}
+
+
+def _admin_only() -> None:
+    scope = scope_org()
+    if scope is not None and scope.parent_id is not None:
+        raise Forbidden("只有最高一级机构的管理员可以执行此操作")
+
+
+def _org_arg() -> Org:
+    raw = request.args.get("org_id", "")
+    org = db().get(Org, int(raw)) if raw.isdigit() else scope_org()
+    if org is None:
+        raise ValidationFailed("需要 org_id（或 X-Baoxue-Org）", fields={"org_id": "必填"})
+    check_scope(org.id)
+    return org
+
+
+@blp.route("/cases/<int:case_id>/actions")
+def case_actions(case_id: int):
+    """Allowed actions of the case, and the blocked ones with the reason."""
+    session = db()
+    case = _case(case_id)
+    out = engine.actions(session, case)
+    out["deadlines"] = [engine.deadline_json(d) for d in session.scalars(
+        select(Deadline).where(Deadline.case_id == case.id).order_by(Deadline.id))]
+    out["dropout_confirmed_on"] = case.dropout_confirmed_on
+    return out
+
+
+@blp.route("/cases/<int:case_id>/actions", methods=["POST"])
+def take_action(case_id: int):
+    """Take a transition: {"code": "T8", "data": {"reason": ..., "facts": {...}}, "occurred_on": date}."""
+    session = db()
+    case = _case(case_id)
+    body = _body()
+    code = body.get("code")
+    if not isinstance(code, str) or not code:
+        raise ValidationFailed("缺少操作代码", fields={"code": "必填，如 T8"})
+    data = body.get("data") or {}
+    if not isinstance(data, dict):
+        raise ValidationFailed("data 应为对象", fields={"data": "对象"})
+    t = engine.apply_action(session, case, code, actor=current_user(), data=data, occurred_at=_when(body))
+    session.commit()
+    return {"case_id": case.id, "state": case.state, "relapse": case.relapse,
+            "transition": _transition_json(t)}, 201
+
+
+@blp.route("/cases/<int:case_id>/facts", methods=["POST"])
+def post_facts(case_id: int):
+    """Record facts of the episode (returned_on, out_of_contact, court_ruling...)."""
+    session = db()
+    case = _case(case_id)
+    body = _body()
+    facts = engine.record_facts(session, case, body.get("facts") or {}, actor=current_user(),
+                                occurred_at=_when(body))
+    session.commit()
+    return {"case_id": case.id, "facts": facts}, 201
+
+
+@blp.route("/cases/<int:case_id>/attempts", methods=["POST"])
+def post_attempt(case_id: int):
+    """Record a persuasion attempt (§5.5 fields); answers it with the ≥N-in-window check."""
+    session = db()
+    case = _case(case_id)
+    attempt = engine.record_attempt(session, case, _body(), actor=current_user())
+    session.commit()
+    return {"attempt": attempt, "check": engine.attempts_check(session, case)}, 201
+
+
+@blp.route("/cases/<int:case_id>/attempts")
+def get_attempts(case_id: int):
+    session = db()
+    case = _case(case_id)
+    return {"attempts": engine.attempts_of(session, case), "check": engine.attempts_check(session, case)}
+
+
+@blp.route("/cases/<int:case_id>/service", methods=["POST"])
+def post_service(case_id: int):
+    """Record service of a notice: {"document_id", "served_on", "method", "complete"}."""
+    session = db()
+    case = _case(case_id)
+    body = _body()
+    missing = {k: "必填" for k in ("document_id", "served_on", "method") if not body.get(k)}
+    if missing:
+        raise ValidationFailed("送达信息不完整", fields=missing)
+    engine.record_service(session, case, document_id=body["document_id"],
+                          served_on=engine._date(body["served_on"], "served_on"), method=body["method"],
+                          complete=bool(body.get("complete")), actor=current_user())
+    session.commit()
+    return {"case_id": case.id, "state": case.state}, 201
+
+
+@blp.route("/cases/<int:case_id>/receipts", methods=["POST"])
+def post_receipt(case_id: int):
+    """The 报告单 was signed for: {"document_id", "received_on", "by": "township"|"education"}."""
+    session = db()
+    case = _case(case_id)
+    body = _body()
+    if not body.get("received_on"):
+        raise ValidationFailed("缺少签收日期", fields={"received_on": "必填"})
+    engine.record_receipt(session, case, document_id=body.get("document_id"),
+                          received_on=engine._date(body["received_on"], "received_on"),
+                          by=body.get("by", "township"), actor=current_user())
+    session.commit()
+    return {"case_id": case.id, "state": case.state}, 201
+
+
+def _evidence_json(e: Evidence) -> dict:
+    return {"id": e.id, "case_id": e.case_id, "kind": e.kind, "document_id": e.document_id,
+            "upload_id": e.upload_id, "value": e.value, "issuer": e.issuer, "partners": e.partners or [],
+            "note": e.note, "attached_by": e.attached_by, "verified_by": e.verified_by,
+            "verified_at": e.verified_at.isoformat() if e.verified_at else None}
+
+
+@blp.route("/cases/<int:case_id>/evidence", methods=["POST"])
+def post_evidence(case_id: int):
+    """Attach closure evidence: {"kind", "document_id"?, "value"?, "issuer"?, "partners"?, "note"?}."""
+    session = db()
+    case = _case(case_id)
+    body = _body()
+    if not body.get("kind"):
+        raise ValidationFailed("缺少材料类型", fields={"kind": "必填"})
+    ev = engine.attach_evidence(session, case, kind=body["kind"], actor=current_user(),
+                                document_id=body.get("document_id"), upload_id=body.get("upload_id"),
+                                value=body.get("value"), issuer=body.get("issuer"),
+                                partners=body.get("partners"), note=body.get("note"))
+    session.commit()
+    return _evidence_json(ev), 201
+
+
+@blp.route("/cases/<int:case_id>/evidence")
+def list_evidence(case_id: int):
+    session = db()
+    case = _case(case_id)
+    return {"items": [_evidence_json(e) for e in session.scalars(
+        select(Evidence).where(Evidence.case_id == case.id).order_by(Evidence.id))]}
+
+
+@blp.route("/evidence/<int:evidence_id>/verify", methods=["POST"])
+def verify(evidence_id: int):
+    """A named person (X-Baoxue-User) confirms the evidence item."""
+    session = db()
+    ev = session.get(Evidence, evidence_id)
+    if ev is None:
+        raise NotFound(f"证明材料 {evidence_id} 不存在")
+    check_scope(ev.org_id)
+    engine.verify_evidence(session, ev, by=current_user())
+    session.commit()
+    return _evidence_json(ev)
+
+
+@blp.route("/cases/<int:case_id>/close", methods=["POST"])
+def close(case_id: int):
+    """销号: {"outcome": "C1".."C7"}; refused (409) listing what is missing."""
+    session = db()
+    case = _case(case_id)
+    body = _body()
+    if not body.get("outcome"):
+        raise ValidationFailed("缺少销号类型", fields={"outcome": "必填，C1–C7"})
+    t = engine.close_case(session, case, body["outcome"], actor=current_user(), data=body.get("data"),
+                          occurred_at=_when(body))
+    session.commit()
+    return {"case_id": case.id, "state": case.state, "closure_reason": case.closure_reason,
+            "transition": _transition_json(t)}
+
+
+def _referral_json(r: Referral) -> dict:
+    return {"id": r.id, "case_id": r.case_id, "from_org_id": r.org_id, "to_department": r.to_department,
+            "to_org_id": r.to_org_id, "to_unit_name": r.to_unit_name, "reason": r.reason,
+            "request": r.request, "sent_on": r.sent_on, "document_id": r.document_id,
+            "acknowledged_on": r.acknowledged_on, "reply": r.reply, "replied_on": r.replied_on}
+
+
+@blp.route("/cases/<int:case_id>/referrals", methods=["POST"])
+def post_referral(case_id: int):
+    """A 部门函件 to a partner department: {"to_department", "reason", "sent_on"?, "request"?}."""
+    session = db()
+    case = _case(case_id)
+    body = _body()
+    ref = engine.create_referral(session, case, to_department=body.get("to_department", ""),
+                                 reason=body.get("reason", ""),
+                                 sent_on=_when(body, "sent_on") or engine.china_date(None),
+                                 actor=current_user(), request=body.get("request"),
+                                 to_org_id=body.get("to_org_id"), to_unit_name=body.get("to_unit_name"),
+                                 document_id=body.get("document_id"))
+    session.commit()
+    return _referral_json(ref), 201
+
+
+@blp.route("/cases/<int:case_id>/referrals")
+def list_referrals(case_id: int):
+    session = db()
+    case = _case(case_id)
+    return {"items": [_referral_json(r) for r in session.scalars(
+        select(Referral).where(Referral.case_id == case.id).order_by(Referral.id))]}
+
+
+@blp.route("/referrals/<int:referral_id>/reply", methods=["POST"])
+def referral_reply(referral_id: int):
+    """Record acknowledgement and/or reply: {"acknowledged_on"?, "reply"?, "replied_on"?}."""
+    session = db()
+    ref = session.get(Referral, referral_id)
+    if ref is None:
+        raise NotFound(f"部门函件 {referral_id} 不存在")
+    check_scope(ref.org_id)
+    body = _body()
+    if body.get("acknowledged_on"):
+        ref.acknowledged_on = _when(body, "acknowledged_on")
+    if body.get("reply"):
+        ref.reply = str(body["reply"])
+        ref.replied_on = _when(body, "replied_on") or engine.china_date(None)
+    session.commit()
+    return _referral_json(ref)
+
+
+@blp.route("/overdue")
+def list_overdue():
+    """Open deadlines past due in the subtree of ``?org_id=`` (default: the caller's scope)."""
+    org = _org_arg()
+    today = engine._date(request.args["today"], "today") if request.args.get("today") else None
+    items = engine.overdue(db(), org, today)
+    return {"org_id": org.id, "total": len(items), "items": items}
+
+
+@blp.route("/problems")
+def list_problems():
+    """The 问题清单 of the subtree of ``?org_id=`` (``?status=open|resolved``)."""
+    org = _org_arg()
+    q = select(Problem).where(in_scope(Problem.org_id, org)).order_by(Problem.id)
+    if request.args.get("status"):
+        q = q.where(Problem.status == request.args["status"])
+    return {"org_id": org.id, "items": [
+        {"id": p.id, "case_id": p.case_id, "deadline_id": p.deadline_id, "source": p.source,
+         "category": p.category, "description": p.description, "responsible_person": p.responsible_person,
+         "responsible_unit": p.responsible_unit, "measures": p.measures, "due_on": p.due_on,
+         "status": p.status, "org_id": p.org_id} for p in db().scalars(q)]}
+
+
+@blp.route("/attendance/import", methods=["POST"])
+def attendance_import():
+    """Multipart: ``file`` (CSV/XLSX, see cases/attendance.py for columns), ``org_id`` (the unit
+    whose pupils are listed). Good rows are kept even when some rows are bad."""
+    f = request.files.get("file")
+    org_id = request.form.get("org_id", "")
+    errors = {}
+    if f is None or not f.filename:
+        errors["file"] = "请选择考勤文件（CSV 或 XLSX）"
+    if not org_id.isdigit():
+        errors["org_id"] = "必填，应为机构编号"
+    if errors:
+        raise ValidationFailed("导入参数不完整", fields=errors)
+    session = db()
+    org = session.get(Org, int(org_id))
+    if org is None:
+        raise NotFound(f"机构 {org_id} 不存在", fields={"org_id": "不存在"})
+    check_scope(org.id)
+    result = import_attendance(session, org=org, filename=f.filename, data=f.read(), actor=current_user())
+    session.commit()
+    return result.to_dict(), 201
+
+
+@blp.route("/admin/holidays", methods=["POST"])
+def load_holidays():
+    """Load a year's statutory holiday table (JSON: year, source, holidays, workdays)."""
+    _admin_only()
+    session = db()
+    table = engine.load_holiday_table(session, _body(), actor=current_user())
+    session.commit()
+    return {"year": table.year, "holidays": len(table.holidays), "workdays": len(table.workdays),
+            "source": table.source}, 201
+
+
+@blp.route("/admin/sweep", methods=["POST"])
+def run_sweep():
+    """Run the deadline sweep now (the daily job does the same): {"today"?: date}."""
+    _admin_only()
+    session = db()
+    body = request.get_json(silent=True) or {}
+    counts = engine.sweep(session, _when(body, "today") if isinstance(body, dict) else None)
+    session.commit()
+    return counts
