@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from forms import layout as L
+from forms.pdfium_lock import with_pdfium_lock
 from forms.spec import FormSpec, Variant
 
 BBox = tuple[float, float, float, float]
@@ -699,6 +700,7 @@ class PdfAnalysis:
         return "\n".join(out)
 
 
+@with_pdfium_lock
 def pdf_pages(pdf: bytes | str | Path) -> list[PdfPage]:
     """The neutral model of every page (tables from the drawn cell borders, prose lines).
 

@@ -32,6 +32,7 @@ from forms import layout as L
 from forms.errors import UnsupportedInput
 from forms.geometry import Located, PartLocation, norm, unwrap
 from forms.identity import Identity
+from forms.pdfium_lock import with_pdfium_lock
 from forms.registry import all_specs
 from forms.spec import Field, FormSpec, Kind, Variant, clean_value, is_blank, read_value
 
@@ -113,6 +114,7 @@ def sniff(path: Path) -> str | None:
     return None
 
 
+@with_pdfium_lock
 def pdf_kind(path: Path | str) -> str:
     """The one "digital or scanned?" rule (module docstring): 'digital' or 'scanned'.
 

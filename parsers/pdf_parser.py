@@ -30,6 +30,7 @@ from pypdf.errors import PdfReadError
 from forms import identity as ident
 from forms.errors import TamperedDocument, UnreadableDocument, UnsupportedInput
 from forms.geometry import analyse_pdf, pdf_pages
+from forms.pdfium_lock import with_pdfium_lock
 from parsers.base import (
     PDF_MIME,
     ParsedForm,
@@ -61,6 +62,7 @@ def pdf_info(reader: PdfReader) -> dict[str, str]:
     return out
 
 
+@with_pdfium_lock
 def qr_from_pages(data: bytes, limit_pages: int = 50, dpi: int = 200) -> list[str]:
     """QR payloads read from the rendered top-right corner of each page (the stamper draws the code
     as vectors there): pdfium renders only that corner, zxing-cpp looks for QR codes only."""
