@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, func, literal, not_, or_, select
+from sqlalchemy import String, and_, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from cases import audit
@@ -364,7 +364,6 @@ def _extras(session: Session, scope: Scope, case_ids: Sequence[int], pupil_ids: 
 
 def _notice_variants():
     from forms.registry import get_spec
-
     from forms.spec import Choice
 
     return [Choice(x.code, x.title) for x in get_spec("guardian_notice").variants]
