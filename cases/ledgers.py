@@ -526,6 +526,184 @@ def aggregate(session: Session, scope: Scope) -> Aggregate:
                      {b: dict(s) for b, s in states.items()}, dict(counted_out), g01_out, children)
 
 
+# ---- the quarterly 统计表 --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QuarterlyFigures:
+    """Figures of the 统计表 for a node and quarter: table name -> band -> column -> count, with the
+    column names of ``forms.specs.quarterly_stats`` (the single definition of the columns)."""
+
+    org_id: int
+    org_name: str
+    year: int
+    quarter: int
+    start: dt.date
+    end: dt.date
+    tables: dict[str, dict[str, dict[str, int]]]
+
+    def table_rows(self, table: str) -> list[dict]:
+        """Rows of one table in print order (小学, 初中, 合计) as the spec's TABLE value."""
+        return [{"band": b, **self.tables[table][b]} for b in ("primary", "junior", "total")]
+
+    def form_data(self, **sign_off: Any) -> dict:
+        """Input for ``issue_document(form="quarterly_stats")``: the figures plus the sign-off."""
+        from forms.specs.quarterly_stats import TABLES
+
+        period = (f"{self.year}年第{self.quarter}季度（{self.start.year}年{self.start.month}月{self.start.day}日—"
+                  f"{self.end.month}月{self.end.day}日）")
+        return {"unit_name": self.org_name, "period": period, "as_of": self.end.isoformat(),
+                **{t: self.table_rows(t) for t in TABLES}, **sign_off}
+
+    def as_json(self) -> dict:
+        return {"org_id": self.org_id, "org_name": self.org_name, "year": self.year, "quarter": self.quarter,
+                "start": self.start.isoformat(), "end": self.end.isoformat(), "tables": self.tables}
+
+
+def quarterly_figures(session: Session, org_id: int, year: int, quarter: int, *,
+                      recorded_until: dt.datetime | None = None) -> QuarterlyFigures:
+    """The 统计表 of §6.3 for the node ``org_id`` and a calendar quarter, from the case store.
+
+    - 本期排查疑似辍学: cases that entered SUSPECTED inside the quarter; of which 已返校 (state at
+      quarter end RETURNED, or closed by C1), 已报联合劝返组 (reached JOINT by quarter end),
+      劝返中 (still open otherwise); 劝返不少于3次: of those, with ≥ 3 ``attempt`` events.
+    - 复学 by placement: transitions into RETURNED (placement from the event's ``placement``) and
+      into HOME_TAUGHT (送教上门) inside the quarter; 残疾评估认定: T16a/T16b inside the quarter;
+      销号 by evidence set: transitions into CLOSED inside the quarter (C6 = 超龄离校标注).
+    - 延缓入学/休学 and 失联: state at quarter end (DEFERRED, LOCATING).
+    - 司法文书: 责令复学 notices (guardian_notice ``zeling``) issued inside the quarter.
+    - 特殊群体 and 原因: among the cases found in the quarter.
+    """
+    from cases.closure import OUTCOMES
+    from forms.specs.quarterly_stats import GROUP_COLUMNS, PLACEMENT_COLUMNS, TABLES, count_columns
+
+    start, end = quarter_period(year, quarter)
+    scope = make_scope(session, _kind_for(session, org_id), org_id, end,
+                       recorded_until=recorded_until)
+    start_cut, end_cut, rec = valid_cut(start - dt.timedelta(days=1)), scope.cut, scope.recorded_until
+    tables = {t: {b: dict.fromkeys(count_columns(t), 0) for b in ("primary", "junior")} for t in TABLES}
+
+    def add(table: str, band: str | None, column: str, n: int) -> None:
+        if band in ("primary", "junior") and column in tables[table][band]:
+            tables[table][band][column] += n
+
+    band = _band_expr(SchoolClass.grade)
+    for _org, b, n in enrolled_counts(session, scope):
+        add("screening", b, "enrolled", n)
+
+    def base(*cols):
+        return (select(*cols).select_from(Case).join(Pupil, Pupil.id == Case.pupil_id)
+                .outerjoin(SchoolClass, SchoolClass.id == Pupil.class_id).where(_case_scope(scope)))
+
+    st = state_as_of(end_cut, rec)
+    in_period = and_(CaseEvent.occurred_at >= start_cut, CaseEvent.occurred_at < end_cut,
+                     CaseEvent.recorded_at <= rec)
+    found = select(CaseEvent.case_id).where(CaseEvent.to_state == "SUSPECTED", in_period).distinct().subquery()
+    joint = (select(CaseEvent.case_id).where(CaseEvent.to_state == "JOINT", CaseEvent.occurred_at < end_cut,
+                                             CaseEvent.recorded_at <= rec).distinct().subquery())
+    attempts = (select(CaseEvent.case_id, func.count().label("n"))
+                .where(CaseEvent.kind == "attempt", CaseEvent.occurred_at < end_cut, CaseEvent.recorded_at <= rec)
+                .group_by(CaseEvent.case_id).subquery())
+    flags = [case((_group_condition(code) if code != "G01" else _g01_condition(), 1), else_=0).label(name)
+             for name, (_label, code) in GROUP_COLUMNS.items()]
+    reached_joint = case((joint.c.case_id.is_not(None), 1), else_=0).label("joint")
+    three = case((func.coalesce(attempts.c.n, 0) >= 3, 1), else_=0).label("three")
+    q = (base(band, st.c.state, st.c.transition, Case.reason_code, reached_joint, three, *flags, func.count())
+         .join(found, found.c.case_id == Case.id).join(st, st.c.case_id == Case.id)
+         .outerjoin(joint, joint.c.case_id == Case.id).outerjoin(attempts, attempts.c.case_id == Case.id)
+         .group_by(band, st.c.state, st.c.transition, Case.reason_code, reached_joint, three, *flags))
+    for r in session.execute(q):
+        b, state, transition, reason, is_joint, is_three, *group_flags, n = r
+        add("screening", b, "suspected_found", n)
+        if state == "RETURNED" or (state == "CLOSED" and _outcome(transition, None) == "C1"):
+            add("screening", b, "found_returned", n)
+        elif is_joint:
+            add("screening", b, "found_joint", n)
+        elif state in OUT_OF_SCHOOL or state in ("ABSENT", "VERIFY"):
+            add("screening", b, "found_persuading", n)
+        if is_three:
+            add("screening", b, "persuaded_3plus", n)
+        if reason:
+            add("reasons", b, reason.lower(), n)
+        for name, flag in zip(GROUP_COLUMNS, group_flags, strict=True):
+            if flag:
+                add("closures", b, name, n)
+    # State at quarter end (all cases in scope).
+    for b, state, n in session.execute(base(band, st.c.state, func.count()).join(st, st.c.case_id == Case.id)
+                                       .where(st.c.state.in_(("DEFERRED", "LOCATING")))
+                                       .group_by(band, st.c.state)):
+        add("outcomes" if state == "DEFERRED" else "screening", b,
+            "deferred" if state == "DEFERRED" else "lost_contact", n)
+    # Transitions inside the quarter.
+    placement = CaseEvent.data["placement"].as_string()
+    q = (base(band, CaseEvent.to_state, CaseEvent.transition, placement, Case.closure_reason, func.count())
+         .join(CaseEvent, CaseEvent.case_id == Case.id)
+         .where(in_period, or_(CaseEvent.to_state.in_(("RETURNED", "HOME_TAUGHT", "CLOSED")),
+                               CaseEvent.transition.in_(("T16a", "T16b"))))
+         .group_by(band, CaseEvent.to_state, CaseEvent.transition, placement, Case.closure_reason))
+    for b, to_state, transition, place, closure_reason, n in session.execute(q):
+        if transition in ("T16a", "T16b"):
+            add("outcomes", b, "disability_assessed", n)
+        if to_state == "RETURNED":
+            add("outcomes", b, "returned", n)
+            if place in PLACEMENT_COLUMNS:
+                add("outcomes", b, place, n)
+        elif to_state == "HOME_TAUGHT":
+            add("outcomes", b, "returned", n)
+            add("outcomes", b, "songjiao", n)
+        elif to_state == "CLOSED":
+            add("outcomes", b, "closed", n)
+            outcome = _outcome(transition, closure_reason)
+            if outcome in OUTCOMES:
+                add("closures", b, outcome.lower(), n)
+            if outcome == "C6":
+                add("outcomes", b, "over_age", n)
+    # 司法文书: 责令复学通知书 issued inside the quarter.
+    q = (base(band, func.count()).join(Document, Document.case_id == Case.id)
+         .where(Document.form == "guardian_notice", Document.variant == "zeling", Document.status == "issued",
+                Document.created_at >= start_cut, Document.created_at < end_cut, Document.created_at <= rec)
+         .group_by(band))
+    for b, n in session.execute(q):
+        add("screening", b, "legal_docs", n)
+    for t in tables:
+        tables[t]["total"] = {c: tables[t]["primary"][c] + tables[t]["junior"][c] for c in count_columns(t)}
+    return QuarterlyFigures(scope.org_id, scope.org_name, year, quarter, start, end, tables)
+
+
+def _kind_for(session: Session, org_id: int) -> str:
+    """The ledger kind of a node's own level (school ... prefecture)."""
+    org = session.get(Org, int(org_id))
+    if org is None:
+        raise NotFound(f"机构 {org_id} 不存在", fields={"org_id": "不存在"})
+    levels = ("school", "village", "township", "county", "prefecture")
+    if org.kind not in levels:
+        raise ValidationFailed(f"“{org.name}”不是辖区节点；统计表按学校、村、乡(镇)、县或市(州)汇总"
+                               "（教育局填报时请选择所属县）", fields={"org_id": "应为辖区节点"})
+    return org.kind
+
+
+def quarterly_xlsx(figures: QuarterlyFigures) -> bytes:
+    """The 统计表 as XLSX: one block per table with the spec's column headings."""
+    from openpyxl import Workbook
+
+    from forms.specs.quarterly_stats import BANDS, SPEC, TABLES
+
+    labels = {c.code: c.label for c in BANDS}
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("统计表")
+    ws.append([SPEC.title])
+    ws.append([f"填报单位：{figures.org_name}", f"统计期间：{figures.year}年第{figures.quarter}季度",
+               f"统计时点：{figures.end.isoformat()}"])
+    for name, columns in TABLES.items():
+        ws.append([])
+        ws.append([SPEC.field(name).label])
+        ws.append([c.label for c in columns])
+        for r in figures.table_rows(name):
+            ws.append([labels[r["band"]], *(r[c.name] for c in columns if c.name != "band")])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
 # ---- snapshots: file, verify, correct -----------------------------------------------------------------
 
 def canonical_json(rows: Iterable[Mapping[str, Any]]) -> bytes:
