@@ -1,0 +1,740 @@
+"""The scan pipeline: returned paper (flatbed scans, copier PDFs, fax pages, phone photos) read
+back into per-field readings with a confidence, the crop each came from and a reason.
+
+Two steps, because parsers never touch the database (the caller looks documents up):
+
+1. ``identify_page(page, secret=..., engine=...)`` -> ``PageIdentity``: the QR payload verified
+   with ``forms.identity.decode`` (rotation from the code); without a readable code, OCR of the
+   printed caption under the QR square (document id and page i/n) or of the printed document
+   number; otherwise "unidentified" with the reason, for a person to assign. Blank pages are
+   recognised and skipped.
+2. ``read_page(page, identity, ctx, engine=...)`` -> ``PageReading``: the page is aligned to the
+   template page recorded at render time (``Document.geometry``) and every field on it is read
+   through its spec from its own crop only (never the full page):
+
+   * printed values (INPUT/SYSTEM fields that were filled when issued) are compared with the issued
+     snapshot; the value is always the issued one, a mismatch is flagged (possible tampering).
+     Labels are never OCR'd: they are printed text we already know (RapidOCR's recognition-only
+     path drops 辍). A low-confidence or mismatching RapidOCR answer is retried with the fallback
+     engine (Tesseract) before flagging;
+   * handwritten values are OCR'd and validated: ID number checksum, dates plausible (not before
+     the document was issued, not in the future), names matched against the case's people
+     (pypinyin for near-misses); validation moves the confidence;
+   * tick boxes (the printed ☐ of CHOICE/MULTI/BOOL fields, located in the issued PDF with
+     ``tick_boxes_from_pdf``): ticked / empty / ambiguous, ambiguous goes to review;
+   * signature, fingerprint and red-seal zones: presence only (DOMAIN §5.6 3(b): a present mark is
+     confirmed by a person).
+
+A reading below ``ctx.threshold``, failing validation, ambiguous or flagged has ``needs_review``.
+``merge_readings`` folds the pages of one document into one value per field path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import io
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from forms import identity as ident
+from forms import validators as v
+from forms.errors import TamperedDocument, UnsupportedInput
+from forms.spec import BOX_CHARS, Field, Filled, FormSpec, Kind, Variant, format_value, is_blank
+from parsers import marks
+from parsers.align import AlignmentFailed, TemplatePage, align
+from parsers.images import PageImage, ink_mask, rotate_quarter, to_gray
+from parsers.images import is_blank as page_is_blank
+from parsers.ocr import OcrEngine, OcrFailed, OcrText, split_lines
+from parsers.qr import find_codes
+
+log = logging.getLogger(__name__)
+
+BBox = tuple[float, float, float, float]
+DEFAULT_THRESHOLD = 0.9
+# Fields a person must always confirm when present (DOMAIN §5.6 3(b)): the service date and
+# method of a 送达回证 (they start the return deadline). Signatures, seals and fingerprints are
+# confirmed by kind.
+CONFIRM_FIELDS = frozenset({"service_time", "service_method"})
+# Printed values longer than this are statute texts and clause paragraphs: not re-read on scans.
+MAX_PRINTED_CHECK = 60
+_PATH_RE = re.compile(r"^([a-z_][a-z0-9_]*)\[(\d+)\]\.([a-z_][a-z0-9_]*)$")
+_DOC_ID_RE = re.compile(r"([0-9A-HJKMNP-TV-Z]{12})\s*(\d{1,3})\s*/\s*(\d{1,3})")
+_NUMBER_RE = re.compile(r"([\u4e00-\u9fff]{2,30}[〔\[(（]\d{4}[〕\])）]\d{1,5}号)")
+MARK_KINDS = (Kind.SIGNATURE, Kind.SEAL)
+TICK_KINDS = (Kind.CHOICE, Kind.MULTI, Kind.BOOL)
+
+# ---- identification --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class PageIdentity:
+    """What a page is. ``status``: "identified", "blank" or "unidentified" (``reason`` says why).
+    ``method``: "qr" (verified code), "ocr_doc_id" (printed id caption) or "ocr_number" (printed
+    document number: ``doc_number`` is set, ``page_no`` may be 0 = unknown). ``rotation``:
+    quarter turn of the content (degrees clockwise)."""
+
+    index: int
+    status: str
+    doc_id: str | None = None
+    form: str | None = None
+    variant: str | None = None
+    page_no: int = 0
+    pages: int = 0
+    method: str = ""
+    doc_number: str | None = None
+    rotation: int = 0
+    reason: str = ""
+    qr: Any = None  # parsers.qr.QrHit when read from the code
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "status": self.status, "doc_id": self.doc_id, "form": self.form,
+                "variant": self.variant, "page_no": self.page_no, "pages": self.pages, "method": self.method,
+                "doc_number": self.doc_number, "rotation": self.rotation, "reason": self.reason}
+
+
+def identify_page(page: PageImage, *, secret: str, engine: OcrEngine | None = None) -> PageIdentity:
+    """Identify one page: verified QR code first, then OCR of the printed caption/number."""
+    if page_is_blank(page):
+        return PageIdentity(page.index, "blank", reason="空白页（没有内容）")
+    hits = find_codes(page)
+    reasons = []
+    for hit in hits:
+        try:
+            found = ident.decode(hit.payload, secret)
+        except TamperedDocument as e:
+            reasons.append(f"二维码校验失败（{e.message}）")
+            continue
+        except UnsupportedInput:
+            reasons.append("二维码不是本系统生成的文书标识（其他文件的页面）")
+            continue
+        return PageIdentity(page.index, "identified", found.doc_id, found.form, found.variant, found.page,
+                            found.pages, "qr", rotation=hit.rotation, qr=hit)
+    if any(r.startswith("二维码校验失败") for r in reasons):
+        # A forged code must not be bypassed by reading the printed number instead.
+        return PageIdentity(page.index, "unidentified", reason="；".join(reasons))
+    if engine is not None:
+        found_ocr = _identify_by_ocr(page, engine)
+        if found_ocr is not None:
+            return found_ocr
+    reason = "；".join(reasons) or "没有找到可读的二维码，也未能识别印刷的文号"
+    return PageIdentity(page.index, "unidentified", reason=reason)
+
+
+def _identify_by_ocr(page: PageImage, engine: OcrEngine) -> PageIdentity | None:
+    """Detector + recogniser on the top third of the page (both ways up): the id caption printed
+    under the QR square, else the document number."""
+    import cv2
+
+    for rotation in (0, 180):
+        upright = rotate_quarter(page.pixels, rotation)
+        top = upright[: max(1, upright.shape[0] // 3)]
+        scale = min(1.0, 1400 / max(top.shape[:2]))
+        if scale < 1.0:
+            top = cv2.resize(top, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        try:
+            boxes = engine.recognize_page(top)
+        except OcrFailed as e:
+            log.warning("identification OCR failed on %s: %s", page.label, e.message)
+            return None
+        text = " ".join(b.text for b in boxes)
+        compact = re.sub(r"\s+", "", text)
+        m = _DOC_ID_RE.search(text.upper()) or _DOC_ID_RE.search(compact.upper())
+        if m:
+            return PageIdentity(page.index, "identified", m.group(1), page_no=int(m.group(2)),
+                                pages=int(m.group(3)), method="ocr_doc_id", rotation=rotation,
+                                reason="二维码不可读，按印刷的文书标识识别")
+        m = _NUMBER_RE.search(compact)
+        if m:
+            number = m.group(1).replace("[", "〔").replace("]", "〕").replace("(", "〔").replace(")", "〕")
+            number = number.replace("（", "〔").replace("）", "〕")
+            return PageIdentity(page.index, "identified", method="ocr_number", doc_number=number,
+                                rotation=rotation, reason="二维码不可读，按印刷的文号识别")
+    return None
+
+
+# ---- reading -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldReading:
+    """One field as read from a scan.
+
+    ``origin``: "printed" (compared with the issued value), "hand" (OCR'd), "tick" or "mark".
+    ``status``: match | mismatch | unchecked | read | blank | invalid | ambiguous | low.
+    ``value``: JSON-safe proposed value (dates as ISO strings, marks as booleans).
+    ``bbox_px``: the crop's box in the upright page image; ``bbox_pt`` in PDF points."""
+
+    path: str
+    kind: str
+    origin: str
+    status: str
+    value: Any
+    text: str
+    confidence: float
+    needs_review: bool
+    reason: str = ""
+    page_no: int = 0
+    bbox_pt: BBox = (0.0, 0.0, 0.0, 0.0)
+    bbox_px: tuple[int, int, int, int] = (0, 0, 0, 0)
+    issued: Any = None
+    confirm: bool = False  # a person must confirm it even when confident (DOMAIN §5.6 3(b))
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "kind": self.kind, "origin": self.origin, "status": self.status,
+                "value": self.value, "text": self.text, "confidence": round(float(self.confidence), 4),
+                "needs_review": self.needs_review, "reason": self.reason, "page": self.page_no,
+                "bbox_pt": [round(x, 2) for x in self.bbox_pt], "bbox_px": list(self.bbox_px),
+                "issued": self.issued, "confirm": self.confirm}
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    """What reading a document's pages needs, given by the caller (who looked the document up).
+
+    ``geometry``: ``Document.geometry``; ``issued``: the cleaned issued snapshot;
+    ``tick_boxes``: {page_no: {path: [bbox_pt, ...]}} from ``tick_boxes_from_pdf``;
+    ``people``: names of the case's people (pupil, guardians) for name matching;
+    ``issued_on``: first plausible date of handwritten dates; ``today``: last one."""
+
+    spec: FormSpec
+    variant: Variant | None
+    geometry: Mapping
+    issued: Mapping[str, Any]
+    tick_boxes: Mapping[int, Mapping[str, Sequence[BBox]]] = field(default_factory=dict)
+    people: tuple[str, ...] = ()
+    issued_on: dt.date | None = None
+    today: dt.date | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    confirm_marks: bool = True
+
+
+@dataclass(eq=False)
+class PageReading:
+    """Every field read on one page, with the crops (RGB arrays) they came from."""
+
+    identity: PageIdentity
+    part: str | None
+    readings: dict[str, FieldReading]
+    crops: dict[str, np.ndarray]
+    align_method: str
+    residual_px: float
+    seconds: float
+
+
+def resolve_field(spec: FormSpec, path: str) -> tuple[Field, str, int | None, str | None]:
+    """(field, top-level name, row, column) for ``name`` or ``table[i].column``."""
+    m = _PATH_RE.match(path)
+    if m:
+        table = spec.field(m.group(1))
+        return table.column(m.group(3)), m.group(1), int(m.group(2)), m.group(3)
+    return spec.field(path), path, None, None
+
+
+def issued_value(issued: Mapping[str, Any], path: str) -> Any:
+    """The issued snapshot's value at ``path`` (None for a blank printed row)."""
+    m = _PATH_RE.match(path)
+    if not m:
+        return issued.get(path)
+    rows = issued.get(m.group(1)) or []
+    i = int(m.group(2))
+    return rows[i].get(m.group(3)) if i < len(rows) and isinstance(rows[i], Mapping) else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(x) for x in value]
+    return value
+
+
+def _inset(b: Sequence[float], d: float) -> BBox:
+    x0, y0, x1, y1 = (float(x) for x in b)
+    if x1 - x0 <= 2 * d + 2 or y1 - y0 <= 2 * d + 2:
+        return (x0, y0, x1, y1)
+    return (x0 + d, y0 + d, x1 - d, y1 - d)
+
+
+def _norm_text(text: str) -> str:
+    import unicodedata
+
+    t = unicodedata.normalize("NFKC", str(text or ""))
+    return re.sub(r"[\s_＿:：()（）〔〕\[\]]", "", t)
+
+
+def _ink_ratio(crop: np.ndarray) -> float:
+    ink = ink_mask(to_gray(crop), contrast=0.7)
+    h, w = ink.shape
+    e = max(2, int(0.06 * min(h, w)))
+    inner = ink[e:h - e, e:w - e]
+    if inner.size == 0:
+        return 0.0
+    inner = marks._remove_lines(inner)
+    return float(inner.mean())
+
+
+class _OcrBatch:
+    """Collect line crops for one engine call per page (RapidOCR batches recognition)."""
+
+    def __init__(self, engine: OcrEngine):
+        self.engine = engine
+        self.lines: list[np.ndarray] = []
+        self.groups: dict[str, list[int]] = {}
+
+    def add(self, key: str, crop: np.ndarray) -> None:
+        idx = []
+        for line in split_lines(crop):
+            idx.append(len(self.lines))
+            self.lines.append(line)
+        self.groups[key] = idx
+
+    def run(self) -> dict[str, OcrText]:
+        if not self.lines:
+            return {}
+        results = self.engine.recognize_lines(self.lines)
+        out = {}
+        for key, idx in self.groups.items():
+            parts = [results[i] for i in idx]
+            text = "".join(p.text for p in parts)
+            conf = min((p.confidence for p in parts), default=0.0)
+            out[key] = OcrText(text, conf)
+        return out
+
+
+def _recognize(engine: OcrEngine, crop: np.ndarray) -> OcrText:
+    parts = engine.recognize_lines(split_lines(crop))
+    return OcrText("".join(p.text for p in parts), min((p.confidence for p in parts), default=0.0))
+
+
+def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engine: OcrEngine,
+              fallback: OcrEngine | None = None) -> PageReading:
+    """Align ``page`` to its template page and read every field on it (see the module doc).
+    Raises ``AlignmentFailed`` when the page cannot be lined up with its form."""
+    start = time.perf_counter()
+    pages = ctx.geometry.get("pages") or []
+    if not 1 <= identity.page_no <= len(pages):
+        raise AlignmentFailed(f"第{identity.page_no}页不在文书的{len(pages)}页之内")
+    geo = pages[identity.page_no - 1]
+    template = TemplatePage.from_mapping(geo)
+    qr = identity.qr
+    if qr is None and identity.rotation:
+        pixels = rotate_quarter(page.pixels, identity.rotation)
+        aligned = align(PageImage(pixels, page.dpi, page.source, page.index), template)
+    else:
+        aligned = align(page, template, qr=qr)
+    colour = marks.is_colour(aligned.image)
+    dpi = aligned.dpi
+    readings: dict[str, FieldReading] = {}
+    crops: dict[str, np.ndarray] = {}
+    batch = _OcrBatch(engine)
+    pending: list[tuple[str, Field, str, Any, BBox, np.ndarray]] = []
+    page_ticks = ctx.tick_boxes.get(identity.page_no) or ctx.tick_boxes.get(str(identity.page_no)) or {}
+
+    for path, rec in (geo.get("fields") or {}).items():
+        try:
+            f, _name, _row, _col = resolve_field(ctx.spec, path)
+        except KeyError:
+            continue
+        bbox = tuple(float(x) for x in rec["bbox"])
+        is_text = rec.get("kind") == "text"
+        zone = _inset(bbox, 0.5 if is_text else 1.8)
+        crop = aligned.crop(zone, pad_pt=0.8 if is_text else 0.0)
+        crops[path] = aligned.crop(bbox, pad_pt=6.0)
+        px = aligned.box_px(bbox)
+        issued = issued_value(ctx.issued, path)
+        common = {"page_no": identity.page_no, "bbox_pt": bbox, "bbox_px": px, "issued": _jsonable(issued)}
+        if f.kind == Kind.TABLE:
+            continue
+        if f.kind in MARK_KINDS:
+            readings[path] = _read_mark(path, f, crop, dpi, colour, ctx, common)
+            continue
+        if f.kind in TICK_KINDS and not (f.compact and f.kind != Kind.BOOL):
+            boxes = page_ticks.get(path) or []
+            readings[path] = _read_ticks(path, f, aligned, boxes, issued, ctx, common)
+            continue
+        # Anything filled in when issued (HAND fields may be prefilled) is printed text we know.
+        if not is_blank(issued):
+            expected = format_value(f, issued)
+            if len(_norm_text(expected)) > MAX_PRINTED_CHECK or not _norm_text(expected):
+                readings[path] = FieldReading(path, f.kind.value, "printed", "unchecked", _jsonable(issued), "",
+                                              1.0, False, "长段印刷文字不在扫描件上复核", **common)
+                continue
+            batch.add(path, crop)
+            pending.append((path, f, "printed", issued, bbox, crop))
+            continue
+        if _ink_ratio(crop) < 0.004:
+            readings[path] = FieldReading(path, f.kind.value, "hand", "blank", None, "", 0.97, False, **common)
+            continue
+        batch.add(path, crop)
+        pending.append((path, f, "hand", issued, bbox, crop))
+
+    texts = batch.run()
+    for path, f, origin, issued, bbox, crop in pending:
+        common = {"page_no": identity.page_no, "bbox_pt": bbox, "bbox_px": aligned.box_px(bbox),
+                  "issued": _jsonable(issued)}
+        got = texts.get(path, OcrText("", 0.0))
+        if origin == "printed":
+            readings[path] = _check_printed(path, f, issued, got, crop, fallback, common)
+        else:
+            readings[path] = _read_hand(path, f, got, crop, fallback, ctx, common)
+    return PageReading(identity, geo.get("part"), readings, crops, aligned.method, aligned.residual_px,
+                       time.perf_counter() - start)
+
+
+def _check_printed(path: str, f: Field, issued: Any, got: OcrText, crop: np.ndarray,
+                   fallback: OcrEngine | None, common: dict) -> FieldReading:
+    expected = _norm_text(format_value(f, issued))
+
+    def score(t: OcrText) -> float:
+        return difflib.SequenceMatcher(None, _norm_text(t.text), expected).ratio()
+
+    best, ratio = got, score(got)
+    if (ratio < 1.0 or got.confidence < 0.8) and fallback is not None:
+        try:
+            other = _recognize(fallback, crop)
+        except OcrFailed as e:
+            log.warning("fallback OCR failed on %s: %s", path, e.message)
+        else:
+            if score(other) > ratio:
+                best, ratio = other, score(other)
+    value = _jsonable(issued)
+    if ratio >= 0.999:
+        return FieldReading(path, f.kind.value, "printed", "match", value, best.text,
+                            max(0.95, best.confidence), False, **common)
+    # One or two characters missed by OCR in a long value is the engine, not tampering; anything
+    # more is shown to a person. The issued value is never replaced by what was read.
+    if ratio >= 0.85 and len(expected) >= 8:
+        return FieldReading(path, f.kind.value, "printed", "match", value, best.text, round(ratio, 3), False,
+                            f"印刷文字识别与签发值基本一致（相似度{ratio:.2f}）", **common)
+    return FieldReading(path, f.kind.value, "printed", "mismatch", value, best.text, round(ratio, 3), True,
+                        f"印刷内容读作“{best.text}”，与签发时的“{format_value(f, issued)}”不一致：可能被改动",
+                        **common)
+
+
+def _read_mark(path: str, f: Field, crop: np.ndarray, dpi: float, colour: bool, ctx: ReadContext,
+               common: dict) -> FieldReading:
+    if f.kind == Kind.SEAL:
+        m = marks.seal_present(crop, dpi=dpi, colour=colour)
+    else:
+        m = marks.signature_present(crop, dpi=dpi)
+        if "捺印" in f.label and m.state != marks.PRESENT:
+            fp = marks.fingerprint_present(crop, dpi=dpi, colour=colour)
+            if fp.state == marks.PRESENT or (fp.state == marks.AMBIGUOUS and m.state == marks.ABSENT
+                                              and colour):
+                m = fp
+    if m.state == marks.AMBIGUOUS:
+        return FieldReading(path, f.kind.value, "mark", "ambiguous", None, m.state, m.confidence, True,
+                            m.reason or "无法判断是否有签名/印章", **common)
+    present = m.state == marks.PRESENT
+    confirm = present and ctx.confirm_marks
+    low = m.confidence < ctx.threshold
+    reason = "签名、印章、指印须人工确认（只确认有无）" if confirm else ("把握不足" if low else "")
+    return FieldReading(path, f.kind.value, "mark", "read" if not low else "low", present, m.state,
+                        m.confidence, confirm or low, reason, confirm=confirm, **common)
+
+
+def _read_ticks(path: str, f: Field, aligned, boxes: Sequence[BBox], issued: Any, ctx: ReadContext,
+                common: dict) -> FieldReading:
+    if f.kind == Kind.BOOL:
+        options = ["Y"] if f.compact else ["Y", "N"]
+    else:
+        options = [c.code for c in f.choices]
+    if len(boxes) != len(options):
+        return FieldReading(path, f.kind.value, "tick", "ambiguous", None, "", 0.0, True,
+                            f"找到{len(boxes)}个勾选框，应有{len(options)}个", **common)
+    states = []
+    for b in boxes:
+        crop = aligned.crop(b, pad_pt=1.2)
+        states.append(marks.tick_state(crop))
+    ticked = [code for code, m in zip(options, states, strict=True) if m.state == marks.TICKED]
+    conf = min(m.confidence for m in states)
+    text = ",".join(f"{code}:{m.state}" for code, m in zip(options, states, strict=True))
+    if any(m.state == marks.AMBIGUOUS for m in states):
+        return FieldReading(path, f.kind.value, "tick", "ambiguous", None, text, conf, True,
+                            "勾选不清（笔迹浅或只勾了一部分），须人工判断", **common)
+    if f.kind == Kind.BOOL:
+        value = (True if ticked == ["Y"] else False if ticked == ["N"] else None) if not f.compact \
+            else (True if ticked else None)
+        if len(ticked) > 1:
+            return FieldReading(path, f.kind.value, "tick", "invalid", None, text, conf, True,
+                                "“是”“否”都被勾选", **common)
+    elif f.kind == Kind.CHOICE:
+        if len(ticked) > 1:
+            return FieldReading(path, f.kind.value, "tick", "invalid", ticked, text, conf, True,
+                                "单选项勾选了多个", **common)
+        value = ticked[0] if ticked else None
+    else:
+        value = ticked
+    origin_printed = not is_blank(issued) and f.filled != Filled.HAND
+    if origin_printed and value != issued:
+        return FieldReading(path, f.kind.value, "tick", "mismatch", _jsonable(issued), text, conf, True,
+                            "勾选与签发时印刷的不一致：可能被改动", **common)
+    confirm = path in CONFIRM_FIELDS and value not in (None, [])
+    low = conf < ctx.threshold
+    review = confirm or low
+    reason = "送达方式须人工确认" if confirm else ("勾选把握不足" if low else "")
+    return FieldReading(path, f.kind.value, "tick", "read" if not low else "low", value, text, conf, review,
+                        reason, confirm=confirm, **common)
+
+
+# ---- handwriting -----------------------------------------------------------------------------------
+
+_DIGIT_FIX = str.maketrans({"O": "0", "o": "0", "D": "0", "I": "1", "l": "1", "|": "1", "i": "1",
+                            "Z": "2", "z": "2", "S": "5", "s": "5", "B": "8", "q": "9", "g": "9"})
+
+
+def digits_only(text: str, *, allow_x: bool = False) -> str:
+    """Digits of a handwritten number, with the usual OCR letter/digit confusions fixed."""
+    import unicodedata
+
+    t = unicodedata.normalize("NFKC", text or "")
+    if allow_x:
+        t = re.sub(r"[xX×]$", "X", t.strip())
+        body, last = (t[:-1], "X") if t.endswith("X") else (t, "")
+        return re.sub(r"\D", "", body.translate(_DIGIT_FIX)) + last
+    return re.sub(r"\D", "", t.translate(_DIGIT_FIX))
+
+
+def parse_hand_date(text: str, *, with_time: bool = False) -> dt.date | dt.datetime | None:
+    """A handwritten date (2025年9月12日, 2025.9.12, 20250912 in 8 boxes), optionally with a time
+    (…10时30分). None when it cannot be a date."""
+    import unicodedata
+
+    t = unicodedata.normalize("NFKC", text or "").translate(_DIGIT_FIX)
+    groups = re.findall(r"\d+", t)
+    if len(groups) == 1 and len(groups[0]) in (8, 12):
+        g = groups[0]
+        groups = [g[:4], g[4:6], g[6:8]] + ([g[8:10], g[10:12]] if len(g) == 12 else [])
+    if len(groups) < 3:
+        return None
+    try:
+        y, mo, d = int(groups[0]), int(groups[1]), int(groups[2])
+        if y < 100:
+            y += 2000
+        day = dt.date(y, mo, d)
+        if with_time:
+            hh = int(groups[3]) if len(groups) > 3 else 0
+            mm = int(groups[4]) if len(groups) > 4 else 0
+            return dt.datetime(day.year, day.month, day.day, hh, mm)
+        return day
+    except ValueError:
+        return None
+
+
+def _pinyin(name: str) -> str:
+    from pypinyin import lazy_pinyin
+
+    return "".join(lazy_pinyin(name))
+
+
+def match_name(text: str, people: Sequence[str]) -> tuple[str | None, str]:
+    """Match a read name against known people: ("exact"|"pinyin"|"near"|"" , name)."""
+    name = re.sub(r"\s", "", text or "")
+    if not name:
+        return None, ""
+    for p in people:
+        if p and p == name:
+            return p, "exact"
+    py = _pinyin(name)
+    for p in people:
+        if p and len(p) == len(name) and _pinyin(p) == py:
+            return p, "pinyin"
+    for p in people:
+        if p and len(p) == len(name) and sum(a != b for a, b in zip(p, name, strict=True)) == 1 and len(p) >= 2:
+            return p, "near"
+    return None, ""
+
+
+def _read_hand(path: str, f: Field, got: OcrText, crop: np.ndarray, fallback: OcrEngine | None,
+               ctx: ReadContext, common: dict) -> FieldReading:
+    value, conf, status, reason = _interpret(f, got, ctx)
+    if (status != "read" or conf < ctx.threshold) and fallback is not None:
+        try:
+            other = _recognize(fallback, crop)
+        except OcrFailed as e:
+            log.warning("fallback OCR failed on %s: %s", path, e.message)
+        else:
+            v2 = _interpret(f, other, ctx)
+            if v2[2] == "read" and (status != "read" or v2[1] > conf):
+                value, conf, status, reason = v2
+                got = other
+    confirm = path in CONFIRM_FIELDS and value is not None
+    review = status != "read" or conf < ctx.threshold or confirm
+    if confirm and not reason:
+        reason = "送达时间须人工确认"
+    elif status == "read" and conf < ctx.threshold and not reason:
+        reason = f"识别把握不足（{conf:.2f}）"
+    return FieldReading(path, f.kind.value, "hand", status if status != "read" or conf >= ctx.threshold else "low",
+                        _jsonable(value), got.text, conf, review, reason, confirm=confirm, **common)
+
+
+def _interpret(f: Field, got: OcrText, ctx: ReadContext) -> tuple[Any, float, str, str]:
+    """(value, confidence, status, reason): validation moves the OCR confidence."""
+    text, conf = got.text.strip(), float(got.confidence)
+    if not text:
+        return None, 0.3, "invalid", "有笔迹但未能识别"
+    k = f.kind
+    try:
+        if k in (Kind.DATE, Kind.DATETIME):
+            when = parse_hand_date(text, with_time=k == Kind.DATETIME)
+            if when is None:
+                return None, min(conf, 0.3), "invalid", f"“{text}”不是有效日期"
+            day = when.date() if isinstance(when, dt.datetime) else when
+            if ctx.issued_on and day < ctx.issued_on:
+                return when, min(conf, 0.4), "invalid", f"{day}早于发文日期{ctx.issued_on}"
+            if day > (ctx.today or dt.date.today()):
+                return when, min(conf, 0.4), "invalid", f"{day}是未来的日期"
+            return when, min(1.0, conf + 0.02), "read", ""
+        if k == Kind.ID_NUMBER:
+            value = v.check_id_number(digits_only(text, allow_x=True))
+            return value, min(1.0, conf + 0.05), "read", ""  # the checksum agrees
+        if k == Kind.PHONE:
+            return v.check_phone(digits_only(text)), conf, "read", ""
+        if k == Kind.INT:
+            d = digits_only(text)
+            if not d:
+                raise ValueError("应为整数")
+            return int(d), conf, "read", ""
+        if k == Kind.NAME:
+            name = v.check_name(text)
+            known, how = match_name(name, ctx.people)
+            if how == "exact":
+                return known, max(conf, 0.97), "read", ""
+            if how in ("pinyin", "near"):
+                return known, min(conf, 0.8), "read", f"读作“{name}”，按案件人员匹配为“{known}”，请确认"
+            # Witnesses, proxies and officers need not be case people: no match is no evidence.
+            return name, conf, "read", ""
+        if k in (Kind.CHOICE, Kind.MULTI):
+            from forms.spec import clean_value, read_value
+
+            value = clean_value(f, read_value(f, text), required=False, errors={}, path=f.name)
+            return value, conf, "read", ""
+        if f.max_length and len(text) > f.max_length:
+            return text, min(conf, 0.5), "invalid", f"超过{f.max_length}字"
+        return text, conf, "read", ""
+    except ValueError as e:
+        shown = v.mask_id(text) if k == Kind.ID_NUMBER else text
+        return None, min(conf, 0.3), "invalid", f"“{shown}”：{e}"
+
+
+# ---- tick boxes from the issued PDF -------------------------------------------------------------------
+
+def tick_boxes_from_pdf(pdf: bytes, geometry: Mapping) -> dict[int, dict[str, list[BBox]]]:
+    """Where the printed tick boxes (☐/☑) of every field sit, from the issued PDF's characters:
+    {page_no: {path: [bbox_pt, ...]}} in reading order (the order of the field's choices)."""
+    import pypdfium2 as pdfium
+
+    from forms.errors import UnreadableDocument
+
+    try:
+        doc = pdfium.PdfDocument(bytes(pdf))
+    except pdfium.PdfiumError as e:
+        raise UnreadableDocument(f"签发的 PDF 无法读取：{e}") from e
+    out: dict[int, dict[str, list[BBox]]] = {}
+    try:
+        pages = geometry.get("pages") or []
+        for i in range(min(len(doc), len(pages))):
+            page = doc[i]
+            height = float(page.get_size()[1])
+            tp = page.get_textpage()
+            try:
+                chars = []
+                for k in range(tp.count_chars()):
+                    ch = tp.get_text_range(k, 1)
+                    if ch and ch in BOX_CHARS:
+                        left, bottom, right, top = tp.get_charbox(k)
+                        chars.append((left, height - top, right, height - bottom))
+            finally:
+                tp.close()
+            fields = pages[i].get("fields") or {}
+            found: dict[str, list[BBox]] = {}
+            for b in chars:
+                cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+                for path, rec in fields.items():
+                    x0, y0, x1, y1 = rec["bbox"]
+                    if x0 <= cx <= x1 and y0 <= cy <= y1:
+                        found.setdefault(path, []).append(tuple(round(float(x), 2) for x in b))
+                        break
+            for path in found:
+                found[path].sort(key=lambda b: (round(b[1] / 6), b[0]))
+            out[i + 1] = found
+    finally:
+        doc.close()
+    return out
+
+
+# ---- documents ------------------------------------------------------------------------------------
+
+def merge_readings(readings: Sequence[PageReading]) -> dict[str, FieldReading]:
+    """One reading per field path for a document: a field printed on several pages (the number on
+    存根, 正本 and 回证) keeps the reading that needs no review with the highest confidence."""
+    best: dict[str, FieldReading] = {}
+    for pr in readings:
+        for path, r in pr.readings.items():
+            cur = best.get(path)
+            if cur is None or (cur.needs_review, -cur.confidence) > (r.needs_review, -r.confidence):
+                best[path] = r
+    return best
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """PNG of a crop (for the review queue)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def probe_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -> str:
+    """Cheap checks before an upload is accepted (nothing decoded): the kind ("png", "jpeg",
+    "tiff", "pdf") from the first bytes, and image sizes from the headers. Raises the errors of
+    ``parsers.images`` (unsupported format, damaged file, image too large)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from parsers import images
+
+    limit = max_pixels or images.DEFAULT_MAX_PIXELS
+    if not data:
+        raise images.EmptyDocument(f"{filename}: the file is empty (0 bytes)", filename=filename)
+    kind = images._kind(data)
+    if kind is None:
+        raise images.UnsupportedImageFormat(
+            f"{filename}: not a PNG, JPEG, TIFF or PDF file; scan or photograph the form and upload one of "
+            "those", filename=filename)
+    if kind == "pdf":
+        from pypdf import PdfReader
+        from pypdf.errors import PdfReadError
+
+        try:
+            n = len(PdfReader(io.BytesIO(data)).pages)
+        except (PdfReadError, OSError, ValueError, KeyError, TypeError) as e:
+            raise images.CorruptImage(f"{filename}: damaged PDF, cannot read it ({e})", filename=filename) from e
+        if n == 0:
+            raise images.EmptyDocument(f"{filename}: the PDF has no pages", filename=filename)
+        return kind
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+                if w * h > limit:
+                    raise images._too_large(filename, 1, w, h, limit)
+                if kind == "png":
+                    img.verify()  # chunk CRCs: a truncated or damaged PNG fails here
+    except Image.DecompressionBombError as e:
+        raise images.ImageTooLarge(f"{filename}: image is too large to decode safely; scan at 200-300 dpi",
+                                   filename=filename) from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise images.CorruptImage(f"{filename}: damaged {kind.upper()} file, cannot read it ({e})",
+                                  filename=filename) from e
+    return kind
