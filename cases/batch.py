@@ -160,6 +160,8 @@ def batch_render(ctx: jobs.JobContext, request_path: str) -> str:
             doc = svc.issue_document(session, services, form=item["form"], variant=item.get("variant"),
                                      issuer_id=item["issuer_id"], data=item["data"], user=request["user"],
                                      want_pdf=want_pdf)
+            if item.get("after_issue"):
+                _after_issue(session, doc, item)
             base = f"{i:03d}-{item['label']}-{doc.number_text}"
             out = {f"{base}.docx": svc.document_file(services, doc, "docx")}
             if want_pdf:
@@ -177,6 +179,17 @@ def batch_render(ctx: jobs.JobContext, request_path: str) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(zip_documents(dict(sorted(files.items()))))
     return str(path)
+
+
+def _after_issue(session: Session, doc, item: dict) -> None:
+    # An item may name "cases.module:function" to link the issued document to its own rows (the
+    # handover plan records each class's 交接表); imported by name so a worker process finds it.
+    import importlib
+
+    module, _, name = item["after_issue"].partition(":")
+    if not module.startswith("cases."):
+        raise ValueError(f"after_issue hook outside cases/: {item['after_issue']!r}")
+    getattr(importlib.import_module(module), name)(session, doc, item)
 
 
 _SERVICES: dict[str, svc.Services] = {}
