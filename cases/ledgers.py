@@ -724,7 +724,7 @@ def file_snapshot(session: Session, kind: str, org_id: int, as_of: dt.date, *, u
     """File (freeze) the ledger of ``kind`` for ``org_id`` as of ``as_of``; the caller commits."""
     if as_of > dt.date.today():
         raise ValidationFailed("不能报送未来日期的台账", fields={"as_of": "不能晚于今天"})
-    filed_at = utcnow().replace(microsecond=0)
+    filed_at = utcnow()
     scope = make_scope(session, kind, org_id, as_of, recorded_until=filed_at)
     rows = _all_rows(session, scope)
     snap = LedgerSnapshot(org_id=scope.org_id, kind=kind, as_of=as_of, filed_at=filed_at, filed_by=user,
@@ -789,7 +789,7 @@ def file_correction(session: Session, snap: LedgerSnapshot, *, reason: str, user
         raise ValidationFailed("更正须写明原因", fields={"reason": "必填"})
     if snap.status != "filed":
         raise Conflict("只能对原报送的台账提出更正，请更正原台账")
-    filed_at = utcnow().replace(microsecond=0)
+    filed_at = utcnow()
     scope = make_scope(session, snap.kind, snap.org_id, snap.as_of, recorded_until=filed_at)
     rows = _all_rows(session, scope)
     added, removed, changed = _diff(snap.rows, rows)

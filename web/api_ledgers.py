@@ -1,0 +1,163 @@
+"""Ledger, indicator and quarterly-report endpoints (DOMAIN §6) under /api/v1.
+
+- ``GET /ledgers/<kind>?org_id=&as_of=&limit=&offset=`` JSON rows (paginated) and the aggregate;
+  ``&format=xlsx`` the whole ledger as XLSX (``&unmask=1`` full ID numbers, logged).
+- ``POST /ledgers/<kind>/snapshots`` file (freeze) a snapshot; ``GET /ledgers/snapshots/<id>``
+  (``?verify=1`` re-runs it and compares hashes); ``POST /ledgers/snapshots/<id>/corrections`` 更正.
+- ``GET /indicators?org_id=&year=`` the §6.4 indicators with pass/fail.
+- ``GET /reports/quarterly?org_id=&year=&quarter=`` the 统计表 figures (``&format=xlsx``);
+  ``POST /reports/quarterly/render`` issues the 统计表 as DOCX/PDF through ``issue_document``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+from flask import request, send_file
+from flask_smorest import Blueprint
+
+from cases import audit, indicators, ledgers
+from forms import validators as v
+from forms.errors import ValidationFailed
+from web.api import _doc_json, _page_args, check_scope, current_user, db, services
+
+blp = Blueprint("ledgers", __name__, url_prefix="/api/v1", description="台账、指标与统计表")
+
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _int_arg(name: str, *, required: bool = True, default: int | None = None) -> int | None:
+    raw = request.args.get(name) if request.method == "GET" else (request.get_json(silent=True) or {}).get(name)
+    if raw in (None, ""):
+        if required:
+            raise ValidationFailed(f"缺少参数 {name}", fields={name: "必填"})
+        return default
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise ValidationFailed(f"参数 {name} 应为整数", fields={name: "应为整数"}) from None
+
+
+def _date_arg(raw: str | None, name: str = "as_of") -> dt.date | None:
+    if raw in (None, ""):
+        return None
+    try:
+        return v.parse_date(raw)
+    except ValueError as e:
+        raise ValidationFailed(f"参数 {name} 不是有效日期", fields={name: str(e)}) from None
+
+
+@blp.route("/ledgers/<kind>")
+def ledger(kind: str):
+    """A ledger of ``kind`` for node ``org_id`` as of ``as_of`` (default today)."""
+    session = db()
+    org_id = _int_arg("org_id")
+    check_scope(org_id)
+    scope = ledgers.make_scope(session, kind, org_id, _date_arg(request.args.get("as_of")))
+    unmask = request.args.get("unmask") == "1"
+    if request.args.get("format") == "xlsx":
+        data = ledgers.ledger_xlsx(session, scope, unmask=unmask, user=current_user())
+        session.commit()  # the export's audit entry
+        name = f"{scope.org_name}{ledgers.KIND_TITLES[kind]}-{scope.as_of.isoformat()}.xlsx"
+        return send_file(io.BytesIO(data), mimetype=XLSX_MIME, as_attachment=True, download_name=name)
+    limit, offset = _page_args()
+    page = ledgers.ledger_page(session, scope, limit=limit, offset=offset, unmask=unmask)
+    if unmask:
+        audit.record(session, who=current_user(), org=org_id, action="ledger.unmask",
+                     target=f"ledger:{kind}:{org_id}", after={"as_of": scope.as_of, "rows": len(page.rows)})
+        session.commit()
+    return {"kind": kind, "title": ledgers.KIND_TITLES[kind], "org_id": page.org_id, "org_name": page.org_name,
+            "as_of": page.as_of.isoformat(), "total": page.total, "limit": limit, "offset": offset,
+            "columns": [{"key": k, "heading": h} for k, h in page.columns], "items": page.rows,
+            "aggregate": ledgers.aggregate(session, scope).as_json() if offset == 0 else None}
+
+
+@blp.route("/ledgers/<kind>/snapshots", methods=["POST"])
+def file_snapshot(kind: str):
+    """File (freeze) the ledger as of ``as_of``; body ``{"org_id", "as_of"}``. Returns the hash."""
+    session = db()
+    body = request.get_json(silent=True) or {}
+    org_id = _int_arg("org_id")
+    check_scope(org_id)
+    as_of = _date_arg(body.get("as_of")) or dt.date.today()
+    snap = ledgers.file_snapshot(session, kind, org_id, as_of, user=current_user())
+    session.commit()
+    return ledgers.snapshot_json(snap, with_rows=False), 201
+
+
+@blp.route("/ledgers/snapshots/<int:snapshot_id>")
+def get_snapshot(snapshot_id: int):
+    """A filed snapshot with its rows; ``?verify=1`` re-runs it and compares the hashes."""
+    session = db()
+    snap = ledgers.get_snapshot(session, snapshot_id)
+    check_scope(snap.org_id)
+    out = ledgers.snapshot_json(snap)
+    if request.args.get("verify") == "1":
+        out["verification"] = ledgers.verify_snapshot(session, snap).as_json()
+    return out
+
+
+@blp.route("/ledgers/snapshots/<int:snapshot_id>/corrections", methods=["POST"])
+def correct_snapshot(snapshot_id: int):
+    """A 更正 entry for a filed snapshot; body ``{"reason"}``. The original stays unchanged."""
+    session = db()
+    snap = ledgers.get_snapshot(session, snapshot_id)
+    check_scope(snap.org_id)
+    body = request.get_json(silent=True) or {}
+    new = ledgers.file_correction(session, snap, reason=str(body.get("reason") or ""), user=current_user())
+    session.commit()
+    return ledgers.snapshot_json(new, with_rows=False), 201
+
+
+@blp.route("/indicators")
+def indicator_list():
+    """The §6.4 indicators of node ``org_id`` for school year ``year`` with targets and pass/fail."""
+    session = db()
+    org_id = _int_arg("org_id")
+    check_scope(org_id)
+    year = _int_arg("year", required=False, default=None)
+    if year is None:
+        today = dt.date.today()
+        year = today.year if today.month >= 9 else today.year - 1
+    results = indicators.compute(session, org_id, year, reference=_date_arg(request.args.get("reference"),
+                                                                          "reference"))
+    return {"org_id": org_id, "year": year, "items": [r.as_json() for r in results]}
+
+
+@blp.route("/reports/quarterly")
+def quarterly():
+    """The 统计表 figures of node ``org_id`` for ``year``/``quarter`` (``&format=xlsx``)."""
+    session = db()
+    org_id = _int_arg("org_id")
+    check_scope(org_id)
+    figures = ledgers.quarterly_figures(session, org_id, _int_arg("year"), _int_arg("quarter"))
+    if request.args.get("format") == "xlsx":
+        audit.record(session, who=current_user(), org=org_id, action="report.export",
+                     target=f"quarterly:{org_id}:{figures.year}Q{figures.quarter}")
+        session.commit()
+        return send_file(io.BytesIO(ledgers.quarterly_xlsx(figures)), mimetype=XLSX_MIME, as_attachment=True,
+                         download_name=f"{figures.org_name}-{figures.year}Q{figures.quarter}-统计表.xlsx")
+    return figures.as_json()
+
+
+@blp.route("/reports/quarterly/render", methods=["POST"])
+def quarterly_render():
+    """Issue the 统计表 as a numbered document (DOCX + PDF): body ``{"org_id", "year", "quarter",
+    "issuer_id", "format": "pdf"|"docx", "data": {filler_name, checker_name, unit_head, fill_date...}}``."""
+    from cases import service as svc
+
+    session = db()
+    body = request.get_json(silent=True) or {}
+    org_id = _int_arg("org_id")
+    check_scope(org_id)
+    issuer_id = int(body.get("issuer_id") or org_id)
+    check_scope(issuer_id)
+    figures = ledgers.quarterly_figures(session, org_id, _int_arg("year"), _int_arg("quarter"))
+    extra = body.get("data") or {}
+    if not isinstance(extra, dict):
+        raise ValidationFailed("data 应为对象", fields={"data": "应为对象"})
+    data = figures.form_data(**{"fill_date": dt.date.today().isoformat(), **extra})
+    doc = svc.issue_document(session, services(), form="quarterly_stats", variant=None, issuer_id=issuer_id,
+                             data=data, user=current_user(), want_pdf=body.get("format", "pdf") == "pdf")
+    return _doc_json(doc), 201
