@@ -732,8 +732,8 @@ def probe_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -
                 if kind == "png":
                     img.verify()  # chunk CRCs: a truncated or damaged PNG fails here
     except Image.DecompressionBombError as e:
-        raise images.ImageTooLarge(f"{filename}: image is too large to decode safely; scan at 200-300 dpi",
-                                   filename=filename) from e
+        raise images.ImageTooLarge(f"{filename}: image is too large to decode safely ({e}); scan at 200-300 "
+                                   "dpi instead", filename=filename) from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise images.CorruptImage(f"{filename}: damaged {kind.upper()} file, cannot read it ({e})",
                                   filename=filename) from e

@@ -1,0 +1,165 @@
+"""Scan intake API (DOMAIN §5.6): upload scans and photos, follow the job, review what a person
+must decide, assign unidentified pages, count returned copies.
+
+* ``POST /scans`` (multipart ``file``, ``org_id``) -> 202 {job_id, upload_id} at once; the upload is
+  stored before the answer. ``GET /jobs/<id>`` (foundation API) shows pages done / total.
+* ``GET /scans/<upload_id>``: per-page outcome and per-document completeness.
+* ``GET /review?org_id=&status=``: review items with their crop image URL;
+  ``GET /review/<id>/crop.png``; ``POST /review/<id>`` {"action": "accept"|"correct"|"reject",
+  "value": ...} records who and when.
+* ``GET /scans/unidentified``; ``POST /scans/pages/<id>/assign`` {"document_id", "page_no"}.
+* ``GET /returns?form=&issuer_id=&year=&variant=``: "N of M returned".
+"""
+
+from __future__ import annotations
+
+import io
+
+import marshmallow as ma
+from flask import request, send_file, url_for
+from flask_smorest import Blueprint
+
+from cases import scans
+from cases.models import Org
+from cases.scan_models import ReviewItem, ScanPage
+from forms.errors import NotFound, ValidationFailed
+from web.api import check_scope, current_user, db, scope_org, services
+
+blp = Blueprint("scans", __name__, url_prefix="/api/v1", description="扫描件与照片识别、人工复核")
+
+
+class DecisionIn(ma.Schema):
+    action = ma.fields.String(required=True, validate=ma.validate.OneOf(["accept", "correct", "reject"]))
+    value = ma.fields.Raw(allow_none=True, load_default=None)
+
+
+class AssignIn(ma.Schema):
+    document_id = ma.fields.String(required=True)
+    page_no = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1))
+
+
+def _item_json(it: ReviewItem) -> dict:
+    return {"id": it.id, "document_id": it.document_id, "case_id": it.case_id, "upload_id": it.upload_id,
+            "scan_page_id": it.scan_page_id, "field_path": it.field_path, "kind": it.kind,
+            "proposed": (it.proposed or {}).get("value"),
+            "recorded": (it.recorded or {}).get("value") if it.recorded else None,
+            "text": it.text, "confidence": it.confidence, "reason": it.reason, "status": it.status,
+            "decided_by": it.decided_by, "decided_at": it.decided_at.isoformat() if it.decided_at else None,
+            "decision": it.decision, "org_id": it.org_id,
+            "crop_url": url_for("scans.review_crop", item_id=it.id) if it.crop_path else None}
+
+
+def _page_json(p: ScanPage) -> dict:
+    return {"id": p.id, "upload_id": p.upload_id, "index": p.page_index, "status": p.status,
+            "reason": p.reason, "document_id": p.document_id, "org_id": p.org_id,
+            "assign_url": url_for("scans.assign_page", page_id=p.id)}
+
+
+@blp.route("/scans", methods=["POST"])
+def upload_scan():
+    """Upload a scan or photo (PNG, JPEG, TIFF, image-only PDF; many pages of several documents in
+    any order and rotation). Answers 202 with the job id at once; the file is stored first."""
+    f = request.files.get("file")
+    errors = {}
+    if f is None or not f.filename:
+        errors["file"] = "请选择要上传的扫描件"
+    org_id = request.form.get("org_id", "")
+    if not org_id.isdigit():
+        errors["org_id"] = "必填，应为机构编号"
+    if errors:
+        raise ValidationFailed("上传参数不完整", fields=errors)
+    check_scope(int(org_id))
+    out = scans.start_scan(db(), services(), filename=f.filename, data=f.read(), org_id=int(org_id),
+                           user=current_user(), source_device=request.headers.get("User-Agent", "")[:100])
+    out["links"] = {"job": url_for("api.job_status", job_id=out["job_id"]),
+                    "scan": url_for("scans.scan_outcome", upload_id=out["upload_id"])}
+    return out, 202
+
+
+@blp.route("/scans/<int:upload_id>")
+def scan_outcome(upload_id: int):
+    """Per-page outcome of a scan upload: identified document, status, reason, fields read."""
+    session = db()
+    session.expire_all()
+    out = scans.upload_outcome(session, upload_id)
+    check_scope(out["org_id"])
+    return out
+
+
+@blp.route("/scans/unidentified")
+def unidentified_pages():
+    """Pages no document could be found for, with the reason, for a person to assign."""
+    return {"items": [_page_json(p) for p in scans.list_unidentified(db(), scope_org())]}
+
+
+@blp.route("/scans/pages/<int:page_id>/assign", methods=["POST"])
+@blp.arguments(AssignIn)
+def assign_page(body, page_id: int):
+    """Say which document and page an unidentified page is; it is then read like the others."""
+    page = db().get(ScanPage, page_id)
+    if page is None:
+        raise NotFound(f"扫描页 {page_id} 不存在")
+    check_scope(page.org_id)
+    row = scans.assign_page(db(), services(), page_id, document_id=body["document_id"], page_no=body["page_no"],
+                            user=current_user())
+    return {"id": row.id, "status": row.status, "document_id": row.document_id, "page_no": row.page_no,
+            "reason": row.reason}
+
+
+@blp.route("/review")
+def review_list():
+    """Review queue: ``org_id`` (default: the caller's scope), ``status`` (open, accepted,
+    corrected, rejected, all)."""
+    org = scope_org()
+    if request.args.get("org_id"):
+        value = request.args["org_id"]
+        if not value.isdigit():
+            raise ValidationFailed("org_id 应为机构编号", fields={"org_id": "整数"})
+        check_scope(int(value))
+        org = db().get(Org, int(value))
+        if org is None:
+            raise NotFound(f"机构 {value} 不存在")
+    status = request.args.get("status", "open")
+    items = scans.list_review(db(), org, status=status)
+    return {"items": [_item_json(it) for it in items]}
+
+
+def _item(item_id: int) -> ReviewItem:
+    it = db().get(ReviewItem, item_id)
+    if it is None:
+        raise NotFound(f"复核项 {item_id} 不存在")
+    check_scope(it.org_id)
+    return it
+
+
+@blp.route("/review/<int:item_id>/crop.png")
+def review_crop(item_id: int):
+    """The image region the value was read from."""
+    it = _item(item_id)
+    if not it.crop_path:
+        raise NotFound(f"复核项 {item_id} 没有图像")
+    data = services().store.read_bytes(it.crop_path)
+    return send_file(io.BytesIO(data), mimetype="image/png", download_name=f"review-{item_id}.png")
+
+
+@blp.route("/review/<int:item_id>", methods=["POST"])
+@blp.arguments(DecisionIn)
+def review_decide(body, item_id: int):
+    """Accept the proposed value, correct it, or reject it; records who and when. When the last
+    open item of a returned document is decided, the document is applied to its case."""
+    _item(item_id)
+    it = scans.decide(db(), services(), item_id, action=body["action"], value=body.get("value"),
+                      user=current_user())
+    return _item_json(it)
+
+
+@blp.route("/returns")
+def returns_count():
+    """"N of M returned": ``form``, ``issuer_id``, optional ``year`` and ``variant``."""
+    args = request.args
+    if not args.get("form") or not (args.get("issuer_id") or "").isdigit():
+        raise ValidationFailed("缺少参数", fields={"form": "必填", "issuer_id": "必填，整数"})
+    check_scope(int(args["issuer_id"]))
+    year = int(args["year"]) if (args.get("year") or "").isdigit() else None
+    return scans.returned_count(db(), form=args["form"], issuer_id=int(args["issuer_id"]), year=year,
+                                variant=args.get("variant") or None)
