@@ -554,14 +554,14 @@ def match_name(text: str, people: Sequence[str]) -> tuple[str | None, str]:
 
 def _read_hand(path: str, f: Field, got: OcrText, crop: np.ndarray, fallback: OcrEngine | None,
                ctx: ReadContext, common: dict) -> FieldReading:
-    value, conf, status, reason = _interpret(f, got, ctx)
+    value, conf, status, reason = interpret_hand(f, got, ctx)
     if (status != "read" or conf < ctx.threshold) and fallback is not None:
         try:
             other = _recognize(fallback, crop)
         except OcrFailed as e:
             log.warning("fallback OCR failed on %s: %s", path, e.message)
         else:
-            v2 = _interpret(f, other, ctx)
+            v2 = interpret_hand(f, other, ctx)
             if v2[2] == "read" and (status != "read" or v2[1] > conf):
                 value, conf, status, reason = v2
                 got = other
@@ -575,7 +575,7 @@ def _read_hand(path: str, f: Field, got: OcrText, crop: np.ndarray, fallback: Oc
                         _jsonable(value), got.text, conf, review, reason, confirm=confirm, **common)
 
 
-def _interpret(f: Field, got: OcrText, ctx: ReadContext) -> tuple[Any, float, str, str]:
+def interpret_hand(f: Field, got: OcrText, ctx: ReadContext) -> tuple[Any, float, str, str]:
     """(value, confidence, status, reason): validation moves the OCR confidence."""
     text, conf = got.text.strip(), float(got.confidence)
     if not text:

@@ -1,0 +1,184 @@
+"""The scan pipeline (parsers/scan.py) on the committed labelled set (tests/samples/scans, made by
+make_scans.py with the real renderer; expected readings in golden.json): identification, ticks,
+marks, printed-value checks, handwriting validation, with a FakeOcrEngine, and with the real
+engines (RapidOCR + Tesseract fallback) in slow tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from cases.models import from_json
+from forms.errors import BaoxueError
+from forms.registry import get_spec
+from parsers import scan
+from parsers.images import load_pages
+from parsers.ocr import FakeOcrEngine, OcrText
+
+SAMPLES = Path(__file__).parent / "samples" / "scans"
+SECRET = "test-qr-secret"
+GOLDEN = json.loads((SAMPLES / "golden.json").read_text(encoding="utf-8"))
+PAGES = [k for k in GOLDEN if not k.startswith("_")]
+READ = [k for k in PAGES if GOLDEN[k]["identity"]["status"] == "identified"]
+
+
+@lru_cache(maxsize=1)
+def _ctx() -> scan.ReadContext:
+    spec = get_spec("guardian_notice")
+    geo = json.loads((SAMPLES / "geometry.json").read_text(encoding="utf-8"))
+    issued = from_json(spec, json.loads((SAMPLES / "issued.json").read_text(encoding="utf-8")))
+    ticks = scan.tick_boxes_from_pdf((SAMPLES / "issued.pdf").read_bytes(), geo)
+    return scan.ReadContext(spec, spec.variant("xianqi"), geo, issued, ticks,
+                            people=("王建国", "刘秀兰", "王浩然"), issued_on=dt.date(2025, 9, 26),
+                            today=dt.date(2026, 1, 1))
+
+
+def _page(name: str):
+    return load_pages(SAMPLES / name)[0]
+
+
+def _fake(text: str = "", conf: float = 0.99) -> FakeOcrEngine:
+    return FakeOcrEngine(func=lambda crop: OcrText(text, conf if text else 0.0))
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_identify(name):
+    want = GOLDEN[name]["identity"]
+    got = scan.identify_page(_page(name), secret=SECRET).to_json()
+    assert {k: got[k] for k in want} == want
+
+
+def test_forged_code_is_unidentified_not_bypassed():
+    page = _page("receipt_direct_flatbed200.jpg")
+    got = scan.identify_page(page, secret="another-secret", engine=_fake("SCANTEST0001 5/5"))
+    assert got.status == "unidentified" and "校验失败" in got.reason
+
+
+def test_identify_by_printed_caption_when_no_code():
+    page = _page("foreign_page.png")
+    from parsers.ocr import OcrBox
+
+    engine = FakeOcrEngine(page=[OcrBox("SCANTEST0001 5/5", 0.9, (0, 0, 10, 10))])
+    got = scan.identify_page(page, secret=SECRET, engine=engine)
+    # The foreign code is "not ours", so the printed caption decides (and the caller verifies it).
+    assert (got.status, got.doc_id, got.page_no, got.method) == ("identified", "SCANTEST0001", 5, "ocr_doc_id")
+    engine = FakeOcrEngine(page=[OcrBox("青禾县城关镇政限返〔2026〕3号", 0.9, (0, 0, 10, 10))])
+    got = scan.identify_page(page, secret=SECRET, engine=engine)
+    assert (got.method, got.doc_number, got.page_no) == ("ocr_number", "青禾县城关镇政限返〔2026〕3号", 0)
+
+
+def test_tick_boxes_from_the_issued_pdf():
+    ticks = _ctx().tick_boxes
+    assert {p: len(b) for p, b in ticks[5].items()} == {"recipient_relation": 5, "service_method": 5}
+    assert len(ticks[1]["student_sex"]) == 2
+    xs = [b[0] for b in ticks[5]["service_method"]]
+    assert xs == sorted(xs)
+
+
+@pytest.mark.parametrize("name", READ)
+def test_marks_and_ticks_with_fake_ocr(name):
+    page = _page(name)
+    ident = scan.identify_page(page, secret=SECRET)
+    got = scan.read_page(page, ident, _ctx(), engine=_fake())
+    for path, value in GOLDEN[name]["marks"].items():
+        assert got.readings[path].value == value, path
+    # An OCR engine reading nothing makes every printed value a possible tampering, never a new value.
+    for path, value in GOLDEN[name]["printed"].items():
+        r = got.readings[path]
+        assert (r.status, r.value, r.needs_review) == ("mismatch", value, True), path
+    for path, r in got.readings.items():
+        assert r.bbox_px[2] > r.bbox_px[0] and path in got.crops
+
+
+def test_handwriting_validation_moves_confidence():
+    page = _page("receipt_direct_flatbed200.jpg")
+    ident = scan.identify_page(page, secret=SECRET)
+    ok = scan.read_page(page, ident, _ctx(), engine=_fake("2025年9月29日10时30分", 0.95)).readings
+    assert ok["service_time"].value == "2025-09-29T10:30:00" and ok["service_time"].confirm
+    assert ok["recipient_signed_on"].value == "2025-09-29" and not ok["recipient_signed_on"].needs_review
+    early = scan.read_page(page, ident, _ctx(), engine=_fake("2025年9月20日", 0.99)).readings
+    r = early["recipient_signed_on"]
+    assert (r.status, r.needs_review) == ("invalid", True) and "早于发文日期" in r.reason and r.confidence <= 0.4
+    future = scan.read_page(page, ident, _ctx(), engine=_fake("2027年1月2日", 0.99)).readings
+    assert "未来" in future["recipient_signed_on"].reason
+
+
+def test_interpret_id_phone_names():
+    ctx = _ctx()
+    f_id = get_spec("guardian_notice").field("student_id_number")
+    good = scan.interpret_hand(f_id, OcrText("41078120110314OO35", 0.9), ctx)
+    assert good[0] == "410781201103140035" and good[2] == "read" and good[1] > 0.9
+    bad = scan.interpret_hand(f_id, OcrText("410781201103140036", 0.99), ctx)
+    assert bad[2] == "invalid" and bad[1] <= 0.3 and "410781" in bad[3] and "201103140036" not in bad[3]
+    f_name = get_spec("guardian_notice").field("recipient_name")
+    assert scan.interpret_hand(f_name, OcrText("王建国", 0.8), ctx)[:3] == ("王建国", 0.97, "read")
+    homophone = scan.interpret_hand(f_name, OcrText("汪建国", 0.99), ctx)
+    assert homophone[0] == "王建国" and homophone[1] < ctx.threshold and "汪建国" in homophone[3]
+    f_phone = get_spec("guardian_notice").field("guardian_phone")
+    assert scan.interpret_hand(f_phone, OcrText("139 1234 5678", 0.95), ctx)[0] == "13912345678"
+
+
+def test_parse_hand_date_forms():
+    assert scan.parse_hand_date("20250929") == dt.date(2025, 9, 29)
+    assert scan.parse_hand_date("2025.9.29") == dt.date(2025, 9, 29)
+    assert scan.parse_hand_date("2025年9月31日") is None
+    assert scan.parse_hand_date("2025年9月29日8时5分", with_time=True) == dt.datetime(2025, 9, 29, 8, 5)
+
+
+def test_merge_prefers_confident_reading():
+    ctx = _ctx()
+    reads = []
+    for name in ("stub_photo.jpg", "receipt_direct_flatbed200.jpg"):
+        page = _page(name)
+        reads.append(scan.read_page(page, scan.identify_page(page, secret=SECRET), ctx, engine=_fake()))
+    merged = scan.merge_readings(reads)
+    assert merged["student_sex"].value == "男" and merged["service_method"].value == "direct"
+    assert merged["issuer_name"].page_no in (1, 5)
+
+
+def test_corrupt_empty_and_huge_inputs_give_clear_errors():
+    data = (SAMPLES / "blank_page.png").read_bytes()
+    with pytest.raises(BaoxueError, match="damaged PNG"):
+        scan.probe_upload(data[:200], "broken.png")
+    with pytest.raises(BaoxueError, match="empty"):
+        scan.probe_upload(b"", "empty.png")
+    with pytest.raises(BaoxueError, match="not a PNG, JPEG, TIFF or PDF"):
+        scan.probe_upload(b"GIF89a....", "x.gif")
+    buf = io.BytesIO()
+    Image.new("1", (20000, 20000), 1).save(buf, format="PNG")
+    with pytest.raises(BaoxueError) as e:
+        scan.probe_upload(buf.getvalue(), "huge.png")
+    assert e.value.code == "image_too_large" and e.value.http_status == 413
+    assert scan.probe_upload((SAMPLES / "issued.pdf").read_bytes(), "scan.pdf") == "pdf"
+
+
+def test_page_of_another_document_is_unidentified():
+    got = scan.identify_page(_page("foreign_page.png"), secret=SECRET, engine=_fake())
+    assert got.status == "unidentified" and "不是本系统" in got.reason
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", READ)
+def test_golden_with_real_engines(name):
+    from cases.scans import completeness
+    from parsers.ocr import get_engine
+
+    page = _page(name)
+    ident = scan.identify_page(page, secret=SECRET)
+    got = scan.read_page(page, ident, _ctx(), engine=get_engine("rapidocr"), fallback=get_engine("tesseract"))
+    want = GOLDEN[name]
+    for group in ("marks", "hand", "printed"):
+        for path, value in want[group].items():
+            assert got.readings[path].value == value, (path, got.readings[path])
+    for path in want["printed"]:
+        assert got.readings[path].status == "match", got.readings[path]
+    assert sorted(p for p, r in got.readings.items() if r.needs_review) == want["review"]
+    if "complete" in want:
+        values = {p: r.value for p, r in got.readings.items()}
+        assert completeness(get_spec("guardian_notice"), values) == (want["complete"], [])
