@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 TaskFunc = Callable[..., str | None]
 _PAYLOAD_TYPES = (str, int, float, bool, type(None))
 # Modules defining job kinds, imported by the worker (python -m cases.jobs) before it consumes.
-JOB_MODULES = ("cases.batch",)
+JOB_MODULES = ("cases.batch", "cases.scans")
 
 
 @dataclass

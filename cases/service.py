@@ -240,7 +240,14 @@ def ingest_upload(session: Session, services: Services, *, filename: str, data: 
     try:
         try:
             parsed = parse_file(staging, secret=services.qr_secret, mime=mime)
-        except UnsupportedInput:
+        except UnsupportedInput as e:
+            if e.details.get("kind") in ("pdf", "png", "jpeg", "tiff") and not attach:
+                # An image-only PDF or an image: the scan pipeline reads it in a background job.
+                from cases.scans import start_scan
+
+                queued = start_scan(session, services, filename=name, data=data, org_id=org.id, user=user,
+                                    source_device=source_device)
+                return {**queued, "status": "queued", "filename": name}
             if not attach:
                 raise
             upload = save_upload(session, services.store, filename=name, data=data, org=org, user=user,

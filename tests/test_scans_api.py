@@ -241,3 +241,14 @@ def test_real_engines_end_to_end(client, notice, services, app_session):
     ev = app_session.scalars(select(CaseEvent).where(CaseEvent.kind == "service")).one()
     assert ev.data["served_on"] == "2025-09-29" and ev.data["method"] == "direct"
     assert dt.date.fromisoformat(ev.data["served_on"]) >= dt.date(2025, 9, 26)
+
+
+def test_uploads_endpoint_routes_images_to_the_scan_pipeline(client, notice, app_session):
+    data = (SAMPLES / "receipt_direct_flatbed200.jpg").read_bytes()
+    r = client.post("/api/v1/uploads", data={"org_id": str(notice["org_id"]), "file": (io.BytesIO(data), "r.jpg")},
+                    headers=H, content_type="multipart/form-data")
+    assert r.status_code in (201, 202), r.json
+    assert r.json["status"] == "queued" and r.json["job_id"]
+    assert client.get(f"/api/v1/jobs/{r.json['job_id']}").json["status"] == "done"
+    pages = app_session.scalars(select(ScanPage)).all()
+    assert [(p.status, p.document_id) for p in pages] == [("read", DOC_ID)]
