@@ -27,15 +27,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases import audit
 from cases.deadlines import Timer, add_working_days, due_date
 from cases.handover_models import HandoverEntry, HandoverPlan, HandoverRow, Registration
 from cases.models import Case, CaseEvent, Document, Guardian, Org, Pupil, SchoolClass, descendants, nearest
-from cases.numbering import next_case_number
 from cases.profiles import DEFAULT_PROFILE, RegionProfile, load_profile
+from cases.workflow import OPEN_STATES
 from forms import codes
 from forms import validators as v
 from forms.errors import Conflict, NotFound, ValidationFailed
@@ -570,6 +570,8 @@ def _at(day: dt.date) -> dt.datetime:
 
 def _mark_registered(session: Session, row: HandoverRow, *, registered_on: dt.date, method: str,
                      actor: str) -> None:
+    if row.registered and row.registered_on and row.registered_on <= registered_on:
+        return  # a repeated registration: the first one stands
     row.registered, row.registered_on, row.match_method = True, registered_on, method
     row.whereabouts = row.whereabouts_proof = None
     _registration_event(session, row, actor=actor)
@@ -753,39 +755,25 @@ def _pupil_township(session: Session, pupil: Pupil, county: Org, sending: Org) -
     return nearest(session, sending, "township")
 
 
-def _open_case_local(session: Session, pupil: Pupil, *, opened_on: dt.date, actor: str, county: Org,
-                     org_id: int, source: str) -> Case:
-    # Fallback while cases.engine.open_case is not available: a Case at ABSENT and its T1 event.
-    from cases.profiles import DEFAULT_PROFILE as default
+def _open_case(session: Session, pupil: Pupil, *, opened_on: dt.date, actor: str, school: Org,
+               township: Org | None) -> Case:
+    from cases.engine import open_case  # the case engine (T1 through the workflow, deadlines)
 
-    episode = (session.scalar(select(func.max(Case.episode)).where(Case.pupil_id == pupil.id)) or 0) + 1
-    case = Case(number=next_case_number(session, county=county, year=opened_on.year), pupil_id=pupil.id,
-                org_id=org_id, state="ABSENT", opened_on=opened_on, episode=episode,
-                profile=county.region_profile or default)
-    session.add(case)
-    session.flush()
-    session.add(CaseEvent(case_id=case.id, org_id=org_id, kind="transition", from_state="ATTENDING",
-                          to_state="ABSENT", transition="T1", actor=actor, occurred_at=_at(opened_on),
-                          data={"reason": "整班移交未报到", "source": source}))
-    return case
-
-
-def _open_case(session: Session, pupil: Pupil, *, opened_on: dt.date, actor: str, county: Org,
-               school: Org, township: Org | None) -> Case:
-    try:
-        from cases.engine import open_case
-    except ImportError:  # the case engine module (another area) is not there yet
-        open_case = None
-    if open_case is not None:
-        case = open_case(session, pupil, reason_code=None, opened_on=opened_on, actor=actor, source="handover")
-    else:
-        case = _open_case_local(session, pupil, opened_on=opened_on, actor=actor, county=county,
-                                org_id=school.id, source="handover")
+    case = open_case(session, pupil, reason_code=None, opened_on=opened_on, actor=actor, source="handover")
     # 整班移交: the receiving school is responsible, the township of the 户籍 organises persuasion.
+    # open_case files the new episode under the pupil's (primary) school, so its first event,
+    # deadlines and alerts move with it, keeping them in the receiving school's scoped lists.
+    from sqlalchemy import update
+
+    from cases.engine_models import Alert, Deadline
+
     case.org_id = school.id
     if township is not None:
         case.township_org_id = township.id
     session.flush()
+    for model in (CaseEvent, Deadline, Alert):
+        session.execute(update(model).where(model.case_id == case.id).values(org_id=school.id)
+                        .execution_options(synchronize_session="fetch"))
     return case
 
 
@@ -868,10 +856,11 @@ def close_registration_window(session: Session, plan: HandoverPlan, *, today: dt
             if row.whereabouts in LEGITIMATE_WITH_PROOF and row.whereabouts_proof:
                 legit.append(item)
                 continue
-            existing = session.scalar(select(Case).where(Case.pupil_id == row.pupil_id, Case.state != "CLOSED"))
+            existing = session.scalar(select(Case).where(Case.pupil_id == row.pupil_id,
+                                                         Case.state.in_(sorted(OPEN_STATES))))
             township = _pupil_township(session, row.pupil, county, sending)
-            case = existing or _open_case(session, row.pupil, opened_on=today, actor=actor, county=county,
-                                          school=receiving, township=township)
+            case = existing or _open_case(session, row.pupil, opened_on=today, actor=actor, school=receiving,
+                                          township=township)
             row.case_id = case.id
             _registration_event(session, row, actor=actor)
             cases.append({**item, "case_id": case.id, "case_number": case.number, "new": existing is None,
@@ -920,7 +909,7 @@ def county_check_report(session: Session, county: Org, plan: HandoverPlan, *, as
             pair["expected"] += 1
             # a case stays open after a late arrival until the case engine closes it
             if row.case_id is not None:
-                pair["open_cases"] += session.get(Case, row.case_id).state != "CLOSED"
+                pair["open_cases"] += session.get(Case, row.case_id).state in OPEN_STATES
             if row.registered and (row.registered_on is None or row.registered_on <= as_of):
                 pair["arrived"] += 1
                 continue

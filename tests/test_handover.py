@@ -248,7 +248,11 @@ def test_end_to_end(world, services):
             kinds = [ev.kind for ev in s.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id))]
             assert "registration" in kinds
             t1 = s.scalar(select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.transition == "T1"))
-            assert t1 is not None and t1.to_state == "ABSENT"
+            assert t1 is not None and t1.to_state == "ABSENT" and t1.org_id == case.org_id
+            from cases.engine_models import Deadline
+
+            assert all(d.org_id == case.org_id
+                       for d in s.scalars(select(Deadline).where(Deadline.case_id == case.id)))
     assert {x["pupil_id"] for x in result.legitimate} == {donghe[7].id, xiling[8].id}
     rows = {r.pupil_id: r for e in plan.entries for r in e.rows}
     assert rows[donghe[7].id].whereabouts == "county_other"
