@@ -39,7 +39,16 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from cases.ledger_models import IndicatorTarget
-from cases.ledgers import OUT_OF_SCHOOL, Scope, _g01_condition, _group_condition, add_years, make_scope, state_as_of
+from cases.ledgers import (
+    OUT_OF_SCHOOL,
+    Scope,
+    _g01_condition,
+    _group_condition,
+    add_years,
+    make_scope,
+    scope_cases,
+    state_as_of,
+)
 from cases.models import Case, Org, Pupil, SchoolClass
 from forms.errors import ValidationFailed
 
@@ -157,7 +166,7 @@ def targets_for(session: Session, org: Org, year: int) -> dict[str, Target]:
 
 
 def _in_school_flag(scope: Scope):
-    st = state_as_of(scope.cut, scope.recorded_until)
+    st = state_as_of(scope.cut, scope.recorded_until, cases=scope_cases(scope))
     out = (select(Case.pupil_id).join(st, st.c.case_id == Case.id)
            .where(st.c.state.in_(sorted(OUT_OF_SCHOOL))).distinct().subquery())
     return out, case((out.c.pupil_id.is_(None), 1), else_=0)
