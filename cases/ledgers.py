@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import String, and_, case, cast, func, literal, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from cases import audit
 from cases.ledger_models import LEDGER_KINDS, LedgerSnapshot
@@ -130,6 +130,7 @@ class Scope:
     org_name: str
     as_of: dt.date
     recorded_until: dt.datetime
+    subtree_ids: tuple[int, ...] = ()
     age_min: int = 6
     age_max: int = 16
     exempt_unregistered_ages: tuple[int, ...] = (6, 7)
@@ -154,7 +155,8 @@ def make_scope(session: Session, kind: str, org_id: int, as_of: dt.date | None =
         raise ValidationFailed(f"{KIND_TITLES[kind]}应按{'、'.join(allowed)}级机构生成，“{org.name}”是{org.kind}",
                                fields={"org_id": f"应为{'、'.join(allowed)}级机构"})
     age = _age_scope(session, org)
-    return Scope(kind=kind, org_id=org.id, org_path=org.path, org_name=org.name,
+    subtree = tuple(session.scalars(select(Org.id).where(Org.path.startswith(org.path)).order_by(Org.id)))
+    return Scope(kind=kind, org_id=org.id, org_path=org.path, org_name=org.name, subtree_ids=subtree,
                  as_of=as_of or dt.date.today(), recorded_until=recorded_until or utcnow(),
                  age_min=age.min_age, age_max=age.max_age,
                  exempt_unregistered_ages=tuple(age.exempt_unregistered_ages),
@@ -172,7 +174,9 @@ def _age_scope(session: Session, org: Org):
 
 
 def _subtree(scope: Scope):
-    return select(Org.id).where(Org.path.startswith(scope.org_path)).scalar_subquery()
+    # A literal id list (resolved once in ``make_scope``): the planners then estimate the rows of
+    # each school and use the (org_id, class_id) index instead of scanning the pupils.
+    return list(scope.subtree_ids)
 
 
 def _g01_condition():
@@ -209,17 +213,23 @@ def _counted_expr(scope: Scope):
 def state_as_of(cut: dt.datetime, recorded_until: dt.datetime, *, name: str = "st", cases=None):
     """Subquery (case_id, state, state_at, transition): each case's latest state event before
     ``cut`` (valid time) and recorded by ``recorded_until`` (record time). ``cases`` (a select of
-    case ids) limits the window to the node's cases, so its cost follows the node, not the store."""
-    rn = func.row_number().over(partition_by=CaseEvent.case_id,
-                                order_by=(CaseEvent.occurred_at.desc(), CaseEvent.id.desc())).label("rn")
-    inner = (select(CaseEvent.case_id, CaseEvent.to_state.label("state"),
-                    CaseEvent.occurred_at.label("state_at"), CaseEvent.transition, rn)
-             .where(CaseEvent.to_state.is_not(None), CaseEvent.occurred_at < cut,
-                    CaseEvent.recorded_at <= recorded_until,
-                    *([CaseEvent.case_id.in_(cases)] if cases is not None else []))
-             .subquery(f"{name}_all"))
-    return (select(inner.c.case_id, inner.c.state, inner.c.state_at, inner.c.transition)
-            .where(inner.c.rn == 1).subquery(name))
+    case ids) limits it to the node's cases, so its cost follows the node, not the store.
+
+    One indexed probe per case (the latest event id through ``(case_id, occurred_at)``), then a
+    join by primary key: a window over all events measured several times slower on SQLite."""
+    ev = aliased(CaseEvent)
+    last = (select(ev.id)
+            .where(ev.case_id == Case.id, ev.to_state.is_not(None), ev.occurred_at < cut,
+                   ev.recorded_at <= recorded_until)
+            .order_by(ev.occurred_at.desc(), ev.id.desc()).limit(1)
+            .correlate(Case).scalar_subquery())
+    ids = select(Case.id.label("case_id"), last.label("event_id"))
+    if cases is not None:
+        ids = ids.where(Case.id.in_(cases))
+    ids = ids.subquery(f"{name}_ids")
+    return (select(ids.c.case_id, CaseEvent.to_state.label("state"), CaseEvent.occurred_at.label("state_at"),
+                   CaseEvent.transition)
+            .join(CaseEvent, CaseEvent.id == ids.c.event_id).subquery(name))
 
 
 def _case_scope(scope: Scope):
