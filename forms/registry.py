@@ -8,8 +8,7 @@ import importlib
 from forms.errors import NotFound
 from forms.spec import FormSpec
 
-SPEC_MODULES = ("dropout_report", "guardian_notice", "responsibility", "handover", "referral_letter",
-                "quarterly_stats")
+SPEC_MODULES = ("dropout_report", "guardian_notice", "responsibility", "handover", "quarterly_stats")
 
 _specs: dict[str, FormSpec] | None = None
 

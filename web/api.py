@@ -530,7 +530,8 @@ def upload():
     result = svc.ingest_upload(db(), services(), filename=f.filename, data=f.read(), org_id=int(org_id),
                                user=current_user(), attach=attach, mime=f.mimetype,
                                source_device=request.headers.get("User-Agent", "")[:100])
-    return result, 201
+    # a scan or photo goes to the background scan pipeline: accepted, not yet read
+    return result, 202 if result.get("status") == "queued" else 201
 
 
 @blp.route("/uploads/<int:upload_id>")
