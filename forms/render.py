@@ -184,6 +184,7 @@ class CompiledTemplate:
     def __init__(self, path: Path | str, fonts: Sequence[str] | None = None):
         self.path = Path(path)
         self.fonts = _fonts_tuple(fonts)
+        self._docpr_lock = threading.Lock()
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -268,9 +269,10 @@ class CompiledTemplate:
         if any(c in xml for c in "\t\a\n\f"):  # resolve_listing changes nothing otherwise
             xml = self._tpl.resolve_listing(xml)
         if part.is_body and (self._fix_tables or self._has_docpr):
-            tree = self._tpl.fix_tables(xml)
-            self._tpl.docx_ids_index = 1000
-            self._tpl.fix_docpr_ids(tree)
+            with self._docpr_lock:  # docxtpl numbers docPr ids with a counter on the template object
+                tree = self._tpl.fix_tables(xml)
+                self._tpl.docx_ids_index = 1000
+                self._tpl.fix_docpr_ids(tree)
             xml = etree.tostring(tree, encoding="unicode")
         return part.head + xml + part.tail
 
@@ -298,7 +300,13 @@ class CompiledTemplate:
                     info.compress_type = zipfile.ZIP_DEFLATED
                     zout.writestr(info, rendered[name], compresslevel=1)
                 elif name in static:
-                    zout.writestr(*static[name], compresslevel=1)
+                    # a fresh ZipInfo per document: ZipFile.writestr fills in offsets and sizes on
+                    # the object it is given, so a shared one corrupts archives written in parallel
+                    shared, data = static[name]
+                    info = zipfile.ZipInfo(shared.filename, date_time=shared.date_time)
+                    info.compress_type = shared.compress_type
+                    info.external_attr = shared.external_attr
+                    zout.writestr(info, data, compresslevel=1)
         return buf.getvalue()
 
 

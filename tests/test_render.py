@@ -227,3 +227,32 @@ def test_zip_documents():
     data = render.zip_documents({"a.pdf": b"%PDF-1", "b.docx": b"PK"})
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         assert z.read("a.pdf") == b"%PDF-1" and z.namelist() == ["a.pdf", "b.docx"]
+
+
+def test_parallel_renders_give_valid_archives():
+    """Renders on several threads share one compiled template; every archive must stay valid
+    (a shared ZipInfo used to be mutated by concurrent writers)."""
+    import io
+    import zipfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    from forms import render as render_mod
+    from forms.identity import Identity, new_doc_id
+    from forms.registry import get_spec
+    from tests.samples_data import sample_input
+
+    spec = get_spec("responsibility")
+    var = spec.variant("R-CT")
+    base = sample_input("responsibility", "R-CT")
+
+    def one(i):
+        # documents of different sizes: the parts after document.xml start at different offsets
+        cleaned = spec.validate({**base, "party_b_name": "第" + "一" * (i % 30) + "村民委员会"}, var)
+        data = render_mod.render_docx(spec, var, cleaned, Identity(new_doc_id(), spec.code, "R-CT", spec.version))
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        assert archive.testzip() is None
+        return archive.read("word/document.xml").count(b"<w:tbl>")
+
+    with ThreadPoolExecutor(4) as ex:
+        counts = list(ex.map(one, range(60)))
+    assert len(set(counts)) == 1 and counts[0] > 0
