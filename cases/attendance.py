@@ -23,9 +23,7 @@ that day's entry.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,8 +34,9 @@ from sqlalchemy.orm import Session
 from cases import engine, workflow
 from cases.engine_models import AttendanceRecord
 from cases.models import Case, Org, Pupil
+from cases.tables import headers_of, read_table
 from forms import validators as v
-from forms.errors import InvalidTransition, UnsupportedInput, ValidationFailed
+from forms.errors import InvalidTransition, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -64,73 +63,18 @@ class ImportResult:
                 "episodes_closed": self.episodes_closed, "notes": self.notes}
 
 
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
 def read_rows(filename: str, data: bytes) -> list[tuple[int, dict[str, str]]]:
-    """(row number, {header: text}) for every non-empty data row of a CSV or XLSX file."""
-    name = (filename or "").lower()
-    if name.endswith(".xlsx") or data[:4] == b"PK\x03\x04":
-        table = _xlsx_rows(data)
-    elif name.endswith(".csv") or name.endswith(".txt") or not name:
-        table = _csv_rows(data)
-    else:
-        raise UnsupportedInput(f"考勤文件应为 CSV 或 XLSX，收到：{filename}", fields={"file": "类型不支持"})
-    if not table:
-        raise ValidationFailed("考勤文件为空", fields={"file": "空文件"})
-    headers = [_cell(h) for h in table[0]]
+    """(row number, {header: text}) for every non-empty data row of a CSV or XLSX file, after
+    checking that the attendance columns are there."""
+    rows = read_table(filename, data, what="考勤文件", max_rows=MAX_ROWS)
+    headers = set(rows[0][1]) if rows else set(headers_of(filename, data))
     missing = [h for h in ("日期", "姓名", "类型") if h not in headers]
     if not any(h in headers for h in ID_HEADERS):
         missing.append("学籍号 或 身份证号")
     if missing:
         raise ValidationFailed("考勤文件缺少列：" + "、".join(missing) + "（第1行应为表头）",
                                fields={"columns": "缺少" + "、".join(missing)})
-    out = []
-    for i, raw in enumerate(table[1:], start=2):
-        values = [_cell(c) for c in raw]
-        if not any(values):
-            continue
-        out.append((i, {h: (values[j] if j < len(values) else "") for j, h in enumerate(headers) if h}))
-        if len(out) > MAX_ROWS:
-            raise ValidationFailed(f"考勤文件超过{MAX_ROWS}行，请分批导入", fields={"file": "行数过多"})
-    return out
-
-
-def _csv_rows(data: bytes) -> list[list]:
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise UnsupportedInput("CSV 文件编码无法识别（请使用 UTF-8）", fields={"file": "编码"})
-    return [row for row in csv.reader(io.StringIO(text))]
-
-
-def _xlsx_rows(data: bytes) -> list[list]:
-    import zipfile
-
-    from openpyxl import load_workbook
-
-    try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
-        raise UnsupportedInput(f"XLSX 文件无法读取：{e}", fields={"file": "无法读取"}) from e
-    try:
-        ws = wb.worksheets[0]
-        return [list(r) for r in ws.iter_rows(values_only=True)]
-    finally:
-        wb.close()
+    return rows
 
 
 def _parse_date(text: str) -> dt.date | None:

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import logging
@@ -35,6 +34,7 @@ from cases.deadlines import Timer, add_working_days, due_date
 from cases.handover_models import HandoverEntry, HandoverPlan, HandoverRow, Registration
 from cases.models import Case, CaseEvent, Document, Guardian, Org, Pupil, SchoolClass, descendants, nearest
 from cases.profiles import DEFAULT_PROFILE, RegionProfile, load_profile
+from cases.tables import read_table
 from cases.workflow import OPEN_STATES
 from forms import codes
 from forms import validators as v
@@ -82,58 +82,6 @@ _RELATIONS = {c.code for c in codes.RELATIONSHIPS}
 
 
 # ---- reading tables ---------------------------------------------------------------------------------
-
-def read_table(filename: str, data: bytes) -> list[tuple[int, dict[str, str]]]:
-    """Rows of a CSV (UTF-8 with or without BOM, or GB18030) or XLSX file as (sheet row number,
-    {header: text}); the header is row 1, blank rows are skipped."""
-    name = (filename or "").lower()
-    if name.endswith((".xlsx", ".xlsm")) or data[:2] == b"PK":
-        rows = _xlsx_rows(data, filename)
-    else:
-        for encoding in ("utf-8-sig", "gb18030"):
-            try:
-                text = data.decode(encoding)
-                break
-            except UnicodeDecodeError:
-                continue
-        else:
-            raise ValidationFailed(f"无法识别“{filename}”的文字编码，请另存为 UTF-8 CSV 或 XLSX",
-                                   fields={"file": "编码无法识别"})
-        rows = [list(r) for r in csv.reader(io.StringIO(text))]
-    if not rows:
-        raise ValidationFailed(f"“{filename}”是空表", fields={"file": "没有表头"})
-    header = [str(h or "").strip() for h in rows[0]]
-    out = []
-    for number, raw in enumerate(rows[1:], 2):
-        cells = ["" if c is None else _cell_text(c) for c in raw]
-        if not any(cells):
-            continue
-        out.append((number, {h: (cells[i] if i < len(cells) else "") for i, h in enumerate(header) if h}))
-    return out
-
-
-def _cell_text(value: Any) -> str:
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _xlsx_rows(data: bytes, filename: str) -> list[list[Any]]:
-    from zipfile import BadZipFile
-
-    import openpyxl
-
-    try:
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (BadZipFile, KeyError, OSError) as e:
-        raise ValidationFailed(f"“{filename}”不是可读的 XLSX 文件", fields={"file": str(e)}) from e
-    sheet = book.worksheets[0]
-    return [list(r) for r in sheet.iter_rows(values_only=True)]
-
 
 def _map_columns(header_row: Mapping[str, str], columns: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
     """field -> the header used in the file, for the known columns present."""

@@ -94,6 +94,16 @@ def _doc_json(d: Document) -> dict:
     return out
 
 
+def get_scoped(model, key, what: str):
+    """The row ``key`` of ``model`` if it exists (404 naming ``what``) and lies in the caller's scope
+    (403)."""
+    row = db().get(model, key)
+    if row is None:
+        raise NotFound(f"{what} {key} 不存在")
+    check_scope(row.id if model is Org else row.org_id)
+    return row
+
+
 def scoped(q, model):
     """Filter a query on ``model`` to the caller's subtree and to ``?org_id=`` (a node and below)."""
     scope = scope_org()
@@ -113,6 +123,22 @@ def page(q, to_json):
     session = db()
     total = session.scalar(select(func.count()).select_from(q.subquery()))
     return {"total": total, "items": [to_json(x) for x in session.scalars(q.limit(limit).offset(offset))]}
+
+
+def uploaded_file(what: str = "文件") -> tuple[str, bytes, int]:
+    """The multipart ``file`` and ``org_id`` (the uploading unit, checked against the caller's scope);
+    a 422 naming both when missing."""
+    f = request.files.get("file")
+    org_id = request.form.get("org_id", "")
+    errors = {}
+    if f is None or not f.filename:
+        errors["file"] = f"请选择要上传的{what}"
+    if not org_id.isdigit():
+        errors["org_id"] = "必填，应为机构编号"
+    if errors:
+        raise ValidationFailed("上传参数不完整", fields=errors)
+    check_scope(int(org_id))
+    return f.filename, f.read(), int(org_id)
 
 
 def _page_args():
@@ -210,11 +236,7 @@ def create_org(body):
 @blp.route("/orgs/<int:org_id>")
 @blp.response(200, s.OrgOut)
 def get_org(org_id: int):
-    org = db().get(Org, org_id)
-    if org is None:
-        raise NotFound(f"机构 {org_id} 不存在")
-    check_scope(org.id)
-    return _org_json(org)
+    return _org_json(get_scoped(Org, org_id, "机构"))
 
 
 @blp.route("/pupils")
@@ -272,10 +294,7 @@ def create_pupil(body):
 def get_pupil(pupil_id: int):
     """One pupil. ``?unmask=1`` shows the full ID number; every unmasking is logged."""
     session = db()
-    p = session.get(Pupil, pupil_id)
-    if p is None:
-        raise NotFound(f"学生 {pupil_id} 不存在")
-    check_scope(p.org_id)
+    p = get_scoped(Pupil, pupil_id, "学生")
     unmask = request.args.get("unmask") == "1"
     if unmask:
         audit.record(session, who=current_user(), org=p.org_id, action="pupil.unmask",
@@ -338,10 +357,7 @@ def _ancestors(session, org: Org) -> list[Org]:
 @blp.route("/cases/<int:case_id>")
 def get_case(case_id: int):
     session = db()
-    c = session.get(Case, case_id)
-    if c is None:
-        raise NotFound(f"案件 {case_id} 不存在")
-    check_scope(c.org_id)
+    c = get_scoped(Case, case_id, "案件")
     docs = session.scalars(select(Document).where(Document.case_id == c.id).order_by(Document.created_at))
     return {**_case_json(c), "pupil": _pupil_json(c.pupil),
             "events": [{"kind": e.kind, "from": e.from_state, "to": e.to_state, "transition": e.transition,
@@ -373,10 +389,7 @@ def render_for_case(body, case_id: int):
     from cases.prefill import data_from_case, default_issuer
 
     session = db()
-    case = session.get(Case, case_id)
-    if case is None:
-        raise NotFound(f"案件 {case_id} 不存在")
-    check_scope(case.org_id)
+    case = get_scoped(Case, case_id, "案件")
     spec = get_spec(body["form"])
     var = spec.variant(body.get("variant"))
     issuer_id = body.get("issuer_id") or default_issuer(session, case, spec, var)
@@ -516,19 +529,10 @@ def upload():
 
     Form fields: ``file``, ``org_id`` (the uploading unit), ``attach`` (keep a file that is none of
     our forms as a plain attachment instead of refusing it)."""
-    f = request.files.get("file")
-    errors = {}
-    if f is None or not f.filename:
-        errors["file"] = "请选择要上传的文件"
-    org_id = request.form.get("org_id", "")
-    if not org_id.isdigit():
-        errors["org_id"] = "必填，应为机构编号"
-    if errors:
-        raise ValidationFailed("上传参数不完整", fields=errors)
-    check_scope(int(org_id))
+    filename, data, org_id = uploaded_file()
     attach = request.form.get("attach", "").lower() in {"1", "true", "yes", "on"}
-    result = svc.ingest_upload(db(), services(), filename=f.filename, data=f.read(), org_id=int(org_id),
-                               user=current_user(), attach=attach, mime=f.mimetype,
+    result = svc.ingest_upload(db(), services(), filename=filename, data=data, org_id=org_id,
+                               user=current_user(), attach=attach, mime=request.files["file"].mimetype,
                                source_device=request.headers.get("User-Agent", "")[:100])
     # a scan or photo goes to the background scan pipeline: accepted, not yet read
     return result, 202 if result.get("status") == "queued" else 201

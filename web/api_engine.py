@@ -16,7 +16,7 @@ from cases.attendance import import_attendance
 from cases.engine_models import Deadline, Evidence, Problem, Referral
 from cases.models import Org, in_scope
 from forms.errors import Forbidden, NotFound, ValidationFailed
-from web.api import check_scope, current_user, db, scope_org
+from web.api import check_scope, current_user, db, get_scoped, scope_org, uploaded_file
 
 blp = Blueprint("engine", __name__, url_prefix="/api/v1", description="案件流程、时限、问题清单、考勤导入")
 
@@ -187,10 +187,7 @@ def list_evidence(case_id: int):
 def verify(evidence_id: int):
     """A named person (X-Baoxue-User) confirms the evidence item."""
     session = db()
-    ev = session.get(Evidence, evidence_id)
-    if ev is None:
-        raise NotFound(f"证明材料 {evidence_id} 不存在")
-    check_scope(ev.org_id)
+    ev = get_scoped(Evidence, evidence_id, "证明材料")
     engine.verify_evidence(session, ev, by=current_user())
     session.commit()
     return _evidence_json(ev)
@@ -287,21 +284,13 @@ def list_problems():
 def attendance_import():
     """Multipart: ``file`` (CSV/XLSX, see cases/attendance.py for columns), ``org_id`` (the unit
     whose pupils are listed). Good rows are kept even when some rows are bad."""
-    f = request.files.get("file")
-    org_id = request.form.get("org_id", "")
-    errors = {}
-    if f is None or not f.filename:
-        errors["file"] = "请选择考勤文件（CSV 或 XLSX）"
-    if not org_id.isdigit():
-        errors["org_id"] = "必填，应为机构编号"
-    if errors:
-        raise ValidationFailed("导入参数不完整", fields=errors)
+    filename, data, org_id = uploaded_file("考勤文件（CSV 或 XLSX）")
     session = db()
     org = session.get(Org, int(org_id))
     if org is None:
         raise NotFound(f"机构 {org_id} 不存在", fields={"org_id": "不存在"})
     check_scope(org.id)
-    result = import_attendance(session, org=org, filename=f.filename, data=f.read(), actor=current_user())
+    result = import_attendance(session, org=org, filename=filename, data=data, actor=current_user())
     session.commit()
     return result.to_dict(), 201
 

@@ -23,7 +23,7 @@ from cases import scans
 from cases.models import Org
 from cases.scan_models import ReviewItem, ScanPage
 from forms.errors import NotFound, ValidationFailed
-from web.api import check_scope, current_user, db, scope_org, services
+from web.api import check_scope, current_user, db, scope_org, services, uploaded_file
 
 blp = Blueprint("scans", __name__, url_prefix="/api/v1", description="扫描件与照片识别、人工复核")
 
@@ -59,17 +59,8 @@ def _page_json(p: ScanPage) -> dict:
 def upload_scan():
     """Upload a scan or photo (PNG, JPEG, TIFF, image-only PDF; many pages of several documents in
     any order and rotation). Answers 202 with the job id at once; the file is stored first."""
-    f = request.files.get("file")
-    errors = {}
-    if f is None or not f.filename:
-        errors["file"] = "请选择要上传的扫描件"
-    org_id = request.form.get("org_id", "")
-    if not org_id.isdigit():
-        errors["org_id"] = "必填，应为机构编号"
-    if errors:
-        raise ValidationFailed("上传参数不完整", fields=errors)
-    check_scope(int(org_id))
-    out = scans.start_scan(db(), services(), filename=f.filename, data=f.read(), org_id=int(org_id),
+    filename, data, org_id = uploaded_file("扫描件")
+    out = scans.start_scan(db(), services(), filename=filename, data=data, org_id=org_id,
                            user=current_user(), source_device=request.headers.get("User-Agent", "")[:100])
     out["links"] = {"job": url_for("api.job_status", job_id=out["job_id"]),
                     "scan": url_for("scans.scan_outcome", upload_id=out["upload_id"])}
