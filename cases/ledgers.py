@@ -352,7 +352,8 @@ def _extras(session: Session, scope: Scope, case_ids: Sequence[int], pupil_ids: 
     # Notices (guardian_notice documents) issued by the cut, the latest per case, with service dates.
     docs = session.execute(
         select(Document.case_id, Document.id, Document.form, Document.variant, Document.number_text,
-               Document.data, Document.created_at)
+               # only the one key the ledger shows: snapshots carry whole statute texts
+               Document.data["aid_policies"].label("aid"), Document.created_at)
         .where(Document.case_id.in_(case_ids), Document.form.in_(("guardian_notice", "dropout_report")),
                Document.status == "issued", Document.created_at < cut, Document.created_at <= rec)
         .order_by(Document.created_at, Document.id)).all()
@@ -372,8 +373,8 @@ def _extras(session: Session, scope: Scope, case_ids: Sequence[int], pupil_ids: 
         if d.form == "guardian_notice":
             out.notices[d.case_id] = {"variant": d.variant, "label": variants.get(d.variant, d.variant or ""),
                                       "number": d.number_text, "served_on": served.get(d.id)}
-        elif (d.data or {}).get("aid_policies"):
-            out.aid[d.case_id] = list(d.data["aid_policies"])
+        elif d.aid:
+            out.aid[d.case_id] = list(d.aid)
     for g in session.execute(select(Guardian.pupil_id, Guardian.name, Guardian.relation, Guardian.phone)
                              .where(Guardian.pupil_id.in_(pupil_ids)).order_by(Guardian.id)):
         out.guardians.setdefault(g.pupil_id, (f"{g.name}({g.relation})", g.phone))
