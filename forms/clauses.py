@@ -7,10 +7,10 @@ each signed agreement keeps the exact wording it was printed with, even after th
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 
+from forms.datafiles import read_json
 from forms.errors import BaoxueError, NotFound
 
 CLAUSES_PATH = Path(__file__).resolve().parent / "data" / "clauses.json"
@@ -30,12 +30,7 @@ def load_library(path: Path | str | None = None) -> dict:
 
 @lru_cache(maxsize=8)
 def _load(path: str) -> dict:
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ClauseLibraryError(f"无法读取责任书条款库 {path}：{e.strerror}") from e
-    except json.JSONDecodeError as e:
-        raise ClauseLibraryError(f"责任书条款库 {path} 不是有效的JSON（第{e.lineno}行）") from e
+    raw = read_json(path, "责任书条款库", ClauseLibraryError)
     try:
         sections = {s["code"]: s["label"] for s in raw["sections"]}
         for c in raw["clauses"]:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from forms.datafiles import read_json
 from forms.errors import BaoxueError, NotFound
 
 log = logging.getLogger(__name__)
@@ -111,12 +111,7 @@ def load_library(path: Path | str | None = None) -> LegalLibrary:
 
 @lru_cache(maxsize=8)
 def _load(path: str) -> LegalLibrary:
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise LegalLibraryError(f"无法读取法律文本库 {path}：{e.strerror}") from e
-    except json.JSONDecodeError as e:
-        raise LegalLibraryError(f"法律文本库 {path} 不是有效的JSON（第{e.lineno}行）") from e
+    raw = read_json(path, "法律文本库", LegalLibraryError)
     try:
         laws = {law["law_id"]: (law["title"], _date(law["first_effective"], law["law_id"]))
                 for law in raw["laws"]}
