@@ -8,7 +8,8 @@ import importlib
 from forms.errors import NotFound
 from forms.spec import FormSpec
 
-SPEC_MODULES = ("dropout_report", "guardian_notice", "responsibility", "handover", "quarterly_stats")
+SPEC_MODULES = ("dropout_report", "guardian_notice", "responsibility", "handover", "quarterly_stats",
+                "referral_letter")
 
 _specs: dict[str, FormSpec] | None = None
 

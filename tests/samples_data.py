@@ -340,7 +340,7 @@ VARIANTS = {
 
 # Forms added later keep their samples in their own module with ``VARIANTS`` (form -> variant codes)
 # and ``sample_input(form_code, variant_code, *, hand, signatures) -> dict``; they are merged here.
-EXTRA_SAMPLE_MODULES = ("tests.samples_stats",)
+EXTRA_SAMPLE_MODULES = ("tests.samples_stats", "tests.samples_referral")
 
 
 def _extra_modules():
