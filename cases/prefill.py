@@ -162,3 +162,34 @@ def data_from_case(session: Session, case: Case, spec: FormSpec, variant: Varian
         "guardian_address": (guardian.address if guardian else None) or pupil.address,
     }
     return {k: val for k, val in known.items() if _has(spec, k) and val not in (None, "", [])}
+
+
+def referral_letter_data(session: Session, case: Case, referral) -> tuple[str, dict]:
+    """The variant code and input of the 部门函件 (``referral_letter``) for one ``Referral`` row:
+    pupil, school and guardian from the case, sender and receiver from the referral, the request
+    (the variant's standard wording when the referral names none) and a reply deadline
+    ``REPLY_DAYS`` after sending. The caller adds the contact person and phone."""
+    from forms.registry import get_spec
+    from forms.specs.referral_letter import DEPARTMENT_UNITS, REPLY_DAYS, variant_for
+
+    spec = get_spec("referral_letter")
+    variant = spec.variant(variant_for(referral.to_department, case.reason_code))
+    data = data_from_case(session, case, spec, variant)
+    sender = session.get(Org, referral.org_id)
+    if referral.to_org_id:
+        to_unit = session.get(Org, referral.to_org_id).name
+    elif referral.to_unit_name:
+        to_unit = referral.to_unit_name
+    else:
+        county = next((o for o in _chain(session, sender) if o.kind == "county"), None)
+        to_unit = f"{county.name if county else ''}{DEPARTMENT_UNITS.get(referral.to_department, '')}" or None
+    data.update({
+        "issue_date": referral.sent_on.isoformat(),
+        "from_unit": issuer_title(sender),
+        "to_department": referral.to_department,
+        "to_unit": to_unit,
+        "facts": referral.reason,
+        "request_text": referral.request or variant.data["default_request"],
+        "reply_by": (referral.sent_on + dt.timedelta(days=REPLY_DAYS)).isoformat(),
+    })
+    return variant.code, {k: val for k, val in data.items() if val not in (None, "", [])}

@@ -217,7 +217,13 @@ def _referral_json(r: Referral) -> dict:
 
 @blp.route("/cases/<int:case_id>/referrals", methods=["POST"])
 def post_referral(case_id: int):
-    """A 部门函件 to a partner department: {"to_department", "reason", "sent_on"?, "request"?}."""
+    """A 部门函件 to a partner department: {"to_department", "reason", "sent_on"?, "request"?}.
+
+    With ``"render": true`` the printed letter (``referral_letter``: 协查函/交办函/书面通知, chosen
+    from the department and the case's reason unless ``"variant"`` is given) is issued by the
+    sending unit and linked as ``document_id``; ``"letter"`` adds or overrides its fields (the
+    contact person and phone are required; ``"pdf": false`` skips the PDF). An invalid letter
+    rejects the whole request (422) and records nothing."""
     session = db()
     case = _case(case_id)
     body = _body()
@@ -227,8 +233,31 @@ def post_referral(case_id: int):
                                  actor=current_user(), request=body.get("request"),
                                  to_org_id=body.get("to_org_id"), to_unit_name=body.get("to_unit_name"),
                                  document_id=body.get("document_id"))
+    out = {}
+    if body.get("render"):
+        doc = _issue_letter(session, case, ref, body)
+        ref.document_id = doc.id
+        out["document"] = {"id": doc.id, "number": doc.number_text, "variant": doc.variant, "status": doc.status}
     session.commit()
-    return _referral_json(ref), 201
+    return {**_referral_json(ref), **out}, 201
+
+
+def _issue_letter(session, case, ref: Referral, body: dict):
+    """Issue the referral's letter; validation errors raise before anything is committed."""
+    from cases import service as svc
+    from cases.prefill import referral_letter_data
+    from web.api import services
+
+    letter = body.get("letter") or {}
+    if not isinstance(letter, dict):
+        raise ValidationFailed("letter 应为 JSON 对象", fields={"letter": "JSON 对象"})
+    variant, data = referral_letter_data(session, case, ref)
+    variant = body.get("variant") or variant
+    check_scope(ref.org_id)
+    return svc.issue_document(session, services(), form="referral_letter", variant=variant,
+                              issuer_id=ref.org_id, data={**data, **letter}, case_id=case.id,
+                              user=current_user(), issued_on=ref.sent_on,
+                              want_pdf=body.get("pdf", True) is not False)
 
 
 @blp.route("/cases/<int:case_id>/referrals")

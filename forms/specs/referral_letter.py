@@ -81,6 +81,7 @@ VARIANTS = (
         "ask": "根据《中华人民共和国义务教育法》和控辍保学工作有关规定，请贵单位协助查找该生下落，"
                "并将查询结果函复我单位。",
         "closing": "感谢贵单位对控辍保学工作的支持。",
+        "default_request": "请协助查找该生下落，核查其现居住地、联系方式及监护人去向。",
     }),
     Variant("jiaoban", "控辍保学工作交办函", number_abbr="交办", data={
         "department": None,
@@ -88,6 +89,7 @@ VARIANTS = (
                    "根据辍学原因，需贵单位依职责参与联合劝返。",
         "ask": "请贵单位按照控辍保学部门职责分工，协助做好以下工作，并将办理情况函复我单位。",
         "closing": "特此函告。",
+        "default_request": "请依职责参与联合劝返，督促监护人送其返校，并告知办理情况。",
     }),
     Variant("tongzhi", "随迁子女辍学情况书面通知", number_abbr="通知", data={
         "department": "jiaoyu",
@@ -95,8 +97,29 @@ VARIANTS = (
                    "工作有关规定，现书面通知户籍所在地，请会同现流入地做好劝返复学工作。",
         "ask": "请贵单位接到本通知后及时核实该生去向，组织劝返，并将办理情况函复我单位。",
         "closing": "特此通知。",
+        "default_request": "请核实该生是否已返回户籍地，组织劝返复学，并告知办理情况。",
     }),
 )
+
+REPLY_DAYS = 15  # calendar days to reply when the caller names no deadline (at most 90, see checks)
+
+# Names of the county-level units by department, for a default 受函单位 ("{county}{unit}")
+DEPARTMENT_UNITS = {
+    "gongan": "公安局", "sifa": "司法局", "minzheng": "民政局", "renshe": "人力资源和社会保障局",
+    "canlian": "残疾人联合会", "weijian": "卫生健康委员会", "xczx": "乡村振兴局", "minzong": "民族宗教事务局",
+    "jiaoyu": "教育局", "scjg": "市场监督管理局",
+}
+
+
+def variant_for(to_department: str, reason: str | None) -> str:
+    """Which letter a referral needs: 协查函 to 公安 for a child out of contact (R08), 书面通知 to
+    the 户籍-area education department for a migrant child (R11), otherwise a 交办函 (DOMAIN §3.4)."""
+    if to_department == "gongan" and reason == "R08":
+        return "xiecha"
+    if to_department == "jiaoyu" and reason == "R11":
+        return "tongzhi"
+    return "jiaoban"
+
 
 REPLY_NOTE = "注：请受函单位在回复期限内填写本回执，签名盖章后寄回或送回发函单位；逾期未复的，发函单位将再次函询。"
 
