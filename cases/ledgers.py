@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -357,14 +358,16 @@ def _extras(session: Session, scope: Scope, case_ids: Sequence[int], pupil_ids: 
         .where(Document.case_id.in_(case_ids), Document.form.in_(("guardian_notice", "dropout_report")),
                Document.status == "issued", Document.created_at < cut, Document.created_at <= rec)
         .order_by(Document.created_at, Document.id)).all()
-    notice_ids = [d.id for d in docs if d.form == "guardian_notice"]
+    notice_ids = {d.id for d in docs if d.form == "guardian_notice"}
     served: dict[str, str] = {}
     if notice_ids:
         doc_id = CaseEvent.data["document_id"].as_string()
         for e in session.execute(select(doc_id.label("doc"), CaseEvent.data, CaseEvent.occurred_at)
                                  .where(CaseEvent.kind == "service", CaseEvent.case_id.in_(case_ids),
                                         CaseEvent.occurred_at < cut, CaseEvent.recorded_at <= rec)
-                                 .order_by(CaseEvent.occurred_at)):
+                                 # case first: the (kind, case_id, occurred_at) index serves the order;
+                                 # ordering by time alone made SQLite range-scan every event by time
+                                 .order_by(CaseEvent.case_id, CaseEvent.occurred_at, CaseEvent.id)):
             if e.doc in notice_ids:
                 served[e.doc] = (e.data or {}).get("served_on") or e.occurred_at.astimezone(CHINA_TZ).date()\
                     .isoformat()
@@ -892,12 +895,45 @@ _XLSX_PARTS = {
 }
 
 
+# Characters that need escaping in XML text (plus the control characters XML 1.0 forbids): most
+# ledger values have none, and one search is cheaper than three replaces and a translate per cell.
+_XML_SPECIAL = re.compile("[&<>\x00-\x08\x0b\x0c\x0e-\x1f]")
+_XML_BAD = {c: None for c in range(32) if c not in (9, 10, 13)}
+
+
 def _xml_text(value: str) -> str:
+    if _XML_SPECIAL.search(value) is None:
+        return value
     return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .translate(_XML_BAD))
 
 
-_XML_BAD = {c: None for c in range(32) if c not in (9, 10, 13)}
+def _string_cell(value: str) -> str:
+    return f'<c t="inlineStr"><is><t xml:space="preserve">{_xml_text(value)}</t></is></c>'
+
+
+def _cells(row: Sequence[Any], cache: dict[str, str]) -> str:
+    """The ``<c>`` elements of one row. Ledger columns repeat a few strings (school, state, 是/否,
+    labels), so the XML of a string is cached per export (bounded: ids and names do not repeat)."""
+    out = []
+    for value in row:
+        if type(value) is str:
+            cell = cache.get(value)
+            if cell is None:
+                cell = _string_cell(value)
+                if len(cache) < _CELL_CACHE_MAX:
+                    cache[value] = cell
+        elif value is None:
+            cell = "<c/>"
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            cell = f"<c><v>{value}</v></c>"
+        else:
+            cell = _string_cell(str(value))
+        out.append(cell)
+    return "".join(out)
+
+
+_CELL_CACHE_MAX = 50_000
 
 
 def stream_xlsx(title: str, rows: Iterable[Sequence[Any]]) -> bytes:
@@ -917,17 +953,9 @@ def stream_xlsx(title: str, rows: Iterable[Sequence[Any]]) -> bytes:
             f.write(b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns='
                     b'"http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>')
             chunk: list[str] = []
+            cache: dict[str, str] = {}
             for i, row in enumerate(rows, 1):
-                cells = []
-                for value in row:
-                    if value is None:
-                        cells.append("<c/>")
-                    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                        cells.append(f"<c><v>{value}</v></c>")
-                    else:
-                        cells.append(f'<c t="inlineStr"><is><t xml:space="preserve">{_xml_text(str(value))}'
-                                     "</t></is></c>")
-                chunk.append(f'<row r="{i}">{"".join(cells)}</row>')
+                chunk.append(f'<row r="{i}">{_cells(row, cache)}</row>')
                 if len(chunk) >= 1000:
                     f.write("".join(chunk).encode("utf-8"))
                     chunk = []
