@@ -47,7 +47,7 @@ def _date_text(d: dt.date, style: int) -> str:
     return [f"{d.year}年{d.month}月{d.day}日", f"{d.year}.{d.month}.{d.day}", f"{d:%Y%m%d}"][style % 3]
 
 
-def build_documents(quick: bool) -> list[dict]:
+def build_documents(quick: bool, no_reference: bool = False) -> list[dict]:
     """Issue the documents and write on their pages: [{doc, pdf, geo, ctx, pages: [(no, px200, truth)]}]."""
     rng = random.Random(7)
     docs = []
@@ -63,7 +63,8 @@ def build_documents(quick: bool) -> list[dict]:
         issued_on = issued.get("issue_date") or dt.date(2025, 9, 26)
         ctx = scan.ReadContext(spec, spec.variant(variant), geo, issued, ticks,
                                people=tuple(v for k, v in issued.items() if k.endswith("_name") and isinstance(v, str)),
-                               issued_on=issued_on, today=dt.date.today())
+                               issued_on=issued_on, today=dt.date.today(),
+                               reference=None if no_reference else scan.ReferencePages(pdf))
         pages = []
         for no, pg in enumerate(geo["pages"], 1):
             paths = set(pg["fields"])
@@ -209,7 +210,7 @@ def run_page(page: PageImage, truth: dict, ctx, engine, fallback, tally: Tally, 
         value = r.value
         if group == "printed":
             ok = r.status in ("match", "unchecked")
-            if r.status != "unchecked":
+            if r.status != "unchecked" and r.text:  # OCR'd (ink-matched values are not read)
                 m, n = _char_acc(r.text, scan.format_value(scan.resolve_field(ctx.spec, path)[0],
                                                            scan.issued_value(ctx.issued, path)))
                 tally.chars[0] += m
@@ -219,6 +220,67 @@ def run_page(page: PageImage, truth: dict, ctx, engine, fallback, tally: Tally, 
         else:
             ok = value == want
         tally.add(group, ok, r.needs_review)
+
+
+TAMPER = {"student_name": "杰", "guardian_name": "民", "guardian_phone": "9", "doc_number": "3"}
+
+
+def tamper_last_char(pixels: np.ndarray, bbox_pt, dpi: float, char: str) -> np.ndarray:
+    """Paint over the last printed character inside ``bbox_pt`` and print ``char`` in its place
+    (same height, Noto Serif CJK): a forger changing one character of a printed value."""
+    from PIL import ImageDraw, ImageFont
+
+    f = dpi / 72.0
+    x0, y0, x1, y1 = (int(round(c * f)) for c in bbox_pt)
+    ink = pixels[y0:y1, x0:x1].mean(axis=2) < 128
+    ink[:, :4] = ink[:, -4:] = False
+    ink[:4, :] = ink[-4:, :] = False
+    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
+    top, bottom, right = rows[0], rows[-1] + 1, cols[-1] + 1
+    size = bottom - top
+    left = right - size
+    img = Image.fromarray(pixels.copy())
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([x0 + left - 1, y0 + top - 1, x0 + right + 1, y0 + bottom + 1], fill=(255, 255, 255))
+    font = ImageFont.truetype("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc", int(size * 1.12))
+    bx = font.getbbox(char)
+    draw.text((x0 + left - bx[0], y0 + top - bx[1]), char, font=font, fill=(0, 0, 0))
+    return np.asarray(img)
+
+
+def run_tampered(docs, degs, engine, fallback, rng: random.Random) -> dict[str, tuple[int, int]]:
+    """One printed value changed by one character on the filled page before degrading: how many
+    come back as a mismatch sent to review (all must)."""
+    out = {}
+    for deg in degs:
+        caught = n = 0
+        for d in docs:
+            for no, px, _truth in d["pages"]:
+                fields = d["geo"]["pages"][no - 1]["fields"]
+                for path, char in TAMPER.items():
+                    if path not in fields or scan.is_blank(scan.issued_value(d["ctx"].issued, path)):
+                        continue
+                    forged = tamper_last_char(px, fields[path]["bbox"], 200.0, char)
+
+                    def raster300(forged=forged):
+                        return mk.rescale(forged, 1.5)
+
+                    data, _ext = degrade(forged, deg, rng, raster300)
+                    page = load_pages(data, filename=f"{d['doc_id']}-{no}-{deg}-forged")[0]
+                    ident = scan.identify_page(page, secret=SECRET, engine=engine)
+                    n += 1
+                    if ident.status != "identified":
+                        caught += 1  # the whole page goes to a person
+                        continue
+                    try:
+                        got = scan.read_page(page, ident, d["ctx"], engine=engine, fallback=fallback)
+                    except scan.AlignmentFailed:
+                        caught += 1
+                        continue
+                    r = got.readings.get(path)
+                    caught += bool(r is not None and r.needs_review and r.status != "match")
+        out[deg] = (caught, n)
+    return out
 
 
 def baselines(pages: list[np.ndarray]) -> dict[str, float]:
@@ -238,9 +300,11 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="two notices, fewer degradations")
     ap.add_argument("--no-baseline", action="store_true", help="skip full-page OCR baselines")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="OCR every printed value (no ink comparison with the issued PDF): the old path")
     args = ap.parse_args(argv)
     t_build = time.perf_counter()
-    docs = build_documents(args.quick)
+    docs = build_documents(args.quick, args.no_reference)
     print(f"labelled set: {len(docs)} documents, {sum(len(d['pages']) for d in docs)} pages "
           f"(built in {time.perf_counter() - t_build:.0f} s)")
     engine, fallback = get_engine("rapidocr"), get_engine("tesseract")
@@ -277,6 +341,7 @@ def main(argv=None) -> None:
         truth, d = truths[i]
         run_page(page, truth, d["ctx"], engine, fallback, tally, d["doc_id"])
 
+    tampered = run_tampered(docs, degs, engine, fallback, random.Random(13))
     groups = ("printed", "hand_date", "hand_text", "tick", "signature", "seal", "blank")
     print(f"\n{'degradation':<13}{'ident':>7}{'s/page':>8}  " + "".join(f"{g:>15}" for g in groups)
           + f"{'review%':>9}{'silent wrong':>13}{'printed chars':>14}")
@@ -291,6 +356,8 @@ def main(argv=None) -> None:
         print(f"{deg:<13}{100 * t.ident[0] / max(t.ident[1], 1):>6.1f}%{statistics.median(t.seconds):>8.2f}  "
               + "".join(f"{c:>15}" for c in cells) + f"{rev:>8.1f}%{silent:>13}{chars:>14}")
     print("\nfield exact-match cells: correct/total accuracy; 'silent wrong' = wrong values NOT sent to review")
+    for deg, (caught, n) in tampered.items():
+        print(f"tampered printed value ({deg}): {caught}/{n} sent to review as a mismatch")
     print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if not args.no_baseline and base_pages:
         b = baselines(base_pages)

@@ -164,7 +164,7 @@ def process_upload(services, upload_id: int, *, job_id: str | None = None,
 
 def _context(session: Session, services, doc: Document, cache: dict):
     """The ReadContext of a document (tick boxes from its stored PDF, people of its case)."""
-    from parsers.scan import ReadContext, tick_boxes_from_pdf
+    from parsers.scan import ReadContext, ReferencePages, tick_boxes_from_pdf
 
     if doc.id in cache:
         return cache[doc.id]
@@ -186,7 +186,9 @@ def _context(session: Session, services, doc: Document, cache: dict):
     issued_on = issued.get("issue_date") or (doc.created_at.date() if doc.created_at else None)
     ctx = ReadContext(spec, var, doc.geometry, issued, tick_boxes_from_pdf(pdf, doc.geometry),
                       people=tuple(dict.fromkeys(p for p in people if p)), issued_on=issued_on,
-                      today=dt.date.today(), threshold=float((services.extra or {}).get("scan_threshold", 0.9)))
+                      today=dt.date.today(), threshold=float((services.extra or {}).get("scan_threshold", 0.9)),
+                      # Rendered lazily, once per page, kept with the context for the whole upload.
+                      reference=ReferencePages(pdf))
     cache[doc.id] = ctx
     return ctx
 

@@ -36,6 +36,7 @@ import difflib
 import io
 import logging
 import re
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,9 +47,10 @@ import numpy as np
 from forms import identity as ident
 from forms import validators as v
 from forms.errors import TamperedDocument, UnsupportedInput
+from forms.pdfium_lock import PDFIUM_LOCK
 from forms.spec import BOX_CHARS, Field, Filled, FormSpec, Kind, Variant, format_value, is_blank
 from parsers import marks
-from parsers.align import AlignmentFailed, TemplatePage, align
+from parsers.align import DEFAULT_CROP_DPI, AlignmentFailed, TemplatePage, align
 from parsers.images import PageImage, ink_mask, rotate_quarter, to_gray
 from parsers.images import is_blank as page_is_blank
 from parsers.ocr import OcrEngine, OcrFailed, OcrText, split_lines
@@ -213,6 +215,9 @@ class ReadContext:
     today: dt.date | None = None
     threshold: float = DEFAULT_THRESHOLD
     confirm_marks: bool = True
+    # The issued PDF rendered at the crop resolution: printed values are compared with it ink for
+    # ink and only OCR'd when they differ. None: every printed value is OCR'd.
+    reference: ReferencePages | None = None
 
 
 @dataclass(eq=False)
@@ -313,6 +318,158 @@ def _recognize(engine: OcrEngine, crop: np.ndarray) -> OcrText:
     return OcrText("".join(p.text for p in parts), min((p.confidence for p in parts), default=0.0))
 
 
+# ---- printed values compared ink for ink with the issued PDF ------------------------------------------
+
+# How far (points) the scan crop may sit off the rendered reference after alignment: the shift is
+# searched within this margin.
+INK_SEARCH_PT = 2.5
+# Tolerance (pixels at the crop resolution) for stroke position and thickness differences.
+INK_TOLERANCE_PX = 1
+# Largest share of one character's ink that may be missing or extra for "same print". A changed
+# character leaves far more (measured: see bench/scan.py --quick and tests/test_scan_pipeline.py).
+INK_AGREE = 0.65
+
+
+class ReferencePages:
+    """The issued PDF's pages rendered (grey) at the crop resolution, rendered once per page and
+    kept: printed values on a scan are compared with the same crop of the issued page.
+
+    Thread-safe: pdfium runs under ``PDFIUM_LOCK`` and the cache under its own lock."""
+
+    def __init__(self, pdf: bytes, *, dpi: float = DEFAULT_CROP_DPI):
+        self._pdf = bytes(pdf)
+        self.dpi = float(dpi)
+        self._pages: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def page(self, page_no: int) -> np.ndarray:
+        """Page ``page_no`` (1-based) as a grey uint8 image at ``dpi``."""
+        with self._lock:
+            got = self._pages.get(page_no)
+            if got is None:
+                got = self._pages[page_no] = self._render(page_no)
+            return got
+
+    def _render(self, page_no: int) -> np.ndarray:
+        import pypdfium2 as pdfium
+
+        from forms.errors import UnreadableDocument
+
+        with PDFIUM_LOCK:
+            try:
+                doc = pdfium.PdfDocument(self._pdf)
+            except pdfium.PdfiumError as e:
+                raise UnreadableDocument(f"签发的 PDF 无法读取：{e}") from e
+            try:
+                if not 1 <= page_no <= len(doc):
+                    raise UnreadableDocument(f"签发的 PDF 没有第{page_no}页")
+                page = doc[page_no - 1]
+                bitmap = page.render(scale=self.dpi / 72.0, grayscale=True)
+                pixels = np.array(bitmap.to_numpy(), copy=True)
+                bitmap.close()
+                page.close()
+            finally:
+                doc.close()
+        return to_gray(pixels) if pixels.ndim == 3 else pixels
+
+    def crop(self, page_no: int, bbox_pt: Sequence[float], pad_pt: float = 0.0) -> np.ndarray:
+        """The box (grown by ``pad_pt``) cut from the rendered page, sampled like ``Aligned.crop``."""
+        page = self.page(page_no)
+        f = 72.0 / self.dpi
+        x0, y0, x1, y1 = (float(x) for x in bbox_pt)
+        x0, y0, x1, y1 = x0 - pad_pt, y0 - pad_pt, x1 + pad_pt, y1 + pad_pt
+        w, h = max(1, int(round((x1 - x0) / f))), max(1, int(round((y1 - y0) / f)))
+        c0, r0 = int(round(x0 / f)), int(round(y0 / f))
+        out = np.full((h, w), 255, np.uint8)
+        rs, cs = max(0, r0), max(0, c0)
+        re_, ce = min(page.shape[0], r0 + h), min(page.shape[1], c0 + w)
+        if re_ > rs and ce > cs:
+            out[rs - r0:re_ - r0, cs - c0:ce - c0] = page[rs:re_, cs:ce]
+        return out
+
+
+def _without_rules(ink: np.ndarray) -> np.ndarray:
+    """Drop cell borders and underlines (long straight strokes) from a 0/1 ink mask: they are
+    not the value, and a border a pixel off would swamp the comparison."""
+    import cv2
+
+    h, w = ink.shape
+    horiz = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((1, max(50, w // 4)), np.uint8))
+    vert = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((max(40, int(0.75 * h)), 1), np.uint8))
+    lines = cv2.dilate(horiz | vert, np.ones((3, 3), np.uint8))
+    return ink & (1 - lines)
+
+
+@dataclass(frozen=True)
+class InkComparison:
+    """``agree``: the scan shows the reference print (nothing changed, nothing added).
+    ``score``: the largest share of one character's ink missing or extra (0 = identical).
+    ``shift``: the (dx, dy) pixels at which the two lined up best."""
+
+    agree: bool
+    score: float
+    shift: tuple[int, int]
+    reason: str = ""
+
+
+def compare_ink(scan_crop: np.ndarray, reference: np.ndarray, *, margin_px: int,
+                tolerance_px: int = INK_TOLERANCE_PX, limit: float = INK_AGREE) -> InkComparison:
+    """Compare the ink of a scan crop with the reference crop of the issued page.
+
+    ``scan_crop`` is ``margin_px`` larger than ``reference`` on every side; the best shift within
+    that margin is found by normalised cross-correlation of the blurred ink. Then, at that shift,
+    reference ink with no scan ink within ``tolerance_px`` is "missing" and scan ink with no
+    reference ink near it is "extra"; both are summed over windows one character wide, relative
+    to one character's ink, and the largest share anywhere is the score: a character changed,
+    added or removed shows up as one window with much missing or extra ink, while scanning noise
+    spreads thinly."""
+    import cv2
+
+    ref_ink = _without_rules((reference < 160).astype(np.uint8))
+    n_ref = int(ref_ink.sum())
+    if n_ref < 12:
+        return InkComparison(False, 1.0, (0, 0), "签发页上此处几乎没有印刷字")
+    scan_ink = _without_rules(ink_mask(to_gray(scan_crop), contrast=0.7).astype(np.uint8))
+    rh, rw = ref_ink.shape
+    if scan_ink.shape[0] < rh or scan_ink.shape[1] < rw:
+        return InkComparison(False, 1.0, (0, 0), "扫描裁切小于签发页裁切")
+    blur_s = cv2.GaussianBlur(scan_ink.astype(np.float32), (0, 0), 1.5)
+    blur_r = cv2.GaussianBlur(ref_ink.astype(np.float32), (0, 0), 1.5)
+    if float(blur_s.max()) <= 0:
+        return InkComparison(False, 1.0, (0, 0), "扫描件此处没有字迹")
+    ncc = cv2.matchTemplate(blur_s, blur_r, cv2.TM_CCORR_NORMED)
+    _lo, _hi, _lo_at, (dx, dy) = cv2.minMaxLoc(ncc)
+    # The window is the whole field (cell or blank): anything added inside it counts; print of the
+    # neighbouring cells that the wider search crop reaches does not.
+    window = scan_ink[dy:dy + rh, dx:dx + rw]
+    window = np.ascontiguousarray(window)
+    # Distance of each ink pixel to the other image's nearest ink, less the tolerance, capped: a
+    # stroke a pixel or two off (skew, blur, fax thickening) costs little, a stroke that is not
+    # there at all costs its full length times the cap.
+    d_scan = cv2.distanceTransform((1 - window).astype(np.uint8), cv2.DIST_L2, 3)
+    d_ref = cv2.distanceTransform((1 - ref_ink).astype(np.uint8), cv2.DIST_L2, 3)
+    cap = 3.0 * tolerance_px
+    missing = ref_ink * np.clip(d_scan - tolerance_px, 0, cap) / tolerance_px
+    extra_full = window * np.clip(d_ref - tolerance_px, 0, cap) / tolerance_px
+    missing, extra_full = missing.astype(np.float32), extra_full.astype(np.float32)
+    rows = np.nonzero(ref_ink.any(axis=1))[0]
+    char = int(max(8, min(rh, rows[-1] - rows[0] + 1)))
+    box = (char, char)
+    per_char = cv2.boxFilter(ref_ink.astype(np.float32), -1, box, normalize=False,
+                             borderType=cv2.BORDER_CONSTANT)
+    unit = max(float(per_char.max()) * 0.6, 1.0)  # one character's ink, roughly
+    miss_map = cv2.boxFilter(missing, -1, box, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    extra_map = cv2.boxFilter(extra_full, -1, box, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    miss, extra = float(miss_map.max()) / unit, float(extra_map.max()) / unit
+    # A changed character both lacks strokes of the original and adds its own, in one window.
+    score = float((miss_map + extra_map).max()) / unit
+    shift = (int(dx) - margin_px, int(dy) - margin_px)
+    if score < limit:
+        return InkComparison(True, score, shift)
+    what = "缺少笔画" if miss >= extra else "多出笔迹"
+    return InkComparison(False, score, shift, f"与签发的 PDF 逐笔比对不一致（{what}，差异{score:.2f}）")
+
+
 def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engine: OcrEngine,
               fallback: OcrEngine | None = None) -> PageReading:
     """Align ``page`` to its template page and read every field on it (see the module doc).
@@ -366,8 +523,20 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
                 readings[path] = FieldReading(path, f.kind.value, "printed", "unchecked", _jsonable(issued), "",
                                               1.0, False, "长段印刷文字不在扫描件上复核", **common)
                 continue
+            if ctx.reference is not None:
+                pad = 0.8 if is_text else 0.0
+                margin = int(round(INK_SEARCH_PT * dpi / 72.0))
+                ink = compare_ink(aligned.crop(zone, pad_pt=pad + INK_SEARCH_PT),
+                                  ctx.reference.crop(identity.page_no, zone, pad_pt=pad), margin_px=margin)
+                if ink.agree:
+                    readings[path] = FieldReading(
+                        path, f.kind.value, "printed", "match", _jsonable(issued), "",
+                        round(max(0.95, 1.0 - ink.score / 4), 4), False,
+                        f"与签发的 PDF 逐笔比对一致（差异{ink.score:.2f}），未做文字识别", **common)
+                    continue
+                log.debug("%s: %s", path, ink.reason)
             batch.add(path, crop)
-            pending.append((path, f, "printed", issued, bbox, crop))
+            pending.append((path, f, "printed" if ctx.reference is None else "printed_ink", issued, bbox, crop))
             continue
         if _ink_ratio(crop) < 0.004:
             readings[path] = FieldReading(path, f.kind.value, "hand", "blank", None, "", 0.97, False, **common)
@@ -380,8 +549,9 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
         common = {"page_no": identity.page_no, "bbox_pt": bbox, "bbox_px": aligned.box_px(bbox),
                   "issued": _jsonable(issued)}
         got = texts.get(path, OcrText("", 0.0))
-        if origin == "printed":
-            readings[path] = _check_printed(path, f, issued, got, crop, fallback, common)
+        if origin in ("printed", "printed_ink"):
+            readings[path] = _check_printed(path, f, issued, got, crop, fallback, common,
+                                            ink_differs=origin == "printed_ink")
         else:
             readings[path] = _read_hand(path, f, got, crop, fallback, ctx, common)
     return PageReading(identity, geo.get("part"), readings, crops, aligned.method, aligned.residual_px,
@@ -389,7 +559,7 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
 
 
 def _check_printed(path: str, f: Field, issued: Any, got: OcrText, crop: np.ndarray,
-                   fallback: OcrEngine | None, common: dict) -> FieldReading:
+                   fallback: OcrEngine | None, common: dict, *, ink_differs: bool = False) -> FieldReading:
     expected = _norm_text(format_value(f, issued))
 
     def score(t: OcrText) -> float:
@@ -410,7 +580,9 @@ def _check_printed(path: str, f: Field, issued: Any, got: OcrText, crop: np.ndar
                             max(0.95, best.confidence), False, **common)
     # One or two characters missed by OCR in a long value is the engine, not tampering; anything
     # more is shown to a person. The issued value is never replaced by what was read.
-    if ratio >= 0.85 and len(expected) >= 8:
+    # Not when the ink already differs from the issued PDF: then a one-character difference is
+    # exactly what a forger leaves.
+    if ratio >= 0.85 and len(expected) >= 8 and not ink_differs:
         return FieldReading(path, f.kind.value, "printed", "match", value, best.text, round(ratio, 3), False,
                             f"印刷文字识别与签发值基本一致（相似度{ratio:.2f}）", **common)
     return FieldReading(path, f.kind.value, "printed", "mismatch", value, best.text, round(ratio, 3), True,
@@ -629,6 +801,11 @@ def interpret_hand(f: Field, got: OcrText, ctx: ReadContext) -> tuple[Any, float
 def tick_boxes_from_pdf(pdf: bytes, geometry: Mapping) -> dict[int, dict[str, list[BBox]]]:
     """Where the printed tick boxes (☐/☑) of every field sit, from the issued PDF's characters:
     {page_no: {path: [bbox_pt, ...]}} in reading order (the order of the field's choices)."""
+    with PDFIUM_LOCK:  # pdfium is not thread-safe (forms/pdfium_lock.py)
+        return _tick_boxes_from_pdf(pdf, geometry)
+
+
+def _tick_boxes_from_pdf(pdf: bytes, geometry: Mapping) -> dict[int, dict[str, list[BBox]]]:
     import pypdfium2 as pdfium
 
     from forms.errors import UnreadableDocument

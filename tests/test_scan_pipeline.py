@@ -182,3 +182,96 @@ def test_golden_with_real_engines(name):
     if "complete" in want:
         values = {p: r.value for p, r in got.readings.items()}
         assert completeness(get_spec("guardian_notice"), values) == (want["complete"], [])
+
+
+# ---- printed values compared ink for ink with the issued PDF ------------------------------------------
+
+SERIF = "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"
+
+
+def tamper_last_char(pixels, bbox_pt, dpi: float, char: str):
+    """Paint over the last printed character inside ``bbox_pt`` and print ``char`` in its place
+    (same height, serif font): a forger changing one character of a printed value."""
+    import numpy as np
+    from PIL import ImageDraw, ImageFont
+
+    f = dpi / 72.0
+    x0, y0, x1, y1 = (int(round(c * f)) for c in bbox_pt)
+    gray = pixels[y0:y1, x0:x1].mean(axis=2)
+    ink = gray < 128
+    ink[:, :4] = ink[:, -4:] = False
+    ink[:4, :] = ink[-4:, :] = False
+    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
+    top, bottom, right = rows[0], rows[-1] + 1, cols[-1] + 1
+    size = bottom - top
+    left = right - size
+    img = Image.fromarray(pixels.copy())
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([x0 + left - 1, y0 + top - 1, x0 + right + 1, y0 + bottom + 1], fill=(255, 255, 255))
+    font = ImageFont.truetype(SERIF, int(size * 1.12))
+    bx = font.getbbox(char)
+    draw.text((x0 + left - bx[0], y0 + top - bx[1]), char, font=font, fill=(0, 0, 0))
+    return np.asarray(img)
+
+
+def _issued_page(page_no: int):
+    import numpy as np
+
+    from parsers.images import PageImage
+
+    ref = scan.ReferencePages((SAMPLES / "issued.pdf").read_bytes())
+    gray = ref.page(page_no)
+    return ref, PageImage(np.repeat(gray[:, :, None], 3, axis=2), 200.0, "issued.pdf", 0)
+
+
+def _with_reference(ref):
+    import dataclasses
+
+    return dataclasses.replace(_ctx(), reference=ref)
+
+
+def test_printed_values_matching_the_issued_pdf_are_not_ocrd():
+    ref, page = _issued_page(1)
+    calls = []
+    engine = FakeOcrEngine(func=lambda crop: calls.append(crop.shape) or OcrText("", 0.0))
+    ident = scan.identify_page(page, secret=SECRET)
+    got = scan.read_page(page, ident, _with_reference(ref), engine=engine)
+    printed = {p: r for p, r in got.readings.items() if r.origin == "printed" and r.status != "unchecked"}
+    assert {"student_name", "guardian_name", "guardian_phone", "doc_number"} <= set(printed)
+    assert all(r.status == "match" and not r.needs_review and "逐笔比对一致" in r.reason for r in printed.values())
+    assert printed["student_name"].value == "王浩然"
+    # Only the handwritten fields were sent to the recogniser (all blank here: none at all).
+    assert calls == []
+
+
+@pytest.mark.parametrize(("path", "char", "read_as"), [("student_name", "杰", "王浩杰"),
+                                                       ("guardian_phone", "9", "13912345679"),
+                                                       ("guardian_name", "民", "王建民"),
+                                                       ("student_name", "燃", "王浩燃"),
+                                                       ("guardian_phone", "6", "13912345676")])
+def test_one_changed_printed_character_is_caught(path, char, read_as):
+    from parsers.images import PageImage
+
+    ref, page = _issued_page(1)
+    bbox = _ctx().geometry["pages"][0]["fields"][path]["bbox"]
+    forged = PageImage(tamper_last_char(page.pixels, bbox, 200.0, char), 200.0, "forged.png", 0)
+    comparison = scan.compare_ink(
+        scan.align(forged, scan.TemplatePage.from_mapping(_ctx().geometry["pages"][0]))
+        .crop(scan._inset(bbox, 1.8), pad_pt=scan.INK_SEARCH_PT),
+        ref.crop(1, scan._inset(bbox, 1.8)), margin_px=round(scan.INK_SEARCH_PT * 200 / 72))
+    assert not comparison.agree and comparison.score >= scan.INK_AGREE
+    # The forged field goes to OCR (which reads the forgery) and to review; the others still match.
+    engine = FakeOcrEngine(func=lambda crop: OcrText(read_as, 0.99))
+    got = scan.read_page(forged, scan.identify_page(forged, secret=SECRET), _with_reference(ref), engine=engine)
+    r = got.readings[path]
+    assert (r.status, r.needs_review, r.text) == ("mismatch", True, read_as)
+    assert r.value == scan._jsonable(scan.issued_value(_ctx().issued, path))  # never the forged value
+    assert got.readings["doc_number"].status == "match" and got.readings["doc_number"].text == ""
+
+
+def test_reference_pages_render_once_and_check_page_numbers():
+    ref = scan.ReferencePages((SAMPLES / "issued.pdf").read_bytes())
+    assert ref.page(1) is ref.page(1)
+    assert ref.page(1).shape == (round(842 * 200 / 72), round(595 * 200 / 72)) or ref.page(1).ndim == 2
+    with pytest.raises(BaoxueError, match="没有第99页"):
+        ref.page(99)

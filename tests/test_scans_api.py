@@ -80,7 +80,7 @@ def test_upload_answers_202_with_job_and_pages_outcome(client, notice, app_sessi
     assert fields["service_method"]["value"] == "direct"
     assert fields["recipient_signature"]["value"] is True
     assert fields["proxy_signature"]["value"] is False
-    # The blank OCR makes every printed value a possible-tampering item: nothing is applied.
+    # Signatures and the service method wait for a person: nothing is applied yet.
     assert out["documents"][0]["status"] == "review"
     assert app_session.scalar(select(Upload.status).where(Upload.id == r.json["upload_id"])) == "parsed"
 
@@ -89,7 +89,8 @@ def test_review_queue_crop_decide_and_apply_service(client, notice, app_session)
     r = _post(client, notice["org_id"], (SAMPLES / "receipt_direct_flatbed200.jpg").read_bytes(), "r.jpg")
     items = client.get(f"/api/v1/review?org_id={notice['org_id']}", headers=H).json["items"]
     by_path = {it["field_path"]: it for it in items}
-    assert by_path["doc_number"]["kind"] == "tamper"
+    # Printed values identical, ink for ink, to the issued PDF need no OCR and no person.
+    assert not {"doc_number", "receipt_number", "issuer_name"} & set(by_path)
     assert by_path["recipient_signature"]["kind"] == "confirm"
     assert by_path["service_method"]["kind"] == "confirm" and by_path["service_method"]["proposed"] == "direct"
     assert by_path["service_time"]["kind"] == "invalid"  # ink found, nothing read
@@ -252,3 +253,22 @@ def test_uploads_endpoint_routes_images_to_the_scan_pipeline(client, notice, app
     assert client.get(f"/api/v1/jobs/{r.json['job_id']}").json["status"] == "done"
     pages = app_session.scalars(select(ScanPage)).all()
     assert [(p.status, p.document_id) for p in pages] == [("read", DOC_ID)]
+
+
+def test_printed_value_changed_by_one_character_goes_to_review_as_tamper(client, notice, app_session):
+    from bench.scan import tamper_last_char
+    from parsers.scan import ReferencePages
+
+    gray = ReferencePages((SAMPLES / "issued.pdf").read_bytes()).page(5)
+    geo = json.loads((SAMPLES / "geometry.json").read_text(encoding="utf-8"))
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    forged = tamper_last_char(rgb, geo["pages"][4]["fields"]["doc_number"]["bbox"], 200.0, "3")
+    buf = io.BytesIO()
+    Image.fromarray(forged).save(buf, format="PNG", dpi=(200, 200))
+    r = _post(client, notice["org_id"], buf.getvalue(), "forged.png")
+    assert r.status_code == 202, r.json
+    items = client.get(f"/api/v1/review?org_id={notice['org_id']}", headers=H).json["items"]
+    by_path = {it["field_path"]: it for it in items}
+    assert by_path["doc_number"]["kind"] == "tamper"
+    # The untouched printed values on the same page still match the issued PDF.
+    assert not {"receipt_number", "issuer_name"} & set(by_path)
