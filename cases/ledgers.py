@@ -364,11 +364,12 @@ def _extras(session: Session, scope: Scope, case_ids: Sequence[int], pupil_ids: 
         last = (select(ev.id).where(ev.kind == "attempt", ev.case_id == Case.id, ev.occurred_at < cut,
                                     ev.recorded_at <= rec)
                 .order_by(ev.occurred_at.desc(), ev.id.desc()).limit(1).correlate(Case).scalar_subquery())
-        ids = select(Case.id.label("case_id"), last.label("event_id")).where(
-            Case.id.in_(list(out.attempts))).subquery("last_attempt")
+        # ids first, then the events by primary key: as one join PostgreSQL hashed every event
+        last_ids = [e for (e,) in conn.execute(select(last).where(Case.id.in_(list(out.attempts)))).all()
+                    if e is not None]
         for case_id, occurred, res in conn.execute(
-                select(ids.c.case_id, CaseEvent.occurred_at, CaseEvent.data["result"].as_string())
-                .join(CaseEvent, CaseEvent.id == ids.c.event_id)).all():
+                select(CaseEvent.case_id, CaseEvent.occurred_at, CaseEvent.data["result"].as_string())
+                .where(CaseEvent.id.in_(last_ids))).all():
             out.attempts[case_id]["last_at"], out.attempts[case_id]["result"] = occurred, res
     # Notices (guardian_notice documents) issued by the cut, the latest per case, with service dates.
     docs = conn.execute(
