@@ -532,15 +532,22 @@ def _child_map(session: Session, scope: Scope) -> tuple[dict[int, int], dict[int
 
 
 def enrolled_counts(session: Session, scope: Scope) -> list[tuple[int, str | None, int]]:
-    """(org id, band, pupils) on the roll in scope: school for most kinds, 户籍 village for ``village``."""
-    band = _band_expr(SchoolClass.grade)
+    """(org id, band, pupils) on the roll in scope: school for most kinds, 户籍 village for ``village``.
+
+    Pupils are counted per (org, class) first — an index-only walk of (org_id, class_id) /
+    (hukou_org_id, class_id) — and only those few groups are joined to the classes for the band,
+    instead of joining every pupil row to every class."""
     org_col = Pupil.hukou_org_id if scope.kind == "village" else Pupil.org_id
-    q = (select(org_col, band, func.count())
-         .select_from(Pupil).join(SchoolClass, SchoolClass.id == Pupil.class_id)
-         .where(org_col.in_(_subtree(scope))))
+    per_class = (select(org_col.label("org_id"), Pupil.class_id.label("class_id"), func.count().label("n"))
+                 .where(org_col.in_(_subtree(scope)), Pupil.class_id.is_not(None)))
     if scope.kind == "g01":
-        q = q.where(_g01_condition())
-    return [tuple(r) for r in session.execute(q.group_by(org_col, band))]
+        per_class = per_class.where(_g01_condition())
+    per_class = per_class.group_by(org_col, Pupil.class_id).subquery("per_class")
+    band = _band_expr(SchoolClass.grade)
+    q = (select(per_class.c.org_id, band, func.sum(per_class.c.n))
+         .select_from(per_class).join(SchoolClass, SchoolClass.id == per_class.c.class_id)
+         .group_by(per_class.c.org_id, band))
+    return [(org_id, b, int(n)) for org_id, b, n in session.execute(q)]
 
 
 def aggregate(session: Session, scope: Scope) -> Aggregate:
@@ -557,7 +564,7 @@ def aggregate(session: Session, scope: Scope) -> Aggregate:
     for org_id, band, n in enrolled_counts(session, scope):
         enrolled[band or "unknown"] += n
         child(org_id)["enrolled"] += n
-    st = state_as_of(scope.cut, scope.recorded_until, cases=scope_cases(scope))
+    st = _ledger_state(session, scope)  # a per-case probe; on PostgreSQL a LATERAL (see there)
     band = _band_expr(SchoolClass.grade)
     counted = _counted_expr(scope)
     org_col = Pupil.hukou_org_id if scope.kind == "village" else Case.org_id
