@@ -102,6 +102,22 @@ def LV(field_name: str, label: str, span: int = 1, height_mm: float | None = Non
     return (Label(label), Value(field_name, span=span, height_mm=height_mm))
 
 
+def labeller(fields):
+    """``lv(name, span=1, height_mm=None, label=None)`` for one spec: ``LV`` with the field's own
+    label (or ``label``), so a spec's layout never repeats a label its fields already define."""
+    by_name = {f.name: f for f in fields}
+
+    def lv(name: str, span: int = 1, height_mm: float | None = None, label: str | None = None):
+        return LV(name, label or by_name[name].label, span, height_mm)
+
+    return lv
+
+
+# Six grid columns (label, value) × 3 across the 156 mm a portrait A4 page has inside the 公文
+# margins (28 mm left, 26 mm right).
+PORTRAIT_W6 = (22, 30, 22, 30, 22, 30)
+
+
 def row(*cells) -> tuple:
     """Flatten ``LV`` pairs and single cells into one grid row."""
     out: list = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from forms import codes
 from forms.checks import check_dates_order, check_person_identity, require_when
-from forms.layout import LV, Grid, Label, Part, Rows, Spacer, Title, Value, row
+from forms.layout import PORTRAIT_W6, Grid, Label, Part, Rows, Spacer, Title, Value, labeller, row
 from forms.spec import Field, Filled, FormSpec, Kind
 
 F = Field
@@ -60,12 +60,10 @@ FIELDS = (
     F("education_received_on", "教育部门签收日期", Kind.DATE, filled=Filled.HAND, boxes=8),
 )
 
-W6 = (22, 30, 22, 30, 22, 30)  # 156 mm: A4 less 公文 margins (28 mm left, 26 mm right)
-FIELD = {f.name: f for f in FIELDS}
+W6 = PORTRAIT_W6
 
 
-def lv(name: str, span: int = 1, height_mm: float | None = None):
-    return LV(name, FIELD[name].label, span, height_mm)
+lv = labeller(FIELDS)
 
 
 LAYOUT = (

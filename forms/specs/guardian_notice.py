@@ -20,7 +20,7 @@ from typing import Any
 
 from forms import codes, legal
 from forms.checks import check_person_identity
-from forms.layout import LV, Grid, Label, Layout, Para, Part, Rows, Spacer, Title, Value, row
+from forms.layout import PORTRAIT_W6, Grid, Label, Layout, Para, Part, Rows, Spacer, Title, Value, labeller, row
 from forms.spec import Field, Filled, FormSpec, Kind, Variant
 
 F = Field
@@ -102,12 +102,10 @@ FIELDS = (
     F("receipt_remarks", "回证备注", filled=H, max_length=200),
 )
 
-FIELD = {f.name: f for f in FIELDS}
-W6 = (22, 30, 22, 30, 22, 30)  # 156 mm: A4 less 公文 margins (28 mm left, 26 mm right)
+W6 = PORTRAIT_W6
 
 
-def lv(name: str, span: int = 1, height_mm: float | None = None, label: str | None = None):
-    return LV(name, label or FIELD[name].label, span, height_mm)
+lv = labeller(FIELDS)
 
 
 # Printed wording per variant (data, not code branches). ``demand`` leads into "自送达之日起…";

@@ -15,7 +15,7 @@ import re
 
 from forms import codes
 from forms.checks import check_person_identity
-from forms.layout import LV, Grid, Label, Para, Part, Rows, Spacer, Title, Value, row
+from forms.layout import Grid, Label, Para, Part, Rows, Spacer, Title, Value, labeller, row
 from forms.spec import Field, Filled, FormSpec, Kind
 
 F = Field
@@ -88,8 +88,7 @@ ROW_WIDTHS = (7, 16, 7, 42, 44, 24, 15, 25, 16, 8, 18, 8, 27)
 SPECIAL_COUNTS = {"g01_count": "G01", "disabled_count": "G03", "left_behind_count": "G02"}
 
 
-def lv(name: str, span: int = 1, height_mm: float | None = None, label: str | None = None):
-    return LV(name, label or FIELD[name].label, span, height_mm)
+lv = labeller(FIELDS)
 
 
 LAYOUT = (

@@ -11,7 +11,7 @@ share. Sign-off (填报人, 审核人, 单位负责人, seal, date) per §6.3.
 from __future__ import annotations
 
 from forms import codes
-from forms.layout import LV, Grid, Label, Para, Part, Rows, Spacer, Title, Value, row
+from forms.layout import Grid, Label, Para, Part, Rows, Spacer, Title, Value, labeller, row
 from forms.spec import Choice, Field, Filled, FormSpec, Kind
 
 F = Field
@@ -88,14 +88,12 @@ FIELDS = (
     F("fill_date", "填报日期", Kind.DATE, required=True),
     F("unit_seal", "单位(盖章)", Kind.SEAL, filled=Filled.HAND),
 )
-FIELD = {f.name: f for f in FIELDS}
 
 # A4 landscape: 257 mm of table width (as the 交接表).
 W6 = (28, 72, 28, 58, 28, 43)
 
 
-def lv(name: str, span: int = 1, height_mm: float | None = None):
-    return LV(name, FIELD[name].label, span, height_mm)
+lv = labeller(FIELDS)
 
 
 def _widths(n: int, first: float) -> tuple[float, ...]:

@@ -16,7 +16,7 @@ import datetime as dt
 
 from forms import codes
 from forms.checks import check_dates_order, check_person_identity, require_when
-from forms.layout import LV, Grid, Label, Layout, Para, Part, Spacer, Title, Value, row
+from forms.layout import PORTRAIT_W6, Grid, Label, Layout, Para, Part, Spacer, Title, Value, labeller, row
 from forms.spec import Field, Filled, FormSpec, Kind, Variant
 
 F = Field
@@ -63,12 +63,10 @@ FIELDS = (
     F("reply_seal", "受函单位印章", Kind.SEAL, filled=H),
 )
 
-FIELD = {f.name: f for f in FIELDS}
-W6 = (22, 30, 22, 30, 22, 30)  # 156 mm: A4 less 公文 margins (28 mm left, 26 mm right)
+W6 = PORTRAIT_W6
 
 
-def lv(name: str, span: int = 1, height_mm: float | None = None, label: str | None = None):
-    return LV(name, label or FIELD[name].label, span, height_mm)
+lv = labeller(FIELDS)
 
 
 # Printed wording per variant (data, not code branches). ``department``: the PARTNER_DEPARTMENTS

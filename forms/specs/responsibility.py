@@ -14,7 +14,7 @@ import re
 
 from forms import clauses as clause_library
 from forms import validators as v
-from forms.layout import LV, Grid, Label, Layout, Para, Part, Rows, Spacer, Title, Value, row
+from forms.layout import PORTRAIT_W6, Grid, Label, Layout, Para, Part, Rows, Spacer, Title, Value, labeller, row
 from forms.spec import Field, Filled, FormSpec, Kind, Variant
 
 F = Field
@@ -59,13 +59,11 @@ FIELDS = (
     F("party_c_seal", "丙方(盖章)", Kind.SEAL, filled=H),
 )
 
-FIELD = {f.name: f for f in FIELDS}
-W6 = (22, 30, 22, 30, 22, 30)  # 156 mm: A4 less 公文 margins
+W6 = PORTRAIT_W6
 W6_THREE = (20, 32, 20, 32, 20, 32)  # three seal zones side by side
 
 
-def lv(name: str, span: int = 1, height_mm: float | None = None, label: str | None = None):
-    return LV(name, label or FIELD[name].label, span, height_mm)
+lv = labeller(FIELDS)
 
 
 def _preamble(a: str, b: str, purpose: str, c: str | None = None) -> str:
