@@ -225,29 +225,6 @@ def run_page(page: PageImage, truth: dict, ctx, engine, fallback, tally: Tally, 
 TAMPER = {"student_name": "杰", "guardian_name": "民", "guardian_phone": "9", "doc_number": "3"}
 
 
-def tamper_last_char(pixels: np.ndarray, bbox_pt, dpi: float, char: str) -> np.ndarray:
-    """Paint over the last printed character inside ``bbox_pt`` and print ``char`` in its place
-    (same height, Noto Serif CJK): a forger changing one character of a printed value."""
-    from PIL import ImageDraw, ImageFont
-
-    f = dpi / 72.0
-    x0, y0, x1, y1 = (int(round(c * f)) for c in bbox_pt)
-    ink = pixels[y0:y1, x0:x1].mean(axis=2) < 128
-    ink[:, :4] = ink[:, -4:] = False
-    ink[:4, :] = ink[-4:, :] = False
-    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
-    top, bottom, right = rows[0], rows[-1] + 1, cols[-1] + 1
-    size = bottom - top
-    left = right - size
-    img = Image.fromarray(pixels.copy())
-    draw = ImageDraw.Draw(img)
-    draw.rectangle([x0 + left - 1, y0 + top - 1, x0 + right + 1, y0 + bottom + 1], fill=(255, 255, 255))
-    font = ImageFont.truetype("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc", int(size * 1.12))
-    bx = font.getbbox(char)
-    draw.text((x0 + left - bx[0], y0 + top - bx[1]), char, font=font, fill=(0, 0, 0))
-    return np.asarray(img)
-
-
 def run_tampered(docs, degs, engine, fallback, rng: random.Random) -> dict[str, tuple[int, int]]:
     """One printed value changed by one character on the filled page before degrading: how many
     come back as a mismatch sent to review (all must)."""
@@ -260,7 +237,7 @@ def run_tampered(docs, degs, engine, fallback, rng: random.Random) -> dict[str, 
                 for path, char in TAMPER.items():
                     if path not in fields or scan.is_blank(scan.issued_value(d["ctx"].issued, path)):
                         continue
-                    forged = tamper_last_char(px, fields[path]["bbox"], 200.0, char)
+                    forged = mk.tamper_last_char(px, fields[path]["bbox"], 200.0, char)
 
                     def raster300(forged=forged):
                         return mk.rescale(forged, 1.5)

@@ -20,6 +20,7 @@ from forms.registry import get_spec
 from parsers import scan
 from parsers.images import load_pages
 from parsers.ocr import FakeOcrEngine, OcrText
+from tests.samples.scans import make_scans
 
 SAMPLES = Path(__file__).parent / "samples" / "scans"
 SECRET = "test-qr-secret"
@@ -186,33 +187,6 @@ def test_golden_with_real_engines(name):
 
 # ---- printed values compared ink for ink with the issued PDF ------------------------------------------
 
-SERIF = "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"
-
-
-def tamper_last_char(pixels, bbox_pt, dpi: float, char: str):
-    """Paint over the last printed character inside ``bbox_pt`` and print ``char`` in its place
-    (same height, serif font): a forger changing one character of a printed value."""
-    import numpy as np
-    from PIL import ImageDraw, ImageFont
-
-    f = dpi / 72.0
-    x0, y0, x1, y1 = (int(round(c * f)) for c in bbox_pt)
-    gray = pixels[y0:y1, x0:x1].mean(axis=2)
-    ink = gray < 128
-    ink[:, :4] = ink[:, -4:] = False
-    ink[:4, :] = ink[-4:, :] = False
-    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
-    top, bottom, right = rows[0], rows[-1] + 1, cols[-1] + 1
-    size = bottom - top
-    left = right - size
-    img = Image.fromarray(pixels.copy())
-    draw = ImageDraw.Draw(img)
-    draw.rectangle([x0 + left - 1, y0 + top - 1, x0 + right + 1, y0 + bottom + 1], fill=(255, 255, 255))
-    font = ImageFont.truetype(SERIF, int(size * 1.12))
-    bx = font.getbbox(char)
-    draw.text((x0 + left - bx[0], y0 + top - bx[1]), char, font=font, fill=(0, 0, 0))
-    return np.asarray(img)
-
 
 def _issued_page(page_no: int):
     import numpy as np
@@ -254,7 +228,7 @@ def test_one_changed_printed_character_is_caught(path, char, read_as):
 
     ref, page = _issued_page(1)
     bbox = _ctx().geometry["pages"][0]["fields"][path]["bbox"]
-    forged = PageImage(tamper_last_char(page.pixels, bbox, 200.0, char), 200.0, "forged.png", 0)
+    forged = PageImage(make_scans.tamper_last_char(page.pixels, bbox, 200.0, char), 200.0, "forged.png", 0)
     comparison = scan.compare_ink(
         scan.align(forged, scan.TemplatePage.from_mapping(_ctx().geometry["pages"][0]))
         .crop(scan._inset(bbox, 1.8), pad_pt=scan.INK_SEARCH_PT),

@@ -148,6 +148,30 @@ def _seal(img: Image.Image, centre_pt, radius_pt: float, s: float) -> None:
 
 # ---- damage -------------------------------------------------------------------------------------------
 
+SERIF = "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"
+
+
+def tamper_last_char(pixels: np.ndarray, bbox_pt, dpi: float, char: str) -> np.ndarray:
+    """Paint over the last printed character inside ``bbox_pt`` and print ``char`` in its place
+    (same height, Noto Serif CJK): a forger changing one character of a printed value."""
+    f = dpi / 72.0
+    x0, y0, x1, y1 = (int(round(c * f)) for c in bbox_pt)
+    ink = pixels[y0:y1, x0:x1].mean(axis=2) < 128
+    ink[:, :4] = ink[:, -4:] = False
+    ink[:4, :] = ink[-4:, :] = False
+    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
+    top, bottom, right = rows[0], rows[-1] + 1, cols[-1] + 1
+    size = bottom - top
+    left = right - size
+    img = Image.fromarray(pixels.copy())
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([x0 + left - 1, y0 + top - 1, x0 + right + 1, y0 + bottom + 1], fill=(255, 255, 255))
+    font = ImageFont.truetype(SERIF, int(size * 1.12))
+    bx = font.getbbox(char)
+    draw.text((x0 + left - bx[0], y0 + top - bx[1]), char, font=font, fill=(0, 0, 0))
+    return np.asarray(img)
+
+
 def rotate(pixels: np.ndarray, degrees: float) -> np.ndarray:
     h, w = pixels.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
