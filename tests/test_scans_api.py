@@ -256,8 +256,8 @@ def test_uploads_endpoint_routes_images_to_the_scan_pipeline(client, notice, app
 
 
 def test_printed_value_changed_by_one_character_goes_to_review_as_tamper(client, notice, app_session):
-    from bench.scan import tamper_last_char
     from parsers.scan import ReferencePages
+    from tests.samples.scans.make_scans import tamper_last_char
 
     gray = ReferencePages((SAMPLES / "issued.pdf").read_bytes()).page(5)
     geo = json.loads((SAMPLES / "geometry.json").read_text(encoding="utf-8"))
