@@ -332,3 +332,49 @@ def test_reporting_calendar_dates():
     assert ledgers.age_on(dt.date(2008, 6, 1), dt.date(2025, 6, 1)) == 17
     with pytest.raises(ValidationFailed):
         ledgers.quarter_period(2025, 5)
+
+
+def test_rows_in_small_chunks_equal_one_chunk(session, small):
+    """Several chunks (on PostgreSQL fetched ahead on a helper thread, with a server-side cursor)
+    give the same rows in the same order as one chunk, and the session stays usable after."""
+    scope = ledgers.make_scope(session, "county", small.county.id, dt.date(2025, 12, 31))
+    q = ledgers._ledger_select(scope, ledgers._ledger_state(session, scope)).order_by(Case.number)
+    one = list(ledgers.iter_rows(session, scope, q, chunk=1000))
+    assert len(one) == 5
+    assert list(ledgers.iter_rows(session, scope, q, chunk=2)) == one
+    early = ledgers.iter_rows(session, scope, q, chunk=2)
+    assert next(early) == one[0]
+    early.close()  # stopped after one row: the helper is joined, the connection free again
+    assert ledgers.ledger_page(session, scope, limit=2, offset=1).rows == one[1:3]
+
+
+def test_ahead_keeps_order_raises_and_stops():
+    import threading
+
+    assert list(ledgers._ahead(iter(range(50)), depth=2)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("第2块读取失败")
+
+    got = ledgers._ahead(failing())
+    assert next(got) == 1
+    with pytest.raises(ValueError, match="第2块"):
+        next(got)
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                n += 1
+                yield n
+        finally:
+            closed.set()
+
+    gen = ledgers._ahead(endless(), depth=1)
+    assert [next(gen), next(gen)] == [1, 2]
+    gen.close()
+    assert closed.is_set()  # the producer was stopped and its source closed before close() returned
+    assert not [t for t in threading.enumerate() if t.name == "ledger-rows"]
