@@ -225,18 +225,37 @@ def run_page(page: PageImage, truth: dict, ctx, engine, fallback, tally: Tally, 
 TAMPER = {"student_name": "杰", "guardian_name": "民", "guardian_phone": "9", "doc_number": "3"}
 
 
-def run_tampered(docs, degs, engine, fallback, rng: random.Random) -> dict[str, tuple[int, int]]:
+def _forgeries(d, no: int, fields: dict) -> list[tuple[str, str, str]]:
+    """(kind, path, char) forgeries for one page: the fixed one-character changes of ``TAMPER`` and,
+    for every short printed value whose last character has a look-alike (国→固, 学→字 …), that."""
+    out = []
+    for path, char in TAMPER.items():
+        if path in fields and not scan.is_blank(scan.issued_value(d["ctx"].issued, path)):
+            out.append(("one character", path, char))
+    spec = d["ctx"].spec
+    for path in fields:
+        try:
+            f = scan.resolve_field(spec, path)[0]
+        except KeyError:
+            continue
+        iv = scan.issued_value(d["ctx"].issued, path)
+        if scan.is_blank(iv) or f.kind in scan.MARK_KINDS or f.kind in scan.TICK_KINDS or f.kind.value == "table":
+            continue
+        text = scan._norm_text(scan.format_value(f, iv))
+        if text and len(text) <= scan.MAX_PRINTED_CHECK and text[-1] in mk.LOOKALIKES:
+            out.append(("look-alike", path, mk.LOOKALIKES[text[-1]]))
+    return out
+
+
+def run_tampered(docs, degs, engine, fallback, rng: random.Random) -> dict[tuple[str, str], tuple[int, int]]:
     """One printed value changed by one character on the filled page before degrading: how many
-    come back as a mismatch sent to review (all must)."""
-    out = {}
+    come back as a mismatch sent to review (all must), per degradation and kind of forgery."""
+    out: dict[tuple[str, str], list[int]] = {}
     for deg in degs:
-        caught = n = 0
         for d in docs:
             for no, px, _truth in d["pages"]:
                 fields = d["geo"]["pages"][no - 1]["fields"]
-                for path, char in TAMPER.items():
-                    if path not in fields or scan.is_blank(scan.issued_value(d["ctx"].issued, path)):
-                        continue
+                for kind, path, char in _forgeries(d, no, fields):
                     forged = mk.tamper_last_char(px, fields[path]["bbox"], 200.0, char)
 
                     def raster300(forged=forged):
@@ -245,19 +264,19 @@ def run_tampered(docs, degs, engine, fallback, rng: random.Random) -> dict[str, 
                     data, _ext = degrade(forged, deg, rng, raster300)
                     page = load_pages(data, filename=f"{d['doc_id']}-{no}-{deg}-forged")[0]
                     ident = scan.identify_page(page, secret=SECRET, engine=engine)
-                    n += 1
+                    tally = out.setdefault((deg, kind), [0, 0])
+                    tally[1] += 1
                     if ident.status != "identified":
-                        caught += 1  # the whole page goes to a person
+                        tally[0] += 1  # the whole page goes to a person
                         continue
                     try:
                         got = scan.read_page(page, ident, d["ctx"], engine=engine, fallback=fallback)
                     except scan.AlignmentFailed:
-                        caught += 1
+                        tally[0] += 1
                         continue
                     r = got.readings.get(path)
-                    caught += bool(r is not None and r.needs_review and r.status != "match")
-        out[deg] = (caught, n)
-    return out
+                    tally[0] += bool(r is not None and r.needs_review and r.status != "match")
+    return {k: (v[0], v[1]) for k, v in out.items()}
 
 
 def baselines(pages: list[np.ndarray]) -> dict[str, float]:
@@ -333,8 +352,8 @@ def main(argv=None) -> None:
         print(f"{deg:<13}{100 * t.ident[0] / max(t.ident[1], 1):>6.1f}%{statistics.median(t.seconds):>8.2f}  "
               + "".join(f"{c:>15}" for c in cells) + f"{rev:>8.1f}%{silent:>13}{chars:>14}")
     print("\nfield exact-match cells: correct/total accuracy; 'silent wrong' = wrong values NOT sent to review")
-    for deg, (caught, n) in tampered.items():
-        print(f"tampered printed value ({deg}): {caught}/{n} sent to review as a mismatch")
+    for (deg, kind), (caught, n) in tampered.items():
+        print(f"forged printed value, {kind} ({deg}): {caught}/{n} sent to review as a mismatch")
     print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if not args.no_baseline and base_pages:
         b = baselines(base_pages)

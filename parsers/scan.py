@@ -325,10 +325,23 @@ def _recognize(engine: OcrEngine, crop: np.ndarray) -> OcrText:
 INK_SEARCH_PT = 2.5
 # Tolerance (pixels at the crop resolution) for stroke position and thickness differences.
 INK_TOLERANCE_PX = 1
-# Largest score (see ``compare_ink``) still "same print". Measured on the committed samples: clean
-# and degraded scans (flatbed, fax, phone, JPEG q=50 with a seal) score 0.00-0.59; one character
-# changed scores 0.79-3.2 (digits 1.8+), except look-alikes such as 国/固 (0.36: known gap).
+# Each character-sized window may sit up to this many pixels off the field's best shift (residual
+# skew, scale and resampling differ along a long value).
+INK_LOCAL_PX = 2
+# Scores (see ``compare_ink``), measured with bench/scan.py's look-alike forgeries (国→固, 学→字,
+# 华→毕, 梅→海, 日→曰 …) on 2 notices × 5 degradations: genuine print on flatbed / 200 dpi / JPEG
+# scores 0.00-0.05 (95th percentile), a few fields up to 0.48; phone photos and faxes much more
+# (fax up to 2.4: binarised strokes thicken); a look-alike scores 0.23 and up, any other changed
+# character 0.7 and up. So: below INK_SURE the print is taken as issued without OCR; anything else
+# is recognised and must read exactly as issued, or it goes to review. INK_AGREE only words the
+# reason ("same print, small differences" vs "differs").
+INK_SURE = 0.15
 INK_AGREE = 0.65
+# A field whose score is at least INK_AGREE and this many times the page's median score differs
+# beyond the page's scanning noise: it goes to review even when OCR reads the issued text (OCR
+# reads 斑 as 班, 曰 as 日). On clean scans that is any score from 0.65; on faxes and photos, whose
+# genuine print scores higher, correspondingly more.
+INK_OUTLIER = 4.0
 
 
 class ReferencePages:
@@ -424,16 +437,18 @@ class InkComparison:
 
 
 def compare_ink(scan_crop: np.ndarray, reference: np.ndarray, *, margin_px: int,
-                tolerance_px: int = INK_TOLERANCE_PX, limit: float = INK_AGREE) -> InkComparison:
+                tolerance_px: int = INK_TOLERANCE_PX, limit: float = INK_AGREE,
+                local_px: int = INK_LOCAL_PX) -> InkComparison:
     """Compare the ink of a scan crop with the reference crop of the issued page.
 
     ``scan_crop`` is ``margin_px`` larger than ``reference`` on every side; the best shift within
     that margin is found by normalised cross-correlation of the blurred ink. Then, at that shift,
     every reference ink pixel is charged its distance to the nearest scan ink ("missing") and
     every scan ink pixel inside the field its distance to the nearest reference ink ("extra"),
-    beyond ``tolerance_px`` and capped; the charges are summed over windows one character square,
-    relative to one character's ink, and the largest sum anywhere is the score: a character
-    changed, added or removed concentrates in one window, scanning noise spreads thinly."""
+    beyond ``tolerance_px`` and capped; the charges are summed over windows one character square
+    (each window at its own best shift within ``local_px`` of the field's), relative to one
+    character's ink, and the largest sum anywhere is the score: a character changed, added or
+    removed concentrates in one window, scanning noise spreads thinly."""
     import cv2
 
     ref_ink = _without_rules((reference < 160).astype(np.uint8))
@@ -450,33 +465,49 @@ def compare_ink(scan_crop: np.ndarray, reference: np.ndarray, *, margin_px: int,
         return InkComparison(False, 1.0, (0, 0), "扫描件此处没有字迹")
     ncc = cv2.matchTemplate(blur_s, blur_r, cv2.TM_CCORR_NORMED)
     _lo, _hi, _lo_at, (dx, dy) = cv2.minMaxLoc(ncc)
-    # The window is the whole field (cell or blank): anything added inside it counts; print of the
-    # neighbouring cells that the wider search crop reaches does not.
-    window = scan_ink[dy:dy + rh, dx:dx + rw]
-    window = np.ascontiguousarray(window)
     # Distance of each ink pixel to the other image's nearest ink, less the tolerance, capped: a
     # stroke a pixel or two off (skew, blur, fax thickening) costs little, a stroke that is not
     # there at all costs its full length times the cap.
-    d_scan = cv2.distanceTransform((1 - window).astype(np.uint8), cv2.DIST_L2, 3)
+    d_scan_all = cv2.distanceTransform((1 - scan_ink).astype(np.uint8), cv2.DIST_L2, 3)
     d_ref = cv2.distanceTransform((1 - ref_ink).astype(np.uint8), cv2.DIST_L2, 3)
     cap = 3.0 * tolerance_px
-    missing = ref_ink * np.clip(d_scan - tolerance_px, 0, cap) / tolerance_px
-    extra_full = window * np.clip(d_ref - tolerance_px, 0, cap) / tolerance_px
-    missing, extra_full = missing.astype(np.float32), extra_full.astype(np.float32)
+    miss_cost = (np.clip(d_scan_all - tolerance_px, 0, cap) / tolerance_px).astype(np.float32)
+    extra_cost = (np.clip(d_ref - tolerance_px, 0, cap) / tolerance_px).astype(np.float32)
+    ref_f = ref_ink.astype(np.float32)
+    scan_f = scan_ink.astype(np.float32)
     char = max(8, min(rh, _line_height(ref_ink)))
     box = (char, char)
-    per_char = cv2.boxFilter(ref_ink.astype(np.float32), -1, box, normalize=False,
-                             borderType=cv2.BORDER_CONSTANT)
+    per_char = cv2.boxFilter(ref_f, -1, box, normalize=False, borderType=cv2.BORDER_CONSTANT)
     unit = max(float(per_char.max()) * 0.6, 1.0)  # one character's ink, roughly
-    miss_map = cv2.boxFilter(missing, -1, box, normalize=False, borderType=cv2.BORDER_CONSTANT)
-    extra_map = cv2.boxFilter(extra_full, -1, box, normalize=False, borderType=cv2.BORDER_CONSTANT)
-    miss, extra = float(miss_map.max()) / unit, float(extra_map.max()) / unit
-    # A changed character both lacks strokes of the original and adds its own, in one window.
-    score = float((miss_map + extra_map).max()) / unit
+
+    def charges(x: int, y: int) -> tuple[np.ndarray, np.ndarray]:
+        """Missing and extra charge per pixel with the scan window at (x, y)."""
+        return ref_f * miss_cost[y:y + rh, x:x + rw], scan_f[y:y + rh, x:x + rw] * extra_cost
+
+    # The window is the whole field (cell or blank): anything added inside it counts; print of the
+    # neighbouring cells that the wider search crop reaches does not. Every character-sized window
+    # takes its own best shift within ``local_px`` of the field's. A changed character both lacks
+    # strokes of the original and adds its own, in one window (box filtering is linear: one pass
+    # over the sum).
+    best = None
+    sh, sw = scan_ink.shape
+    for ddy in range(-local_px, local_px + 1):
+        for ddx in range(-local_px, local_px + 1):
+            x, y = dx + ddx, dy + ddy
+            if x < 0 or y < 0 or x + rw > sw or y + rh > sh:
+                continue
+            missing, extra = charges(x, y)
+            both = cv2.boxFilter(missing + extra, -1, box, normalize=False, borderType=cv2.BORDER_CONSTANT)
+            best = both if best is None else np.minimum(best, both, out=best)
+    at = np.unravel_index(int(np.argmax(best)), best.shape)
+    score = float(best[at]) / unit
     shift = (int(dx) - margin_px, int(dy) - margin_px)
     if score < limit:
         return InkComparison(True, score, shift)
-    what = "缺少笔画" if miss >= extra else "多出笔迹"
+    missing, extra = charges(dx, dy)
+    r0, c0 = max(0, at[0] - char // 2), max(0, at[1] - char // 2)
+    near = (slice(r0, at[0] + char // 2 + 1), slice(c0, at[1] + char // 2 + 1))
+    what = "缺少笔画" if float(missing[near].sum()) >= float(extra[near].sum()) else "多出笔迹"
     return InkComparison(False, score, shift, f"与签发的 PDF 逐笔比对不一致（{what}，差异{score:.2f}）")
 
 
@@ -501,7 +532,8 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
     readings: dict[str, FieldReading] = {}
     crops: dict[str, np.ndarray] = {}
     batch = _OcrBatch(engine)
-    pending: list[tuple[str, Field, str, Any, BBox, np.ndarray]] = []
+    pending: list[tuple[str, Field, str, Any, BBox, np.ndarray, InkComparison | None]] = []
+    ink_scores: list[float] = []
     page_ticks = ctx.tick_boxes.get(identity.page_no) or ctx.tick_boxes.get(str(identity.page_no)) or {}
 
     for path, rec in (geo.get("fields") or {}).items():
@@ -533,35 +565,41 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
                 readings[path] = FieldReading(path, f.kind.value, "printed", "unchecked", _jsonable(issued), "",
                                               1.0, False, "长段印刷文字不在扫描件上复核", **common)
                 continue
+            ink = None
             if ctx.reference is not None:
                 pad = 0.8 if is_text else 0.0
                 margin = int(round(INK_SEARCH_PT * dpi / 72.0))
                 ink = compare_ink(aligned.crop(zone, pad_pt=pad + INK_SEARCH_PT),
                                   ctx.reference.crop(identity.page_no, zone, pad_pt=pad), margin_px=margin)
-                if ink.agree:
+                ink_scores.append(ink.score)
+                if ink.score < INK_SURE:
                     readings[path] = FieldReading(
                         path, f.kind.value, "printed", "match", _jsonable(issued), "",
                         round(max(0.95, 1.0 - ink.score / 4), 4), False,
                         f"与签发的 PDF 逐笔比对一致（差异{ink.score:.2f}），未做文字识别", **common)
                     continue
-                log.debug("%s: %s", path, ink.reason)
+                # Small differences may be scanning or a look-alike character (国→固): read it.
+                log.debug("%s: ink score %.2f %s", path, ink.score, ink.reason)
             batch.add(path, crop)
-            pending.append((path, f, "printed" if ctx.reference is None else "printed_ink", issued, bbox, crop))
+            pending.append((path, f, "printed", issued, bbox, crop, ink))
             continue
         if _ink_ratio(crop) < 0.004:
             readings[path] = FieldReading(path, f.kind.value, "hand", "blank", None, "", 0.97, False, **common)
             continue
         batch.add(path, crop)
-        pending.append((path, f, "hand", issued, bbox, crop))
+        pending.append((path, f, "hand", issued, bbox, crop, None))
 
     texts = batch.run()
-    for path, f, origin, issued, bbox, crop in pending:
+    # How much genuine print differs from the issued PDF on this page (scan quality): a field far
+    # beyond it has changed ink even if OCR reads the issued text (斑 read as 班).
+    strong_from = max(INK_AGREE, INK_OUTLIER * float(np.median(ink_scores))) if len(ink_scores) >= 3 else None
+    for path, f, origin, issued, bbox, crop, ink in pending:
         common = {"page_no": identity.page_no, "bbox_pt": bbox, "bbox_px": aligned.box_px(bbox),
                   "issued": _jsonable(issued)}
         got = texts.get(path, OcrText("", 0.0))
-        if origin in ("printed", "printed_ink"):
-            readings[path] = _check_printed(path, f, issued, got, crop, fallback, common,
-                                            ink_differs=origin == "printed_ink")
+        if origin == "printed":
+            strong = ink is not None and strong_from is not None and ink.score >= strong_from
+            readings[path] = _check_printed(path, f, issued, got, crop, fallback, common, ink=ink, strong=strong)
         else:
             readings[path] = _read_hand(path, f, got, crop, fallback, ctx, common)
     return PageReading(identity, geo.get("part"), readings, crops, aligned.method, aligned.residual_px,
@@ -569,7 +607,11 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
 
 
 def _check_printed(path: str, f: Field, issued: Any, got: OcrText, crop: np.ndarray,
-                   fallback: OcrEngine | None, common: dict, *, ink_differs: bool = False) -> FieldReading:
+                   fallback: OcrEngine | None, common: dict, *, ink: InkComparison | None = None,
+                   strong: bool = False) -> FieldReading:
+    """A printed value read by OCR, checked against the issued one. ``ink``: the comparison with the
+    issued PDF that sent it here (None without a reference); ``strong``: that difference stands out
+    from the page's scanning noise, so the field goes to review whatever OCR reads."""
     expected = _norm_text(format_value(f, issued))
 
     def score(t: OcrText) -> float:
@@ -585,18 +627,26 @@ def _check_printed(path: str, f: Field, issued: Any, got: OcrText, crop: np.ndar
             if score(other) > ratio:
                 best, ratio = other, score(other)
     value = _jsonable(issued)
+    ink_note = ""
+    if ink is not None:
+        ink_note = (f"逐笔比对有细微差异（{ink.score:.2f}）" if ink.agree else ink.reason) + "，"
+    if ratio >= 0.999 and strong:
+        return FieldReading(path, f.kind.value, "printed", "mismatch", value, best.text, 0.5, True,
+                            f"{ink_note}文字识别读作签发值，但笔迹差异远超本页扫描误差：可能是形近字改动，请核对原件",
+                            **common)
     if ratio >= 0.999:
         return FieldReading(path, f.kind.value, "printed", "match", value, best.text,
-                            max(0.95, best.confidence), False, **common)
+                            max(0.95, best.confidence) if ink is None else min(0.95, max(0.9, best.confidence)),
+                            False, f"{ink_note}文字识别与签发值一致" if ink is not None else "", **common)
     # One or two characters missed by OCR in a long value is the engine, not tampering; anything
     # more is shown to a person. The issued value is never replaced by what was read.
     # Not when the ink already differs from the issued PDF: then a one-character difference is
-    # exactly what a forger leaves.
-    if ratio >= 0.85 and len(expected) >= 8 and not ink_differs:
+    # exactly what a forger leaves (a look-alike such as 国→固 differs only a little).
+    if ratio >= 0.85 and len(expected) >= 8 and ink is None:
         return FieldReading(path, f.kind.value, "printed", "match", value, best.text, round(ratio, 3), False,
                             f"印刷文字识别与签发值基本一致（相似度{ratio:.2f}）", **common)
     return FieldReading(path, f.kind.value, "printed", "mismatch", value, best.text, round(ratio, 3), True,
-                        f"印刷内容读作“{best.text}”，与签发时的“{format_value(f, issued)}”不一致：可能被改动",
+                        f"{ink_note}印刷内容读作“{best.text}”，与签发时的“{format_value(f, issued)}”不一致：可能被改动",
                         **common)
 
 

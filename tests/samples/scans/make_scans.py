@@ -151,6 +151,13 @@ def _seal(img: Image.Image, centre_pt, radius_pt: float, s: float) -> None:
 SERIF = "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"
 
 
+# Look-alike characters a forger might print over a value's last character (stroke-level changes
+# that a plain ink comparison scores close to scanning noise).
+LOOKALIKES = {"国": "固", "然": "燃", "班": "斑", "学": "字", "镇": "慎", "梅": "海", "庆": "床", "明": "朋",
+              "华": "毕", "兰": "当", "市": "币", "中": "申", "日": "曰", "王": "玉", "人": "入", "己": "已",
+              "未": "末", "土": "士", "大": "太"}
+
+
 def tamper_last_char(pixels: np.ndarray, bbox_pt, dpi: float, char: str) -> np.ndarray:
     """Paint over the last printed character inside ``bbox_pt`` and print ``char`` in its place
     (same height, Noto Serif CJK): a forger changing one character of a printed value."""
