@@ -351,7 +351,10 @@ def main(argv=None) -> None:
         chars = f"{100 * t.chars[0] / t.chars[1]:.2f}%" if t.chars[1] else "-"
         print(f"{deg:<13}{100 * t.ident[0] / max(t.ident[1], 1):>6.1f}%{statistics.median(t.seconds):>8.2f}  "
               + "".join(f"{c:>15}" for c in cells) + f"{rev:>8.1f}%{silent:>13}{chars:>14}")
-    print("\nfield exact-match cells: correct/total accuracy; 'silent wrong' = wrong values NOT sent to review")
+    print("\nfield exact-match cells: correct/total accuracy; 'silent wrong' = wrong values NOT sent to review;\n"
+          "'printed' = printed values verified as issued without a person (ink comparison, or OCR where the ink\n"
+          "differs), the rest go to review (the value kept is always the issued one); 'printed chars' = character\n"
+          "accuracy of OCR on the printed values that were recognised")
     for (deg, kind), (caught, n) in tampered.items():
         print(f"forged printed value, {kind} ({deg}): {caught}/{n} sent to review as a mismatch")
     print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
