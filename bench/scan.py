@@ -65,7 +65,7 @@ def build_documents(quick: bool, no_reference: bool = False) -> list[dict]:
                                people=tuple(v for k, v in issued.items() if k.endswith("_name") and isinstance(v, str)),
                                issued_on=issued_on, today=dt.date.today(),
                                reference=None if no_reference else scan.ReferencePages(pdf))
-        pages = []
+        pages, fill_at = [], {}
         for no, pg in enumerate(geo["pages"], 1):
             paths = set(pg["fields"])
             hand, tick, sigs, seals = {}, {}, [], []
@@ -94,11 +94,15 @@ def build_documents(quick: bool, no_reference: bool = False) -> list[dict]:
             if "stub_service_date" in paths:
                 hand["stub_service_date"] = _date_text(issued_on + dt.timedelta(days=2), rng.randint(0, 2))
                 tick["stub_service_method"] = [0]
-            px = mk.fill(mk.rasterise(pdf, no, 200), pg, 200, hand=hand, ticks=tick, tick_boxes=ticks.get(no, {}),
-                         signatures=sigs, seals=seals, seed=no)
+            def write(dpi, no=no, pg=pg, hand=hand, tick=tick, sigs=sigs, seals=seals, pdf=pdf, ticks=ticks):
+                return mk.fill(mk.rasterise(pdf, no, dpi), pg, dpi, hand=hand, ticks=tick,
+                               tick_boxes=ticks.get(no, {}), signatures=sigs, seals=seals, seed=no)
+
+            px = write(200)
+            fill_at[no] = write
             truth = _truth(spec, pg, issued, hand, tick, sigs, seals, ctx)
             pages.append((no, px, truth))
-        docs.append({"doc_id": doc_id, "pdf": pdf, "geo": geo, "ctx": ctx, "pages": pages, "rasterise": mk.rasterise})
+        docs.append({"doc_id": doc_id, "pdf": pdf, "geo": geo, "ctx": ctx, "pages": pages, "fill_at": fill_at})
     return docs
 
 
@@ -298,6 +302,7 @@ def main(argv=None) -> None:
     ap.add_argument("--no-baseline", action="store_true", help="skip full-page OCR baselines")
     ap.add_argument("--no-reference", action="store_true",
                     help="OCR every printed value (no ink comparison with the issued PDF): the old path")
+    ap.add_argument("--only", default="", help="comma-separated degradations to run (default: all)")
     args = ap.parse_args(argv)
     t_build = time.perf_counter()
     docs = build_documents(args.quick, args.no_reference)
@@ -305,6 +310,11 @@ def main(argv=None) -> None:
           f"(built in {time.perf_counter() - t_build:.0f} s)")
     engine, fallback = get_engine("rapidocr"), get_engine("tesseract")
     degs = DEGRADATIONS if not args.quick else ("dpi200", "fax150", "phone", "upside_down")
+    if args.only:
+        unknown = set(args.only.split(",")) - set(DEGRADATIONS)
+        if unknown:
+            ap.error(f"unknown degradation(s) {sorted(unknown)}; choose from {', '.join(DEGRADATIONS)}")
+        degs = tuple(args.only.split(","))
     rng = random.Random(11)
     results: dict[str, Tally] = {}
     base_pages = []
@@ -313,7 +323,7 @@ def main(argv=None) -> None:
         for d in docs:
             for no, px, truth in d["pages"]:
                 def raster300(d=d, no=no):
-                    return d["rasterise"](d["pdf"], no, 300)
+                    return d["fill_at"][no](300)  # written on a 300-dpi rendering, not the 200-dpi page upscaled
 
                 data, _ext = degrade(px, deg, rng, raster300)
                 page = load_pages(data, filename=f"{d['doc_id']}-{no}-{deg}")[0]

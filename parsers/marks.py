@@ -78,17 +78,29 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _box_interior(ink: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Inner edges (x0, y0, x1, y1) of the printed square, from rows/columns that are mostly ink."""
+    """Inner edges (x0, y0, x1, y1) of the printed square, from rows/columns that are mostly ink.
+
+    A crop often catches more than the box: the upright stroke of the next character (随 after
+    □), a table rule, a straight pen stroke inside. Of the candidate edge pairs (one run on each
+    side of the centre) the pair that makes the interior most nearly square is the printed box;
+    among equally square ones, the larger."""
     h, w = ink.shape
-    cols = _runs(ink.mean(axis=0) > 0.45)
-    rows = _runs(ink.mean(axis=1) > 0.45)
-    if len(cols) < 2 or len(rows) < 2:
+    xs = _edge_pairs(_runs(ink.mean(axis=0) > 0.45), w)
+    ys = _edge_pairs(_runs(ink.mean(axis=1) > 0.45), h)
+    if not xs or not ys:
         return None
-    x0, x1 = cols[0][1], cols[-1][0]
-    y0, y1 = rows[0][1], rows[-1][0]
-    if x1 - x0 < 0.3 * w or y1 - y0 < 0.3 * h:
-        return None
+    (x0, x1), (y0, y1) = min(((x, y) for x in xs for y in ys),
+                             key=lambda p: (abs((p[0][1] - p[0][0]) - (p[1][1] - p[1][0])),
+                                            -(p[0][1] - p[0][0]) - (p[1][1] - p[1][0])))
     return x0, y0, x1, y1
+
+
+def _edge_pairs(runs: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """(inner edge of a run before the centre, inner edge of a run after it), wide enough."""
+    mid = size / 2
+    before = [r for r in runs if (r[0] + r[1]) / 2 < mid]
+    after = [r for r in runs if (r[0] + r[1]) / 2 > mid]
+    return [(a[1], b[0]) for a in before for b in after if b[0] - a[1] >= 0.3 * size]
 
 
 def tick_state(crop: np.ndarray, *, empty_max: float = EMPTY_MAX, ticked_min: float = TICKED_MIN) -> Mark:
@@ -139,8 +151,14 @@ def is_colour(image: np.ndarray) -> bool:
     return float((spread >= 20).mean()) >= 0.0002
 
 
-def _red_blob(crop: np.ndarray, dpi: float) -> tuple[float, float, float, float]:
-    """(red ratio, blob diameter in mm, fill of its enclosing circle, aspect ratio)."""
+# The largest official seal (公章 42 mm, some 45 mm across): how far apart the pieces of one seal lie.
+SEAL_MAX_MM = 45.0
+
+
+def _red_blob(crop: np.ndarray, dpi: float, reach_mm: float = 0.0) -> tuple[float, float, float, float]:
+    """(red ratio, blob diameter in mm, fill of its enclosing circle, aspect ratio) of the biggest
+    red blob; with ``reach_mm``, together with the other red pieces whose centres lie that close
+    to it (a seal cut by the edge of its cell falls apart into arcs, star and characters)."""
     red = _red_mask(crop).astype(np.uint8)
     ratio = float(red.mean())
     if ratio == 0:
@@ -148,15 +166,21 @@ def _red_blob(crop: np.ndarray, dpi: float) -> tuple[float, float, float, float]
     # Join the ring, star and characters of a seal into one blob.
     k = max(3, int(round(1.5 * dpi / 25.4)))
     joined = cv2.morphologyEx(red, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(joined)
+    n, labels, stats, centres = cv2.connectedComponentsWithStats(joined)
     if n <= 1:
         return ratio, 0.0, 0.0, 1.0
     biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    ys, xs = np.nonzero(labels == biggest)
+    keep = [biggest]
+    if reach_mm > 0:
+        reach = reach_mm * dpi / 25.4
+        keep += [i for i in range(1, n) if i != biggest and stats[i, cv2.CC_STAT_AREA] >= k * k
+                 and float(np.hypot(*(centres[i] - centres[biggest]))) <= reach]
+    member = np.isin(labels, keep)
+    ys, xs = np.nonzero(member)
     pts = np.stack([xs, ys], axis=1).astype(np.float32)
     (_, _), radius = cv2.minEnclosingCircle(pts)
-    w, h = stats[biggest, cv2.CC_STAT_WIDTH], stats[biggest, cv2.CC_STAT_HEIGHT]
-    inside = float(red[labels == biggest].sum())
+    w, h = int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+    inside = float(red[member].sum())
     fill = inside / max(np.pi * radius * radius, 1.0)
     return ratio, 2 * radius * 25.4 / dpi, fill, float(max(w, h) / max(min(w, h), 1))
 
@@ -170,10 +194,10 @@ def seal_present(crop: np.ndarray, *, dpi: float = 200.0, colour: bool | None = 
     the answer is "ambiguous": a seal cannot be told from black ink."""
     if not (is_colour(crop) if colour is None else colour):
         return Mark(AMBIGUOUS, 0.0, 0.0, "black-and-white scan: seal colour cannot be checked")
-    ratio, diameter, fill, aspect = _red_blob(crop, dpi)
+    ratio, diameter, fill, aspect = _red_blob(crop, dpi, reach_mm=SEAL_MAX_MM)
     if ratio < 0.0005:
         return Mark(ABSENT, ratio, _confidence(ratio, 0.0005, 0.003))
-    seal_like = diameter >= min_diameter_mm and aspect <= 1.6 and fill >= 0.04
+    seal_like = min_diameter_mm <= diameter <= SEAL_MAX_MM * 1.4 and aspect <= 1.6 and fill >= 0.04
     if seal_like and ratio >= 0.003:
         return Mark(PRESENT, ratio, min(1.0, 0.6 + 0.4 * min(1.0, diameter / 35.0)))
     why = (f"red mark of {diameter:.0f} mm, smaller than a seal" if diameter < min_diameter_mm

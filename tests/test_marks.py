@@ -114,3 +114,45 @@ def test_signature_with_reference_ignores_printed_text():
     assert marks.signature_present(dirty, reference=ref).state != marks.PRESENT
     with pytest.raises(ValueError):
         marks.signature_present(dirty, reference=ref[:10])
+
+
+def test_tick_box_found_between_neighbouring_strokes():
+    """A crop that also holds the upright stroke of the next character (□随…) or a table rule
+    above: the square is still the printed box, so an empty box reads empty and a tick ticked."""
+    size = 40
+    for ticked in (False, True):
+        crop = np.full((size + 16, size + 28, 3), 255, np.uint8)
+        cv2.rectangle(crop, (8, 8), (8 + size, 8 + size), (0, 0, 0), 2)
+        crop[2:54, 62:64] = 0  # the neighbour's stroke, taller than the box
+        crop[1:3, :] = 0  # a table rule just above
+        if ticked:
+            cv2.line(crop, (16, 28), (24, 40), (0, 0, 0), 4)
+            cv2.line(crop, (24, 40), (42, 14), (0, 0, 0), 4)
+        m = marks.tick_state(crop)
+        assert m.state == (marks.TICKED if ticked else marks.EMPTY), m
+        assert m.confidence > 0.9
+
+
+def test_upright_pen_stroke_inside_box_is_a_tick_not_an_edge():
+    size = 40
+    inner = np.zeros((size, size), bool)
+    inner[3:size - 3, 24:28] = True  # a straight "|" mark, right of centre
+    m = marks.tick_state(_box(inner, size))
+    assert m.state == marks.TICKED
+
+
+def test_seal_cut_by_its_cell_still_reads_as_a_seal():
+    """A 30 mm seal stamped over a lower cell: the zone crop holds two arcs and the text between
+    them, not one ring. Still a seal; two red pen strokes far apart are not."""
+    dpi = 200
+    r = int(15 / 25.4 * dpi)  # 15 mm radius
+    big = np.full((2 * r + 60, 2 * r + 200, 3), 255, np.uint8)
+    cv2.circle(big, (r + 100, r + 30), r, (220, 30, 40), 7)
+    cv2.putText(big, "SEAL", (r + 40, r + 50), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (220, 30, 40), 4)
+    cut = big[30 + int(0.3 * r):30 + int(1.7 * r)]  # top and bottom of the ring outside the zone
+    m = marks.seal_present(cut, dpi=dpi, colour=True)
+    assert m.state == marks.PRESENT, m
+    strokes = np.full((200, 900, 3), 255, np.uint8)
+    cv2.line(strokes, (20, 40), (30, 160), (200, 20, 30), 4)
+    cv2.line(strokes, (860, 40), (870, 160), (200, 20, 30), 4)
+    assert marks.seal_present(strokes, dpi=dpi, colour=True).state == marks.AMBIGUOUS
