@@ -18,6 +18,7 @@ import argparse
 import datetime as dt
 import io
 import random
+import re
 import resource
 import statistics
 import sys
@@ -53,7 +54,8 @@ def build_documents(quick: bool, no_reference: bool = False) -> list[dict]:
     docs = []
     specs = [("guardian_notice", "xianqi", "BENCHNOTICE1"), ("guardian_notice", "zeling", "BENCHNOTICE2")]
     if not quick:
-        specs += [("responsibility", "R-CT", "BENCHRESP001"), ("dropout_report", None, "BENCHREPORT1")]
+        specs += [("responsibility", "R-CT", "BENCHRESP001"), ("dropout_report", None, "BENCHREPORT1"),
+                  ("referral_letter", "xiecha", "BENCHREFER01"), ("handover", None, "BENCHHANDOV1")]
     for form, variant, doc_id in specs:
         overrides = mk.NOTICE_DATA_OVERRIDES if form == "guardian_notice" else {}
         pdf, geo, issued_json = mk.issue(form, variant, doc_id=doc_id, overrides=overrides)
@@ -65,7 +67,7 @@ def build_documents(quick: bool, no_reference: bool = False) -> list[dict]:
                                people=tuple(v for k, v in issued.items() if k.endswith("_name") and isinstance(v, str)),
                                issued_on=issued_on, today=dt.date.today(),
                                reference=None if no_reference else scan.ReferencePages(pdf))
-        pages, fill_at = [], {}
+        pages, fill_at, arrived = [], {}, [0, 0]
         for no, pg in enumerate(geo["pages"], 1):
             paths = set(pg["fields"])
             hand, tick, sigs, seals = {}, {}, [], []
@@ -91,6 +93,8 @@ def build_documents(quick: bool, no_reference: bool = False) -> list[dict]:
                     seals.append(p)
                 elif f.kind.value == "signature" and "service_method" not in paths and rng.random() < 0.7:
                     sigs.append(p)
+            if form != "guardian_notice":
+                _write_receipts(spec, issued, sorted(paths, key=_row_order), issued_on, rng, hand, tick, arrived)
             if "stub_service_date" in paths:
                 hand["stub_service_date"] = _date_text(issued_on + dt.timedelta(days=2), rng.randint(0, 2))
                 tick["stub_service_method"] = [0]
@@ -104,6 +108,45 @@ def build_documents(quick: bool, no_reference: bool = False) -> list[dict]:
             pages.append((no, px, truth))
         docs.append({"doc_id": doc_id, "pdf": pdf, "geo": geo, "ctx": ctx, "pages": pages, "fill_at": fill_at})
     return docs
+
+
+def _row_order(path: str) -> tuple:
+    m = re.match(r"(\w+)\[(\d+)\]\.(\w+)$", path)
+    return (m.group(1), int(m.group(2)), m.group(3)) if m else (path, -1, "")
+
+
+HANDLERS = ["王建军", "李春梅", "赵国强", "孙丽娟"]
+REMARKS = ["随父母外出", "转外省就读", "在家未到"]
+
+
+def _write_receipts(spec, issued, paths, issued_on: dt.date, rng: random.Random, hand: dict, tick: dict,
+                    arrived: list[int]) -> None:
+    """What the receiving side writes on a returned form: dates, names, phone numbers, counts in
+    the blank HAND fields, and the 报到 ticks of a 交接表 (with a remark for most absentees); the
+    table's totals count the ticks of all its pages (``arrived``: [ticked, rows] so far)."""
+    for p in paths:
+        try:
+            f = scan.resolve_field(spec, p)[0]
+        except KeyError:
+            continue
+        if f.filled != scan.Filled.HAND or not scan.is_blank(scan.issued_value(issued, p)):
+            continue
+        k = f.kind.value
+        if f.name == "registered":
+            arrived[1] += 1
+            if rng.random() < 0.85:
+                tick[p] = [0]
+                arrived[0] += 1
+            elif rng.random() < 0.7:
+                hand[p.replace(".registered", ".receiver_remarks")] = rng.choice(REMARKS)
+        elif k == "date" and rng.random() < 0.85:
+            hand[p] = _date_text(issued_on + dt.timedelta(days=rng.randint(1, 20)), rng.randint(0, 2))
+        elif k == "name" and rng.random() < 0.85:
+            hand[p] = rng.choice(HANDLERS)
+        elif k == "phone" and rng.random() < 0.85:
+            hand[p] = f"13{rng.randint(0, 9)}{rng.randint(0, 99_999_999):08d}"
+    if "arrived_count" in paths:
+        hand["arrived_count"], hand["not_arrived_count"] = str(arrived[0]), str(arrived[1] - arrived[0])
 
 
 def _truth(spec, pg, issued, hand, tick, sigs, seals, ctx) -> dict:
@@ -121,7 +164,9 @@ def _truth(spec, pg, issued, hand, tick, sigs, seals, ctx) -> dict:
         if k in ("signature", "seal"):
             out[path] = ("seal" if k == "seal" else "signature", path in seals or path in sigs)
         elif k in ("choice", "multi", "bool") and not (f.compact and k != "bool"):
-            if path in tick:
+            if path in tick and k == "bool":
+                out[path] = ("tick", [True, False][tick[path][0]])
+            elif path in tick:
                 opts = [c.code for c in f.choices]
                 out[path] = ("tick", opts[tick[path][0]])
             else:
@@ -133,6 +178,8 @@ def _truth(spec, pg, issued, hand, tick, sigs, seals, ctx) -> dict:
             if k in ("date", "datetime"):
                 v = scan.parse_hand_date(txt, with_time=k == "datetime")
                 out[path] = ("hand_date", v.isoformat())
+            elif k in ("phone", "int"):
+                out[path] = ("hand_digits", txt if k == "phone" else int(txt))
             else:
                 out[path] = ("hand_text", txt)
         else:
@@ -237,6 +284,7 @@ def _forgeries(d, no: int, fields: dict) -> list[tuple[str, str, str]]:
         if path in fields and not scan.is_blank(scan.issued_value(d["ctx"].issued, path)):
             out.append(("one character", path, char))
     spec = d["ctx"].spec
+    table_cells = 0
     for path in fields:
         try:
             f = scan.resolve_field(spec, path)[0]
@@ -247,6 +295,10 @@ def _forgeries(d, no: int, fields: dict) -> list[tuple[str, str, str]]:
             continue
         text = scan._norm_text(scan.format_value(f, iv))
         if text and len(text) <= scan.MAX_PRINTED_CHECK and text[-1] in mk.LOOKALIKES:
+            if "[" in path:
+                if table_cells >= 3:  # a 交接表 page has dozens: three per page are enough
+                    continue
+                table_cells += 1
             out.append(("look-alike", path, mk.LOOKALIKES[text[-1]]))
     return out
 
@@ -348,7 +400,7 @@ def main(argv=None) -> None:
         run_page(page, truth, d["ctx"], engine, fallback, tally, d["doc_id"])
 
     tampered = run_tampered(docs, degs, engine, fallback, random.Random(13))
-    groups = ("printed", "hand_date", "hand_text", "tick", "signature", "seal", "blank")
+    groups = ("printed", "hand_date", "hand_digits", "hand_text", "tick", "signature", "seal", "blank")
     print(f"\n{'degradation':<13}{'ident':>7}{'s/page':>8}  " + "".join(f"{g:>15}" for g in groups)
           + f"{'review%':>9}{'silent wrong':>13}{'printed chars':>14}")
     for deg, t in results.items():

@@ -274,15 +274,32 @@ def _norm_text(text: str) -> str:
     return re.sub(r"[\s_＿:：()（）〔〕\[\]]", "", t)
 
 
-def _ink_ratio(crop: np.ndarray) -> float:
+def _is_unwritten(crop: np.ndarray, dpi: float) -> bool:
+    """No handwriting in a blank field's zone: (next to) no ink once cell borders and underlines
+    are gone, and no mark as tall as a written character. A single digit in a wide cell (未到人数
+    “6”) is little ink but one tall stroke; dust and fax speckle are neither."""
+    import cv2
+
     ink = ink_mask(to_gray(crop), contrast=0.7)
     h, w = ink.shape
     e = max(2, int(0.06 * min(h, w)))
     inner = ink[e:h - e, e:w - e]
     if inner.size == 0:
-        return 0.0
+        return True
     inner = marks._remove_lines(inner)
-    return float(inner.mean())
+    if float(inner.mean()) >= 0.004:
+        return False
+    # Only rules that run (nearly) across the zone are borders; _remove_lines also takes the
+    # upright stroke of a lone digit in a low zone.
+    u8 = ink[e:h - e, e:w - e].astype(np.uint8)
+    ih, iw = u8.shape
+    rules = cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((1, max(15, iw // 3)), np.uint8)) \
+        | cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((max(15, int(0.8 * ih)), 1), np.uint8))
+    u8 &= ~cv2.dilate(rules, np.ones((3, 3), np.uint8)).astype(bool)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(u8)
+    tall = HAND_MIN_MM * dpi / 25.4
+    return not any(stats[i, cv2.CC_STAT_HEIGHT] >= tall and stats[i, cv2.CC_STAT_AREA] >= tall
+                   for i in range(1, n))
 
 
 class _OcrBatch:
@@ -342,6 +359,8 @@ INK_AGREE = 0.65
 # reads 斑 as 班, 曰 as 日). On clean scans that is any score from 0.65; on faxes and photos, whose
 # genuine print scores higher, correspondingly more.
 INK_OUTLIER = 4.0
+# A handwritten mark at least this tall (mm) in a blank field is writing, however little ink it is.
+HAND_MIN_MM = 2.0
 
 
 class ReferencePages:
@@ -556,8 +575,10 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
             continue
         if f.kind in TICK_KINDS and not (f.compact and f.kind != Kind.BOOL):
             boxes = page_ticks.get(path) or []
-            readings[path] = _read_ticks(path, f, aligned, boxes, issued, ctx, common)
-            continue
+            # A compact yes/no issued as "no" prints ✗, not a box: that is printed text, checked below.
+            if boxes or is_blank(issued) or f.filled == Filled.HAND:
+                readings[path] = _read_ticks(path, f, aligned, boxes, issued, ctx, common)
+                continue
         # Anything filled in when issued (HAND fields may be prefilled) is printed text we know.
         if not is_blank(issued):
             expected = format_value(f, issued)
@@ -583,7 +604,7 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
             batch.add(path, crop)
             pending.append((path, f, "printed", issued, bbox, crop, ink))
             continue
-        if _ink_ratio(crop) < 0.004:
+        if _is_unwritten(crop, dpi):
             readings[path] = FieldReading(path, f.kind.value, "hand", "blank", None, "", 0.97, False, **common)
             continue
         batch.add(path, crop)

@@ -156,3 +156,19 @@ def test_seal_cut_by_its_cell_still_reads_as_a_seal():
     cv2.line(strokes, (20, 40), (30, 160), (200, 20, 30), 4)
     cv2.line(strokes, (860, 40), (870, 160), (200, 20, 30), 4)
     assert marks.seal_present(strokes, dpi=dpi, colour=True).state == marks.AMBIGUOUS
+
+
+def test_broken_thin_signature_is_never_called_absent():
+    """A 150-dpi fax leaves a pen line as short dashes: never "absent" (no person would look
+    again); a zone with a few specks of dust still is."""
+    rng = np.random.default_rng(4)
+    crop = np.full((120, 420, 3), 255, np.uint8)
+    pts = np.stack([np.linspace(100, 380, 40), 60 + 25 * np.sin(np.linspace(0, 9, 40)) + rng.normal(0, 4, 40)],
+                   axis=1).astype(np.int32)
+    cv2.polylines(crop, [pts], False, (20, 20, 60), 2)
+    crop[:, 100:380][:, (np.arange(280) // 7) % 2 == 1] = 255  # every other 7-px slice gone
+    assert marks.signature_present(crop, dpi=200).state != marks.ABSENT
+    dust = np.full((120, 420, 3), 255, np.uint8)
+    for x, y in rng.integers(10, 100, size=(6, 2)):
+        dust[y:y + 2, x * 4:x * 4 + 2] = 0
+    assert marks.signature_present(dust, dpi=200).state == marks.ABSENT

@@ -277,3 +277,22 @@ def test_small_ink_difference_is_read_and_accepted_when_ocr_reads_the_issued_val
     assert (r.status, r.needs_review, r.value, r.text) == ("match", False, "王浩然", "王浩然")
     assert "文字识别与签发值一致" in r.reason and 0.9 <= r.confidence <= 0.95
     assert len(seen) >= 1
+
+
+def test_a_lone_handwritten_digit_is_writing_and_specks_are_not():
+    """未到人数 “6” in a wide, low cell is little ink, but it is writing (never "blank"); dust
+    and the cell's own borders are not."""
+    import cv2
+    import numpy as np
+
+    cell = np.full((50, 660, 3), 255, np.uint8)
+    cv2.rectangle(cell, (0, 0), (659, 49), (0, 0, 0), 2)
+    assert scan._is_unwritten(cell, 200)
+    dusty = cell.copy()
+    for x in (80, 200, 330, 500):
+        dusty[20:22, x:x + 2] = 0
+    assert scan._is_unwritten(dusty, 200)
+    digit = cell.copy()
+    cv2.putText(digit, "6", (14, 38), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (30, 30, 70), 2)
+    assert not scan._is_unwritten(digit, 200)
+    assert scan._is_unwritten(cell[:, :, 0], 200)  # grey crops too
