@@ -218,12 +218,13 @@ def fingerprint_present(crop: np.ndarray, *, dpi: float = 200.0, colour: bool | 
     return Mark(AMBIGUOUS, ratio, 0.3, f"red mark of {diameter:.0f} mm that does not look like a fingerprint")
 
 
-def _remove_lines(ink: np.ndarray) -> np.ndarray:
-    """Drop long straight horizontal/vertical strokes: cell borders and printed underlines."""
+def _remove_lines(ink: np.ndarray, *, tall: int | None = None) -> np.ndarray:
+    """Drop long straight horizontal/vertical strokes: cell borders and printed underlines.
+    ``tall``: the shortest upright stroke taken for a border (default a third of the height)."""
     h, w = ink.shape
     u8 = ink.astype(np.uint8)
     horiz = cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((1, max(15, w // 3)), np.uint8))
-    vert = cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((max(15, h // 3), 1), np.uint8))
+    vert = cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((tall or max(15, h // 3), 1), np.uint8))
     lines = cv2.dilate(horiz | vert, np.ones((3, 3), np.uint8))
     return ink & ~lines.astype(bool)
 

@@ -286,17 +286,12 @@ def _is_unwritten(crop: np.ndarray, dpi: float) -> bool:
     inner = ink[e:h - e, e:w - e]
     if inner.size == 0:
         return True
-    inner = marks._remove_lines(inner)
-    if float(inner.mean()) >= 0.004:
+    if float(marks._remove_lines(inner).mean()) >= 0.004:
         return False
-    # Only rules that run (nearly) across the zone are borders; _remove_lines also takes the
-    # upright stroke of a lone digit in a low zone.
-    u8 = ink[e:h - e, e:w - e].astype(np.uint8)
-    ih, iw = u8.shape
-    rules = cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((1, max(15, iw // 3)), np.uint8)) \
-        | cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((max(15, int(0.8 * ih)), 1), np.uint8))
-    u8 &= ~cv2.dilate(rules, np.ones((3, 3), np.uint8)).astype(bool)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(u8)
+    # Only uprights that run (nearly) across the zone are borders: with the default, the upright
+    # stroke of a lone digit in a low zone would go too.
+    strokes = marks._remove_lines(inner, tall=max(15, int(0.8 * inner.shape[0])))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(strokes.astype(np.uint8))
     tall = HAND_MIN_MM * dpi / 25.4
     return not any(stats[i, cv2.CC_STAT_HEIGHT] >= tall and stats[i, cv2.CC_STAT_AREA] >= tall
                    for i in range(1, n))
