@@ -75,6 +75,9 @@ class Field:
     max_length: int | None = None
     mask_on_print: bool = False  # ID numbers on notices print as first 6 + last 4
     boxes: int = 0  # character boxes printed for handwriting (scan issue)
+    # A NAME that is one of the case's people (pupil, guardians): a scan reading one character or
+    # one sound off is proposed as that person (for review). Officials and witnesses are not.
+    case_person: bool = False
     help: str = ""
     # Narrow table cells: CHOICE prints only the chosen label, MULTI the chosen codes joined by ",",
     # BOOL "☑" (yes) / "✗" (no) / "☐" (blank, to tick on paper). ``read_value`` is the inverse.

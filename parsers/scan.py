@@ -855,9 +855,10 @@ def interpret_hand(f: Field, got: OcrText, ctx: ReadContext) -> tuple[Any, float
             known, how = match_name(name, ctx.people)
             if how == "exact":
                 return known, max(conf, 0.97), "read", ""
-            if how in ("pinyin", "near"):
+            if how in ("pinyin", "near") and f.case_person:
                 return known, min(conf, 0.8), "read", f"读作“{name}”，按案件人员匹配为“{known}”，请确认"
-            # Witnesses, proxies and officers need not be case people: no match is no evidence.
+            # Witnesses, proxies and officers need not be case people: no match is no evidence, and
+            # a clerk 王建军 is not the guardian 王建国 misread.
             return name, conf, "read", ""
         if k in (Kind.CHOICE, Kind.MULTI):
             from forms.spec import clean_value, read_value

@@ -121,6 +121,11 @@ def test_interpret_id_phone_names():
     assert scan.interpret_hand(f_name, OcrText("王建国", 0.8), ctx)[:3] == ("王建国", 0.97, "read")
     homophone = scan.interpret_hand(f_name, OcrText("汪建国", 0.99), ctx)
     assert homophone[0] == "王建国" and homophone[1] < ctx.threshold and "汪建国" in homophone[3]
+    # An official one character off a case person is that official, not the guardian misread.
+    f_clerk = get_spec("dropout_report").field("township_receiver")
+    clerk = scan.interpret_hand(f_clerk, OcrText("王建军", 0.95), ctx)
+    assert clerk[:3] == ("王建军", 0.95, "read") and clerk[3] == ""
+    assert scan.interpret_hand(f_name, OcrText("王建军", 0.95), ctx)[0] == "王建国"  # the recipient is a case person
     f_phone = get_spec("guardian_notice").field("guardian_phone")
     assert scan.interpret_hand(f_phone, OcrText("139 1234 5678", 0.95), ctx)[0] == "13912345678"
 

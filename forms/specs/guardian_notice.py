@@ -82,7 +82,7 @@ FIELDS = (
     F("stub_remarks", "存根备注", filled=H, max_length=100),
     # ---- 送达回证 --------------------------------------------------------------------------------
     F("receipt_number", "回证编号", filled=S),
-    F("recipient_name", "受送达人", Kind.NAME, filled=H, help="可预填监护人姓名"),
+    F("recipient_name", "受送达人", Kind.NAME, filled=H, case_person=True, help="可预填监护人姓名"),
     F("recipient_relation", "受送达人与学生关系", Kind.CHOICE, filled=H, choices=codes.RELATIONSHIPS),
     F("service_place", "送达地点", filled=H, max_length=80, help="可预填家庭住址"),
     F("service_time", "送达时间", Kind.DATETIME, filled=H),
