@@ -18,7 +18,6 @@ import argparse
 import datetime as dt
 import io
 import random
-import re
 import resource
 import statistics
 import sys
@@ -111,7 +110,7 @@ def build_documents(quick: bool, no_reference: bool = False) -> list[dict]:
 
 
 def _row_order(path: str) -> tuple:
-    m = re.match(r"(\w+)\[(\d+)\]\.(\w+)$", path)
+    m = scan._PATH_RE.match(path)  # table[i].column
     return (m.group(1), int(m.group(2)), m.group(3)) if m else (path, -1, "")
 
 
