@@ -12,7 +12,9 @@ file name ``spec.template_name(variant)``. Blocks of ``forms.layout`` become:
   ``{{ form.title }}``, ``{doc.key}`` -> ``{{ doc.key or '____' }}``; each tag is one run.
 * ``Grid``: a bordered fixed-width table (widths in mm, spans as merged cells ``w:gridSpan``);
   a ``Label`` cell holds its text, a ``Value`` cell exactly one run ``{{ f.<field> }}``. A row
-  containing a Value with ``height_mm`` gets that minimum height (signature and seal zones).
+  containing a Value with ``height_mm`` gets that minimum height (signature and seal zones). The
+  run of a field printed as character boxes (``Field.hand_boxes``) is set at ``BOX_PT``, and its
+  cell must hold the boxes on one line.
 * ``Rows``: a header row of column labels repeated on every page (``w:tblHeader``), then the
   docxtpl row loop ``{%tr for r in rows.<field> %}`` / one row of ``{{ r.<col> }}`` (number
   column ``{{ r._no }}``) / ``{%tr endfor %}``.
@@ -83,6 +85,11 @@ CELL_LINE_PT = 14.0  # exact line pitch in table cells
 GRID_ROW_MIN_MM = 7.0  # room for handwriting in a one-line cell
 ROWS_ROW_MIN_MM = 8.0
 CELL_MARGIN_MM = 1.2  # left/right padding inside cells
+# Character boxes (Field.hand_boxes) print at 小二: □ is one em wide and 0.8 em tall in Noto
+# Serif CJK, each box about 5 mm tall and 6 mm apart: a digit of ordinary handwriting (3-4.5 mm)
+# fits inside it, clear of the edges a scan must take away.
+BOX_PT = 18.0
+BOX_LINE_PT = 26.0
 FIXED_DATE = dt.datetime(2026, 1, 1, 0, 0, 0)
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -469,13 +476,16 @@ class _Builder:
 
     @staticmethod
     def _cell_text(cell, text: str, style: str, valign=WD_CELL_VERTICAL_ALIGNMENT.CENTER,
-                   scale: int | None = None) -> None:
+                   scale: int | None = None, size_pt: float | None = None) -> None:
         p = cell.paragraphs[0]
         p.style = style
         if text:
             run = p.add_run(text)
             if scale:
                 run._r.get_or_add_rPr().append(_el("w:w", w_val=scale))
+            if size_pt:
+                run.font.size = Pt(size_pt)
+                p.paragraph_format.line_spacing = Pt(BOX_LINE_PT)
         cell.vertical_alignment = valign
 
     def grid(self, block: L.Grid, content_mm: float) -> None:
@@ -495,10 +505,14 @@ class _Builder:
                 else:
                     tall = bool(cell.height_mm)
                     width = sum(widths[col:col + cell.span])
+                    f = self.spec.field(cell.field)
+                    boxed = f.hand_boxes
+                    if boxed:
+                        _check_box_room(self.spec.code, f, width)
                     self._cell_text(tc, tag(f"f.{cell.field}"), "BxCell",
                                     WD_CELL_VERTICAL_ALIGNMENT.TOP if tall
                                     else WD_CELL_VERTICAL_ALIGNMENT.CENTER,
-                                    fit_scale(self.spec.field(cell.field), width))
+                                    None if boxed else fit_scale(f, width), BOX_PT if boxed else None)
                 col += cell.span
 
     def rows(self, block: L.Rows, content_mm: float) -> None:
@@ -601,6 +615,15 @@ def fit_scale(f, width_mm: float) -> int | None:
     if need <= room:
         return None
     return max(MIN_SCALE, int(100 * room / need))
+
+
+def _check_box_room(form: str, f, width_mm: float) -> None:
+    """A field's character boxes must fit on one line of its cell (never squeezed: a person writes
+    one digit in each)."""
+    need = len(f.box_pattern()) * BOX_PT / 72 * 25.4 + 0.6
+    if need > width_mm - 2 * CELL_MARGIN_MM:
+        raise LayoutError(f"{form}: the {f.boxes} character boxes of {f.name} need {need:.0f} mm, its cell "
+                          f"gives {width_mm - 2 * CELL_MARGIN_MM:.0f} mm: widen the cell (span more columns)")
 
 
 def _fit_widths(widths: tuple[float, ...], content_mm: float) -> tuple[float, ...]:

@@ -51,6 +51,9 @@ UNTICKED = "☐"
 TICK_MARKS = "☑☒■✓✔√"
 BOX_CHARS = TICK_MARKS + "☐□"
 BLANK = "____"
+# One printed character box of a handwritten number (DOMAIN §5.6.2: 18 for an ID number, 8 for a
+# date, 11 for a mobile number), a digit written in each.
+CHAR_BOX = "□"
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,9 @@ class Field:
     max_rows: int | None = None
     max_length: int | None = None
     mask_on_print: bool = False  # ID numbers on notices print as first 6 + last 4
-    boxes: int = 0  # character boxes printed for handwriting (scan issue)
+    # Character boxes printed, when the value is blank, for a value written by hand (DOMAIN
+    # §5.6.2), one digit per box: see ``box_pattern``. Only HAND fields print them.
+    boxes: int = 0
     # A NAME that is one of the case's people (pupil, guardians): a scan reading one character or
     # one sound off is proposed as that person (for review). Officials and witnesses are not.
     case_person: bool = False
@@ -82,6 +87,22 @@ class Field:
     # Narrow table cells: CHOICE prints only the chosen label, MULTI the chosen codes joined by ",",
     # BOOL "☑" (yes) / "✗" (no) / "☐" (blank, to tick on paper). ``read_value`` is the inverse.
     compact: bool = False
+
+    @property
+    def hand_boxes(self) -> bool:
+        """Printed as character boxes when blank (a HAND field with ``boxes``)."""
+        return bool(self.boxes) and self.filled == Filled.HAND
+
+    def box_pattern(self) -> str:
+        """The printed blank of a ``hand_boxes`` field: one ``CHAR_BOX`` per digit, a date's
+        boxes grouped as □□□□年□□月□□日."""
+        if self.kind == Kind.DATE and self.boxes == 8:
+            return f"{CHAR_BOX * 4}年{CHAR_BOX * 2}月{CHAR_BOX * 2}日"
+        return CHAR_BOX * self.boxes
+
+    def box_groups(self) -> tuple[int, ...]:
+        """How the boxes group into numbers: (4, 2, 2) for a date, else one group."""
+        return tuple(len(g) for g in re.findall(f"{CHAR_BOX}+", self.box_pattern()))
 
     def choice_label(self, code: str) -> str:
         for c in self.choices:
@@ -214,6 +235,8 @@ class FormSpec:
                 for i, r in enumerate(printed, 1):
                     r["_no"] = str(i)
                 rows[f.name] = printed
+            elif f.hand_boxes and is_blank(value):
+                f_ctx[f.name] = f.box_pattern()
             else:
                 f_ctx[f.name] = format_value(f, value)
         return {"f": f_ctx, "rows": rows,
@@ -240,7 +263,9 @@ def is_blank(value: Any) -> bool:
     if value is None:
         return True
     if isinstance(value, str):
-        return not value.strip() or set(value.strip()) <= set("_＿ ")
+        t = value.strip()
+        # ____ of a blank in prose; unwritten character boxes (□□□□年□□月□□日)
+        return not t or set(t) <= set("_＿ ") or (CHAR_BOX in t and set(t) <= set(CHAR_BOX + "年月日 "))
     if isinstance(value, (list, tuple, set, dict)):
         return len(value) == 0
     return False
@@ -379,6 +404,8 @@ def read_value(f: Field, text: str) -> Any:
     """
     text = (text or "").strip()
     k = f.kind
+    if f.hand_boxes and CHAR_BOX in text:
+        text = without_box_pattern(f, text)
     if f.compact and k in (Kind.CHOICE, Kind.MULTI, Kind.BOOL):
         return _read_compact(f, text)
     if k in (Kind.CHOICE, Kind.MULTI, Kind.BOOL):
@@ -401,6 +428,20 @@ def read_value(f: Field, text: str) -> Any:
     if k == Kind.ID_NUMBER and "*" in text:
         return text  # masked on print: compared, never cleaned
     return re.sub(r"\s+", "" if k != Kind.TEXT else " ", text)
+
+
+def without_box_pattern(f: Field, text: str) -> str:
+    """``text`` less the printed blank of ``f`` (its character boxes and 年月日), when all of it is
+    there in order: a value typed over the boxes in a PDF editor is extracted interleaved with them
+    ("□202□5-0□9-26□年□□月□□日" -> "2025-09-26"). Otherwise ``text`` unchanged."""
+    pattern = f.box_pattern()
+    keep, i = [], 0
+    for ch in text:
+        if i < len(pattern) and ch == pattern[i]:
+            i += 1
+        else:
+            keep.append(ch)
+    return "".join(keep).strip() if i == len(pattern) else text
 
 
 COMPACT_NO = "✗"

@@ -601,3 +601,46 @@ def test_samples_are_fresh_copies():
     b = copy.deepcopy(a)
     a["pupils"][0]["name"] = "改动"
     assert sample_input("handover", pupils=6) == b
+
+
+# ---- character boxes for handwritten numbers (DOMAIN §5.6.2) ----------------------------------------
+
+def test_hand_dates_and_phones_print_as_character_boxes_when_blank():
+    spec = get_spec("guardian_notice")
+    f = spec.field("recipient_signed_on")
+    assert f.hand_boxes and f.box_pattern() == "□□□□年□□月□□日" and f.box_groups() == (4, 2, 2)
+    phone = get_spec("referral_letter").field("reply_phone")
+    assert phone.box_pattern() == "□" * 11 and phone.box_groups() == (11,)
+    # INPUT fields with ``boxes`` are typed before printing: never boxes
+    assert not spec.field("issue_date").hand_boxes
+    data = sample_input("guardian_notice", "xianqi", hand=False)
+    ctx = spec.context(spec.validate(data, spec.variant("xianqi")), spec.variant("xianqi"))
+    assert ctx["f"]["recipient_signed_on"] == "□□□□年□□月□□日"
+    assert ctx["f"]["stub_service_date"] == "□□□□年□□月□□日"
+    assert ctx["f"]["issue_date"] == "2025年9月26日"
+    assert ctx["f"]["recipient_name"] == ""  # a name is written freely, not in boxes
+    # a date already known when printed prints as a date
+    filled = dict(data, recipient_signed_on="2025-09-28", service_time="2025-09-28 10:00",
+                  service_method="direct", recipient_name=data["guardian_name"])
+    ctx = spec.context(spec.validate(filled, spec.variant("xianqi")), spec.variant("xianqi"))
+    assert ctx["f"]["recipient_signed_on"] == "2025年9月28日"
+
+
+def test_unwritten_boxes_read_back_blank_and_typed_values_are_taken_from_among_them():
+    from forms.spec import is_blank, without_box_pattern
+
+    f = get_spec("dropout_report").field("township_received_on")
+    assert is_blank("□□□□年□□月□□日") and is_blank(" □□□□□□□□□□□ ")
+    assert not is_blank("2025年□□月□□日") and not is_blank("年月日")
+    assert read_value(f, "□□□□年□□月□□日") is None
+    # a value typed over the boxes in a PDF editor comes out interleaved with them
+    assert read_value(f, "□202□5-0□9-26□年□□月□□日") == "2025-09-26"
+    assert clean_value(f, read_value(f, "□202□5-0□9-26□年□□月□□日"), required=False, errors={},
+                       path=f.name) == dt.date(2025, 9, 26)
+    # digits typed into the boxes of the DOCX (the boxes replaced)
+    typed = read_value(f, "2025年09月26日")
+    assert clean_value(f, typed, required=False, errors={}, path=f.name) == dt.date(2025, 9, 26)
+    # half the boxes left: the printed blank is not all there, the text is kept and fails as a date
+    assert without_box_pattern(f, "2025年□□月□□日") == "2025年□□月□□日"
+    with pytest.raises(ValueError):
+        clean_value(f, read_value(f, "2025年□□月□□日"), required=False, errors={}, path=f.name)

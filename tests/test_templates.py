@@ -218,3 +218,26 @@ def test_unknown_layout_elements_are_refused():
                     (L.Part("main", "X", blocks=(L.Para("{a}", style="fancy"),)),))
     with pytest.raises(bt.LayoutError, match="style"):
         bt.build_template(bt.template_jobs([spec])[0])
+
+
+def test_character_boxes_print_large_in_a_cell_wide_enough():
+    """Blank HAND dates/phones print as □ boxes at BOX_PT (a digit written in each); a layout whose
+    cell cannot hold them on one line is refused with the field named."""
+    job = next(j for j in JOBS if j.name == "guardian_notice.docx")
+    d = _doc(job)
+    sizes = {}
+    for t in d.tables:
+        for row in t.rows:
+            for cell in row.cells:
+                for p in cell.paragraphs:
+                    for r in p.runs:
+                        if r.text.startswith("{{ f.") and r.font.size is not None:
+                            sizes[r.text] = r.font.size.pt
+    assert sizes == {bt.tag("f.stub_service_date"): bt.BOX_PT, bt.tag("f.recipient_signed_on"): bt.BOX_PT}
+
+    from forms.spec import Field, Filled, Kind
+
+    narrow = Field("x_on", "日期", Kind.DATE, filled=Filled.HAND, boxes=8)
+    with pytest.raises(bt.LayoutError, match="x_on"):
+        bt._check_box_room("demo", narrow, 30)
+    bt._check_box_room("demo", narrow, 82)

@@ -100,8 +100,8 @@ LAYOUT = (
             row(lv("suggested_partners", 5)),
             row(lv("teacher_signature", 1, 12), lv("filler_name"), lv("principal_signature", 1, 12)),
             row(Label("学校公章"), Value("school_seal", span=5, height_mm=28)),
-            row(lv("township_receiver", 3), lv("township_received_on")),
-            row(lv("education_receiver", 3), lv("education_received_on")),
+            row(lv("township_receiver"), lv("township_received_on", 3)),
+            row(lv("education_receiver"), lv("education_received_on", 3)),
         ), widths=W6),
     )),
 )

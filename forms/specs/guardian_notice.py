@@ -166,7 +166,8 @@ def _stub() -> Part:
             row(lv("handler_name"), lv("handler_signature", 3, 12)),
             row(lv("approver_name"), lv("approver_signature", 3, 12)),
             row(lv("stub_service_method", 5, label="送达方式")),
-            row(lv("stub_service_date", label="送达日期"), lv("stub_remarks", 3, label="备注")),
+            row(lv("stub_service_date", 5, label="送达日期")),
+            row(lv("stub_remarks", 5, label="备注")),
         ), widths=W6),
     ))
 
@@ -224,7 +225,8 @@ def _receipt() -> Part:
             row(lv("service_place", 5)),
             row(lv("service_time", 5)),
             row(lv("service_method", 5)),
-            row(lv("recipient_signature", 3, 15), lv("recipient_signed_on")),
+            row(lv("recipient_signature", 5, 15)),
+            row(lv("recipient_signed_on", 5)),
             row(lv("proxy_name"), lv("proxy_relation", 3)),
             row(lv("proxy_reason", 3), lv("proxy_signature", 1, 15)),
             row(lv("refusal_reason", 5, 12)),
