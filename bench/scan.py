@@ -66,7 +66,7 @@ def build_documents(quick: bool, no_reference: bool = False) -> list[dict]:
                                people=tuple(v for k, v in issued.items() if k.endswith("_name") and isinstance(v, str)),
                                issued_on=issued_on, today=dt.date.today(),
                                reference=None if no_reference else scan.ReferencePages(pdf))
-        pages, fill_at, arrived = [], {}, [0, 0]
+        pages, fill_at, arrived, in_boxes = [], {}, [0, 0], []
         for no, pg in enumerate(geo["pages"], 1):
             paths = set(pg["fields"])
             hand, tick, sigs, seals = {}, {}, [], []
@@ -97,16 +97,36 @@ def build_documents(quick: bool, no_reference: bool = False) -> list[dict]:
             if "stub_service_date" in paths:
                 hand["stub_service_date"] = _date_text(issued_on + dt.timedelta(days=2), rng.randint(0, 2))
                 tick["stub_service_method"] = [0]
-            def write(dpi, no=no, pg=pg, hand=hand, tick=tick, sigs=sigs, seals=seals, pdf=pdf, ticks=ticks):
-                return mk.fill(mk.rasterise(pdf, no, dpi), pg, dpi, hand=hand, ticks=tick,
+            # Dates and phone numbers with printed character boxes are written one digit per box.
+            boxed = {p: _box_digits(spec.field(p), hand[p], rng) for p in hand
+                     if "[" not in p and spec.field(p).hand_boxes
+                     and len(ticks.get(no, {}).get(p, [])) == spec.field(p).boxes}
+            free = {p: t for p, t in hand.items() if p not in boxed}
+            in_boxes += [spec.field(p).kind.value for p in boxed]
+
+            def write(dpi, no=no, pg=pg, free=free, boxed=boxed, tick=tick, sigs=sigs, seals=seals, pdf=pdf,
+                      ticks=ticks):
+                return mk.fill(mk.rasterise(pdf, no, dpi), pg, dpi, hand=free, boxed=boxed, ticks=tick,
                                tick_boxes=ticks.get(no, {}), signatures=sigs, seals=seals, seed=no)
 
             px = write(200)
             fill_at[no] = write
             truth = _truth(spec, pg, issued, hand, tick, sigs, seals, ctx)
             pages.append((no, px, truth))
-        docs.append({"doc_id": doc_id, "pdf": pdf, "geo": geo, "ctx": ctx, "pages": pages, "fill_at": fill_at})
+        docs.append({"doc_id": doc_id, "pdf": pdf, "geo": geo, "ctx": ctx, "pages": pages, "fill_at": fill_at,
+                     "in_boxes": in_boxes})
     return docs
+
+
+def _box_digits(f, text: str, rng: random.Random) -> str:
+    """What a person writes in ``f``'s character boxes for ``text``: a date as YYYYMMDD, a month or
+    day below 10 sometimes as one digit in the second box; a phone number as it is."""
+    if f.kind.value != "date":
+        return text
+    d = scan.parse_hand_date(text)
+    month = f"{d.month:02d}" if d.month >= 10 or rng.random() < 0.6 else f" {d.month}"
+    day = f"{d.day:02d}" if d.day >= 10 or rng.random() < 0.6 else f" {d.day}"
+    return f"{d.year}{month}{day}"
 
 
 def _row_order(path: str) -> tuple:
@@ -270,7 +290,12 @@ def run_page(page: PageImage, truth: dict, ctx, engine, fallback, tally: Tally, 
         else:
             ok = value == want
         tally.add(group, ok, r.needs_review)
+        if not ok and SHOW_MISSES:
+            print(f"  miss {page.label} {path} [{group}] want={want!r} got={value!r} status={r.status} "
+                  f"review={r.needs_review} text={r.text!r} {r.reason}", flush=True)
 
+
+SHOW_MISSES = False  # --misses: print every field read wrong (and whether it went to review)
 
 TAMPER = {"student_name": "杰", "guardian_name": "民", "guardian_phone": "9", "doc_number": "3"}
 
@@ -334,6 +359,69 @@ def run_tampered(docs, degs, engine, fallback, rng: random.Random) -> dict[tuple
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
+def run_boxes(docs, degs, engine, fallback, rng: random.Random, n_pages: int) -> dict[str, list[int]]:
+    """More handwriting in character boxes than the labelled set holds: ``n_pages`` pages per
+    degradation, each with every boxed field of one of the pages that print them filled with a
+    fresh date (plausible for the document) or phone number. Per degradation: [fields, exact, sent to
+    review, wrong NOT sent to review, review other than the confirmation every 送达 date and phone
+    number gets]."""
+    targets = []
+    for d in docs:
+        spec = d["ctx"].spec
+        ticks = d["ctx"].tick_boxes
+        for no, pg in enumerate(d["geo"]["pages"], 1):
+            paths = [p for p in pg["fields"] if "[" not in p and spec.field(p).hand_boxes
+                     and len(ticks.get(no, {}).get(p, [])) == spec.field(p).boxes]
+            if paths:
+                targets.append((d, no, paths))
+    rasters: dict[tuple[str, int, int], np.ndarray] = {}
+
+    def raster(d, no, dpi):
+        key = (d["doc_id"], no, dpi)
+        if key not in rasters:
+            rasters[key] = mk.rasterise(d["pdf"], no, dpi)
+        return rasters[key]
+
+    out: dict[str, list[int]] = {}
+    for deg in degs:
+        if deg == "upside_down":
+            continue
+        tally = out.setdefault(deg, [0, 0, 0, 0, 0])
+        for i in range(n_pages):
+            d, no, paths = targets[i % len(targets)]
+            ctx, pg = d["ctx"], d["geo"]["pages"][no - 1]
+            want, boxed = {}, {}
+            for p in paths:
+                f = ctx.spec.field(p)
+                if f.kind.value == "date":
+                    day = ctx.issued_on + dt.timedelta(days=rng.randint(1, 60))
+                    want[p], boxed[p] = day.isoformat(), _box_digits(f, f"{day:%Y%m%d}", rng)
+                else:
+                    want[p] = boxed[p] = f"1{rng.choice('3578')}{rng.randint(0, 999_999_999):09d}"
+
+            def fill(dpi, d=d, no=no, pg=pg, boxed=boxed, i=i, cells=ctx.tick_boxes.get(no, {})):
+                return mk.fill(raster(d, no, dpi), pg, dpi, boxed=boxed, tick_boxes=cells, seed=1000 + i)
+
+            data, _ext = degrade(fill(200), deg, rng, lambda fill=fill: fill(300))
+            page = load_pages(data, filename=f"{d['doc_id']}-{no}-{deg}-boxes{i}")[0]
+            ident = scan.identify_page(page, secret=SECRET, engine=engine)
+            got = scan.read_page(page, ident, ctx, engine=engine, fallback=fallback).readings \
+                if ident.status == "identified" else {}
+            for p in paths:
+                r = got.get(p)
+                ok = r is not None and r.value == want[p]
+                review = r is None or r.needs_review
+                tally[0] += 1
+                tally[1] += ok
+                tally[2] += review
+                tally[3] += (not ok) and not review
+                tally[4] += r is None or (r.needs_review and not r.confirm)
+                if not ok and SHOW_MISSES:
+                    print(f"  miss boxes {page.label} {p} want={want[p]!r} got={None if r is None else r.value!r} "
+                          f"review={review} {'' if r is None else r.reason}", flush=True)
+    return out
+
+
 def baselines(pages: list[np.ndarray]) -> dict[str, float]:
     out = {}
     for name in ("rapidocr", "tesseract"):
@@ -354,11 +442,20 @@ def main(argv=None) -> None:
     ap.add_argument("--no-reference", action="store_true",
                     help="OCR every printed value (no ink comparison with the issued PDF): the old path")
     ap.add_argument("--only", default="", help="comma-separated degradations to run (default: all)")
+    ap.add_argument("--misses", action="store_true", help="print every field read wrong")
+    ap.add_argument("--boxes", type=int, default=24, metavar="N",
+                    help="pages per degradation of extra handwriting in character boxes (0: none)")
+    ap.add_argument("--boxes-only", action="store_true", help="only the character-box run")
     args = ap.parse_args(argv)
+    global SHOW_MISSES
+    SHOW_MISSES = args.misses
     t_build = time.perf_counter()
     docs = build_documents(args.quick, args.no_reference)
     print(f"labelled set: {len(docs)} documents, {sum(len(d['pages']) for d in docs)} pages "
           f"(built in {time.perf_counter() - t_build:.0f} s)")
+    boxed = [k for d in docs for k in d["in_boxes"]]
+    print(f"written one digit per printed character box: {boxed.count('date')} handwritten dates, "
+          f"{boxed.count('phone')} phone numbers (the rest of the handwriting is written freely in its cell)")
     engine, fallback = get_engine("rapidocr"), get_engine("tesseract")
     degs = DEGRADATIONS if not args.quick else ("dpi200", "fax150", "phone", "upside_down")
     if args.only:
@@ -366,6 +463,10 @@ def main(argv=None) -> None:
         if unknown:
             ap.error(f"unknown degradation(s) {sorted(unknown)}; choose from {', '.join(DEGRADATIONS)}")
         degs = tuple(args.only.split(","))
+    boxes = run_boxes(docs, degs, engine, fallback, random.Random(17), args.boxes) if args.boxes else {}
+    if args.boxes_only:
+        _print_boxes(boxes)
+        return
     rng = random.Random(11)
     results: dict[str, Tally] = {}
     base_pages = []
@@ -418,6 +519,7 @@ def main(argv=None) -> None:
           "accuracy of OCR on the printed values that were recognised")
     for (deg, kind), (caught, n) in tampered.items():
         print(f"forged printed value, {kind} ({deg}): {caught}/{n} sent to review as a mismatch")
+    _print_boxes(boxes)
     print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if not args.no_baseline and base_pages:
         b = baselines(base_pages)
@@ -425,6 +527,13 @@ def main(argv=None) -> None:
         print(f"baselines on {len(base_pages)} of the same 200 dpi pages (median s/page): full-page RapidOCR "
               f"{b['rapidocr']:.2f}, full-page Tesseract {b['tesseract']:.2f}; pipeline {ours:.2f} "
               f"({b['rapidocr'] / ours:.1f}x faster than full-page RapidOCR)")
+
+
+def _print_boxes(boxes: dict[str, list[int]]) -> None:
+    for deg, (n, ok, review, silent, other) in boxes.items():
+        print(f"handwriting in character boxes ({deg}): {ok}/{n} exact ({100 * ok / max(n, 1):.1f}%), "
+              f"{silent} wrong NOT sent to review, {other} sent to review for more than the confirmation "
+              f"every 送达 date and phone number gets ({review} in review in all)")
 
 
 if __name__ == "__main__":

@@ -102,7 +102,10 @@ def test_handwriting_validation_moves_confidence():
     ident = scan.identify_page(page, secret=SECRET)
     ok = scan.read_page(page, ident, _ctx(), engine=_fake("2025年9月29日10时30分", 0.95)).readings
     assert ok["service_time"].value == "2025-09-29T10:30:00" and ok["service_time"].confirm
-    assert ok["recipient_signed_on"].value == "2025-09-29" and not ok["recipient_signed_on"].needs_review
+    # the 签收日期 is the service date (DOMAIN §5.6 3(b)): read, and always confirmed by a person
+    signed = ok["recipient_signed_on"]
+    assert (signed.value, signed.status, signed.confirm, signed.needs_review) == ("2025-09-29", "read", True, True)
+    assert signed.reason == "送达日期须人工确认"
     early = scan.read_page(page, ident, _ctx(), engine=_fake("2025年9月20日", 0.99)).readings
     r = early["recipient_signed_on"]
     assert (r.status, r.needs_review) == ("invalid", True) and "早于发文日期" in r.reason and r.confidence <= 0.4

@@ -233,9 +233,9 @@ def test_real_engines_end_to_end(client, notice, services, app_session):
     assert fields["recipient_signed_on"]["value"] == "2025-09-29"
     assert fields["doc_number"]["status"] == "match"
     items = client.get("/api/v1/review", headers=H).json["items"]
-    # Only what DOMAIN §5.6 3(b) makes a person confirm: signatures, service time and method.
-    assert sorted(it["field_path"] for it in items) == ["recipient_signature", "server_signature_1",
-                                                        "service_method", "service_time"]
+    # Only what DOMAIN §5.6 3(b) makes a person confirm: signatures, service date, time and method.
+    assert sorted(it["field_path"] for it in items) == ["recipient_signature", "recipient_signed_on",
+                                                        "server_signature_1", "service_method", "service_time"]
     for it in items:
         client.post(f"/api/v1/review/{it['id']}", json={"action": "accept"}, headers=H)
     app_session.expire_all()

@@ -82,9 +82,12 @@ def _font(px: float) -> ImageFont.FreeTypeFont:
 def fill(pixels: np.ndarray, page_geo: Mapping, dpi: float, *, hand: Mapping[str, str] = (),
          ticks: Mapping[str, Sequence[int]] = (), tick_boxes: Mapping[str, Sequence] = (),
          signatures: Sequence[str] = (), seals: Sequence[str] = (), fingerprints: Sequence[str] = (),
-         faint_ticks: Mapping[str, Sequence[int]] = (), seed: int = 0) -> np.ndarray:
+         faint_ticks: Mapping[str, Sequence[int]] = (), boxed: Mapping[str, str] = (),
+         seed: int = 0) -> np.ndarray:
     """Write on a rasterised page: ``hand`` texts in UKai into field boxes, ticks into the k-th
-    printed box of a field, scribbles into signature zones, red seals and fingerprints."""
+    printed box of a field, ``boxed`` digits one per printed character box (a space leaves a box
+    empty; each digit 3.2-4.4 mm tall, a little off centre), scribbles into signature
+    zones, red seals and fingerprints."""
     rng = np.random.default_rng(seed)
     s = dpi / 72.0
     img = Image.fromarray(pixels.copy())
@@ -98,6 +101,17 @@ def fill(pixels: np.ndarray, page_geo: Mapping, dpi: float, *, hand: Mapping[str
     for path, which in dict(ticks).items():
         for k in which:
             _tick(d, tick_boxes[path][k], s, ink, width=max(2, int(0.9 * s)))
+    for path, digits in dict(boxed).items():
+        cells = tick_boxes[path]
+        assert len(digits) == len(cells), (path, digits, len(cells))
+        for ch, (x0, y0, x1, y1) in zip(digits, cells, strict=True):
+            if ch == " ":
+                continue
+            # ordinary handwriting: digits 3.2-4.4 mm tall (UKai's stand about 0.7 em high)
+            size = rng.uniform(4.6, 6.3) * 72 / 25.4 * s
+            cx = (x0 + x1) / 2 * s + rng.normal(0, 0.08) * (x1 - x0) * s
+            cy = (y0 + y1) / 2 * s + rng.normal(0, 0.08) * (y1 - y0) * s
+            d.text((cx, cy), ch, font=_font(size), fill=ink, anchor="mm")
     for path, which in dict(faint_ticks).items():
         for k in which:
             bx = tick_boxes[path][k]

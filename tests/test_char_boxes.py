@@ -1,0 +1,185 @@
+"""Handwritten numbers in printed character boxes (DOMAIN §5.6.2), read back from scans: a 送达回证
+rendered for real (LibreOffice) prints 签收日期 as □□□□年□□月□□日; digits are written one per box
+on its raster, and the pipeline finds which boxes hold writing, reads the digits off the boxes
+with the printed ink taken away, checks each digit read alone against the line, and validates."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import numpy as np
+import pytest
+
+from cases.models import from_json
+from forms.registry import get_spec
+from parsers import scan
+from parsers.images import load_pages
+from parsers.ocr import FakeOcrEngine, OcrText
+from tests.samples.scans import make_scans as mk
+
+RECEIPT = 5  # 送达回证 page of a 限期返校通知书
+STUB = 1
+
+
+@lru_cache(maxsize=1)
+def _issued():
+    pdf, geo, issued_json = mk.issue("guardian_notice", "xianqi", doc_id="BOXREAD00001",
+                                     overrides=mk.NOTICE_DATA_OVERRIDES)
+    spec = get_spec("guardian_notice")
+    ticks = scan.tick_boxes_from_pdf(pdf, geo)
+    ctx = scan.ReadContext(spec, spec.variant("xianqi"), geo, from_json(spec, issued_json), ticks,
+                           issued_on=dt.date(2025, 9, 26), today=dt.date(2026, 1, 1),
+                           reference=scan.ReferencePages(pdf))
+    return pdf, geo, ticks, ctx
+
+
+def _written(page_no: int, boxed: dict[str, str], *, skew: float = 0.8):
+    pdf, geo, ticks, _ctx = _issued()
+    px = mk.fill(mk.rasterise(pdf, page_no, 200), geo["pages"][page_no - 1], 200, boxed=boxed,
+                 tick_boxes=ticks.get(page_no, {}), seed=page_no)
+    data = mk.encode(mk.rotate(px, skew), "PNG", 200)
+    return load_pages(data, filename=f"boxes-{page_no}.png")[0]
+
+
+def _read(page, engine, fallback=None):
+    _pdf, _geo, _ticks, ctx = _issued()
+    identity = scan.identify_page(page, secret=mk.SECRET)
+    assert identity.status == "identified"
+    return scan.read_page(page, identity, ctx, engine=engine, fallback=fallback)
+
+
+def _by_line(line: str, singles: dict[int, str] | None = None, conf: float = 0.97):
+    """A fake recogniser: the composed line (the widest crop) reads ``line``; the k-th digit read
+    alone reads ``singles[k]`` or that digit of ``line``; any other crop reads nothing."""
+    seen = {"k": 0}
+
+    def answer(crop: np.ndarray) -> OcrText:
+        if crop.shape[1] > 3 * crop.shape[0]:
+            seen["k"] = 0
+            return OcrText(line, conf)
+        k = seen["k"]
+        seen["k"] += 1
+        digits = [c for c in line if c.isdigit()]
+        return OcrText((singles or {}).get(k, digits[k] if k < len(digits) else ""), conf)
+
+    return FakeOcrEngine(func=answer)
+
+
+def test_the_printed_boxes_are_located_for_every_boxed_field():
+    _pdf, geo, ticks, _ctx = _issued()
+    for page_no, path in ((RECEIPT, "recipient_signed_on"), (STUB, "stub_service_date")):
+        cells = ticks[page_no][path]
+        assert len(cells) == 8
+        widths = [c[2] - c[0] for c in cells]
+        assert all(abs(w - widths[0]) < 0.5 for w in widths) and 12 <= widths[0] <= 15  # 14 pt, one em
+        assert [c[0] for c in cells] == sorted(c[0] for c in cells)
+
+
+def test_which_boxes_hold_writing():
+    pdf, geo, ticks, ctx = _issued()
+    page = _written(STUB, {"stub_service_date": "2025 928"})
+    identity = scan.identify_page(page, secret=mk.SECRET)
+    from parsers.align import TemplatePage, align
+
+    aligned = align(page, TemplatePage.from_mapping(geo["pages"][STUB - 1]), qr=identity.qr)
+    bbox = tuple(geo["pages"][STUB - 1]["fields"]["stub_service_date"]["bbox"])
+    bw = scan.box_writing(aligned, ticks[STUB]["stub_service_date"], bbox, dpi=aligned.dpi,
+                          reference=ctx.reference, page_no=STUB)
+    assert bw.inked == (True, True, True, True, False, True, True, True)
+    assert len(bw.digits) == 7 and bw.line is not None
+    # the composed line holds the writing only: no box edges, so no long straight strokes
+    ink = bw.line[:, :, 0] < 128
+    assert ink.any() and ink.any(axis=1).sum() < 0.9 * ink.shape[0]
+    # without the issued PDF the outlines are drawn from the box positions: same answer
+    bare = scan.box_writing(aligned, ticks[STUB]["stub_service_date"], bbox, dpi=aligned.dpi)
+    assert bare.inked == bw.inked
+
+
+def test_unwritten_boxes_are_blank_not_review():
+    page = _written(STUB, {})
+    r = _read(page, _by_line("")).readings["stub_service_date"]
+    assert (r.status, r.value, r.needs_review) == ("blank", None, False)
+
+
+def test_boxed_date_read_and_validated_with_a_fake_recogniser():
+    page = _written(RECEIPT, {"recipient_signed_on": "20251003"})
+    r = _read(page, _by_line("2025 1003")).readings["recipient_signed_on"]
+    assert (r.origin, r.status, r.value, r.text) == ("hand", "read", "2025-10-03", "2025年10月03日")
+    # read, and as the service date always confirmed by a person (DOMAIN §5.6 3(b))
+    assert r.confirm and r.needs_review and r.reason == "送达日期须人工确认"
+    # a digit read alone as another digit: the value is a person's to confirm
+    r = _read(page, _by_line("20251003", singles={5: "6"})).readings["recipient_signed_on"]
+    assert r.value == "2025-10-03" and r.needs_review and "第6个数字" in r.reason
+    # one digit fewer than written boxes: never guessed
+    r = _read(page, _by_line("2025103")).readings["recipient_signed_on"]
+    assert (r.status, r.value, r.needs_review) == ("invalid", None, True)
+    assert "8个格子有笔迹" in r.reason
+    # a plausible-looking date before the notice was issued fails validation
+    r = _read(page, _by_line("20250903")).readings["recipient_signed_on"]
+    assert r.status == "invalid" and r.needs_review and "早于发文日期" in r.reason
+
+
+def test_boxed_text_rules():
+    f = get_spec("guardian_notice").field("recipient_signed_on")
+    full = (True,) * 8
+    assert scan.boxed_text(f, full, "20251003") == ("2025年10月03日", "")
+    one_digit_month = (True, True, True, True, False, True, True, True)
+    assert scan.boxed_text(f, one_digit_month, "2025928") == ("2025年09月28日", "")
+    gap_in_year = (True, True, False, True, True, True, True, True)
+    assert scan.boxed_text(f, gap_in_year, "2251003") == (None, "有1个格子没有写")
+    assert scan.boxed_text(f, full, "2025100")[0] is None
+    phone = get_spec("referral_letter").field("reply_phone")
+    assert scan.boxed_text(phone, (True,) * 11, "13912345678") == ("13912345678", "")
+    assert scan.boxed_text(phone, (True,) * 10 + (False,), "1391234567")[1] == "有1个格子没有写"
+    alone = ("()", "Q", "7", "?", "12", "", "0.")
+    assert [scan.single_digit(t) for t in alone] == ["0", "0", "7", "2", None, None, "0"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("written,want", [("20251003", "2025-10-03"), ("2025 928", "2025-09-28")])
+def test_boxed_date_read_by_the_real_engines(written, want):
+    from parsers.ocr import get_engine
+
+    page = _written(RECEIPT, {"recipient_signed_on": written})
+    r = _read(page, get_engine("rapidocr"), get_engine("tesseract")).readings["recipient_signed_on"]
+    # read right, or sent to a person: never a wrong value taken as read
+    assert r.value == want or r.needs_review
+    assert r.value == want
+
+
+def test_a_boxed_phone_number_is_read_but_always_confirmed():
+    """No check digit: a misread digit would pass every check, so a person confirms the number."""
+    _pdf, _geo, _ticks, ctx = _issued()
+    f = get_spec("referral_letter").field("reply_phone")
+    blank = np.full((40, 30, 3), 255, np.uint8)
+    bw = scan.BoxWriting((True,) * 11, np.full((40, 300, 3), 255, np.uint8), (blank,) * 11)
+    common = {"page_no": 3}
+    singles = [OcrText(c, 0.99) for c in "13912345678"]
+    r = scan._read_boxed("reply_phone", f, OcrText("13912345678", 0.98), bw, singles, None, ctx, common)
+    assert (r.status, r.value, r.confirm, r.needs_review) == ("read", "13912345678", True, True)
+    assert "没有校验位" in r.reason
+    # a box left empty in a phone number is never filled in by guessing
+    bw = scan.BoxWriting((True,) * 10 + (False,), bw.line, (blank,) * 10)
+    r = scan._read_boxed("reply_phone", f, OcrText("1391234567", 0.98), bw, singles[:10], None, ctx, common)
+    assert (r.status, r.value, r.needs_review) == ("invalid", None, True) and r.reason == "有1个格子没有写"
+
+
+def test_a_boxed_id_number_is_checked_by_its_check_digit():
+    """18 boxes (DOMAIN §5.6.2): the last may hold X; the check digit decides, never the reading."""
+    from forms.spec import Field, Filled, Kind
+    from forms.validators import synthetic_id_number
+
+    _pdf, _geo, _ticks, ctx = _issued()
+    f = Field("proxy_id_number", "代收人身份证号", Kind.ID_NUMBER, filled=Filled.HAND, boxes=18)
+    assert f.box_pattern() == "□" * 18 and f.box_groups() == (18,)
+    good = synthetic_id_number("410781", dt.date(2011, 3, 14), 3)
+    blank = np.full((40, 30, 3), 255, np.uint8)
+    bw = scan.BoxWriting((True,) * 18, np.full((40, 500, 3), 255, np.uint8), (blank,) * 18)
+    singles = [OcrText(c, 0.99) for c in good]
+    r = scan._read_boxed(f.name, f, OcrText(good, 0.95), bw, singles, None, ctx, {})
+    assert (r.status, r.value, r.needs_review) == ("read", good, False)
+    assert r.text == good[:6] + "*" * 8 + good[-4:]  # never a full ID number in a reading's text
+    wrong = good[:10] + str((int(good[10]) + 1) % 10) + good[11:]
+    r = scan._read_boxed(f.name, f, OcrText(wrong, 0.99), bw, [OcrText(c, 0.99) for c in wrong], None, ctx, {})
+    assert (r.status, r.value, r.needs_review) == ("invalid", None, True) and wrong not in r.reason
