@@ -564,7 +564,9 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
     readings: dict[str, FieldReading] = {}
     crops: dict[str, np.ndarray] = {}
     batch = _OcrBatch(engine)
-    pending: list[tuple[str, Field, str, Any, BBox, np.ndarray, InkComparison | None]] = []
+    # (path, field, origin, issued, bbox, crop, how it got here: the InkComparison of a printed
+    # value, the BoxWriting of boxed handwriting, else None)
+    pending: list[tuple[str, Field, str, Any, BBox, np.ndarray, InkComparison | BoxWriting | None]] = []
     ink_scores: list[float] = []
     page_ticks = ctx.tick_boxes.get(identity.page_no) or ctx.tick_boxes.get(str(identity.page_no)) or {}
 
@@ -627,7 +629,7 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
             batch.add(path, bw.line)
             for k, digit in enumerate(bw.digits):
                 batch.add(f"{path}#{k}", digit)
-            pending.append((path, f, "boxes", bw, bbox, bw.line, None))
+            pending.append((path, f, "boxes", issued, bbox, bw.line, bw))
             continue
         if _is_unwritten(crop, dpi):
             readings[path] = FieldReading(path, f.kind.value, "hand", "blank", None, "", 0.97, False, **common)
@@ -639,17 +641,17 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
     # How much genuine print differs from the issued PDF on this page (scan quality): a field far
     # beyond it has changed ink even if OCR reads the issued text (斑 read as 班).
     strong_from = max(INK_AGREE, INK_OUTLIER * float(np.median(ink_scores))) if len(ink_scores) >= 3 else None
-    for path, f, origin, issued, bbox, crop, ink in pending:
+    for path, f, origin, issued, bbox, crop, aux in pending:
         common = {"page_no": identity.page_no, "bbox_pt": bbox, "bbox_px": aligned.box_px(bbox),
                   "issued": _jsonable(issued)}
         got = texts.get(path, OcrText("", 0.0))
         if origin == "printed":
+            ink = aux if isinstance(aux, InkComparison) else None
             strong = ink is not None and strong_from is not None and ink.score >= strong_from
             readings[path] = _check_printed(path, f, issued, got, crop, fallback, common, ink=ink, strong=strong)
-        elif origin == "boxes":  # ``issued`` holds the BoxWriting (the issued value is blank)
-            common["issued"] = None
-            singles = [texts.get(f"{path}#{k}", OcrText("", 0.0)) for k in range(len(issued.digits))]
-            readings[path] = _read_boxed(path, f, got, issued, singles, fallback, ctx, common)
+        elif isinstance(aux, BoxWriting):
+            singles = [texts.get(f"{path}#{k}", OcrText("", 0.0)) for k in range(len(aux.digits))]
+            readings[path] = _read_boxed(path, f, got, aux, singles, fallback, ctx, common)
         else:
             readings[path] = _read_hand(path, f, got, crop, fallback, ctx, common)
     return PageReading(identity, geo.get("part"), readings, crops, aligned.method, aligned.residual_px,
@@ -1083,7 +1085,8 @@ def boxed_text(f: Field, inked: Sequence[bool], digits: str) -> tuple[str | None
     second box of its pair; every other box must hold one digit."""
     n = sum(inked)
     if len(digits) != n:
-        return None, f"{n}个格子有笔迹，却识别出{len(digits)}个数字（“{digits}”）"
+        shown = v.mask_id(digits) if f.kind == Kind.ID_NUMBER else digits
+        return None, f"{n}个格子有笔迹，却识别出{len(digits)}个数字（“{shown}”）"
     it = iter(digits)
     per_box = [next(it) if on else "" for on in inked]
     groups, pos, missing = [], 0, 0

@@ -183,3 +183,7 @@ def test_a_boxed_id_number_is_checked_by_its_check_digit():
     wrong = good[:10] + str((int(good[10]) + 1) % 10) + good[11:]
     r = scan._read_boxed(f.name, f, OcrText(wrong, 0.99), bw, [OcrText(c, 0.99) for c in wrong], None, ctx, {})
     assert (r.status, r.value, r.needs_review) == ("invalid", None, True) and wrong not in r.reason
+    # a digit too few: the reason shows what was read, masked
+    short = good[:-1]
+    r = scan._read_boxed(f.name, f, OcrText(short, 0.99), bw, singles, None, ctx, {})
+    assert r.status == "invalid" and short not in r.reason and short not in r.text and "17个数字" in r.reason
