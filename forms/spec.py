@@ -83,6 +83,9 @@ class Field:
     # A NAME that is one of the case's people (pupil, guardians): a scan reading one character or
     # one sound off is proposed as that person (for review). Officials and witnesses are not.
     case_person: bool = False
+    # Read from a scan, a person confirms it even when the reading is sure (DOMAIN §5.6 3(b): the
+    # 送达 date and method, which start the return deadline).
+    confirm: bool = False
     help: str = ""
     # Narrow table cells: CHOICE prints only the chosen label, MULTI the chosen codes joined by ",",
     # BOOL "☑" (yes) / "✗" (no) / "☐" (blank, to tick on paper). ``read_value`` is the inverse.

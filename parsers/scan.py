@@ -64,12 +64,10 @@ log = logging.getLogger(__name__)
 
 BBox = tuple[float, float, float, float]
 DEFAULT_THRESHOLD = 0.9
-# Fields a person must always confirm when present (DOMAIN §5.6 3(b)): the service date and
-# method of a 送达回证 and its stub (they start the return deadline). Signatures, seals and
-# fingerprints are confirmed by kind, handwritten phone numbers too (no check digit: a 4 written
-# open reads as a 1 to both engines on a fax, and nothing in the number says so).
-CONFIRM_FIELDS = frozenset({"service_time", "service_method", "recipient_signed_on", "stub_service_date",
-                            "stub_service_method"})
+# A person always confirms what is read of a field marked ``Field.confirm`` in its spec (DOMAIN
+# §5.6 3(b): the service date and method). Signatures, seals and fingerprints are confirmed by
+# kind, handwritten phone numbers too (no check digit: a 4 written open reads as a 1 to both
+# engines on a fax, and nothing in the number says so).
 CONFIRM_KINDS = frozenset({Kind.PHONE})
 # Printed values longer than this are statute texts and clause paragraphs: not re-read on scans.
 MAX_PRINTED_CHECK = 60
@@ -760,7 +758,7 @@ def _read_ticks(path: str, f: Field, aligned, boxes: Sequence[BBox], issued: Any
     if origin_printed and value != issued:
         return FieldReading(path, f.kind.value, "tick", "mismatch", _jsonable(issued), text, conf, True,
                             "勾选与签发时印刷的不一致：可能被改动", **common)
-    confirm = path in CONFIRM_FIELDS and value not in (None, [])
+    confirm = f.confirm and value not in (None, [])
     low = conf < ctx.threshold
     review = confirm or low
     reason = "送达方式须人工确认" if confirm else ("勾选把握不足" if low else "")
@@ -849,18 +847,18 @@ def _read_hand(path: str, f: Field, got: OcrText, crop: np.ndarray, fallback: Oc
             if v2[2] == "read" and (status != "read" or v2[1] > conf):
                 value, conf, status, reason = v2
                 got = other
-    confirm = (path in CONFIRM_FIELDS or f.kind in CONFIRM_KINDS) and value is not None
+    confirm = (f.confirm or f.kind in CONFIRM_KINDS) and value is not None
     review = status != "read" or conf < ctx.threshold or confirm
     if confirm and not reason:
-        reason = _confirm_reason(path, f)
+        reason = _confirm_reason(f)
     elif status == "read" and conf < ctx.threshold and not reason:
         reason = f"识别把握不足（{conf:.2f}）"
     return FieldReading(path, f.kind.value, "hand", status if status != "read" or conf >= ctx.threshold else "low",
                         _jsonable(value), got.text, conf, review, reason, confirm=confirm, **common)
 
 
-def _confirm_reason(path: str, f: Field) -> str:
-    if path in CONFIRM_FIELDS:
+def _confirm_reason(f: Field) -> str:
+    if f.confirm:
         return "送达时间须人工确认" if f.kind == Kind.DATETIME else "送达日期须人工确认"
     return "手写电话号码没有校验位，须人工核对"
 
@@ -1144,9 +1142,9 @@ def _read_boxed(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Sequ
     low = status == "read" and conf < ctx.threshold
     if low and not reason:
         reason = f"识别把握不足（{conf:.2f}）"
-    confirm = status == "read" and (path in CONFIRM_FIELDS or f.kind in CONFIRM_KINDS)
+    confirm = status == "read" and (f.confirm or f.kind in CONFIRM_KINDS)
     if confirm and not reason:
-        reason = _confirm_reason(path, f)
+        reason = _confirm_reason(f)
     if f.kind == Kind.ID_NUMBER:
         text = v.mask_id(text) if text else text
     return FieldReading(path, f.kind.value, "hand", "low" if low else status, _jsonable(value), text, conf,
