@@ -48,11 +48,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import conditions as cond  # noqa: E402
 from bench import hands as hd  # noqa: E402
-from cases.models import from_json  # noqa: E402
+from cases.store.models import from_json  # noqa: E402
+from forms import spec as spec_mod  # noqa: E402
 from forms.registry import get_spec  # noqa: E402
+from parsers import align as align_mod  # noqa: E402
 from parsers import scan  # noqa: E402
 from parsers.images import PageImage, load_pages  # noqa: E402
 from parsers.ocr import get_engine  # noqa: E402
+from parsers.scan import readings  # noqa: E402
 from tests.samples.scans import make_scans as mk  # noqa: E402
 
 SECRET = mk.SECRET
@@ -114,7 +117,7 @@ def build_documents(quick: bool, no_reference: bool = False, *, pool: str = "hel
                 else:
                     hand["recipient_signed_on"] = _date_text(served, rng.randint(0, 2))
                     sigs.append("recipient_signature")
-                    if "recipient_name" in paths and scan.is_blank(issued.get("recipient_name")):
+                    if "recipient_name" in paths and spec_mod.is_blank(issued.get("recipient_name")):
                         hand["recipient_name"] = issued.get("guardian_name") or rng.choice(HANDLERS)
                     if "recipient_relation" in paths and ticks.get(no, {}).get("recipient_relation"):
                         n_opts = len(ticks[no]["recipient_relation"])
@@ -138,7 +141,7 @@ def build_documents(quick: bool, no_reference: bool = False, *, pool: str = "hel
                      and len(ticks.get(no, {}).get(p, [])) == spec.field(p).boxes}
             free = {p: t for p, t in hand.items() if p not in boxed}
             in_boxes += [spec.field(p).kind.value for p in boxed]
-            printed = [p for p in paths if not scan.is_blank(scan.issued_value(issued, p))]
+            printed = [p for p in paths if not spec_mod.is_blank(scan.issued_value(issued, p))]
             writer = writers[page_count % len(writers)]
             page_count += 1
             signers = [v for v in people if 2 <= len(v) <= 4] or HANDLERS
@@ -171,7 +174,7 @@ def _box_digits(f, text: str, rng: random.Random) -> str:
 
 
 def _row_order(path: str) -> tuple:
-    m = scan._PATH_RE.match(path)  # table[i].column
+    m = readings.PATH_RE.match(path)  # table[i].column
     return (m.group(1), int(m.group(2)), m.group(3)) if m else (path, -1, "")
 
 
@@ -189,7 +192,7 @@ def _write_receipts(spec, issued, paths, issued_on: dt.date, rng: random.Random,
             f = scan.resolve_field(spec, p)[0]
         except KeyError:
             continue
-        if f.filled != scan.Filled.HAND or not scan.is_blank(scan.issued_value(issued, p)):
+        if f.filled != spec_mod.Filled.HAND or not spec_mod.is_blank(scan.issued_value(issued, p)):
             continue
         k = f.kind.value
         if f.name == "registered":
@@ -230,9 +233,10 @@ def _truth(spec, pg, issued, hand, tick, sigs, seals, ctx, boxed=frozenset()) ->
                 opts = [c.code for c in f.choices]
                 out[path] = ("tick", opts[tick[path][0]])
             else:
-                out[path] = ("tick", scan._jsonable(iv) if iv not in (None, [], "") else ([] if k == "multi" else None))
+                blank = [] if k == "multi" else None
+                out[path] = ("tick", readings.jsonable(iv) if iv not in (None, [], "") else blank)
         elif iv not in (None, "", []):
-            out[path] = ("printed", scan._jsonable(iv))
+            out[path] = ("printed", readings.jsonable(iv))
         elif path in hand:
             txt = hand[path]
             if k in ("date", "datetime"):
@@ -383,7 +387,7 @@ class PipelineReader:
                     continue
                 try:
                     got = scan.read_page(sub, ident, self.ctx[doc_id], engine=self.engine, fallback=self.fallback)
-                except scan.AlignmentFailed as e:
+                except align_mod.AlignmentFailed as e:
                     reported.append(e.message)
                     continue
                 pages[(doc_id, ident.page_no)] = {
@@ -441,7 +445,7 @@ class Score:
                 if group == "printed":
                     ok = r.status in ("match", "unchecked")
                     if r.status != "unchecked" and r.text:  # OCR'd (ink-matched values are not read)
-                        m, n = _char_acc(r.text, scan.format_value(scan.resolve_field(ctx.spec, path)[0],
+                        m, n = _char_acc(r.text, spec_mod.format_value(scan.resolve_field(ctx.spec, path)[0],
                                                                    scan.issued_value(ctx.issued, path)))
                         self.chars[0] += m
                         self.chars[1] += n
@@ -462,7 +466,7 @@ class Score:
 def _char_acc(read: str, want: str) -> tuple[int, int]:
     import difflib
 
-    a, b = scan._norm_text(read), scan._norm_text(want)
+    a, b = readings.norm_text(read), readings.norm_text(want)
     m = sum(x.size for x in difflib.SequenceMatcher(None, a, b).get_matching_blocks())
     return m, max(len(b), 1)
 
@@ -477,7 +481,7 @@ def _forgeries(d, no: int, fields: dict) -> list[tuple[str, str, str]]:
     for every short printed value whose last character has a look-alike (国→固, 学→字 …), that."""
     out = []
     for path, char in TAMPER.items():
-        if path in fields and not scan.is_blank(scan.issued_value(d["ctx"].issued, path)):
+        if path in fields and not spec_mod.is_blank(scan.issued_value(d["ctx"].issued, path)):
             out.append(("one character", path, char))
     spec = d["ctx"].spec
     table_cells = 0
@@ -487,10 +491,10 @@ def _forgeries(d, no: int, fields: dict) -> list[tuple[str, str, str]]:
         except KeyError:
             continue
         iv = scan.issued_value(d["ctx"].issued, path)
-        if scan.is_blank(iv) or f.kind in scan.MARK_KINDS or f.kind in scan.TICK_KINDS or f.kind.value == "table":
+        if spec_mod.is_blank(iv) or f.kind in (*readings.MARK_KINDS, *readings.TICK_KINDS) or f.kind.value == "table":
             continue
-        text = scan._norm_text(scan.format_value(f, iv))
-        if text and len(text) <= scan.MAX_PRINTED_CHECK and text[-1] in mk.LOOKALIKES:
+        text = readings.norm_text(spec_mod.format_value(f, iv))
+        if text and len(text) <= readings.MAX_PRINTED_CHECK and text[-1] in mk.LOOKALIKES:
             if "[" in path:
                 if table_cells >= 3:  # a 交接表 page has dozens: three per page are enough
                     continue
@@ -523,7 +527,7 @@ def run_tampered(docs, degs, engine, fallback, rng: random.Random) -> dict[tuple
                         continue
                     try:
                         got = scan.read_page(page, ident, d["ctx"], engine=engine, fallback=fallback)
-                    except scan.AlignmentFailed:
+                    except align_mod.AlignmentFailed:
                         tally[0] += 1
                         continue
                     r = got.readings.get(path)

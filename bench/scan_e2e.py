@@ -1,7 +1,7 @@
 """End-to-end mode of ``bench/scan.py`` (issue 15): the service as a user meets it.
 
 A real server process (gunicorn, ``app:create_app()``) and a real job worker (``python -m
-cases.jobs``) run on a fresh SQLite database and output folder with the demo county loaded. The
+cases.store.jobs``) run on a fresh SQLite database and output folder with the demo county loaded. The
 bench issues its documents through ``POST /api/v1/documents`` (PDF from the server), writes on
 them, uploads every file through ``POST /api/v1/scans``, waits for the job and takes the outcome
 from ``GET /api/v1/scans/<id>`` (pages, fields, reasons) — nothing is read in the bench process.
@@ -62,7 +62,7 @@ class Server:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
         port = _free_port()
         log = open(folder / "server.log", "wb")  # noqa: SIM115 - kept open for the processes' lifetime
-        worker = subprocess.Popen([sys.executable, "-m", "cases.jobs"], cwd=ROOT, env=env, stdout=log,
+        worker = subprocess.Popen([sys.executable, "-m", "cases.store.jobs"], cwd=ROOT, env=env, stdout=log,
                                   stderr=subprocess.STDOUT, start_new_session=True)
         web = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "4", "--timeout",
                                 "300", "--bind", f"127.0.0.1:{port}", "app:create_app()"], cwd=ROOT, env=env,
@@ -125,7 +125,7 @@ class Server:
     # ---- issuing
     def issue(self, form: str, variant: str | None, _doc_id: str, overrides: dict):
         """Issue a sample document through the API: (PDF, geometry, issued JSON, document id)."""
-        from cases.models import to_json
+        from cases.store.models import to_json
         from forms import geometry
         from forms.registry import get_spec
         from forms.spec import Kind
