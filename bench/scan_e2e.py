@@ -192,7 +192,8 @@ class E2EReader:
                 if p["status"] in ("read", "assigned") and p.get("document_id") and p.get("page_no"):
                     pages[(p["document_id"], p["page_no"])] = {
                         path: FieldOut(r.get("value"), r.get("status", ""), bool(r.get("needs_review")),
-                                       r.get("text", ""), r.get("reason", "") or "")
+                                       r.get("text", ""), r.get("reason", "") or "",
+                                       bool(r.get("confirm", r.get("status") == "read" and r.get("needs_review"))))
                         for path, r in (p.get("fields") or {}).items()}
                 elif p["status"] != "blank":
                     reported.append(p.get("reason") or p["status"])

@@ -99,6 +99,7 @@ def process_upload(services, upload_id: int, *, job_id: str | None = None,
     finish every document it holds. Returns {"pages": n, "read": k, "documents": [...]}.
     Raises the loader's error (damaged file, too large...) after marking the upload failed."""
     from parsers.images import load_pages
+    from parsers.scan import split_all
 
     factory = services.session_factory
     with factory() as session:
@@ -108,7 +109,8 @@ def process_upload(services, upload_id: int, *, job_id: str | None = None,
         user = user or upload.uploaded_by or "system"
         data = services.store.read_bytes(upload.stored_path)
         try:
-            pages = load_pages(data, filename=upload.original_filename)
+            # several pages photographed in one image are cut apart: each is its own page
+            pages = split_all(load_pages(data, filename=upload.original_filename))
         except BaoxueError as e:
             upload.status, upload.error = "failed", e.message
             session.commit()
@@ -521,7 +523,7 @@ def assign_page(session: Session, services, page_id: int, *, document_id: str, p
     """A person says which document (and page) an unidentified page is: it is read like an
     identified one (upright as scanned) and its document finished."""
     from parsers.images import load_pages
-    from parsers.scan import PageIdentity
+    from parsers.scan import PageIdentity, split_all
 
     row = session.get(ScanPage, page_id)
     if row is None:
@@ -534,7 +536,7 @@ def assign_page(session: Session, services, page_id: int, *, document_id: str, p
     if not doc.pages or not 1 <= int(page_no) <= doc.pages:
         raise ValidationFailed("页码超出范围", fields={"page_no": f"应为1-{doc.pages or 0}"})
     upload = session.get(Upload, row.upload_id)
-    pages = load_pages(services.store.read_bytes(upload.stored_path), filename=upload.original_filename)
+    pages = split_all(load_pages(services.store.read_bytes(upload.stored_path), filename=upload.original_filename))
     page = pages[row.page_index]
     from parsers.qr import find_codes
 
