@@ -195,7 +195,9 @@ def _width_agrees(text: str, crop: np.ndarray) -> bool:
     t = norm_text(text)
     if not t:
         return False
-    ink = marks.remove_lines(ink_mask(to_gray(crop), contrast=0.7))
+    ink = ink_mask(to_gray(crop), contrast=0.7)
+    # only borders that run (nearly) across the cell go: an upright stroke of a 1 or 丨 stays
+    ink = marks.remove_lines(ink, tall=max(15, int(0.8 * ink.shape[0])))
     ink = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     ys, xs = np.nonzero(ink)
     if len(xs) < 10:
