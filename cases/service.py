@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cases import audit
 from cases.models import Case, CaseEvent, Document, Org, ParsedResult, Upload, to_json, utcnow
-from cases.numbering import family_key, number_document, void_number
+from cases.numbering import family_key, number_document, number_series_fields, void_number
 from cases.storage import Store, save_upload
 from forms import identity as ident
 from forms.errors import (
@@ -50,7 +50,7 @@ class Services:
     store: Store
     output_dir: Path
     qr_secret: str
-    fonts: tuple[str, str] = ("Noto Serif CJK SC", "Noto Sans CJK SC")
+    fonts: tuple[str, ...] = ("FandolFang", "FandolSong", "Noto Serif CJK SC", "Noto Sans CJK SC")
     pdf_workers: int = 1
     pdf_timeout: float = 120
     max_upload_bytes: int = 64 * 1024 * 1024
@@ -61,7 +61,8 @@ class Services:
     def from_config(cls, config: Mapping[str, Any], session_factory) -> Services:
         out = Path(config["OUTPUT_DIR"])
         return cls(session_factory=session_factory, store=Store(out / "store"), output_dir=out,
-                   qr_secret=config["QR_HMAC_SECRET"], fonts=(config["FONT_BODY"], config["FONT_TITLE"]),
+                   qr_secret=config["QR_HMAC_SECRET"], fonts=tuple(config[k] for k in (
+                       "FONT_BODY", "FONT_TITLE", "FONT_TABLE", "FONT_HEADING")),
                    pdf_workers=int(config["PDF_WORKERS"]), pdf_timeout=float(config["PDF_TIMEOUT"]),
                    max_upload_bytes=int(config["MAX_UPLOAD_BYTES"]),
                    default_profile=config["DEFAULT_REGION_PROFILE"])
@@ -150,9 +151,7 @@ def issue_document(session: Session, services: Services, *, form: str, variant: 
     session.add(doc)
     number = number_document(session, doc, issuer=issuer, abbr=spec.abbr(var))
     cleaned[spec.number_field] = number
-    from cases.prefill import after_numbering
-
-    cleaned.update(after_numbering(spec, var, cleaned, issuer, doc))
+    cleaned.update(number_series_fields(session, spec, doc, issuer=issuer))
     doc.data = to_json(cleaned)
     session.commit()  # the number is now taken, whatever happens next
 

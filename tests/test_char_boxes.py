@@ -18,7 +18,7 @@ from parsers.images import load_pages
 from parsers.ocr import FakeOcrEngine, OcrText
 from tests.samples.scans import make_scans as mk
 
-RECEIPT = 5  # 送达回证 page of a 限期返校通知书
+RECEIPT = mk.RECEIPT_PAGE  # 送达回证 page of a 限期返校通知书
 STUB = 1
 
 
