@@ -11,7 +11,7 @@ import zipfile
 import pytest
 from sqlalchemy import func, select
 
-from cases.models import AuditLog, Document, NumberSequence, Org, Pupil, Upload, to_json
+from cases.store.models import AuditLog, Document, NumberSequence, Org, Pupil, Upload, to_json
 from forms import validators as v
 from tests.samples_data import sample_input
 

@@ -9,9 +9,9 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from cases.db import make_engine, make_session_factory
-from cases.models import AuditLog, Document, NumberSequence, Org
-from cases.numbering import (
+from cases.store.db import make_engine, make_session_factory
+from cases.store.models import AuditLog, Document, NumberSequence, Org
+from cases.store.numbering import (
     family_key,
     format_number,
     next_case_number,
@@ -142,7 +142,7 @@ def test_next_case_number(session):
 def test_every_form_and_variant_of_one_issuer_gets_distinct_numbers(services, app_session):
     """One township issues every form and variant twice in a year: every printed number (the
     document's own and every own-series number such as the 回证编号) is distinct."""
-    from cases.service import issue_document
+    from cases.documents.issuing import issue_document
     from forms.registry import all_specs
     from tests.samples_data import sample_input
 

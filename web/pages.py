@@ -6,8 +6,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from cases import service as svc
-from cases.models import Document, Org
+from cases.documents import issuing as svc
+from cases.returns import ingest
+from cases.store.models import Document, Org
+from cases.store.services import Services
 from forms.errors import ValidationFailed
 from forms.registry import all_specs, get_spec
 from forms.spec import Filled, Kind
@@ -15,7 +17,7 @@ from forms.spec import Filled, Kind
 pages = Blueprint("pages", __name__)
 
 
-def _services() -> svc.Services:
+def _services() -> Services:
     return current_app.extensions["baoxue"]
 
 
@@ -100,7 +102,7 @@ def fill_form(code: str):
 def document_page(doc_id: str):
     session = _db()
     doc = svc.get_document(session, doc_id)
-    history = svc.document_history(session, doc)
+    history = ingest.document_history(session, doc)
     return render_template("document.html", doc=doc, spec=get_spec(doc.form), history=history)
 
 
@@ -111,6 +113,6 @@ def upload_page():
     if f is None or not f.filename or not org_id.isdigit():
         raise ValidationFailed("请选择文件和上传单位",
                                fields={"file": "必填", "org_id": "必填"})
-    result = svc.ingest_upload(_db(), _services(), filename=f.filename, data=f.read(), org_id=int(org_id),
+    result = ingest.ingest_upload(_db(), _services(), filename=f.filename, data=f.read(), org_id=int(org_id),
                                user=_user(), attach=bool(request.form.get("attach")), mime=f.mimetype)
     return render_template("upload_result.html", result=result)
