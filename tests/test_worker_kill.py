@@ -115,8 +115,8 @@ def test_worker_killed_mid_scan_job_finishes_exactly_once(db_url, tmp_path, queu
         load_demo(session)
         session.commit()
         org_id = _issued_notice(session, services.store)
-        r = app.test_client().post("/api/v1/scans", data={"org_id": str(org_id), "file": (io.BytesIO(_tiff()), "s.tiff")},
-                                   content_type="multipart/form-data")
+        form = {"org_id": str(org_id), "file": (io.BytesIO(_tiff()), "s.tiff")}
+        r = app.test_client().post("/api/v1/scans", data=form, content_type="multipart/form-data")
         assert r.status_code == 202, r.get_json()
         job_id, upload_id = r.get_json()["job_id"], r.get_json()["upload_id"]
         assert _job(session, job_id).status == "queued"
