@@ -233,39 +233,42 @@ def _process_page(session: Session, services, page, *, upload_id: int, org_id: i
 
     if identity is None:
         identity = identify_page(page, secret=services.qr_secret, engine=engine)
+    # The row joins the session only once the page is read: a pending row would be flushed by the
+    # first query and hold SQLite's write lock through seconds of OCR, stalling every other writer
+    # (the web service, the job's own lease heartbeat).
     row = ScanPage(upload_id=upload_id, job_id=job_id, page_index=page.index, org_id=org_id,
                    status=identity.status if identity.status != "identified" else "read",
                    method=identity.method or None, rotation=identity.rotation, reason=identity.reason or None,
                    page_no=identity.page_no or None, readings={})
-    session.add(row)
-    if identity.status != "identified":
+
+    def record() -> ScanPage:
+        session.add(row)
         session.flush()
         return row
+
+    if identity.status != "identified":
+        return record()
     doc, why = _resolve(session, identity)
     if doc is None:
         row.status, row.reason = "unidentified", why
-        session.flush()
-        return row
+        return record()
     row.document_id = doc.id
     if not identity.page_no:
         row.status = "unidentified"
         row.reason = f"识别出文号“{doc.number_text}”，但不知道是第几页，请人工指定"
-        session.flush()
-        return row
+        return record()
     try:
         ctx = _context(session, services, doc, cache)
         reading = read_page(page, identity, ctx, engine=engine, fallback=fallback)
     except AlignmentFailed as e:
         row.status, row.reason = "failed", e.message
-        session.flush()
-        return row
+        return record()
     except NotFound as e:
         row.status, row.reason = "failed", e.message
-        session.flush()
-        return row
+        return record()
     row.align_method, row.seconds = reading.align_method, round(reading.seconds, 3)
     row.readings = {p: r.to_json() for p, r in reading.readings.items()}
-    session.flush()
+    record()
     for path, r in reading.readings.items():
         if not r.needs_review:
             continue
