@@ -228,3 +228,13 @@ def test_seal_over_printed_value_is_not_a_change():
     forged = mk.tamper_last_char(stamped, (x0, y0, x1, y1), 200.0, "入")
     r = _read(forged, seal_page)["issuer_name"]
     assert r.needs_review and r.status == "mismatch"
+
+
+def test_a_lone_digit_broken_by_a_fax_is_not_blank():
+    """A handwritten 6 in a wide cell, thin and broken into specks by a 120-dpi fax."""
+    cell = np.full((40, 300, 3), 255, np.uint8)
+    cv2.ellipse(cell, (150, 26), (5, 6), 0, 0, 360, (0, 0, 0), 1)
+    cv2.line(cell, (146, 24), (152, 9), (0, 0, 0), 1)
+    cell[::3, :] = 255  # the fax's broken rows
+    assert not handwriting.is_unwritten(cell, 120.0)
+    assert handwriting.is_unwritten(np.full((40, 300, 3), 255, np.uint8), 120.0)
