@@ -152,6 +152,8 @@ class FormSpec:
     variants: tuple[Variant, ...] = ()
     number_abbr: str = ""
     number_field: str = "doc_number"
+    # The field holding the date of issue, where the form prints one (else the day it was issued).
+    date_field: str = "issue_date"
     checks: tuple[Check, ...] = ()  # cross-field checks -> {field path: message}
     orientation: str = "portrait"
     description: str = ""

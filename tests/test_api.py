@@ -290,8 +290,10 @@ def test_returned_docx_with_an_edited_printed_field_is_flagged(client, school):
                                                "issued": original["student_name"], "returned": "王某某"}
 
 
-def test_forged_qr_payload_is_rejected_and_nothing_kept(client, app_session, school):
+def test_forged_qr_payload_is_rejected_kept_as_evidence_and_changes_nothing(client, app_session, school):
     from pypdf import PdfReader, PdfWriter
+
+    from cases.returns.models import DocumentReturn, ReturnPage
 
     doc = _issue(client, school)
     reader = PdfReader(io.BytesIO(client.get(doc["links"]["pdf"]).data))
@@ -305,7 +307,12 @@ def test_forged_qr_payload_is_rejected_and_nothing_kept(client, app_session, sch
     r = client.post("/api/v1/uploads", data={"org_id": str(school), "file": (io.BytesIO(buf.getvalue()), "x.pdf")},
                     content_type="multipart/form-data")
     assert r.status_code == 422 and r.get_json()["error"] == "tampered_document"
-    assert _count(app_session, Upload) == before
+    # The file is stored first and kept, failed with the reason; nothing was read into any document.
+    assert _count(app_session, Upload) == before + 1
+    stored = app_session.get(Upload, r.get_json()["details"]["upload_id"])
+    assert stored.status == "failed" and stored.error == r.get_json()["message"]
+    assert (_count(app_session, ReturnPage), _count(app_session, DocumentReturn)) == (0, 0)
+    assert client.get(doc["links"]["history"]).get_json()["returns"] == []
 
 
 def test_batch_responsibility_for_every_township_zip_and_progress(client, demo, app_session):

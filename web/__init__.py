@@ -47,7 +47,7 @@ def init_web(app: Flask) -> None:
     jobs.init_jobs(app.config, session_factory=factory)
     # The job kinds register themselves when their modules are imported.
     from cases.documents import batch  # noqa: F401
-    from cases.returns import scans  # noqa: F401
+    from cases.returns import intake  # noqa: F401
 
     register(services)
 

@@ -15,7 +15,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
 from cases.documents import issuing as svc
-from cases.returns import ingest
+from cases.returns import intake, queries
 from cases.store import audit
 from cases.store.models import Case, Document, Guardian, Job, Org, Pupil, Upload, descendants, in_scope
 from cases.store.numbering import next_case_number
@@ -444,7 +444,7 @@ def document_file(doc_id: str, kind: str):
 def document_history(doc_id: str):
     doc = svc.get_document(db(), doc_id)
     check_scope(doc.org_id)
-    out = ingest.document_history(db(), doc)
+    out = queries.document_history(db(), doc)
     out["document"] = doc_json(doc)
     return out
 
@@ -527,34 +527,37 @@ def job_result(job_id: str):
 @blp.route("/uploads", methods=["POST"])
 @blp.doc(requestBody={"content": {"multipart/form-data": {"schema": s.UploadForm}}})
 def upload():
-    """Upload a returned DOCX or PDF: answers what was read and what changed against the issued copy.
+    """Upload a returned document of any kind: DOCX, PDF, scan or photo (PNG, JPEG, TIFF, one
+    document or a stack). The file is stored first. A DOCX or digital PDF is read at once: the
+    answer (201) says what was read, what changed against the issued copy and what waits for a
+    person. A scan or photo is read by a background job: 202 with the job.
 
     Form fields: ``file``, ``org_id`` (the uploading unit), ``attach`` (keep a file that is none of
     our forms as a plain attachment instead of refusing it)."""
     filename, data, org_id = uploaded_file()
     attach = request.form.get("attach", "").lower() in {"1", "true", "yes", "on"}
-    result = ingest.ingest_upload(db(), services(), filename=filename, data=data, org_id=org_id,
-                               user=current_user(), attach=attach, mime=request.files["file"].mimetype,
-                               source_device=request.headers.get("User-Agent", "")[:100])
-    # a scan or photo goes to the background scan pipeline: accepted, not yet read
-    return result, 202 if result.get("status") == "queued" else 201
+    result = intake.receive(db(), services(), filename=filename, data=data, org_id=org_id,
+                            user=current_user(), attach=attach, mime=request.files["file"].mimetype,
+                            source_device=request.headers.get("User-Agent", "")[:100])
+    if result.get("status") == "queued":
+        result["links"] = {"job": url_for("api.job_status", job_id=result["job_id"]),
+                           "upload": url_for("api.get_upload", upload_id=result["upload_id"])}
+        return result, 202
+    return result, 201
 
 
 @blp.route("/uploads/<int:upload_id>")
 def get_upload(upload_id: int):
-    from cases.store.models import ParsedResult
-
+    """A returned file and what became of it: every unit read (pages of a scan, or the DOCX/PDF
+    whole) and every document returned in it, whatever its kind."""
     session = db()
+    session.expire_all()
     u = session.get(Upload, upload_id)
     if u is None:
         raise NotFound(f"上传 {upload_id} 不存在")
     check_scope(u.org_id)
-    results = session.scalars(select(ParsedResult).where(ParsedResult.upload_id == u.id)).all()
-    return {"id": u.id, "filename": u.original_filename, "sha256": u.sha256, "size": u.size,
-            "status": u.status, "error": u.error, "document_id": u.document_id,
-            "uploaded_at": u.uploaded_at.isoformat(), "uploaded_by": u.uploaded_by,
-            "results": [{"id": r.id, "status": r.status, "values": r.values, "changes": r.changes}
-                        for r in results]}
+    return {**queries.upload_outcome(session, upload_id), "id": u.id, "size": u.size,
+            "document_id": u.document_id, "uploaded_at": u.uploaded_at.isoformat(), "uploaded_by": u.uploaded_by}
 
 
 __all__ = ["blp", "register_form_schemas", "descendants", "in_scope"]

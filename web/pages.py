@@ -7,12 +7,13 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from sqlalchemy import select
 
 from cases.documents import issuing as svc
-from cases.returns import ingest
+from cases.returns import intake, queries
 from cases.store.models import Document, Org
 from cases.store.services import Services
 from forms.errors import ValidationFailed
 from forms.registry import all_specs, get_spec
 from forms.spec import Filled, Kind
+from parsers.base import resolve_field
 
 pages = Blueprint("pages", __name__)
 
@@ -29,6 +30,46 @@ def _db():
 
 def _user() -> str:
     return request.headers.get("X-Baoxue-User") or "web"
+
+
+# ---- showing a returned copy in words (labels from the spec, no codes on the page) ----------------------
+
+CHANGE_LABELS = {"changed": "印制内容被改动", "cleared": "印制内容被删除", "filled_in": "已填写"}
+RETURN_STATUS = {"review": "待人工复核", "applied": "已应用到案件", "incomplete": "已收回，但不完整"}
+INPUT_KINDS = {"docx": "Word 文档", "pdf": "PDF 文件", "scan": "扫描件或照片", "mixed": "多种"}
+
+
+def _field_label(spec, path: str) -> str:
+    if spec is None:
+        return path
+    try:
+        f, name, row, _col = resolve_field(spec, path)
+    except KeyError:
+        return path
+    return f"{spec.field(name).label}第{row + 1}行·{f.label}" if row is not None else f.label
+
+
+def _shown(spec, path: str, value) -> str:
+    """A read value as a person writes it: 有/无 for marks, choice labels, dates as read."""
+    if value is None or value == "" or value == []:
+        return ""
+    if isinstance(value, bool):
+        return "有" if value else "无"
+    if spec is None:
+        return str(value)
+    try:
+        f = resolve_field(spec, path)[0]
+    except KeyError:
+        return str(value)
+    if f.kind in (Kind.CHOICE, Kind.MULTI):
+        codes = value if isinstance(value, list) else [value]
+        return "、".join(f.choice_label(c) if c in {x.code for x in f.choices} else str(c) for c in codes)
+    return str(value).replace("T", " ") if f.kind == Kind.DATETIME else str(value)
+
+
+def _return_view(spec) -> dict:
+    return {"label": lambda path: _field_label(spec, path), "shown": lambda path, v: _shown(spec, path, v),
+            "change_labels": CHANGE_LABELS, "return_status": RETURN_STATUS, "input_kinds": INPUT_KINDS}
 
 
 @pages.route("/")
@@ -102,8 +143,9 @@ def fill_form(code: str):
 def document_page(doc_id: str):
     session = _db()
     doc = svc.get_document(session, doc_id)
-    history = ingest.document_history(session, doc)
-    return render_template("document.html", doc=doc, spec=get_spec(doc.form), history=history)
+    history = queries.document_history(session, doc)
+    spec = get_spec(doc.form)
+    return render_template("document.html", doc=doc, spec=spec, history=history, **_return_view(spec))
 
 
 @pages.route("/upload", methods=["POST"])
@@ -113,6 +155,7 @@ def upload_page():
     if f is None or not f.filename or not org_id.isdigit():
         raise ValidationFailed("请选择文件和上传单位",
                                fields={"file": "必填", "org_id": "必填"})
-    result = ingest.ingest_upload(_db(), _services(), filename=f.filename, data=f.read(), org_id=int(org_id),
-                               user=_user(), attach=bool(request.form.get("attach")), mime=f.mimetype)
-    return render_template("upload_result.html", result=result)
+    result = intake.receive(_db(), _services(), filename=f.filename, data=f.read(), org_id=int(org_id),
+                            user=_user(), attach=bool(request.form.get("attach")), mime=f.mimetype)
+    spec = get_spec(result["document"]["form"]) if result.get("document") else None
+    return render_template("upload_result.html", result=result, spec=spec, **_return_view(spec))

@@ -371,23 +371,6 @@ class Upload(OrgScoped, Base):
     __table_args__ = (CheckConstraint(f"status IN ({in_list(UPLOAD_STATUSES)})", name="status"),)
 
 
-class ParsedResult(Base):
-    """What a parser read from an upload: per field value, confidence and source region."""
-
-    __tablename__ = "parsed_results"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id"), index=True)
-    document_id: Mapped[str | None] = mapped_column(ForeignKey("documents.id"), index=True)
-    values: Mapped[dict] = mapped_column(default=dict)
-    readings: Mapped[dict] = mapped_column(default=dict)  # field -> {value, confidence, source}
-    changes: Mapped[dict] = mapped_column(default=dict)  # field -> {issued, read} differences
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, review, applied...
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-    upload: Mapped[Upload] = relationship()
-
-
 class Job(Base):
     """A background job's progress row; the Huey task only carries its id."""
 
