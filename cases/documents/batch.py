@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from cases.documents import issuing
-from cases.documents.prefill import complete_data
+from cases.documents.prefill import complete_data, issuer_title
 from cases.store import jobs
 from cases.store.models import Org
 from cases.store.services import Services, registered
@@ -70,7 +70,8 @@ def start_responsibility_batch(session: Session, services: Services, body: dict,
         raise ValidationFailed(f"“{parent.name}”没有下级单位", fields={"parent_org_id": "没有下级单位"})
     items = []
     for child in children:
-        data = {"party_a_name": parent.name, **body["data"], "party_b_name": child.name}
+        # parties by their full names (青禾县人民政府, 西岭乡人民政府), as they sign
+        data = {"party_a_name": issuer_title(parent), **body["data"], "party_b_name": issuer_title(child)}
         items.append({"form": "responsibility", "variant": body["variant"], "issuer_id": body["issuer_id"],
                       "data": data, "label": child.name})
     return submit_batch(session, services, "responsibility", items, fmt=body["format"], user=user,
@@ -80,6 +81,9 @@ def start_responsibility_batch(session: Session, services: Services, body: dict,
 @jobs.job_task("batch_render")
 def batch_render(ctx: jobs.JobContext, request_path: str) -> str:
     """Issue every item of a batch request file and bundle the files into one ZIP.
+
+    Idempotent: each item is issued under the request key ``job:<job id>:<n>``, so a run after a
+    crash finds the documents already issued and numbers only the rest.
 
     Items run on as many threads as there are warm LibreOffice listeners (each thread has its own
     session); numbers are still reserved atomically, so they stay gapless and unique."""
@@ -98,7 +102,7 @@ def batch_render(ctx: jobs.JobContext, request_path: str) -> str:
         with ctx.session() as session:
             doc = issuing.issue_document(session, services, form=item["form"], variant=item.get("variant"),
                                      issuer_id=item["issuer_id"], data=item["data"], user=request["user"],
-                                     want_pdf=want_pdf)
+                                     want_pdf=want_pdf, request_key=f"job:{ctx.job_id}:{i}")
             if item.get("after_issue"):
                 _after_issue(session, doc, item)
             base = f"{i:03d}-{item['label']}-{doc.number_text}"

@@ -61,9 +61,12 @@ class DocumentLookup:
     """``parsers.base.Lookup`` over the store: an issued (not void) document by its identity or
     its printed number, with what reading it needs."""
 
-    def __init__(self, session: Session, services: Services):
+    def __init__(self, session: Session, services: Services, *, release: bool = False):
         self.session = session
         self.store = services.store
+        # ``release``: end the read transaction after each lookup. The lookups of a job come
+        # between seconds of OCR; a transaction held open through them would hold up SQLite.
+        self.release = release
 
     def document(self, *, doc_id: str | None = None, form: str | None = None, variant: str | None = None,
                  doc_number: str | None = None) -> Document:
@@ -90,7 +93,13 @@ class DocumentLookup:
 
     def __call__(self, *, doc_id: str | None = None, form: str | None = None, variant: str | None = None,
                  doc_number: str | None = None) -> Issued:
-        doc = self.document(doc_id=doc_id, form=form, variant=variant, doc_number=doc_number)
+        try:
+            return self._issued(self.document(doc_id=doc_id, form=form, variant=variant, doc_number=doc_number))
+        finally:
+            if self.release:
+                self.session.rollback()
+
+    def _issued(self, doc: Document) -> Issued:
         spec = get_spec(doc.form)
         values = doc.cleaned(spec)
         people: list[str] = []
@@ -235,7 +244,7 @@ def process_upload(services: Services, upload_id: int, *, job_id: str | None = N
     with _staged(services, name, data) as path, factory() as lookup_session:
         try:
             parser = parser_for(path, mime)
-            lookup = DocumentLookup(lookup_session, services)
+            lookup = DocumentLookup(lookup_session, services, release=True)
             for unit in parser.read(path, secret=services.qr_secret, lookup=lookup, options=read_options(services),
                                     skip=done):
                 total = max(total, unit.total)
