@@ -418,11 +418,14 @@ class NumberSequence(Base):
 
 
 class AuditLog(Base):
-    """Append-only log of who did what, from which unit, with before/after values (§8.4)."""
+    """Append-only log of who did what, from which unit, with before/after values (§8.4).
+    Hash-chained (``seq``, ``prev_hash``, ``hash``): see ``cases.accounts.auditlog``."""
 
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     who: Mapped[str] = mapped_column(String(80))
     org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id"), index=True)
     action: Mapped[str] = mapped_column(String(40))
@@ -430,6 +433,8 @@ class AuditLog(Base):
     before: Mapped[dict | None] = mapped_column(JSON)
     after: Mapped[dict | None] = mapped_column(JSON)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 Index("ix_case_events_case_occurred", CaseEvent.case_id, CaseEvent.occurred_at)
@@ -491,7 +496,7 @@ def from_json(spec: FormSpec, data: Mapping[str, Any]) -> dict:
 # Each area of the case engine keeps its tables in its own module on the same ``Base``. Importing
 # them here makes ``Base.metadata`` complete for ``create_schema`` and Alembic.
 EXTRA_MODEL_MODULES = ("cases.engine_models", "cases.handover_models", "cases.ledger_models",
-                       "cases.scan_models")
+                       "cases.scan_models", "cases.accounts.models", "cases.accounts.auditlog")
 
 
 def load_all_models() -> None:
