@@ -58,7 +58,7 @@ class Config:
     # the first PDF.
     PDF_PREWARM = _env_bool("BAOXUE_PDF_PREWARM", False)
     # Modules whose @job_task kinds a worker must know.
-    JOB_MODULES = ("cases.batch",)
+    JOB_MODULES = ("cases.documents.batch",)
     MAX_UPLOAD_BYTES = int(os.environ.get("BAOXUE_MAX_UPLOAD_MB", "64")) * 1024 * 1024
     TESTING = False
 

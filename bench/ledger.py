@@ -36,8 +36,8 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import text  # noqa: E402
 
-from cases import ledgers  # noqa: E402
-from cases.db import create_schema, make_engine, make_session_factory, normalise_url  # noqa: E402
+from cases.ledgers import ledger as ledgers  # noqa: E402
+from cases.store.db import create_schema, make_engine, make_session_factory, normalise_url  # noqa: E402
 from forms.validators import id_check_char  # noqa: E402
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -258,7 +258,7 @@ def service_batch(n: int, workers: int, scratch: Path) -> None:
     """The user-facing path: one API call -> a job that numbers, renders DOCX+PDF, stamps the QR,
     records field geometry, stores files content-addressed and writes the rows, then a ZIP."""
     from app import create_app
-    from cases.models import Org
+    from cases.store.models import Org
 
     app = create_app({"TESTING": True, "HUEY_IMMEDIATE": True, "REDIS_URL": None, "CREATE_SCHEMA": True,
                       "DATABASE_URL": f"sqlite:///{scratch / 'bench.db'}", "OUTPUT_DIR": scratch / "out",

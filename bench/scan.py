@@ -30,11 +30,14 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cases.models import from_json  # noqa: E402
+from cases.store.models import from_json  # noqa: E402
+from forms import spec as spec_mod  # noqa: E402
 from forms.registry import get_spec  # noqa: E402
+from parsers import align as align_mod  # noqa: E402
 from parsers import scan  # noqa: E402
 from parsers.images import PageImage, load_pages  # noqa: E402
 from parsers.ocr import get_engine  # noqa: E402
+from parsers.scan import readings  # noqa: E402
 from tests.samples.scans import make_scans as mk  # noqa: E402
 
 SECRET = mk.SECRET
@@ -130,7 +133,7 @@ def _box_digits(f, text: str, rng: random.Random) -> str:
 
 
 def _row_order(path: str) -> tuple:
-    m = scan._PATH_RE.match(path)  # table[i].column
+    m = readings.PATH_RE.match(path)  # table[i].column
     return (m.group(1), int(m.group(2)), m.group(3)) if m else (path, -1, "")
 
 
@@ -148,7 +151,7 @@ def _write_receipts(spec, issued, paths, issued_on: dt.date, rng: random.Random,
             f = scan.resolve_field(spec, p)[0]
         except KeyError:
             continue
-        if f.filled != scan.Filled.HAND or not scan.is_blank(scan.issued_value(issued, p)):
+        if f.filled != spec_mod.Filled.HAND or not spec_mod.is_blank(scan.issued_value(issued, p)):
             continue
         k = f.kind.value
         if f.name == "registered":
@@ -189,9 +192,10 @@ def _truth(spec, pg, issued, hand, tick, sigs, seals, ctx) -> dict:
                 opts = [c.code for c in f.choices]
                 out[path] = ("tick", opts[tick[path][0]])
             else:
-                out[path] = ("tick", scan._jsonable(iv) if iv not in (None, [], "") else ([] if k == "multi" else None))
+                blank = [] if k == "multi" else None
+                out[path] = ("tick", readings.jsonable(iv) if iv not in (None, [], "") else blank)
         elif iv not in (None, "", []):
-            out[path] = ("printed", scan._jsonable(iv))
+            out[path] = ("printed", readings.jsonable(iv))
         elif path in hand:
             txt = hand[path]
             if k in ("date", "datetime"):
@@ -249,7 +253,7 @@ class Tally:
 def _char_acc(read: str, want: str) -> tuple[int, int]:
     import difflib
 
-    a, b = scan._norm_text(read), scan._norm_text(want)
+    a, b = readings.norm_text(read), readings.norm_text(want)
     m = sum(x.size for x in difflib.SequenceMatcher(None, a, b).get_matching_blocks())
     return m, max(len(b), 1)
 
@@ -266,7 +270,7 @@ def run_page(page: PageImage, truth: dict, ctx, engine, fallback, tally: Tally, 
     tally.ident[0] += 1
     try:
         got = scan.read_page(page, ident, ctx, engine=engine, fallback=fallback)
-    except scan.AlignmentFailed:
+    except align_mod.AlignmentFailed:
         tally.seconds.append(time.perf_counter() - t0)
         for group, _v in truth.values():
             tally.add(group, False, True)
@@ -281,7 +285,7 @@ def run_page(page: PageImage, truth: dict, ctx, engine, fallback, tally: Tally, 
         if group == "printed":
             ok = r.status in ("match", "unchecked")
             if r.status != "unchecked" and r.text:  # OCR'd (ink-matched values are not read)
-                m, n = _char_acc(r.text, scan.format_value(scan.resolve_field(ctx.spec, path)[0],
+                m, n = _char_acc(r.text, spec_mod.format_value(scan.resolve_field(ctx.spec, path)[0],
                                                            scan.issued_value(ctx.issued, path)))
                 tally.chars[0] += m
                 tally.chars[1] += n
@@ -305,7 +309,7 @@ def _forgeries(d, no: int, fields: dict) -> list[tuple[str, str, str]]:
     for every short printed value whose last character has a look-alike (国→固, 学→字 …), that."""
     out = []
     for path, char in TAMPER.items():
-        if path in fields and not scan.is_blank(scan.issued_value(d["ctx"].issued, path)):
+        if path in fields and not spec_mod.is_blank(scan.issued_value(d["ctx"].issued, path)):
             out.append(("one character", path, char))
     spec = d["ctx"].spec
     table_cells = 0
@@ -315,10 +319,10 @@ def _forgeries(d, no: int, fields: dict) -> list[tuple[str, str, str]]:
         except KeyError:
             continue
         iv = scan.issued_value(d["ctx"].issued, path)
-        if scan.is_blank(iv) or f.kind in scan.MARK_KINDS or f.kind in scan.TICK_KINDS or f.kind.value == "table":
+        if spec_mod.is_blank(iv) or f.kind in (*readings.MARK_KINDS, *readings.TICK_KINDS) or f.kind.value == "table":
             continue
-        text = scan._norm_text(scan.format_value(f, iv))
-        if text and len(text) <= scan.MAX_PRINTED_CHECK and text[-1] in mk.LOOKALIKES:
+        text = readings.norm_text(spec_mod.format_value(f, iv))
+        if text and len(text) <= readings.MAX_PRINTED_CHECK and text[-1] in mk.LOOKALIKES:
             if "[" in path:
                 if table_cells >= 3:  # a 交接表 page has dozens: three per page are enough
                     continue
@@ -351,7 +355,7 @@ def run_tampered(docs, degs, engine, fallback, rng: random.Random) -> dict[tuple
                         continue
                     try:
                         got = scan.read_page(page, ident, d["ctx"], engine=engine, fallback=fallback)
-                    except scan.AlignmentFailed:
+                    except align_mod.AlignmentFailed:
                         tally[0] += 1
                         continue
                     r = got.readings.get(path)

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cases import audit
-from cases.models import Case, CaseEvent, Guardian, Org, Pupil, SchoolClass, descendants
-from cases.numbering import next_case_number
+from cases.store import audit
+from cases.store.models import Case, CaseEvent, Guardian, Org, Pupil, SchoolClass, descendants
+from cases.store.numbering import next_case_number
 from forms import validators
 
 log = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ def load_demo(session: Session, *, seed: int = 1, today: dt.date | None = None) 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m cases.demo``: migrate the configured database and load the demo county."""
-    from cases.db import make_engine, make_session_factory, session_scope, upgrade_to_head
+    from cases.store.db import make_engine, make_session_factory, session_scope, upgrade_to_head
     from config import Config
 
     parser = argparse.ArgumentParser(description="Load the synthetic demo county (青禾县).")

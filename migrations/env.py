@@ -9,8 +9,8 @@ from logging.config import fileConfig
 import sqlalchemy as sa
 from alembic import context
 
-from cases.db import make_engine
-from cases.models import Base, UTCDateTime, load_all_models
+from cases.store.db import make_engine
+from cases.store.models import Base, UTCDateTime, load_all_models
 
 load_all_models()
 

@@ -321,3 +321,48 @@ def _load_pdf(data: bytes, name: str, *, dpi: int, max_pixels: int, max_pages: i
         raise CorruptImage(f"{name}: only {len(pages)} of {len(sizes)} PDF pages could be rasterised",
                            filename=name)
     return pages
+
+
+def probe_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -> str:
+    """Cheap checks before an upload is accepted (nothing decoded): the kind ("png", "jpeg",
+    "tiff", "pdf") from the first bytes, and image sizes from the headers. Raises the errors of
+    ``parsers.images`` (unsupported format, damaged file, image too large)."""
+    from PIL import Image, UnidentifiedImageError
+
+    limit = max_pixels or DEFAULT_MAX_PIXELS
+    if not data:
+        raise EmptyDocument(f"{filename}: the file is empty (0 bytes)", filename=filename)
+    kind = _kind(data)
+    if kind is None:
+        raise UnsupportedImageFormat(
+            f"{filename}: not a PNG, JPEG, TIFF or PDF file; scan or photograph the form and upload one of "
+            "those", filename=filename)
+    if kind == "pdf":
+        from pypdf import PdfReader
+        from pypdf.errors import PdfReadError
+
+        try:
+            n = len(PdfReader(io.BytesIO(data)).pages)
+        except (PdfReadError, OSError, ValueError, KeyError, TypeError) as e:
+            raise CorruptImage(f"{filename}: damaged PDF, cannot read it ({e})", filename=filename) from e
+        if n == 0:
+            raise EmptyDocument(f"{filename}: the PDF has no pages", filename=filename)
+        return kind
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+                if w * h > limit:
+                    raise _too_large(filename, 1, w, h, limit)
+                if kind == "png":
+                    img.verify()  # chunk CRCs: a truncated or damaged PNG fails here
+    except Image.DecompressionBombError as e:
+        raise ImageTooLarge(f"{filename}: image is too large to decode safely ({e}); scan at 200-300 "
+                                   "dpi instead", filename=filename) from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise CorruptImage(f"{filename}: damaged {kind.upper()} file, cannot read it ({e})",
+                                  filename=filename) from e
+    return kind

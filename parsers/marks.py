@@ -218,7 +218,7 @@ def fingerprint_present(crop: np.ndarray, *, dpi: float = 200.0, colour: bool | 
     return Mark(AMBIGUOUS, ratio, 0.3, f"red mark of {diameter:.0f} mm that does not look like a fingerprint")
 
 
-def _remove_lines(ink: np.ndarray, *, tall: int | None = None) -> np.ndarray:
+def remove_lines(ink: np.ndarray, *, tall: int | None = None) -> np.ndarray:
     """Drop long straight horizontal/vertical strokes: cell borders and printed underlines.
     ``tall``: the shortest upright stroke taken for a border (default a third of the height)."""
     h, w = ink.shape
@@ -247,7 +247,7 @@ def signature_present(crop: np.ndarray, *, reference: np.ndarray | None = None, 
     ink[-edge:, :] = False
     ink[:, :edge] = False
     ink[:, -edge:] = False
-    ink = _remove_lines(ink)
+    ink = remove_lines(ink)
     if reference is not None:
         if reference.shape[:2] != crop.shape[:2]:
             raise ValueError("reference crop must have the same size as the crop")

@@ -11,7 +11,7 @@ PORT=${BAOXUE_PORT:-8000}
 export BAOXUE_PDF_PREWARM=1
 
 "$PY" -m cases.demo            # migrates the database, then loads the demo county once
-"$PY" -m cases.jobs &          # the queue worker (SQLite queue; Redis when REDIS_URL is set)
+"$PY" -m cases.store.jobs &    # the queue worker (SQLite queue; Redis when REDIS_URL is set)
 worker=$!
 trap 'kill $worker 2>/dev/null || true' EXIT INT TERM
 

@@ -42,7 +42,7 @@ ROOT_USER = "root"
 def make_user(app):
     """``make_user(username, roles, org_id=None, password=...)`` -> (user id, bearer token)."""
     from cases.accounts import service as accounts
-    from cases.db import session_scope
+    from cases.store.db import session_scope
 
     def make(username: str, roles, org_id: int | None = None, password: str = "Test-passw0rd"):
         with session_scope(app.extensions["baoxue"].session_factory) as s:

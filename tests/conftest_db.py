@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import text
 
-from cases.db import create_schema, make_engine, make_session_factory, normalise_url
+from cases.store.db import create_schema, make_engine, make_session_factory, normalise_url
 
 log = logging.getLogger(__name__)
 

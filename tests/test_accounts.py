@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from cases.accounts import service as accounts
 from cases.accounts.models import ApiToken, User
-from cases.models import AuditLog, Org
+from cases.store.models import AuditLog, Org
 from tests.conftest import client_for
 
 PASSWORD = "Test-passw0rd"

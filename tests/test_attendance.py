@@ -1,4 +1,4 @@
-"""Attendance import (cases/attendance.py and POST /attendance/import): thresholds open and advance
+"""Attendance import (cases/engine/attendance.py and POST /attendance/import): thresholds open and advance
 cases, legitimate reasons close the episode, relapse, bad rows reported by row number."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import select
 
-from cases import engine
-from cases.attendance import import_attendance
-from cases.engine_models import AttendanceRecord
-from cases.models import Case, Org, Pupil
+from cases.engine import casework as engine
+from cases.engine.attendance import import_attendance
+from cases.engine.models import AttendanceRecord
+from cases.store.models import Case, Org, Pupil
 
 D = dt.date
 HEAD = "日期,学籍号,姓名,类型,备注\n"

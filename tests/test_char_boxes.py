@@ -11,11 +11,12 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from cases.models import from_json
+from cases.store.models import from_json
 from forms.registry import get_spec
 from parsers import scan
 from parsers.images import load_pages
 from parsers.ocr import FakeOcrEngine, OcrText
+from parsers.scan import boxes
 from tests.samples.scans import make_scans as mk
 
 RECEIPT = 5  # 送达回证 page of a 限期返校通知书
@@ -156,12 +157,12 @@ def test_a_boxed_phone_number_is_read_but_always_confirmed():
     bw = scan.BoxWriting((True,) * 11, np.full((40, 300, 3), 255, np.uint8), (blank,) * 11)
     common = {"page_no": 3}
     singles = [OcrText(c, 0.99) for c in "13912345678"]
-    r = scan._read_boxed("reply_phone", f, OcrText("13912345678", 0.98), bw, singles, None, ctx, common)
+    r = boxes.read_boxed("reply_phone", f, OcrText("13912345678", 0.98), bw, singles, None, ctx, common)
     assert (r.status, r.value, r.confirm, r.needs_review) == ("read", "13912345678", True, True)
     assert "没有校验位" in r.reason
     # a box left empty in a phone number is never filled in by guessing
     bw = scan.BoxWriting((True,) * 10 + (False,), bw.line, (blank,) * 10)
-    r = scan._read_boxed("reply_phone", f, OcrText("1391234567", 0.98), bw, singles[:10], None, ctx, common)
+    r = boxes.read_boxed("reply_phone", f, OcrText("1391234567", 0.98), bw, singles[:10], None, ctx, common)
     assert (r.status, r.value, r.needs_review) == ("invalid", None, True) and r.reason == "有1个格子没有写"
 
 
@@ -177,13 +178,13 @@ def test_a_boxed_id_number_is_checked_by_its_check_digit():
     blank = np.full((40, 30, 3), 255, np.uint8)
     bw = scan.BoxWriting((True,) * 18, np.full((40, 500, 3), 255, np.uint8), (blank,) * 18)
     singles = [OcrText(c, 0.99) for c in good]
-    r = scan._read_boxed(f.name, f, OcrText(good, 0.95), bw, singles, None, ctx, {})
+    r = boxes.read_boxed(f.name, f, OcrText(good, 0.95), bw, singles, None, ctx, {})
     assert (r.status, r.value, r.needs_review) == ("read", good, False)
     assert r.text == good[:6] + "*" * 8 + good[-4:]  # never a full ID number in a reading's text
     wrong = good[:10] + str((int(good[10]) + 1) % 10) + good[11:]
-    r = scan._read_boxed(f.name, f, OcrText(wrong, 0.99), bw, [OcrText(c, 0.99) for c in wrong], None, ctx, {})
+    r = boxes.read_boxed(f.name, f, OcrText(wrong, 0.99), bw, [OcrText(c, 0.99) for c in wrong], None, ctx, {})
     assert (r.status, r.value, r.needs_review) == ("invalid", None, True) and wrong not in r.reason
     # a digit too few: the reason shows what was read, masked
     short = good[:-1]
-    r = scan._read_boxed(f.name, f, OcrText(short, 0.99), bw, singles, None, ctx, {})
+    r = boxes.read_boxed(f.name, f, OcrText(short, 0.99), bw, singles, None, ctx, {})
     assert r.status == "invalid" and short not in r.reason and short not in r.text and "17个数字" in r.reason

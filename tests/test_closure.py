@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from cases.closure import EVIDENCE_KINDS, EvidenceItem, check_closure, evidence_sets
-from cases.profiles import PROFILE_DIR, load_profile, profile_from_dict
+from cases.engine.closure import EVIDENCE_KINDS, EvidenceItem, check_closure, evidence_sets
+from cases.engine.profiles import PROFILE_DIR, load_profile, profile_from_dict
 from forms.errors import ValidationFailed
 
 WEIHUI = load_profile("henan-weihui-2022")

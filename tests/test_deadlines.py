@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from cases.calendars import HolidayTable, HolidayTables, SchoolCalendar, chinese_calendar_years, day_info
-from cases.deadlines import (
+from cases.engine.calendars import HolidayTable, HolidayTables, SchoolCalendar, chinese_calendar_years, day_info
+from cases.engine.deadlines import (
     Timer,
     add_calendar_days,
     add_months,

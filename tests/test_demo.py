@@ -7,8 +7,8 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from cases import demo
-from cases.db import create_schema, make_engine, make_session_factory, session_scope
-from cases.models import Case, CaseEvent, Guardian, Org, Pupil, SchoolClass
+from cases.store.db import create_schema, make_engine, make_session_factory, session_scope
+from cases.store.models import Case, CaseEvent, Guardian, Org, Pupil, SchoolClass
 from forms import validators
 
 TODAY = dt.date(2026, 3, 16)

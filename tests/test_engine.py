@@ -1,4 +1,4 @@
-"""The case engine in the database (cases/engine.py): transitions and guards under both region
+"""The case engine in the database (cases/engine/casework.py): transitions and guards under both region
 profiles, deadlines started and closed, sweep alerts and the 问题清单, closure with verified
 evidence, relapse tagging, the 辍学认定 flag."""
 
@@ -9,9 +9,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from cases import engine
-from cases.engine_models import Alert, Deadline, Evidence, Problem
-from cases.models import Case, CaseEvent, Document, Org, Pupil
+from cases.engine import casework as engine
+from cases.engine.models import Alert, Deadline, Evidence, Problem
+from cases.store.models import Case, CaseEvent, Document, Org, Pupil
 from forms.errors import Conflict, InvalidTransition, ValidationFailed
 
 D = dt.date

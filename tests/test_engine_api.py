@@ -8,8 +8,8 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from cases import engine
-from cases.models import Case, Org, Pupil
+from cases.engine import casework as engine
+from cases.store.models import Case, Org, Pupil
 from tests.conftest import client_for
 
 D = dt.date

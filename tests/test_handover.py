@@ -11,9 +11,9 @@ import openpyxl
 import pytest
 from sqlalchemy import select
 
-from cases import handover as ho
-from cases.handover_models import HandoverRow, Registration
-from cases.models import Case, CaseEvent, Document, Job, Org, Pupil, SchoolClass
+from cases.handover import plans as ho
+from cases.handover.models import HandoverRow, Registration
+from cases.store.models import Case, CaseEvent, Document, Job, Org, Pupil, SchoolClass
 from forms import validators as v
 from forms.errors import Conflict, NotFound, ValidationFailed
 
@@ -249,7 +249,7 @@ def test_end_to_end(world, services):
             assert "registration" in kinds
             t1 = s.scalar(select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.transition == "T1"))
             assert t1 is not None and t1.to_state == "ABSENT" and t1.org_id == case.org_id
-            from cases.engine_models import Deadline
+            from cases.engine.models import Deadline
 
             assert all(d.org_id == case.org_id
                        for d in s.scalars(select(Deadline).where(Deadline.case_id == case.id)))

@@ -9,7 +9,7 @@ import io
 import openpyxl
 from sqlalchemy import select
 
-from cases.models import Case, Org, Pupil, SchoolClass
+from cases.store.models import Case, Org, Pupil, SchoolClass
 from forms import validators as v
 
 B = "/api/v1"

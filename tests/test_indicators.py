@@ -7,10 +7,10 @@ import datetime as dt
 from decimal import Decimal
 from fractions import Fraction
 
-from cases import indicators
-from cases.indicators import Target, compare
-from cases.ledger_models import IndicatorTarget
-from cases.models import Case, CaseEvent, Org, Pupil, SchoolClass
+from cases.ledgers import indicators
+from cases.ledgers.indicators import Target, compare
+from cases.ledgers.models import IndicatorTarget
+from cases.store.models import Case, CaseEvent, Org, Pupil, SchoolClass
 from tests.test_ledgers import at, build_small
 
 

@@ -11,9 +11,9 @@ import uuid
 import pytest
 from huey import MemoryHuey, RedisHuey, SqliteHuey
 
-from cases import jobs
-from cases.models import Job, Org
-from cases.storage import Store, save_upload
+from cases.store import jobs
+from cases.store.models import Job, Org
+from cases.store.storage import Store, save_upload
 from forms.errors import NotFound, ValidationFailed
 
 

@@ -8,7 +8,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from cases.models import AuditLog
+from cases.store.models import AuditLog
 from tests.test_ledgers import build_small
 
 B = "/api/v1"

@@ -11,9 +11,9 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from cases import ledgers
-from cases.ledger_models import LedgerSnapshot
-from cases.models import AuditLog, Case, CaseEvent, Document, Guardian, Org, Pupil, SchoolClass
+from cases.ledgers import ledger as ledgers
+from cases.ledgers.models import LedgerSnapshot
+from cases.store.models import AuditLog, Case, CaseEvent, Document, Guardian, Org, Pupil, SchoolClass
 from forms.errors import NotFound, ValidationFailed
 from forms.validators import synthetic_id_number
 

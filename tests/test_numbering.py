@@ -8,9 +8,9 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from cases.db import make_engine, make_session_factory
-from cases.models import AuditLog, Document, NumberSequence, Org
-from cases.numbering import (
+from cases.store.db import make_engine, make_session_factory
+from cases.store.models import AuditLog, Document, NumberSequence, Org
+from cases.store.numbering import (
     family_key,
     format_number,
     next_case_number,

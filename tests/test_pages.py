@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from cases.models import Org, to_json
+from cases.store.models import Org, to_json
 from tests.samples_data import sample_input
 
 

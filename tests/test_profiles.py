@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from cases.profiles import (
+from cases.engine.profiles import (
     DEFAULT_PROFILE,
     PROFILE_DIR,
     list_profiles,

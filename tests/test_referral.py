@@ -1,6 +1,6 @@
 """部门函件 (forms/specs/referral_letter.py): variants bound to departments, checks, the masked ID and
 the variant wording in the rendered letter, the 回执 part; prefill from a case + referral
-(cases/prefill.py ``referral_letter_data``) and ``render: true`` on POST /cases/<id>/referrals."""
+(cases/documents/prefill.py ``referral_letter_data``) and ``render: true`` on POST /cases/<id>/referrals."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import docx
 import pytest
 from sqlalchemy import select
 
-from cases import engine
-from cases.engine_models import Referral
-from cases.models import Case, Document, Pupil
+from cases.engine import casework as engine
+from cases.engine.models import Referral
+from cases.store.models import Case, Document, Pupil
 from forms import validators as v
 from forms.errors import ValidationFailed
 from forms.registry import get_spec
@@ -101,7 +101,7 @@ def _case(session, reason: str) -> Case:
 
 
 def test_prefill_from_case_and_referral(app_session, demo):
-    from cases.prefill import referral_letter_data
+    from cases.documents.prefill import referral_letter_data
 
     case = _case(app_session, "R08")
     ref = engine.create_referral(app_session, case, to_department="gongan", reason="该生失联，多次查找未果",

@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cases.models import from_json
+from cases.store.models import from_json
 from forms.errors import BaoxueError
 from forms.registry import get_spec
-from parsers import scan
+from parsers import align as align_mod
+from parsers import images, scan
 from parsers.images import load_pages
 from parsers.ocr import FakeOcrEngine, OcrText
+from parsers.scan import handwriting, ink, readings
 from tests.samples.scans import make_scans
 
 SAMPLES = Path(__file__).parent / "samples" / "scans"
@@ -154,17 +156,17 @@ def test_merge_prefers_confident_reading():
 def test_corrupt_empty_and_huge_inputs_give_clear_errors():
     data = (SAMPLES / "blank_page.png").read_bytes()
     with pytest.raises(BaoxueError, match="damaged PNG"):
-        scan.probe_upload(data[:200], "broken.png")
+        images.probe_upload(data[:200], "broken.png")
     with pytest.raises(BaoxueError, match="empty"):
-        scan.probe_upload(b"", "empty.png")
+        images.probe_upload(b"", "empty.png")
     with pytest.raises(BaoxueError, match="not a PNG, JPEG, TIFF or PDF"):
-        scan.probe_upload(b"GIF89a....", "x.gif")
+        images.probe_upload(b"GIF89a....", "x.gif")
     buf = io.BytesIO()
     Image.new("1", (20000, 20000), 1).save(buf, format="PNG")
     with pytest.raises(BaoxueError) as e:
-        scan.probe_upload(buf.getvalue(), "huge.png")
+        images.probe_upload(buf.getvalue(), "huge.png")
     assert e.value.code == "image_too_large" and e.value.http_status == 413
-    assert scan.probe_upload((SAMPLES / "issued.pdf").read_bytes(), "scan.pdf") == "pdf"
+    assert images.probe_upload((SAMPLES / "issued.pdf").read_bytes(), "scan.pdf") == "pdf"
 
 
 def test_page_of_another_document_is_unidentified():
@@ -175,7 +177,7 @@ def test_page_of_another_document_is_unidentified():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", READ)
 def test_golden_with_real_engines(name):
-    from cases.scans import completeness
+    from cases.returns.scans import completeness
     from parsers.ocr import get_engine
 
     page = _page(name)
@@ -239,17 +241,17 @@ def test_one_changed_printed_character_is_caught(path, char, read_as):
     bbox = _ctx().geometry["pages"][0]["fields"][path]["bbox"]
     forged = PageImage(make_scans.tamper_last_char(page.pixels, bbox, 200.0, char), 200.0, "forged.png", 0)
     comparison = scan.compare_ink(
-        scan.align(forged, scan.TemplatePage.from_mapping(_ctx().geometry["pages"][0]))
-        .crop(scan._inset(bbox, 1.8), pad_pt=scan.INK_SEARCH_PT),
-        ref.crop(1, scan._inset(bbox, 1.8)), margin_px=round(scan.INK_SEARCH_PT * 200 / 72))
+        align_mod.align(forged, align_mod.TemplatePage.from_mapping(_ctx().geometry["pages"][0]))
+        .crop(readings.inset(bbox, 1.8), pad_pt=ink.INK_SEARCH_PT),
+        ref.crop(1, readings.inset(bbox, 1.8)), margin_px=round(ink.INK_SEARCH_PT * 200 / 72))
     # Too different to be taken as issued without reading it (a look-alike only a little)
-    assert comparison.score >= scan.INK_SURE
+    assert comparison.score >= ink.INK_SURE
     # The forged field goes to OCR (which reads the forgery) and to review; the others still match.
     engine = FakeOcrEngine(func=lambda crop: OcrText(read_as, 0.99))
     got = scan.read_page(forged, scan.identify_page(forged, secret=SECRET), _with_reference(ref), engine=engine)
     r = got.readings[path]
     assert (r.status, r.needs_review, r.text) == ("mismatch", True, read_as)
-    assert r.value == scan._jsonable(scan.issued_value(_ctx().issued, path))  # never the forged value
+    assert r.value == readings.jsonable(scan.issued_value(_ctx().issued, path))  # never the forged value
     assert got.readings["doc_number"].status == "match" and got.readings["doc_number"].text == ""
 
 
@@ -274,10 +276,10 @@ def test_small_ink_difference_is_read_and_accepted_when_ocr_reads_the_issued_val
     px[cy - 2:cy + 2, x1 - 14:x1 - 10] = 0  # a 4×4 px speck near the cell's right end
     specked = PageImage(px, 200.0, "speck.png", 0)
     comparison = scan.compare_ink(
-        scan.align(specked, scan.TemplatePage.from_mapping(_ctx().geometry["pages"][0]))
-        .crop(scan._inset(bbox, 1.8), pad_pt=scan.INK_SEARCH_PT),
-        ref.crop(1, scan._inset(bbox, 1.8)), margin_px=round(scan.INK_SEARCH_PT * 200 / 72))
-    assert comparison.score >= scan.INK_SURE
+        align_mod.align(specked, align_mod.TemplatePage.from_mapping(_ctx().geometry["pages"][0]))
+        .crop(readings.inset(bbox, 1.8), pad_pt=ink.INK_SEARCH_PT),
+        ref.crop(1, readings.inset(bbox, 1.8)), margin_px=round(ink.INK_SEARCH_PT * 200 / 72))
+    assert comparison.score >= ink.INK_SURE
     seen = []
     engine = FakeOcrEngine(func=lambda crop: seen.append(1) or OcrText("王浩然", 0.97))
     got = scan.read_page(specked, scan.identify_page(specked, secret=SECRET), _with_reference(ref), engine=engine)
@@ -295,12 +297,12 @@ def test_a_lone_handwritten_digit_is_writing_and_specks_are_not():
 
     cell = np.full((50, 660, 3), 255, np.uint8)
     cv2.rectangle(cell, (0, 0), (659, 49), (0, 0, 0), 2)
-    assert scan._is_unwritten(cell, 200)
+    assert handwriting.is_unwritten(cell, 200)
     dusty = cell.copy()
     for x in (80, 200, 330, 500):
         dusty[20:22, x:x + 2] = 0
-    assert scan._is_unwritten(dusty, 200)
+    assert handwriting.is_unwritten(dusty, 200)
     digit = cell.copy()
     cv2.putText(digit, "6", (14, 38), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (30, 30, 70), 2)
-    assert not scan._is_unwritten(digit, 200)
-    assert scan._is_unwritten(cell[:, :, 0], 200)  # grey crops too
+    assert not handwriting.is_unwritten(digit, 200)
+    assert handwriting.is_unwritten(cell[:, :, 0], 200)  # grey crops too

@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from cases.models import Case, CaseEvent, Document, Upload
-from cases.scan_models import DocumentReturn, ReviewItem, ScanPage
+from cases.returns.models import DocumentReturn, ReviewItem, ScanPage
+from cases.store.models import Case, CaseEvent, Document, Upload
 from parsers.ocr import FakeOcrEngine, OcrText
 
 SAMPLES = Path(__file__).parent / "samples" / "scans"
@@ -166,7 +166,7 @@ def test_huge_image_refused_from_its_header(client, notice, app_session):
 
 
 def test_job_killed_mid_way_then_retried_creates_no_duplicates(client, notice, app_session, services, monkeypatch):
-    from cases import scans
+    from cases.returns import scans
 
     data = _tiff("receipt_direct_flatbed200.jpg", "stub_photo.jpg", "foreign_page.png")
     real = scans._process_page

@@ -10,8 +10,8 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from cases.models import Org, Upload
-from cases.storage import StorageFailed, Store, save_upload
+from cases.store.models import Org, Upload
+from cases.store.storage import StorageFailed, Store, save_upload
 from forms.errors import NotFound, ValidationFailed
 
 PDF = b"%PDF-1.4\n% synthetic test bytes\n"

@@ -12,9 +12,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from cases import audit
-from cases.db import make_engine, session_scope, upgrade_to_head
-from cases.models import (
+from cases.store import audit
+from cases.store.db import make_engine, session_scope, upgrade_to_head
+from cases.store.models import (
     Base,
     Case,
     Document,

@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
-from cases.closure import EvidenceItem
-from cases.profiles import load_profile
-from cases.workflow import (
+from cases.engine.closure import EvidenceItem
+from cases.engine.profiles import load_profile
+from cases.engine.workflow import (
     OPEN_STATES,
     STATES,
     TRANSITIONS,

@@ -33,9 +33,9 @@ def _area_blueprints():
 
 
 def init_web(app: Flask) -> None:
-    from cases import jobs
-    from cases.db import create_schema, make_engine, make_session_factory
-    from cases.service import Services
+    from cases.store import jobs
+    from cases.store.db import create_schema, make_engine, make_session_factory
+    from cases.store.services import Services, register
 
     engine = make_engine(app.config["DATABASE_URL"])
     if app.config.get("CREATE_SCHEMA"):
@@ -45,9 +45,11 @@ def init_web(app: Flask) -> None:
     app.extensions["baoxue"] = services
     app.extensions["baoxue_engine"] = engine
     jobs.init_jobs(app.config, session_factory=factory)
-    from cases import batch  # registers the batch job kinds
+    # The job kinds register themselves when their modules are imported.
+    from cases.documents import batch  # noqa: F401
+    from cases.returns import scans  # noqa: F401
 
-    batch.register_services(services)
+    register(services)
 
     @app.teardown_appcontext
     def _close_session(_exc):

@@ -15,10 +15,11 @@ from flask import request, send_file, url_for
 from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
-from cases import audit
-from cases import service as svc
-from cases.models import Case, Document, Guardian, Job, Org, Pupil, Upload, descendants, in_scope
-from cases.numbering import next_case_number
+from cases.documents import issuing as svc
+from cases.returns import ingest
+from cases.store import audit
+from cases.store.models import Case, Document, Guardian, Job, Org, Pupil, Upload, descendants, in_scope
+from cases.store.numbering import next_case_number
 from forms import validators as v
 from forms.errors import NotFound, ValidationFailed
 from forms.registry import all_specs, get_spec
@@ -44,7 +45,7 @@ blp = Blueprint("api", __name__, url_prefix="/api/v1", description="控辍保学
 
 def current_user() -> str:
     """The logged-in user's name, for the actor columns of events, documents and uploads (the
-    audit log records the user's id as well, see ``cases.accounts.auditlog.record``)."""
+    audit log records the user's id as well, see ``cases.store.audit.record``)."""
     return principal().username
 
 
@@ -80,7 +81,7 @@ def _case_json(c: Case) -> dict:
             "opened_on": c.opened_on, "episode": c.episode, "relapse": c.relapse, "profile": c.profile}
 
 
-def _doc_json(d: Document) -> dict:
+def doc_json(d: Document) -> dict:
     out = svc.document_json(d)
     out["links"] = {
         "self": url_for("api.document", doc_id=d.id),
@@ -117,7 +118,7 @@ def scoped(q, model, action: str | None = None):
 
 def page(q, to_json):
     """``{"total", "items"}`` for one page of a query (``?limit=`` ≤ 500, ``?offset=``)."""
-    limit, offset = _page_args()
+    limit, offset = page_args()
     session = db()
     total = session.scalar(select(func.count()).select_from(q.subquery()))
     return {"total": total, "items": [to_json(x) for x in session.scalars(q.limit(limit).offset(offset))]}
@@ -139,7 +140,7 @@ def uploaded_file(what: str = "文件") -> tuple[str, bytes, int]:
     return f.filename, f.read(), int(org_id)
 
 
-def _page_args():
+def page_args():
     try:
         limit = min(max(int(request.args.get("limit", 50)), 1), 500)
         offset = max(int(request.args.get("offset", 0)), 0)
@@ -325,7 +326,7 @@ def list_cases():
 @blp.arguments(s.CaseIn)
 @blp.response(201, s.CaseOut)
 def create_case(body):
-    from cases.models import CASE_STATES, CaseEvent, utcnow
+    from cases.store.models import CASE_STATES, CaseEvent, utcnow
 
     session = db()
     pupil = session.get(Pupil, body["pupil_id"])
@@ -350,7 +351,7 @@ def create_case(body):
     case = Case(number=next_case_number(session, county=county, year=opened.year), pupil_id=pupil.id,
                 org_id=org_id, township_org_id=township, state=body["state"],
                 reason_code=body.get("reason_code"), opened_on=opened, episode=episode,
-                profile=svc._profile_name(session, school, services()))
+                profile=svc.profile_name(session, school, services()))
     session.add(case)
     session.flush()
     session.add(CaseEvent(case_id=case.id, org_id=org_id, kind="opened", to_state=case.state,
@@ -362,7 +363,7 @@ def create_case(body):
 
 
 def _ancestors(session, org: Org) -> list[Org]:
-    from cases.models import ancestors
+    from cases.store.models import ancestors
 
     return ancestors(session, org)
 
@@ -377,7 +378,7 @@ def get_case(case_id: int):
             "events": [{"kind": e.kind, "from": e.from_state, "to": e.to_state, "transition": e.transition,
                         "actor": e.actor, "occurred_at": e.occurred_at.isoformat(), "data": e.data}
                        for e in c.events],
-            "documents": [_doc_json(d) for d in docs]}
+            "documents": [doc_json(d) for d in docs]}
 
 
 # ---- documents --------------------------------------------------------------------------------------
@@ -393,7 +394,7 @@ def render_document(body):
                              issuer_id=body["issuer_id"], case_id=body.get("case_id"), data=body["data"],
                              user=current_user(), want_pdf=body["format"] == "pdf",
                              issued_on=body.get("issued_on"))
-    return _doc_json(doc)
+    return doc_json(doc)
 
 
 @blp.route("/cases/<int:case_id>/documents", methods=["POST"])
@@ -402,7 +403,7 @@ def render_document(body):
 @blp.response(201, s.DocumentOut)
 def render_for_case(body, case_id: int):
     """Render a form for a case, prefilled from the case record; ``data`` overrides or completes it."""
-    from cases.prefill import data_from_case, default_issuer
+    from cases.documents.prefill import data_from_case, default_issuer
 
     session = db()
     case = get_scoped(Case, case_id, "案件")
@@ -414,7 +415,7 @@ def render_for_case(body, case_id: int):
     doc = svc.issue_document(session, services(), form=spec.code, variant=var.code if var else None,
                              issuer_id=issuer_id, case_id=case.id, data=data, user=current_user(),
                              want_pdf=body["format"] == "pdf")
-    return _doc_json(doc)
+    return doc_json(doc)
 
 
 @blp.route("/documents")
@@ -426,7 +427,7 @@ def list_documents():
             q = q.where(getattr(Document, key) == request.args[key])
     if request.args.get("case_id"):
         q = q.where(Document.case_id == int(request.args["case_id"]))
-    return page(q, _doc_json)
+    return page(q, doc_json)
 
 
 @blp.route("/documents/<doc_id>")
@@ -443,7 +444,7 @@ def document(doc_id: str):
         except KeyError:
             continue
         data[name] = v.mask_id(value) if f.kind == Kind.ID_NUMBER else value
-    return {**_doc_json(doc), "data": data}
+    return {**doc_json(doc), "data": data}
 
 
 @blp.route("/documents/<doc_id>/<any(docx, pdf):kind>")
@@ -463,8 +464,8 @@ def document_file(doc_id: str, kind: str):
 def document_history(doc_id: str):
     doc = svc.get_document(db(), doc_id)
     authorize_row(doc)
-    out = svc.document_history(db(), doc)
-    out["document"] = _doc_json(doc)
+    out = ingest.document_history(db(), doc)
+    out["document"] = doc_json(doc)
     return out
 
 
@@ -474,14 +475,14 @@ def document_history(doc_id: str):
 @blp.response(200, s.DocumentOut)
 def void_document(body, doc_id: str):
     """Mark a document 作废 (its number is never reused)."""
-    from cases.numbering import void_number
+    from cases.store.numbering import void_number
 
     session = db()
     doc = svc.get_document(session, doc_id)
     authorize_row(doc)
     void_number(session, doc, reason=body["reason"], who=current_user())
     session.commit()
-    return _doc_json(doc)
+    return doc_json(doc)
 
 
 # ---- batches and jobs -------------------------------------------------------------------------------
@@ -492,11 +493,11 @@ def void_document(body, doc_id: str):
 @blp.response(202, s.JobOut)
 def batch_responsibility(body):
     """责任书 for every child unit of an organisation node, in one call -> a job -> a ZIP."""
-    from cases.batch import start_responsibility_batch
+    from cases.documents.batch import start_responsibility_batch
 
     check_scope(body["parent_org_id"])
     job_id = start_responsibility_batch(db(), services(), body, user=current_user())
-    return _job_json(db().get(Job, job_id))
+    return job_json(db().get(Job, job_id))
 
 
 @blp.route("/batches/handover", methods=["POST"])
@@ -505,14 +506,14 @@ def batch_responsibility(body):
 @blp.response(202, s.JobOut)
 def batch_handover(body):
     """交接表 for every class of a handover plan, in one call -> a job -> a ZIP."""
-    from cases.batch import start_handover_batch
+    from cases.handover.documents import start_handover_batch
 
     check_scope(body["issuer_id"])
     job_id = start_handover_batch(db(), services(), body, user=current_user())
-    return _job_json(db().get(Job, job_id))
+    return job_json(db().get(Job, job_id))
 
 
-def _job_json(job: Job) -> dict:
+def job_json(job: Job) -> dict:
     return {"id": job.id, "kind": job.kind, "status": job.status, "done": job.done, "total": job.total,
             "error": job.error,
             "result_url": url_for("api.job_result", job_id=job.id) if job.status == "done" and job.result_path
@@ -527,7 +528,7 @@ def job_status(job_id: str):
     session = db()
     session.expire_all()
     job = get_scoped(Job, job_id, "任务")
-    return _job_json(job)
+    return job_json(job)
 
 
 @blp.route("/jobs/<job_id>/result")
@@ -556,7 +557,7 @@ def upload():
     our forms as a plain attachment instead of refusing it)."""
     filename, data, org_id = uploaded_file()
     attach = request.form.get("attach", "").lower() in {"1", "true", "yes", "on"}
-    result = svc.ingest_upload(db(), services(), filename=filename, data=data, org_id=org_id,
+    result = ingest.ingest_upload(db(), services(), filename=filename, data=data, org_id=org_id,
                                user=current_user(), attach=attach, mime=request.files["file"].mimetype,
                                source_device=request.headers.get("User-Agent", "")[:100])
     # a scan or photo goes to the background scan pipeline: accepted, not yet read
@@ -566,7 +567,7 @@ def upload():
 @blp.route("/uploads/<int:upload_id>")
 @requires("upload.read")
 def get_upload(upload_id: int):
-    from cases.models import ParsedResult
+    from cases.store.models import ParsedResult
 
     session = db()
     u = session.get(Upload, upload_id)

@@ -12,10 +12,11 @@ from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from cases import audit, engine
-from cases.attendance import import_attendance
-from cases.engine_models import Deadline, Evidence, Problem, Referral
-from cases.models import Org, in_scope
+from cases.engine import casework as engine
+from cases.engine.attendance import import_attendance
+from cases.engine.models import Deadline, Evidence, Problem, Referral
+from cases.store import audit
+from cases.store.models import Org, in_scope
 from forms.errors import NotFound, ValidationFailed
 from web.api import check_scope, current_user, db, get_scoped, scope_org, uploaded_file
 from web.auth import authorize_row, requires, visible
@@ -252,8 +253,8 @@ def post_referral(case_id: int):
 
 def _issue_letter(session, case, ref: Referral, body: dict):
     """Issue the referral's letter; validation errors raise before anything is committed."""
-    from cases import service as svc
-    from cases.prefill import referral_letter_data
+    from cases.documents import issuing as svc
+    from cases.documents.prefill import referral_letter_data
     from web.api import services
 
     letter = body.get("letter") or {}
@@ -367,7 +368,7 @@ def post_inspection_finding():
 @blp.route("/attendance/import", methods=["POST"])
 @requires("attendance.import")
 def attendance_import():
-    """Multipart: ``file`` (CSV/XLSX, see cases/attendance.py for columns), ``org_id`` (the unit
+    """Multipart: ``file`` (CSV/XLSX, see cases/engine/attendance.py for columns), ``org_id`` (the unit
     whose pupils are listed). Good rows are kept even when some rows are bad."""
     filename, data, org_id = uploaded_file("考勤文件（CSV 或 XLSX）")
     session = db()

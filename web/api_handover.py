@@ -11,12 +11,12 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from marshmallow import ValidationError as SchemaError
 
-from cases import handover as ho
-from cases.handover_models import REGISTRATION_SOURCES, HandoverRow
-from cases.models import Job, Org
+from cases.handover import plans as ho
+from cases.handover.models import REGISTRATION_SOURCES, HandoverRow
+from cases.store.models import Job, Org
 from forms.codes import HANDOVER_WHEREABOUTS
 from forms.errors import NotFound, ValidationFailed
-from web.api import _job_json, check_scope, current_user, db, services
+from web.api import check_scope, current_user, db, job_json, services
 from web.auth import log_export, requires
 from web.schemas import JobOut
 
@@ -168,7 +168,7 @@ def render_plan(body, plan_id: int):
     job_id = ho.start_plan_render(session, services(), plan, issuer_id=body["issuer_id"], fmt=body["format"],
                                   data=body["data"], user=current_user())
     session.expire_all()
-    return _job_json(session.get(Job, job_id))
+    return job_json(session.get(Job, job_id))
 
 
 @blp.route("/handover/registrations", methods=["POST"])
@@ -196,7 +196,7 @@ def create_registration(body):
 @blp.arguments(ConfirmIn)
 def confirm_registration(body, registration_id: int):
     """A person confirms (or rejects) a name + birth-date match."""
-    from cases.handover_models import Registration
+    from cases.handover.models import Registration
 
     session = db()
     reg = session.get(Registration, registration_id)

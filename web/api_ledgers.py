@@ -17,10 +17,11 @@ import io
 from flask import request, send_file
 from flask_smorest import Blueprint
 
-from cases import indicators, ledgers
+from cases.ledgers import indicators
+from cases.ledgers import ledger as ledgers
 from forms import validators as v
 from forms.errors import ValidationFailed
-from web.api import _doc_json, _page_args, check_scope, current_user, db, services
+from web.api import check_scope, current_user, db, doc_json, page_args, services
 from web.auth import log_export, log_unmask, requires, unmask_reason
 
 blp = Blueprint("ledgers", __name__, url_prefix="/api/v1", description="台账、指标与统计表")
@@ -68,7 +69,7 @@ def ledger(kind: str):
         session.commit()  # the export's audit entry
         name = f"{scope.org_name}{ledgers.KIND_TITLES[kind]}-{scope.as_of.isoformat()}.xlsx"
         return send_file(io.BytesIO(data), mimetype=XLSX_MIME, as_attachment=True, download_name=name)
-    limit, offset = _page_args()
+    limit, offset = page_args()
     page = ledgers.ledger_page(session, scope, limit=limit, offset=offset, unmask=unmask)
     if unmask:
         log_unmask(org_id, f"ledger:{kind}:{org_id}:{scope.as_of.isoformat()}", reason, records=len(page.rows))
@@ -158,7 +159,7 @@ def quarterly():
 def quarterly_render():
     """Issue the 统计表 as a numbered document (DOCX + PDF): body ``{"org_id", "year", "quarter",
     "issuer_id", "format": "pdf"|"docx", "data": {filler_name, checker_name, unit_head, fill_date...}}``."""
-    from cases import service as svc
+    from cases.documents import issuing as svc
 
     session = db()
     body = request.get_json(silent=True) or {}
@@ -173,4 +174,4 @@ def quarterly_render():
     data = figures.form_data(**{"fill_date": dt.date.today().isoformat(), **extra})
     doc = svc.issue_document(session, services(), form="quarterly_stats", variant=None, issuer_id=issuer_id,
                              data=data, user=current_user(), want_pdf=body.get("format", "pdf") == "pdf")
-    return _doc_json(doc), 201
+    return doc_json(doc), 201

@@ -19,9 +19,9 @@ import marshmallow as ma
 from flask import request, send_file, url_for
 from flask_smorest import Blueprint
 
-from cases import scans
-from cases.models import Org
-from cases.scan_models import ReviewItem, ScanPage
+from cases.returns import scans
+from cases.returns.models import ReviewItem, ScanPage
+from cases.store.models import Org
 from forms.errors import NotFound, ValidationFailed
 from web.api import check_scope, current_user, db, scope_org, services, uploaded_file
 from web.auth import authorize_row, requires

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import current_app, g
 
-from cases import service as svc
+from cases.store.services import Services
 
 
-def services() -> svc.Services:
+def services() -> Services:
     return current_app.extensions["baoxue"]
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from cases import service as svc
-from cases.models import Document, Org
+from cases.documents import issuing as svc
+from cases.returns import ingest
+from cases.store.models import Document, Org
 from forms.errors import ValidationFailed
 from forms.registry import all_specs, get_spec
 from forms.spec import Filled, Kind
@@ -115,7 +116,7 @@ def document_page(doc_id: str):
     session = _db()
     doc = svc.get_document(session, doc_id)
     authorize_row(doc)
-    history = svc.document_history(session, doc)
+    history = ingest.document_history(session, doc)
     return render_template("document.html", doc=doc, spec=get_spec(doc.form), history=history)
 
 
@@ -128,6 +129,6 @@ def upload_page():
         raise ValidationFailed("请选择文件和上传单位",
                                fields={"file": "必填", "org_id": "必填"})
     authorize_org(int(org_id))
-    result = svc.ingest_upload(_db(), _services(), filename=f.filename, data=f.read(), org_id=int(org_id),
+    result = ingest.ingest_upload(_db(), _services(), filename=f.filename, data=f.read(), org_id=int(org_id),
                                user=_user(), attach=bool(request.form.get("attach")), mime=f.mimetype)
     return render_template("upload_result.html", result=result)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from cases.accounts import service as accounts
 from cases.accounts.models import User
 from cases.accounts.scope import referrals_table
-from cases.models import Case, Org
+from cases.store.models import Case, Org
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _department(session: Session, county: Org) -> Org:
 
 def _refer_one_case(session: Session, police: Org) -> None:
     """Refer the demo's JOINT case (its pupil left to work) to the police bureau, once."""
-    from cases import engine
+    from cases.engine import casework as engine
 
     ref = referrals_table()
     case = session.scalar(select(Case).where(Case.state == "JOINT").order_by(Case.id))

@@ -12,7 +12,7 @@ import datetime as dt
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from cases.models import Base, Org, utcnow
+from cases.store.models import Base, Org, utcnow
 
 
 class User(Base):

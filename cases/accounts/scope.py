@@ -23,14 +23,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from cases.accounts.policy import Principal, Scope, Target, grants
-from cases.models import Base, Case, Org, Pupil
+from cases.store.models import Base, Case, Org, Pupil
 
 REFERRALS = "engine_referrals"
 
 
 def referrals_table() -> Table:
     """The 部门函件 table (found by name: the engine's models may move between modules)."""
-    from cases.models import load_all_models
+    from cases.store.models import load_all_models
 
     if REFERRALS not in Base.metadata.tables:
         load_all_models()

@@ -17,10 +17,10 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import audit
 from cases.accounts import policy
 from cases.accounts.models import ApiToken, User
-from cases.models import Org, utcnow
+from cases.store import audit
+from cases.store.models import Org, utcnow
 from forms.errors import BaoxueError, Forbidden, NotFound, ValidationFailed
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,39}$")

@@ -3,7 +3,7 @@
 Filed by the education department at each quarter end (Q6). One row per 学段 (小学 / 初中 / 合计)
 in four tables: screening and persuasion, returns and outcomes, closures by evidence set (C1–C7)
 with special-group sub-counts, and the reasons (§7.1) of the suspected dropouts found in the
-period. The figures are computed from the case store by ``cases.ledgers.quarterly_figures``; the
+period. The figures are computed from the case store by ``cases.ledgers.ledger.quarterly_figures``; the
 column names here are the single definition that the figures, the XLSX export and the template
 share. Sign-off (填报人, 审核人, 单位负责人, seal, date) per §6.3.
 """

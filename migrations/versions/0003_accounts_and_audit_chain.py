@@ -1,6 +1,6 @@
 """Accounts (users, API tokens) and the hash-chained audit log with daily anchors.
 
-Existing audit entries are chained in id order (``cases.accounts.auditlog.entry_hash``) before
+Existing audit entries are chained in id order (``cases.store.audit.entry_hash``) before
 the chain columns become NOT NULL; on PostgreSQL a trigger then refuses UPDATE, DELETE and
 TRUNCATE on the audit tables.
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from cases.accounts.auditlog import APPEND_ONLY_TABLES, GENESIS, entry_content, entry_hash, trigger_statements
+from cases.store.audit import APPEND_ONLY_TABLES, GENESIS, entry_content, entry_hash, trigger_statements
 
 revision: str = '0003'
 down_revision: str | None = '0002'

@@ -19,12 +19,13 @@ from flask import current_app, request
 from flask_smorest import Blueprint
 from sqlalchemy import func, or_, select
 
-from cases.accounts import auditlog, policy
+from cases.accounts import policy
 from cases.accounts import service as accounts
 from cases.accounts.models import ApiToken, User
-from cases.models import AuditLog, Org
+from cases.store import audit as auditlog
+from cases.store.models import AuditLog, Org
 from forms.errors import NotFound, ValidationFailed
-from web.auth import account, authorize_org, hasher, principal, requires, visible
+from web.auth.core import account, authorize_org, hasher, principal, requires, visible
 from web.context import db
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="账号、角色、令牌与审计日志")
@@ -198,7 +199,7 @@ def _audit_json(e: AuditLog) -> dict:
 def audit_entries():
     """Audit entries of the caller's scope, newest first: ``?target=``, ``?action=``, ``?who=``,
     ``?limit=`` (≤ 500), ``?offset=``."""
-    from web.api import _page_args
+    from web.api import page_args
 
     q = select(AuditLog).order_by(AuditLog.seq.desc())
     cond = visible(AuditLog)
@@ -207,7 +208,7 @@ def audit_entries():
     for key in ("target", "action", "who"):
         if request.args.get(key):
             q = q.where(getattr(AuditLog, key) == request.args[key])
-    limit, offset = _page_args()
+    limit, offset = page_args()
     total = db().scalar(select(func.count()).select_from(q.subquery()))
     return {"total": total, "items": [_audit_json(e) for e in db().scalars(q.limit(limit).offset(offset))]}
 

@@ -24,10 +24,11 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 
-from cases.accounts import auditlog, policy
+from cases.accounts import policy
 from cases.accounts import service as accounts
 from cases.accounts.models import ApiToken, User
-from cases.db import session_scope, upgrade_to_head
+from cases.store import audit as auditlog
+from cases.store.db import session_scope, upgrade_to_head
 from forms.errors import BaoxueError
 
 

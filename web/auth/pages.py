@@ -12,7 +12,7 @@ from flask import Blueprint, g, redirect, render_template, request, session, url
 from cases.accounts import service as accounts
 from cases.accounts.models import ApiToken
 from forms.errors import BaoxueError, Forbidden
-from web.auth import account, hasher, limiter, login_session, logout_session, public, requires
+from web.auth.core import account, hasher, limiter, login_session, logout_session, public, requires
 from web.context import db
 
 bp = Blueprint("auth", __name__)

@@ -37,7 +37,7 @@ NOTICE_DATA_OVERRIDES = {"issue_date": dt.date(2025, 9, 26)}
 def issue(form: str, variant: str | None, doc_id: str = DOC_ID, overrides: Mapping | None = None,
           secret: str = SECRET) -> tuple[bytes, dict, dict]:
     """(stamped PDF, geometry, issued snapshot as JSON) of a sample document, real renderer."""
-    from cases.models import to_json
+    from cases.store.models import to_json
     from forms import geometry, pdf, render, stamp
     from forms import identity as ident
     from forms.registry import get_spec

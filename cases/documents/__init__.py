@@ -1,0 +1,2 @@
+"""Issuing documents: validation, numbering, rendering and storing one document, system-filled
+values (prefill) and batch renders."""

@@ -1,0 +1,167 @@
+"""Issuing a document: validate, number, render (DOCX, PDF with QR, field geometry) and store it.
+Called by web/ and by jobs; no Flask here.
+
+A document number is reserved in its own short transaction before rendering; if rendering then
+fails the document is marked 作废 with the reason, so a number is never lost silently nor reused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cases.documents.prefill import after_numbering, complete_data, options_for_profile
+from cases.store import audit
+from cases.store.models import Case, CaseEvent, Document, Org, to_json, utcnow
+from cases.store.numbering import family_key, number_document, void_number
+from cases.store.services import Services
+from forms import identity as ident
+from forms.errors import BaoxueError, Conflict, NotFound, RenderFailed, ValidationFailed
+from forms.registry import get_spec
+from forms.spec import FormSpec, Variant
+
+log = logging.getLogger(__name__)
+
+
+def get_org(session: Session, org_id: int | None, what: str = "org_id") -> Org:
+    """The organisation ``org_id``; ValidationFailed when missing, NotFound when unknown (``what``
+    names the input field in the error)."""
+    if org_id is None:
+        raise ValidationFailed("缺少机构", fields={what: "必填"})
+    org = session.get(Org, int(org_id))
+    if org is None:
+        raise NotFound(f"机构 {org_id} 不存在", fields={what: "不存在"})
+    return org
+
+
+def profile_name(session: Session, org: Org, services: Services) -> str:
+    """The region profile of the county above ``org`` (DOMAIN Appendix A: chosen per county)."""
+    node: Org | None = org
+    while node is not None:
+        if node.region_profile:
+            return node.region_profile
+        node = session.get(Org, node.parent_id) if node.parent_id else None
+    return services.default_profile
+
+
+def form_options(session: Session, org: Org, services: Services) -> dict:
+    """Profile-dependent validation options for specs (e.g. the minimum number of attempts)."""
+    return options_for_profile(profile_name(session, org, services))
+
+
+# ---- issuing documents ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rendered:
+    docx: bytes
+    pdf: bytes | None
+    pages: int | None
+    geometry: dict | None
+
+
+def render_files(services: Services, spec: FormSpec, variant: Variant | None, cleaned: dict,
+                 identity: ident.Identity, *, doc_extra: dict, want_pdf: bool = True) -> Rendered:
+    """DOCX, then (optionally) PDF through the warm converter, QR on every page, field geometry."""
+    from forms import render
+
+    docx = render.render_docx(spec, variant, cleaned, identity, extra={"doc": doc_extra},
+                              fonts=services.fonts)
+    if not want_pdf:
+        return Rendered(docx, None, None, None)
+    from forms import geometry, pdf, stamp
+
+    raw_pdf = pdf.get_converter(services.pdf_workers, services.pdf_timeout).convert(docx)
+    stamped, pages = stamp.stamp_pdf(raw_pdf, identity, services.qr_secret)
+    geo = geometry.record_geometry(stamped, spec, variant)
+    return Rendered(docx, stamped, pages, geo)
+
+
+def issue_document(session: Session, services: Services, *, form: str, variant: str | None,
+                   issuer_id: int, data: Mapping[str, Any], case_id: int | None = None,
+                   user: str = "system", want_pdf: bool = True, issued_on: dt.date | None = None
+                   ) -> Document:
+    """Validate, number, render and store one document; return its issued ``Document`` row.
+
+    Invalid input raises ValidationFailed before anything is written. The number is reserved and
+    the row committed (status ``rendering``) before rendering; a render failure voids it."""
+    spec = get_spec(form)
+    var = spec.variant(variant)
+    issuer = get_org(session, issuer_id, "issuer_id")
+    case = None
+    if case_id is not None:
+        case = session.get(Case, int(case_id))
+        if case is None:
+            raise NotFound(f"案件 {case_id} 不存在", fields={"case_id": "不存在"})
+    issued_on = issued_on or dt.date.today()
+    profile = profile_name(session, issuer, services)
+    full = complete_data(spec, var, dict(data), profile=profile, issued_on=issued_on, issuer=issuer)
+    cleaned = spec.validate(full, var, options=form_options(session, issuer, services))
+
+    doc = Document(id=ident.new_doc_id(), org_id=issuer.id, case_id=case.id if case else None,
+                   form=spec.code, variant=var.code if var else None,
+                   family=family_key(spec.code, spec.abbr(var)), template_version=spec.version,
+                   year=issued_on.year, status="rendering", created_by=user)
+    session.add(doc)
+    number = number_document(session, doc, issuer=issuer, abbr=spec.abbr(var))
+    cleaned[spec.number_field] = number
+    cleaned.update(after_numbering(spec, var, cleaned, issuer, doc))
+    doc.data = to_json(cleaned)
+    session.commit()  # the number is now taken, whatever happens next
+
+    identity = ident.Identity(doc.id, spec.code, doc.variant, spec.version)
+    try:
+        files = render_files(services, spec, var, cleaned, identity, want_pdf=want_pdf,
+                             doc_extra={"number": number, "id": doc.id,
+                                        "date": f"{issued_on.year}年{issued_on.month}月{issued_on.day}日"})
+        doc.docx_sha256, _ = services.store.put_bytes(files.docx, ".docx")
+        if files.pdf is not None:
+            doc.pdf_sha256, _ = services.store.put_bytes(files.pdf, ".pdf")
+            doc.pages, doc.geometry = files.pages, files.geometry
+    except BaoxueError as e:
+        session.rollback()
+        void_number(session, doc, reason=f"生成失败：{e.message}", who=user)
+        session.commit()
+        raise RenderFailed(f"文书生成失败（文号{number}已作废）：{e.message}", document=doc.id) from e
+    doc.status = "issued"
+    audit.record(session, who=user, org=issuer, action="document.issue", target=f"document:{doc.id}",
+                 after={"number": number, "form": spec.code, "variant": doc.variant})
+    if case is not None:
+        session.add(CaseEvent(case_id=case.id, org_id=issuer.id, kind="document", actor=user,
+                              occurred_at=utcnow(), data={"document": doc.id, "form": spec.code,
+                                                          "variant": doc.variant, "number": number}))
+    session.commit()
+    log.info("issued %s %s as %s", spec.code, doc.variant or "", doc.id)
+    return doc
+
+
+def document_file(services: Services, doc: Document, kind: str) -> bytes:
+    digest = doc.pdf_sha256 if kind == "pdf" else doc.docx_sha256
+    if doc.status != "issued" or not digest:
+        raise NotFound(f"文书 {doc.id} 没有{kind.upper()}文件", document=doc.id)
+    return services.store.read_bytes(services.store.relpath_for(digest, f".{kind}"))
+
+
+def get_document(session: Session, doc_id: str) -> Document:
+    doc = session.get(Document, doc_id)
+    if doc is None:
+        raise NotFound(f"文书 {doc_id} 不存在", document=doc_id)
+    return doc
+
+
+def document_json(doc: Document) -> dict:
+    return {"id": doc.id, "form": doc.form, "variant": doc.variant, "number": doc.number_text,
+            "status": doc.status, "void_reason": doc.void_reason, "issuer_id": doc.org_id,
+            "case_id": doc.case_id, "template_version": doc.template_version, "pages": doc.pages,
+            "docx_sha256": doc.docx_sha256, "pdf_sha256": doc.pdf_sha256,
+            "created_at": doc.created_at.isoformat() if doc.created_at else None,
+            "created_by": doc.created_by}
+
+
+def ensure_not_void(doc: Document) -> None:
+    if doc.status == "void":
+        raise Conflict(f"文书 {doc.number_text or doc.id} 已作废：{doc.void_reason}", document=doc.id)

@@ -1,0 +1,98 @@
+"""Tables of the scan intake (DOMAIN §5.6): one row per page of a scan upload, the review queue,
+and returned copies of documents.
+
+``ScanPage`` rows are unique per (upload, page index), so a retried job never duplicates a page;
+``ReviewItem`` rows are unique per (page, field path, kind) for the same reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cases.store.models import Base, OrgScoped, in_list, utcnow
+
+SCAN_PAGE_STATUSES = ("read", "unidentified", "blank", "failed", "assigned")
+REVIEW_KINDS = ("low_confidence", "invalid", "ambiguous", "tamper", "confirm", "discrepancy")
+REVIEW_STATUSES = ("open", "accepted", "corrected", "rejected")
+
+
+class ScanPage(OrgScoped, Base):
+    """One page of a scan upload and what became of it. ``org_id`` is the uploading unit.
+
+    ``status``: read (identified and its fields read), unidentified (``reason`` says why; a person
+    assigns it), blank, failed (identified but unreadable: ``reason``), assigned (a person said
+    which document it is). ``readings``: path -> reading JSON (``parsers.scan.FieldReading``)."""
+
+    __tablename__ = "scan_pages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id"), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    page_index: Mapped[int] = mapped_column(Integer)  # 0-based position in the upload
+    document_id: Mapped[str | None] = mapped_column(ForeignKey("documents.id"), index=True)
+    page_no: Mapped[int | None] = mapped_column(Integer)  # page of the document (1-based)
+    status: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str | None] = mapped_column(String(16))  # qr | ocr_doc_id | ocr_number | manual
+    rotation: Mapped[int] = mapped_column(Integer, default=0)
+    align_method: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    readings: Mapped[dict] = mapped_column(JSON, default=dict)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("upload_id", "page_index"),
+                      CheckConstraint(f"status IN ({in_list(SCAN_PAGE_STATUSES)})", name="status"))
+
+
+class ReviewItem(OrgScoped, Base):
+    """A value a person must decide: low confidence, failed validation, ambiguous mark, possible
+    tampering, a mandatory confirmation, or a conflict with the case record. ``org_id`` is the
+    document's issuer (whose people review it)."""
+
+    __tablename__ = "review_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scan_page_id: Mapped[int] = mapped_column(ForeignKey("scan_pages.id"), index=True)
+    upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id"), index=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    field_path: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(16))
+    proposed: Mapped[dict] = mapped_column(JSON, default=dict)  # {"value": ...}
+    recorded: Mapped[dict | None] = mapped_column(JSON)  # {"value": ...} issued / on the record
+    text: Mapped[str | None] = mapped_column(Text)  # what OCR read
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    crop_path: Mapped[str | None] = mapped_column(String(255))  # store-relative PNG
+    reason: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="open", index=True)
+    decided_by: Mapped[str | None] = mapped_column(String(80))
+    decided_at: Mapped[dt.datetime | None] = mapped_column()
+    decision: Mapped[dict | None] = mapped_column(JSON)  # {"action": ..., "value": ...}
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("scan_page_id", "field_path", "kind"),
+                      CheckConstraint(f"kind IN ({in_list(REVIEW_KINDS)})", name="kind"),
+                      CheckConstraint(f"status IN ({in_list(REVIEW_STATUSES)})", name="status"))
+
+
+class DocumentReturn(OrgScoped, Base):
+    """A returned paper copy of a document read from a scan: complete per DOMAIN §5.6 or not
+    (``missing`` lists field names), and whether it has been applied to the case."""
+
+    __tablename__ = "document_returns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), index=True)
+    upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id"), index=True)
+    form: Mapped[str] = mapped_column(String(40))
+    values: Mapped[dict] = mapped_column(JSON, default=dict)
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    missing: Mapped[list] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(12), default="review")  # review | applied | incomplete
+    applied_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("document_id", "upload_id"),)

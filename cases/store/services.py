@@ -1,0 +1,60 @@
+"""What the use cases need from the running app or worker (``Services``: session factory, file
+store, secrets, fonts, converter and upload settings), and the one registry through which a
+background job finds them. The app registers its services at start (``web.init_web``); a worker
+registers the ones it builds from its configuration (``cases.store.jobs.main``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cases.store.storage import Store
+
+
+@dataclass
+class Services:
+    """What the use cases need from the running app: store, secrets, fonts, converter settings."""
+
+    session_factory: sessionmaker[Session]
+    store: Store
+    output_dir: Path
+    qr_secret: str
+    fonts: tuple[str, str] = ("Noto Serif CJK SC", "Noto Sans CJK SC")
+    pdf_workers: int = 1
+    pdf_timeout: float = 120
+    max_upload_bytes: int = 64 * 1024 * 1024
+    default_profile: str = "henan-weihui-2022"
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], session_factory) -> Services:
+        """Services from a settings mapping (Flask ``app.config`` or a Config's attributes)."""
+        out = Path(config["OUTPUT_DIR"])
+        return cls(session_factory=session_factory, store=Store(out / "store"), output_dir=out,
+                   qr_secret=config["QR_HMAC_SECRET"], fonts=(config["FONT_BODY"], config["FONT_TITLE"]),
+                   pdf_workers=int(config["PDF_WORKERS"]), pdf_timeout=float(config["PDF_TIMEOUT"]),
+                   max_upload_bytes=int(config["MAX_UPLOAD_BYTES"]),
+                   default_profile=config["DEFAULT_REGION_PROFILE"])
+
+
+_REGISTERED: dict[str, Services] = {}
+
+
+def register(services: Services) -> None:
+    """Make ``services`` the ones background jobs of this process use."""
+    _REGISTERED["default"] = services
+
+
+def registered() -> Services:
+    """The services registered in this process (by the app or the worker).
+
+    A job run in a process that registered none is a wiring mistake, not a user error."""
+    try:
+        return _REGISTERED["default"]
+    except KeyError:
+        raise RuntimeError("no Services registered in this process: the app (web.init_web) or the worker "
+                           "(cases.store.jobs.main) registers them before running jobs") from None

@@ -1,0 +1,311 @@
+"""Printed boxes: where the tick and character boxes of every field sit (from the issued PDF),
+and handwritten numbers read one digit per character box (DOMAIN §5.6.2)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from forms import validators as v
+from forms.pdfium_lock import PDFIUM_LOCK
+from forms.spec import BOX_CHARS, Field, Kind
+from parsers.images import ink_mask, to_gray
+from parsers.ocr import OcrEngine, OcrFailed, OcrText
+from parsers.scan.handwriting import confirm_reason, digits_only, interpret_hand
+from parsers.scan.ink import INK_SEARCH_PT, ReferencePages, ink_shift
+from parsers.scan.readings import CONFIRM_KINDS, BBox, FieldReading, ReadContext, jsonable, recognize
+
+log = logging.getLogger(__name__)
+
+# ---- handwritten numbers in character boxes -----------------------------------------------------------
+
+# A box holds writing when what is left of its ink, once the printed boxes and 年月日 are taken
+# away, is at least this share of the box's height tall (a written "1" or "0"; not a speck or the
+# sliver of a box edge a pixel off).
+BOX_INK_MIN_HEIGHT = 0.3
+# Printed ink is grown by this much (mm) before it is taken away: the scan sits up to a pixel or
+# two off the rendered reference after the best shift.
+BOX_PRINT_GROW_MM = 0.3
+
+
+@dataclass(frozen=True, eq=False)
+class BoxWriting:
+    """What was written in a field's character boxes: ``inked`` per box; ``line``: the written
+    digits side by side on white (the printed boxes gone), one line for the recogniser, or None
+    when nothing is written; ``digits``: each written box's digit alone (a second reading)."""
+
+    inked: tuple[bool, ...]
+    line: np.ndarray | None
+    digits: tuple[np.ndarray, ...] = ()
+
+
+def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
+                reference: ReferencePages | None = None, page_no: int = 0) -> BoxWriting:
+    """Find the handwriting in the printed character boxes ``cells`` (PDF points, in order) of a
+    field whose cell is ``zone``.
+
+    The strip around the boxes is cut from the aligned scan with a margin, lined up with the same
+    strip of the issued page (page ``page_no`` of ``reference``; without one, the box outlines are
+    drawn instead) and the printed ink, grown a little, is taken away. Each piece of
+    what is left belongs to the box its centre is in; the pieces of the written boxes are put side
+    by side into one line."""
+    import cv2
+
+    cells = [tuple(float(x) for x in c) for c in cells]
+    box_h = float(np.median([c[3] - c[1] for c in cells]))
+    pitch = float(np.median([c[2] - c[0] for c in cells]))
+    region = (max(zone[0], min(c[0] for c in cells) - 0.3 * pitch), zone[1] + 1.0,
+              min(zone[2], max(c[2] for c in cells) + 0.3 * pitch), zone[3] - 1.0)
+    s = dpi / 72.0
+    margin = int(round(INK_SEARCH_PT * s))
+    scan_rgb = aligned.crop(region, pad_pt=INK_SEARCH_PT)
+    scan_grey = to_gray(scan_rgb)
+    scan_ink = ink_mask(scan_grey, contrast=0.7).astype(np.uint8)
+    rh = int(round((region[3] - region[1]) * s))
+    rw = int(round((region[2] - region[0]) * s))
+    if reference is not None:
+        ref_ink = (reference.crop(page_no, region) < 160).astype(np.uint8)
+        rh, rw = ref_ink.shape
+    else:
+        ref_ink = np.zeros((rh, rw), np.uint8)
+        t = max(1, int(round(0.7 * s)))
+        for c in cells:
+            p0 = (int(round((c[0] - region[0]) * s)), int(round((c[1] - region[1]) * s)))
+            p1 = (int(round((c[2] - region[0]) * s)), int(round((c[3] - region[1]) * s)))
+            cv2.rectangle(ref_ink, p0, p1, 1, t)
+    dx, dy = ink_shift(scan_ink, ref_ink) if ref_ink.any() else (margin, margin)
+    window = (slice(dy, dy + rh), slice(dx, dx + rw))
+    grow = max(1, int(round(BOX_PRINT_GROW_MM * dpi / 25.4)))
+    printed = cv2.dilate(ref_ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    ink = scan_ink[window]
+    left = ink & (1 - printed)
+    left = cv2.morphologyEx(left, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    # A digit larger than its box crosses the box's edges, and taking the print away cut it there:
+    # the scan's ink under the print is given back where written ink lies on both sides of it
+    # across the edge (a closing along the stroke), never along the edge.
+    span = int(round(0.7 * s)) + 2 * grow + 3
+    across = cv2.morphologyEx(left, cv2.MORPH_CLOSE, np.ones((span, 1), np.uint8)) \
+        | cv2.morphologyEx(left, cv2.MORPH_CLOSE, np.ones((1, span), np.uint8))
+    boxes_px = [tuple(int(round((c[i] - region[i % 2]) * s)) for i in range(4)) for c in cells]
+    left = left | (ink & printed & across) | _along_edges(ink, ref_ink, grow, boxes_px)
+    grey = scan_grey[window]
+    n, labels, stats, centroids = cv2.connectedComponentsWithStats(left, connectivity=8)
+    centres = [((c[0] + c[2]) / 2 - region[0]) * s for c in cells]
+    half = 0.75 * pitch * s
+    tall = BOX_INK_MIN_HEIGHT * box_h * s
+    owner: dict[int, list[int]] = {}
+    for i in range(1, n):
+        if stats[i, cv2.CC_STAT_AREA] < 3:
+            continue
+        cx = centroids[i][0]
+        k = int(np.argmin([abs(cx - c) for c in centres]))
+        if abs(cx - centres[k]) <= half:
+            owner.setdefault(k, []).append(i)
+    inked = []
+    for k in range(len(cells)):
+        comps = owner.get(k, [])
+        if not comps:
+            inked.append(False)
+            continue
+        top = min(stats[i, cv2.CC_STAT_TOP] for i in comps)
+        bottom = max(stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in comps)
+        inked.append(bottom - top >= tall)
+    if not any(inked):
+        return BoxWriting(tuple(inked), None)
+    gap = max(4, int(round(0.3 * box_h * s)))
+    white = np.full((grey.shape[0], gap), 255, np.uint8)
+    pieces, digits = [], []
+    for k, on in enumerate(inked):
+        if not on:
+            continue
+        mask = np.isin(labels, owner[k]).astype(np.uint8)
+        xs = np.nonzero(mask.any(axis=0))[0]
+        x0, x1 = int(xs.min()), int(xs.max()) + 1
+        keep = cv2.dilate(mask, np.ones((3, 3), np.uint8))[:, x0:x1].astype(bool)
+        digit = np.where(keep, grey[:, x0:x1], 255).astype(np.uint8)
+        pieces += [digit, white]
+        digits.append(np.dstack([np.hstack([white, digit, white])] * 3))
+    line = np.hstack([white, *pieces])
+    return BoxWriting(tuple(inked), np.dstack([line] * 3), tuple(digits))
+
+
+def _along_edges(ink: np.ndarray, ref_ink: np.ndarray, grow: int, boxes_px: Sequence[tuple[int, ...]]) -> np.ndarray:
+    """Written ink that runs along a box's edge (the foot of a 2 on the bottom edge): where the
+    scan's ink across the edge is thicker than the edge is almost everywhere else, the extra is
+    writing. Edges are the straight runs of the reference's ink inside the boxes ``boxes_px``
+    (x0, y0, x1, y1 in the reference's pixels), away from the corners."""
+    import cv2
+
+    out = np.zeros_like(ink)
+    inside = np.zeros_like(ref_ink)
+    for x0, y0, x1, y1 in boxes_px:
+        inside[max(0, y0 - grow - 2):y1 + grow + 3, max(0, x0 - grow - 2):x1 + grow + 3] = 1
+    ref = ref_ink & inside
+    side = min(b[3] - b[1] for b in boxes_px)
+    length = max(5, int(0.5 * side))
+    lines = [cv2.morphologyEx(ref, cv2.MORPH_OPEN, np.ones((1, length), np.uint8)),
+             cv2.morphologyEx(ref, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))]
+    for axis in (0, 1):  # 0: horizontal edges (thickness counted down each column), 1: upright ones
+        if not lines[axis].any():
+            continue
+        corners = cv2.dilate(lines[1 - axis], np.ones((2 * grow + 3, 2 * grow + 3), np.uint8))
+        band = cv2.dilate(lines[axis], np.ones((2 * grow + 1, 1) if axis == 0 else (1, 2 * grow + 1), np.uint8))
+        band &= 1 - corners
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(band, connectivity=4)
+        for i in range(1, n):
+            x, y, bw, bh = stats[i, :4]
+            part = labels[y:y + bh, x:x + bw] == i
+            got = ink[y:y + bh, x:x + bw] & part
+            thick = got.sum(axis=0 if axis == 0 else 1)  # per position along the line
+            usual = float(np.median(thick))
+            extra = thick >= usual + max(2.0, 0.5 * usual)
+            if extra.any():
+                mark = got & (extra[None, :] if axis == 0 else extra[:, None])
+                out[y:y + bh, x:x + bw] |= mark.astype(out.dtype)
+    return out
+
+
+# A handwritten digit recognised alone, as the line recogniser spells it (UKai-style 0 and 2).
+_SINGLE_FIX = {"()": "0", "(0)": "0", "Q": "0", "D": "0", "!": "1", "?": "2"}
+# In a line of boxed digits nothing but digits is written: the recogniser's ? is a 2, its Q a 0.
+_BOX_LINE_FIX = str.maketrans({"?": "2", "Q": "0"})
+
+
+def single_digit(text: str) -> str | None:
+    """The digit a one-box reading shows, or None when it shows no single digit."""
+    import unicodedata
+
+    t = re.sub(r"[\s.,'`·]", "", unicodedata.normalize("NFKC", text or ""))
+    t = _SINGLE_FIX.get(t, t)
+    d = digits_only(t, allow_x=True)
+    return d if len(d) == 1 else None
+
+
+def boxed_text(f: Field, inked: Sequence[bool], digits: str) -> tuple[str | None, str]:
+    """The value written in ``f``'s boxes from the digits read off its line, in box order: (text
+    for ``interpret_hand``, "") or (None, why not). A date's month or day may be one digit in the
+    second box of its pair; every other box must hold one digit."""
+    n = sum(inked)
+    if len(digits) != n:
+        shown = v.mask_id(digits) if f.kind == Kind.ID_NUMBER else digits
+        return None, f"{n}个格子有笔迹，却识别出{len(digits)}个数字（“{shown}”）"
+    it = iter(digits)
+    per_box = [next(it) if on else "" for on in inked]
+    groups, pos, missing = [], 0, 0
+    for size in f.box_groups():
+        g = per_box[pos:pos + size]
+        pos += size
+        if f.kind == Kind.DATE and size == 2 and not g[0] and g[1]:
+            g = ["0", g[1]]
+        missing += sum(1 for c in g if not c)
+        groups.append("".join(g))
+    if missing:
+        return None, f"有{missing}个格子没有写"
+    if f.kind == Kind.DATE and len(groups) == 3:
+        return f"{groups[0]}年{groups[1]}月{groups[2]}日", ""
+    return "".join(groups), ""
+
+
+def read_boxed(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Sequence[OcrText],
+                fallback: OcrEngine | None, ctx: ReadContext, common: dict) -> FieldReading:
+    """A number written one digit per character box: the digits read off the composed line must
+    fill the written boxes exactly, then validation as for any handwriting (``interpret_hand``).
+    Each box's digit is also read alone (``singles``): a value whose digits do not all agree with
+    those readings goes to review however confident the line was (a phone number has no checksum,
+    and 4 read as 1 in a date can still be a plausible date)."""
+    allow_x = f.kind == Kind.ID_NUMBER
+
+    def attempt(t: OcrText) -> tuple[Any, float, str, str, str]:
+        text, why = boxed_text(f, bw.inked, digits_only(t.text.translate(_BOX_LINE_FIX), allow_x=allow_x))
+        if text is None:
+            return None, min(float(t.confidence), 0.3), "invalid", why, t.text
+        value, conf, status, reason = interpret_hand(f, OcrText(text, t.confidence), ctx)
+        return value, conf, status, reason, text
+
+    value, conf, status, reason, text = attempt(got)
+    if (status != "read" or conf < ctx.threshold) and fallback is not None and bw.line is not None:
+        try:
+            other = recognize(fallback, bw.line)
+        except OcrFailed as e:
+            log.warning("fallback OCR failed on %s: %s", path, e.message)
+        else:
+            second = attempt(other)
+            if second[2] == "read" and (status != "read" or second[1] > conf):
+                value, conf, status, reason, text = second
+    if status == "read" and singles:
+        line = digits_only(text, allow_x=allow_x)
+        # one digit per box (a date's month "09" padded from a 9 written alone: its 0 is no box's)
+        written = [c for c, on in zip(line.ljust(len(bw.inked)), bw.inked, strict=False) if on]
+        alone = [single_digit(t.text) for t in singles]
+        # A box read alone as another digit contradicts the line; one read as no digit at all
+        # (a lone 0 comes back as "()" or "Q" more often than not) neither confirms nor contradicts.
+        differ = [i + 1 for i, (a, b) in enumerate(zip(written, alone, strict=False)) if b is not None and a != b]
+        if differ or len(written) != len(alone):
+            conf = min(conf, 0.6)
+            reason = "逐格识别与整行识别不一致（第" + "、".join(map(str, differ)) + "个数字），请核对"
+    low = status == "read" and conf < ctx.threshold
+    if low and not reason:
+        reason = f"识别把握不足（{conf:.2f}）"
+    confirm = status == "read" and (f.confirm or f.kind in CONFIRM_KINDS)
+    if confirm and not reason:
+        reason = confirm_reason(f)
+    if f.kind == Kind.ID_NUMBER:
+        text = v.mask_id(text) if text else text
+    return FieldReading(path, f.kind.value, "hand", "low" if low else status, jsonable(value), text, conf,
+                        status != "read" or low or confirm, reason, confirm=confirm, **common)
+
+
+# ---- tick boxes from the issued PDF -------------------------------------------------------------------
+
+def tick_boxes_from_pdf(pdf: bytes, geometry: Mapping) -> dict[int, dict[str, list[BBox]]]:
+    """Where the printed tick boxes (☐/☑) of every field sit, from the issued PDF's characters:
+    {page_no: {path: [bbox_pt, ...]}} in reading order (the order of the field's choices)."""
+    with PDFIUM_LOCK:  # pdfium is not thread-safe (forms/pdfium_lock.py)
+        return _tick_boxes_from_pdf(pdf, geometry)
+
+
+def _tick_boxes_from_pdf(pdf: bytes, geometry: Mapping) -> dict[int, dict[str, list[BBox]]]:
+    import pypdfium2 as pdfium
+
+    from forms.errors import UnreadableDocument
+
+    try:
+        doc = pdfium.PdfDocument(bytes(pdf))
+    except pdfium.PdfiumError as e:
+        raise UnreadableDocument(f"签发的 PDF 无法读取：{e}") from e
+    out: dict[int, dict[str, list[BBox]]] = {}
+    try:
+        pages = geometry.get("pages") or []
+        for i in range(min(len(doc), len(pages))):
+            page = doc[i]
+            height = float(page.get_size()[1])
+            tp = page.get_textpage()
+            try:
+                chars = []
+                for k in range(tp.count_chars()):
+                    ch = tp.get_text_range(k, 1)
+                    if ch and ch in BOX_CHARS:
+                        left, bottom, right, top = tp.get_charbox(k)
+                        chars.append((left, height - top, right, height - bottom))
+            finally:
+                tp.close()
+            fields = pages[i].get("fields") or {}
+            found: dict[str, list[BBox]] = {}
+            for b in chars:
+                cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+                for path, rec in fields.items():
+                    x0, y0, x1, y1 = rec["bbox"]
+                    if x0 <= cx <= x1 and y0 <= cy <= y1:
+                        found.setdefault(path, []).append(tuple(round(float(x), 2) for x in b))
+                        break
+            for path in found:
+                found[path].sort(key=lambda b: (round(b[1] / 6), b[0]))
+            out[i + 1] = found
+    finally:
+        doc.close()
+    return out
