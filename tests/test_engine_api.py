@@ -36,7 +36,8 @@ def test_actions_attempts_close_and_lists(app, client, app_session, demo, make_u
     res = client.post(f"/api/v1/cases/{case.id}/actions", json={"code": "T4", "occurred_on": "2025-03-07",
                                                                "data": {"facts": {"unexcused_days": 5}}})
     assert res.status_code == 201 and res.json["state"] == "SUSPECTED"
-    assert {t["name"] for t in res.json["transition"]["timers"]} == {"persuasion_window", "dropout_confirm"}
+    assert {t["name"] for t in res.json["transition"]["timers"]} == {"persuasion_window", "dropout_confirm",
+                                                                     "school_report"}
 
     body = {"date": "2025-03-10", "persons": "专人、班主任", "method": "visit", "result": "refused",
             "place": "家中", "met": "父亲", "statements": "外出打工", "next_step": "再访"}

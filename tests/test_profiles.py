@@ -71,7 +71,7 @@ def test_guizhou_values():
     assert p.before("township_persuasion", "township_notice")
     assert p.school.home_visits_before_report == 2 and p.school.window_timer is None
     assert p.school.report_to == ("county_education", "township")
-    assert p.timer("school_report").start_event == "second_failed_home_visit"
+    assert p.timer("school_report").start_event == "home_visits_failed"
     assert p.township.attempts_before_notice == 2 and p.township.notice_variant == "dunfan"
     assert p.timer("dropout_confirm").start_event == "suspect_threshold_crossed"
     assert p.age_scope.min_age == 6 and p.age_scope.max_age == 16
@@ -137,6 +137,12 @@ def _mutated(name, path, value=..., delete=False) -> dict:
     (("step_order",), ["school_persuasion", "report", "township_persuasion", "township_notice",
                        "joint_persuasion", "legal"], False, "township.attempts_before_notice"),
     (("school", "window_timer"), "nope", False, "school.window_timer"),
+    (("school", "window_timer"), "school_report", False, "school.window_timer"),
+    # A timer nothing ends, or one from a start event nothing produces, is refused.
+    (("timers", "home_visit_photos"), {"unit": "calendar_day", "length": 1, "from": "absence_recorded"}, False,
+     "timers.home_visit_photos"),
+    (("timers", "school_report", "from"), "window_closed", False, "timers.school_report.from"),
+    (("timers", "observation", "from"), "autumn_term_start", False, "timers.observation.from"),
     (("joint", "immediate_reasons"), ["R77"], False, "joint.immediate_reasons[0]"),
     (("handover", "handover_month"), 13, False, "handover.handover_month"),
     (("age_scope", "entry_reference"), "31-08", False, "age_scope.entry_reference"),

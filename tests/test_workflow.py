@@ -226,8 +226,17 @@ def test_t4_starts_window_and_confirmation_timers():
     timers = {s.name: s for s in t.timers}
     assert timers["persuasion_window"].due.date == D(2024, 10, 10)
     assert timers["dropout_confirm"].due.date == D(2024, 10, 21)
+    # 卫辉: the 报告单 is due 3 days after the window ends (started now, with the window's end).
+    assert (timers["school_report"].start, timers["school_report"].due.date) == (D(2024, 10, 10), D(2024, 10, 13))
     g = apply("ABSENT", "T4", facts(today=D(2024, 9, 20), unexcused_days=8), G)
-    assert [s.name for s in g.timers] == ["dropout_confirm"]
+    # 贵州: no window; the report timer waits for the second failed home visit.
+    assert [(s.name, s.start) for s in g.timers] == [("school_report", None), ("dropout_confirm", D(2024, 9, 20))]
+    g = apply("ABSENT", "T4", facts(today=D(2024, 9, 20), unexcused_days=8, home_visits_failed=2,
+                                    home_visits_reached_on=D(2024, 9, 18),
+                                    suspect_threshold_crossed_on=D(2024, 9, 19)), G)
+    timers = {s.name: s for s in g.timers}
+    assert (timers["school_report"].start, timers["school_report"].due.date) == (D(2024, 9, 20), D(2024, 9, 23))
+    assert (timers["dropout_confirm"].start, timers["dropout_confirm"].due.date) == (D(2024, 9, 19), D(2024, 10, 20))
 
 
 def test_provisional_timer_adds_warning():

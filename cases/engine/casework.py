@@ -36,6 +36,7 @@ from cases.engine.closure import EVIDENCE_KINDS, OUTCOMES, EvidenceItem, check_c
 from cases.engine.deadlines import add_working_days, alerts, due_date
 from cases.engine.models import Alert, AttendanceRecord, Deadline, Evidence, HolidayTableRow, Problem, Referral
 from cases.engine.profiles import DEFAULT_PROFILE, ORGS, RegionProfile, load_profile
+from cases.engine.timers import TIMER_RULES
 from cases.store import audit
 from cases.store.models import Case, CaseEvent, Document, Org, Pupil, ancestors, in_scope, nearest, utcnow
 from cases.store.numbering import next_case_number
@@ -61,18 +62,9 @@ CHOICE_FACTS = {
 }
 FACT_KEYS = frozenset(BOOL_FACTS + DATE_FACTS + INT_FACTS + tuple(CHOICE_FACTS))
 
-# A duty timer ends when the case leaves these states (met on time, else breached).
-TIMER_STATES = {
-    "contact_guardian": {"ABSENT"},
-    "persuasion_window": {"SUSPECTED"},
-    "township_notice": {"REPORTED"},
-    "return_deadline": {"REPORTED", "NOTICED"},
-}
-# Timers that are periods, not duties: no alerts, they just elapse.
-PERIOD_TIMERS = frozenset({"dropout_confirm", "observation", "relapse_window"})
-# Periods that a return (or a new absence) ends early.
-CANCELLED_BY = {"dropout_confirm": {"RETURNED", "ATTENDING"}, "observation": {"ABSENT", "ATTENDING"}}
 EPISODE_STARTS = ("T1", "T23")
+# Persuasion-record methods that are home visits (贵州: the report is due after N failed ones).
+HOME_VISIT_METHODS = ("visit", "group")
 STAGES = ("school", "township", "joint")
 # Working days given to fix a breach entered on the 问题清单 [CP].
 PROBLEM_FIX_WORKING_DAYS = 3
@@ -249,24 +241,39 @@ def absence_runs(records: list[tuple[dt.date, str]], unit: str,
     return out
 
 
-def unexcused_days(session: Session, case: Case, today: dt.date, profile: RegionProfile,
-                   holidays: HolidayTables | None = None) -> int:
-    """Unexcused days of the current absence run (records up to ``today``), in the profile's unit.
-    A run that ended before ``today`` by a day present or a legitimate-reason entry counts 0."""
+def current_absence(session: Session, case: Case, today: dt.date, profile: RegionProfile,
+                    holidays: HolidayTables | None = None) -> tuple[int, dt.date | None]:
+    """The current absence run (records up to ``today``): its unexcused days in the profile's unit
+    and the day it reached the suspect threshold (None if it has not). A run that ended before
+    ``today`` by a legitimate-reason entry counts 0."""
     rows = session.execute(select(AttendanceRecord.day, AttendanceRecord.kind)
                            .where(AttendanceRecord.pupil_id == case.pupil_id,
                                   AttendanceRecord.day <= today)).all()
     records = [(d, k) for d, k in rows]
     if not records:
-        return 0
+        return 0, None
     runs = absence_runs(records, profile.absence.unit, holidays)
     if not runs:
-        return 0
+        return 0, None
     first, last, count = runs[-1]
     latest = max(d for d, _ in records)
     if latest > last:  # a legitimate-reason entry after the run ended it
-        return 0
-    return count
+        return 0, None
+    need = profile.absence.suspect_after.minimum
+    crossed = None
+    if count >= need:
+        if profile.absence.unit == "calendar_day":
+            crossed = first + dt.timedelta(days=need - 1)
+        else:  # the need-th recorded unexcused school day of the run
+            crossed = sorted(d for d, k in records if k == "unexcused" and first <= d <= last)[need - 1]
+    return count, crossed
+
+
+def unexcused_days(session: Session, case: Case, today: dt.date, profile: RegionProfile,
+                   holidays: HolidayTables | None = None) -> int:
+    """Unexcused days of the current absence run (records up to ``today``), in the profile's unit.
+    A run that ended before ``today`` by a day present or a legitimate-reason entry counts 0."""
+    return current_absence(session, case, today, profile, holidays)[0]
 
 
 def _previous_return_on(session: Session, case: Case) -> dt.date | None:
@@ -341,6 +348,11 @@ def build_facts(session: Session, case: Case, today: dt.date, *, extra: Mapping[
                 and (window_due is None or day <= window_due))
 
     school = [a for a in attempts if a.get("stage", "school") == "school" and _failed(a)]
+    visits = sorted(a["date"] for a in school if a.get("method") in HOME_VISIT_METHODS)
+    need_visits = profile.school.home_visits_before_report or 0
+    visits_reached = dt.date.fromisoformat(visits[need_visits - 1]) if need_visits and len(visits) >= need_visits \
+        else None
+    absent_days, crossed = current_absence(session, case, today, profile, holidays)
     township = [a for a in attempts if a.get("stage") == "township" and _failed(a)]
     joint = [a for a in attempts if a.get("stage") == "joint" and _failed(a)]
     lost = bool(attempts) and attempts[-1].get("result") == "lost"
@@ -351,14 +363,16 @@ def build_facts(session: Session, case: Case, today: dt.date, *, extra: Mapping[
 
     facts = workflow.CaseFacts(
         today=today,
-        unexcused_days=max(stored.get("unexcused_days") or 0, unexcused_days(session, case, today, profile, holidays)),
+        unexcused_days=max(stored.get("unexcused_days") or 0, absent_days),
         unregistered_at_term_start=bool(stored.get("unregistered_at_term_start")),
         handover_not_arrived=bool(stored.get("handover_not_arrived")),
         legitimate_reason_verified=bool(stored.get("legitimate_reason_verified")),
         reason=stored.get("reason") or case.reason_code,
         entered_suspected_on=entered_suspected,
+        suspect_threshold_crossed_on=crossed,
         school_attempts_in_window=sum(1 for a in school if in_window(a)),
-        home_visits_failed=sum(1 for a in school if a.get("method") in ("visit", "group")),
+        home_visits_failed=len(visits),
+        home_visits_reached_on=visits_reached,
         out_of_contact=bool(stored.get("out_of_contact", lost)),
         report_received_on=d("report_received_on", received),
         report_received_by_education=bool(stored.get("report_received_by_education", by_education)),
@@ -404,8 +418,8 @@ def start_deadline(session: Session, case: Case, name: str, start: dt.date | Non
                    profile: RegionProfile | None = None, transition: str | None = None,
                    holidays: HolidayTables | None = None) -> Deadline | None:
     """Start the profile timer ``name`` for ``case`` from ``start`` (None: waiting for its start
-    event). An open deadline of the same timer and start is kept, not duplicated. Returns the row
-    (None if the profile has no such timer)."""
+    event). An open deadline of the same timer and start is kept, not duplicated; a waiting one
+    gets its start. Returns the row (None if the profile has no such timer)."""
     profile = profile or case_profile(case)
     if name not in profile.timers:
         return None
@@ -420,12 +434,50 @@ def start_deadline(session: Session, case: Case, name: str, start: dt.date | Non
             return d
     row = Deadline(case_id=case.id, org_id=case.org_id, timer=name, label=timer.label, actor=timer.actor,
                    unit=timer.unit, length=timer.length, start_event=timer.start_event, transition=transition,
-                   alerting=name not in PERIOD_TIMERS, status="waiting")
+                   alerting=TIMER_RULES[name].alerting, status="waiting")
     if start is not None:
         _set_due(row, timer, start, holidays if holidays is not None else holiday_tables(session))
     session.add(row)
     session.flush()
     return row
+
+
+def start_event_timers(session: Session, case: Case, event: str, day: dt.date, *,
+                       profile: RegionProfile | None = None, source: str | None = None) -> list[Deadline]:
+    """An event recorder (receipt, service) saw start event ``event`` on ``day``: start every
+    profile timer that runs from it."""
+    profile = profile or case_profile(case)
+    holidays = holiday_tables(session)
+    out = []
+    for name, timer in profile.timers.items():
+        if timer.start_event == event:
+            row = start_deadline(session, case, name, day, profile=profile, transition=source, holidays=holidays)
+            if row is not None:
+                out.append(row)
+    return out
+
+
+def refresh_waiting(session: Session, case: Case, today: dt.date | None = None, *,
+                    profile: RegionProfile | None = None) -> list[Deadline]:
+    """Give waiting deadlines of ``case`` their start once the start event's date is known (the
+    township's receipt, the second failed home visit...). Returns the deadlines that started."""
+    waiting = [d for d in _open_deadlines(session, case) if d.status == "waiting"]
+    if not waiting:
+        return []
+    profile = profile or case_profile(case)
+    holidays = holiday_tables(session)
+    facts = build_facts(session, case, today or china_date(None), profile=profile, holidays=holidays)
+    started = []
+    for d in waiting:
+        timer = profile.timers.get(d.timer)
+        if timer is None or timer.start_event not in workflow.EVENT_DATES:
+            continue
+        day = workflow.event_date(timer.start_event, facts, profile)
+        if day is not None:
+            _set_due(d, timer, day, holidays)
+            started.append(d)
+    session.flush()
+    return started
 
 
 def _set_due(row: Deadline, timer, start: dt.date, holidays: HolidayTables) -> None:
@@ -437,7 +489,8 @@ def _set_due(row: Deadline, timer, start: dt.date, holidays: HolidayTables) -> N
 
 def _open_deadlines(session: Session, case: Case) -> list[Deadline]:
     return list(session.scalars(select(Deadline).where(Deadline.case_id == case.id,
-                                                       Deadline.status.in_(("open", "waiting")))))
+                                                       Deadline.status.in_(("open", "waiting")))
+                                .order_by(Deadline.id)))
 
 
 def _breach(session: Session, d: Deadline, today: dt.date, message: str | None = None) -> None:
@@ -469,25 +522,40 @@ def _persuasion_ok(session: Session, case: Case, profile: RegionProfile, today: 
 
 def _close_timers(session: Session, case: Case, from_state: str, to_state: str, today: dt.date,
                   profile: RegionProfile) -> None:
-    """Timers a state change ends: duties of the left state are met (or breached if late);
-    periods a return or new absence makes moot are cancelled; everything ends at closure."""
+    """Timers a state change ends (``timers.TIMER_RULES``): a ``state`` or ``attempts`` duty of the
+    left state is met (or breached if late); a ``record`` duty still without its record is breached
+    once past due (before that it stays open: the record may still come); periods and duties a
+    return makes moot are cancelled; everything ends at closure. Back to ATTENDING (T2: the absence
+    had a legitimate reason) judges a duty still open on time as met."""
     for d in _open_deadlines(session, case):
-        if to_state in ("CLOSED", "ATTENDING") or to_state in CANCELLED_BY.get(d.timer, ()):
-            if d.timer in PERIOD_TIMERS or d.status == "waiting" or to_state != "ATTENDING":
-                d.status, d.closed_at = "cancelled", utcnow()
-                continue
-        states = TIMER_STATES.get(d.timer)
-        if states is None or from_state not in states or to_state in states:
-            continue
-        if d.due_on is None:
+        rule = TIMER_RULES[d.timer]
+        if to_state == "CLOSED" or to_state in rule.cancelled_by or d.status == "waiting" and (
+                to_state == "ATTENDING" or from_state in rule.states and to_state not in rule.states):
             d.status, d.closed_at = "cancelled", utcnow()
-        elif today <= d.due_on:
+            continue
+        if to_state == "ATTENDING" and rule.duty in ("period", "plan"):
+            d.status, d.closed_at = "cancelled", utcnow()
+            continue
+        if from_state not in rule.states or to_state in rule.states:
+            continue
+        if today <= d.due_on and (rule.duty != "record" or to_state == "ATTENDING"):
             d.status, d.closed_at = "met", utcnow()
-        elif d.timer == "persuasion_window" and _persuasion_ok(session, case, profile, d.due_on):
+        elif rule.duty == "record" and today <= d.due_on:
+            continue  # the visit or contact may still be recorded in time
+        elif rule.duty == "attempts" and _persuasion_ok(session, case, profile, d.due_on):
             d.status, d.closed_at = "met", utcnow()
         else:
             _breach(session, d, today)
             d.closed_at = utcnow()
+
+
+def _meet_record_duties(session: Session, case: Case, day: dt.date) -> None:
+    """A contact or persuasion record dated ``day`` meets every open ``record`` duty whose window
+    (start … due) contains it."""
+    for d in _open_deadlines(session, case):
+        if TIMER_RULES[d.timer].duty == "record" and d.status == "open" and d.start_on is not None \
+                and d.start_on <= day <= d.due_on:
+            d.status, d.closed_at = "met", utcnow()
 
 
 # ---- transitions ----------------------------------------------------------------------------------
@@ -591,7 +659,8 @@ def open_case(session: Session, pupil: Pupil, *, reason_code: str | None = None,
 
 def record_facts(session: Session, case: Case, facts: Mapping[str, Any], *, actor: str,
                  occurred_at: dt.datetime | dt.date | None = None) -> dict:
-    """Record facts of the current episode (``FACT_KEYS``) as a ``facts`` event; returns them cleaned."""
+    """Record facts of the current episode (``FACT_KEYS``) as a ``facts`` event; returns them
+    cleaned. Waiting deadlines whose start these facts make known start."""
     cleaned = clean_facts(facts)
     if cleaned:
         session.add(CaseEvent(case_id=case.id, org_id=case.org_id, kind="facts", actor=actor[:80],
@@ -599,29 +668,32 @@ def record_facts(session: Session, case: Case, facts: Mapping[str, Any], *, acto
         audit.record(session, who=actor, org=case.org_id, action="case.facts", target=f"case:{case.id}",
                      after=cleaned)
         session.flush()
+        refresh_waiting(session, case, china_date(occurred_at))
     return cleaned
 
 
 def record_receipt(session: Session, case: Case, *, document_id: str | None, received_on: dt.date,
                    by: str = "township", actor: str) -> None:
     """The township (or education department) signed for the 报告单 on ``received_on``: writes the
-    ``receipt`` event {"document_id", "received_on", "by"} and starts the township's notice timer."""
+    ``receipt`` event {"document_id", "received_on", "by"} and starts the timers that run from the
+    township's receipt (卫辉: the 2-day notice timer)."""
     if by not in ("township", "education"):
         raise ValidationFailed("签收单位应为 township 或 education", fields={"by": "township/education"})
     session.add(CaseEvent(case_id=case.id, org_id=case.org_id, kind="receipt", actor=actor[:80],
                           occurred_at=_at(received_on),
                           data={"document_id": document_id, "received_on": received_on.isoformat(), "by": by}))
+    session.flush()
     if by == "township":
-        start_deadline(session, case, "township_notice", received_on)
+        start_event_timers(session, case, "report_receipt", received_on, source="receipt")
     session.flush()
 
 
 def record_service(session: Session, case: Case, *, document_id: str, served_on: dt.date, method: str,
                    complete: bool, actor: str) -> None:
     """A notice was served (送达回证): writes the ``service`` event. When the 回证 is complete,
-    starts the return deadline from the service date (provisional dates keep their warning) and
-    moves a REPORTED case to NOTICED if the workflow allows (T8 / T10-GZ); otherwise the state is
-    kept and the reason is logged."""
+    starts the timers that run from service (the return deadline; provisional dates keep their
+    warning) and moves a REPORTED case to NOTICED if the workflow allows (T8 / T10-GZ); otherwise
+    the state is kept and the reason is logged."""
     if method not in {c.code for c in codes.SERVICE_METHODS}:
         raise ValidationFailed(f"送达方式代码无效：{method!r}",
                                fields={"method": "可选：" + "、".join(c.code for c in codes.SERVICE_METHODS)})
@@ -638,7 +710,7 @@ def record_service(session: Session, case: Case, *, document_id: str, served_on:
     if not complete:
         return
     profile = case_profile(case)
-    start_deadline(session, case, "return_deadline", served_on, profile=profile, transition="service")
+    start_event_timers(session, case, "service", served_on, profile=profile, source="service")
     if case.state == "REPORTED":
         code = "T10-GZ" if profile.has_step("township_persuasion") else "T8"
         try:
@@ -702,8 +774,10 @@ def clean_attempt(case: Case, raw: Mapping[str, Any], *, today: dt.date | None =
 
 
 def record_attempt(session: Session, case: Case, raw: Mapping[str, Any], *, actor: str) -> dict:
-    """Validate and record one persuasion attempt (``attempt`` event). Ends the same-day
-    contact-guardian timer when the attempt is in time. Returns the stored data with its number."""
+    """Validate and record one persuasion attempt (``attempt`` event). Meets the ``record`` duties
+    (same-day contact, home-visit verification) whose window contains its date and starts waiting
+    timers it completes (贵州: the report timer at the second failed home visit). Returns the
+    stored data with its number."""
     if case.state in ("CLOSED", "ATTENDING"):
         raise Conflict(f"案件处于“{workflow.STATES[case.state]}”，不能再登记劝返记录", current_state=case.state)
     data = clean_attempt(case, raw)
@@ -711,9 +785,9 @@ def record_attempt(session: Session, case: Case, raw: Mapping[str, Any], *, acto
     event = CaseEvent(case_id=case.id, org_id=case.org_id, kind="attempt", actor=actor[:80],
                       occurred_at=_at(day), data=data)
     session.add(event)
-    for d in _open_deadlines(session, case):
-        if d.timer == "contact_guardian" and d.due_on is not None and day <= d.due_on:
-            d.status, d.closed_at = "met", utcnow()
+    session.flush()
+    _meet_record_duties(session, case, day)
+    refresh_waiting(session, case, max(day, china_date(None)))
     audit.record(session, who=actor, org=case.org_id, action="case.attempt", target=f"case:{case.id}",
                  after={k: data[k] for k in ("date", "method", "result", "stage")})
     session.flush()
@@ -954,9 +1028,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--today", type=dt.date.fromisoformat, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from cases.store import jobs
+
     engine = make_engine(Config.DATABASE_URL)
-    with session_scope(make_session_factory(engine)) as session:
+    factory = make_session_factory(engine)
+    with session_scope(factory) as session:
         counts = sweep(session, args.today)
+    # Background jobs whose worker died are queued again (or failed) by the sweep as well.
+    jobs.init_jobs(Config, session_factory=factory)
+    counts["jobs"] = {k: len(v) for k, v in jobs.reap().items()}
     log.info("sweep done: %s", counts)
     sys.stdout.write(f"{counts}\n")
     return 0

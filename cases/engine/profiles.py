@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from cases.engine.deadlines import UNITS, Timer
+from cases.engine.timers import PLAN_START_EVENTS, START_EVENTS, TIMER_RULES
 from forms.codes import DROPOUT_REASONS, SPECIAL_GROUPS
 from forms.errors import NotFound, ValidationFailed
 
@@ -290,6 +291,18 @@ def _timer(r: _Reader, name: str, raw: Mapping) -> Timer:
     )
 
 
+def _check_timer(r: _Reader, key: str, timer: Timer) -> None:
+    """The engine must know the timer (what ends it) and its start event (what starts it)."""
+    rule = TIMER_RULES.get(key)
+    if rule is None:
+        r.fail(f"timers.{key}", "未知的计时器（系统不知道何时结束它），可选："
+               + "、".join(f"{k}（{v.label}）" for k, v in TIMER_RULES.items()))
+    events = PLAN_START_EVENTS if rule.duty == "plan" else START_EVENTS
+    if timer.start_event not in events:
+        r.fail(f"timers.{key}.from", f"未知的起算事件 {timer.start_event!r}，可选："
+               + "、".join(f"{k}（{v}）" for k, v in events.items()))
+
+
 def _check_step_order(r: _Reader, steps: tuple[str, ...]) -> None:
     if len(set(steps)) != len(steps):
         r.fail("step_order", "含重复步骤")
@@ -336,6 +349,8 @@ def profile_from_dict(data: Mapping, *, name: str | None = None) -> RegionProfil
             r.fail(f"timers.{needed}", "缺失")
     if timers["return_deadline"].length == 0:
         r.fail("timers.return_deadline.length", "应大于0")
+    for key, timer in timers.items():
+        _check_timer(r, key, timer)
 
     school_raw = r.get(data, "school", "", dict)
     school = SchoolRules(
@@ -346,10 +361,18 @@ def profile_from_dict(data: Mapping, *, name: str | None = None) -> RegionProfil
     )
     if school.window_timer is not None and school.window_timer not in timers:
         r.fail("school.window_timer", f"引用了未定义的计时器 {school.window_timer!r}")
+    if school.window_timer is not None and TIMER_RULES[school.window_timer].duty != "attempts":
+        r.fail("school.window_timer", f"计时器 {school.window_timer!r} 不是劝返期（应为 persuasion_window）")
     if "school_persuasion" in steps and school.window_timer is None:
         r.fail("school.window_timer", "步骤 school_persuasion 需要劝返期计时器")
     if "school_home_visits" in steps and not school.home_visits_before_report:
         r.fail("school.home_visits_before_report", "步骤 school_home_visits 需要家访次数（≥1）")
+    starts = {t.start_event: key for key, t in timers.items()}
+    if "persuasion_window_end" in starts and school.window_timer is None:
+        r.fail(f"timers.{starts['persuasion_window_end']}.from", "起算事件 persuasion_window_end 需要劝返期计时器")
+    if "home_visits_failed" in starts and not school.home_visits_before_report:
+        r.fail(f"timers.{starts['home_visits_failed']}.from",
+               "起算事件 home_visits_failed 需要 school.home_visits_before_report（≥1）")
 
     town_raw = r.get(data, "township", "", dict)
     township = TownshipRules(r.nonneg(town_raw, "attempts_before_notice", "township"),

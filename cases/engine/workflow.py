@@ -59,9 +59,11 @@ ACTORS = {
 @dataclass(frozen=True)
 class TransitionDef:
     """One row of the transition table. ``target`` equal to a source is a loop (T5).
-    ``requires_steps``/``excludes_steps`` select the rows a profile uses; ``timers`` (names of
-    profile timers) start when the transition is taken; ``outcome`` is the closure evidence set
-    (C1–C7) a transition into CLOSED must satisfy."""
+    ``requires_steps``/``excludes_steps`` select the rows a profile uses; ``starts`` are the start
+    events (``timers.START_EVENTS``) the transition produces: every profile timer whose ``from`` is
+    one of them starts when the transition is taken (waiting, without a due date, while the event's
+    date is still unknown); ``outcome`` is the closure evidence set (C1–C7) a transition into
+    CLOSED must satisfy."""
 
     code: str
     label: str
@@ -70,7 +72,7 @@ class TransitionDef:
     actor: str
     guard: str
     documents: tuple[str, ...] = ()
-    timers: tuple[str, ...] = ()
+    starts: tuple[str, ...] = ()
     requires_steps: tuple[str, ...] = ()
     excludes_steps: tuple[str, ...] = ()
     automatic: bool = False
@@ -88,34 +90,35 @@ def _t(code, label, sources, target, actor, guard, **kw) -> TransitionDef:
 
 TRANSITIONS: tuple[TransitionDef, ...] = (
     _t("T1", "登记无故缺勤", {"ATTENDING"}, "ABSENT", "class_teacher", "absence_recorded",
-       documents=("考勤记录",), timers=("contact_guardian",), automatic=True, source="[S3]"),
+       documents=("考勤记录",), starts=("absence_recorded",), automatic=True, source="[S3]"),
     _t("T2", "核实有正当理由，恢复在校", {"ABSENT"}, "ATTENDING", "class_teacher", "legitimate_reason",
        documents=("考勤记录备注",), source="[CP]"),
     _t("T3", "家访或联系监护人核实", {"ABSENT"}, "VERIFY", "school", "verify_threshold",
-       documents=("家访/联系记录",), automatic=True, source="[S1]"),
+       documents=("家访/联系记录",), starts=("entered_verify",), automatic=True, source="[S1]"),
     _t("T4", "认定疑似辍学，指定专人", {"ABSENT", "VERIFY"}, "SUSPECTED", "school", "suspect_threshold",
-       documents=("指定劝返专人", "一生一表建档"), timers=("persuasion_window", "dropout_confirm"),
+       documents=("指定劝返专人", "一生一表建档"),
+       starts=("entered_suspected", "suspect_threshold_crossed", "persuasion_window_end", "home_visits_failed"),
        automatic=True, source="[S1][S3]"),
     _t("T5", "记录劝返", {"SUSPECTED"}, "SUSPECTED", "dedicated_person", "still_absent",
        documents=("劝返记录",), source="[S1]"),
     _t("T6", "学生返校", {"SUSPECTED"}, "RETURNED", "school", "child_returned",
-       documents=("复学记录", "安置方式"), timers=("observation", "relapse_window"), source="[S1]"),
+       documents=("复学记录", "安置方式"), starts=("returned",), source="[S1]"),
     _t("T7", "书面报告乡(镇)和教育部门", {"SUSPECTED"}, "REPORTED", "school", "report_after_window",
-       documents=("义务教育阶段学生辍学情况报告单", "劝返台账登记"), timers=("township_notice",),
+       documents=("义务教育阶段学生辍学情况报告单", "劝返台账登记"), starts=("report_receipt",),
        requires_steps=("school_persuasion",), source="[S1]"),
     _t("T7-GZ", "两次以上家访未返校，报告县教育局和乡(镇)", {"SUSPECTED"}, "REPORTED", "school",
-       "report_after_home_visits", documents=("义务教育阶段学生辍学情况报告单",),
+       "report_after_home_visits", documents=("义务教育阶段学生辍学情况报告单",), starts=("report_receipt",),
        requires_steps=("school_home_visits",), source="[S3]"),
     _t("T8", "乡(镇)下达并送达返校通知书", {"REPORTED"}, "NOTICED", "township", "notice_after_receipt",
-       documents=("返校通知书", "存根", "送达回证"), timers=("return_deadline",),
+       documents=("返校通知书", "存根", "送达回证"), starts=("service",),
        excludes_steps=("township_persuasion",), source="[S1]"),
     _t("T9", "限期内返校", {"NOTICED"}, "RETURNED", "school", "child_returned",
-       documents=("复学记录",), timers=("observation", "relapse_window"), source="[S1]"),
+       documents=("复学记录",), starts=("returned",), source="[S1]"),
     _t("T10", "组织联合劝返", {"NOTICED"}, "JOINT", "joint_team", "joint_needed",
        documents=("联合劝返记录", "部门函件"), source="[S1]"),
     _t("T10-GZ", "乡(镇)劝返无效，送达敦返复学通知书", {"REPORTED"}, "NOTICED", "township",
        "notice_after_township_attempts", documents=("返校通知书", "存根", "送达回证"),
-       timers=("return_deadline",), requires_steps=("township_persuasion",), source="[S3]"),
+       starts=("service",), requires_steps=("township_persuasion",), source="[S3]"),
     _t("T11", "劝返无效，司法介入", {"JOINT"}, "LEGAL", "justice", "joint_ineffective",
        documents=("责令学生复学通知书/相关司法文书",), source="[S1][S0][S2]"),
     _t("T12", "失联，会同公安寻找", OPEN_STATES - {"LOCATING"}, "LOCATING", "township", "out_of_contact",
@@ -136,7 +139,7 @@ TRANSITIONS: tuple[TransitionDef, ...] = (
     _t("T18", "审批同意延缓入学/休学", {"APPROVAL"}, "DEFERRED", "approver", "deferral_approved",
        documents=("审批意见",), source="[S1]"),
     _t("T19", "延缓/休学期间返校", {"DEFERRED"}, "RETURNED", "school", "child_returned",
-       documents=("复学记录",), timers=("observation", "relapse_window"), source="[S1]"),
+       documents=("复学记录",), starts=("returned",), source="[S1]"),
     _t("T20", "超龄离校标注，销号", {"DEFERRED"}, "CLOSED", "education", "over_age",
        documents=("超龄离校标注", "台账销号"), outcome="C6", source="[S1]"),
     _t("T21", "复学稳定，销号", {"RETURNED"}, "CLOSED", "school_township", "return_stable",
@@ -144,7 +147,7 @@ TRANSITIONS: tuple[TransitionDef, ...] = (
     _t("T22", "经核实非辍学，销号", OPEN_STATES, "CLOSED", "education", "closure_evidence",
        documents=("派出所/社区证明、就读证明或转学记录",), outcome="C7", source="[EXT-17]"),
     _t("T23", "复学后再次缺勤（反弹）", {"RETURNED"}, "ABSENT", "class_teacher", "absence_recorded",
-       documents=("考勤记录",), timers=("contact_guardian",), automatic=True, source="[S1][CP]"),
+       documents=("考勤记录",), starts=("absence_recorded",), automatic=True, source="[S1][CP]"),
 )
 TRANSITIONS_BY_CODE = {t.code: t for t in TRANSITIONS}
 
@@ -188,7 +191,10 @@ class CaseFacts:
 
     Counts are of recorded, failed attempts. ``unexcused_days`` is kept in the profile's absence
     unit (school days for 卫辉, calendar days for 贵州; see ``deadlines.count_school_days``).
-    ``notice_served_on`` is the service date of a *complete* 送达回证 (incomplete: None)."""
+    ``notice_served_on`` is the service date of a *complete* 送达回证 (incomplete: None).
+    ``suspect_threshold_crossed_on``: the day the absence run reached the suspect threshold (from
+    attendance records; None without them). ``home_visits_reached_on``: the date of the failed
+    school home visit that reached ``school.home_visits_before_report`` (贵州: the second)."""
 
     today: dt.date
     unexcused_days: int = 0
@@ -197,8 +203,10 @@ class CaseFacts:
     legitimate_reason_verified: bool = False
     reason: str | None = None
     entered_suspected_on: dt.date | None = None
+    suspect_threshold_crossed_on: dt.date | None = None
     school_attempts_in_window: int = 0
     home_visits_failed: int = 0
+    home_visits_reached_on: dt.date | None = None
     out_of_contact: bool = False
     report_received_on: dt.date | None = None
     report_received_by_education: bool = False
@@ -568,12 +576,43 @@ def _invalid(state: str, code: str, reason: str, facts: CaseFacts,
     )
 
 
-def _event_date(event: str, facts: CaseFacts) -> dt.date | None:
-    return {
-        "service": facts.notice_served_on,
-        "report_receipt": facts.report_received_on,
-        "returned": facts.returned_on,
-    }.get(event, facts.today)
+def _window_end(f: CaseFacts, p: RegionProfile) -> dt.date | None:
+    if p.school.window_timer is None:
+        return None
+    return due_date(p.timer(p.school.window_timer), f.entered_suspected_on or f.today, holidays=f.holidays).date
+
+
+def _home_visits_reached(f: CaseFacts, p: RegionProfile) -> dt.date | None:
+    # The report duty begins once the case is SUSPECTED: visits made before count from that day.
+    if f.home_visits_reached_on is None:
+        return None
+    return max(f.home_visits_reached_on, f.entered_suspected_on or f.today)
+
+
+# The date of each start event (``timers.START_EVENTS``) from the case facts; None: not known yet
+# (the timer waits). ``f.today`` is the day the producing transition is taken.
+EVENT_DATES: dict[str, Callable[[CaseFacts, RegionProfile], dt.date | None]] = {
+    "absence_recorded": lambda f, p: f.today,
+    "entered_verify": lambda f, p: f.today,
+    "entered_suspected": lambda f, p: f.entered_suspected_on or f.today,
+    "suspect_threshold_crossed": lambda f, p: f.suspect_threshold_crossed_on or f.entered_suspected_on or f.today,
+    "persuasion_window_end": _window_end,
+    "home_visits_failed": _home_visits_reached,
+    "report_receipt": lambda f, p: f.report_received_on,
+    "service": lambda f, p: f.notice_served_on,
+    "returned": lambda f, p: f.returned_on,
+}
+
+
+def event_date(event: str, facts: CaseFacts, profile: RegionProfile) -> dt.date | None:
+    """The date of start event ``event`` for a case with ``facts`` (None while unknown)."""
+    return EVENT_DATES[event](facts, profile)
+
+
+def timers_started_by(code: str, profile: RegionProfile) -> list[str]:
+    """Names of the profile timers transition ``code`` starts, in profile order."""
+    starts = TRANSITIONS_BY_CODE[code].starts
+    return [name for name, timer in profile.timers.items() if timer.start_event in starts]
 
 
 def is_relapse(episode_start: dt.date, previous_return_on: dt.date | None, profile: RegionProfile) -> bool:
@@ -599,13 +638,9 @@ def apply(state: str, action: str | Action, facts: CaseFacts, profile: RegionPro
         raise _invalid(state, code, reason, facts, profile)
 
     timers, warnings, tags = [], [], []
-    for name in t.timers:
-        if name == "persuasion_window":
-            name = profile.school.window_timer
-        if name is None or name not in profile.timers:
-            continue  # the profile does not run this timer (e.g. no persuasion window in 贵州)
+    for name in timers_started_by(t.code, profile):
         timer = profile.timers[name]
-        start = _event_date(timer.start_event, facts)
+        start = event_date(timer.start_event, facts, profile)
         due = due_date(timer, start, holidays=facts.holidays) if start is not None else None
         if due is not None and due.provisional:
             warnings.append(f"{timer.label}：{due.warning}")
@@ -688,5 +723,5 @@ __all__ = [
     "Action", "Transition", "StartedTimer", "GUARDS", "REASON_PARTNERS", "ReasonPartners", "partners_for",
     "allowed_actions", "candidate_actions", "apply", "evaluate_absence", "is_relapse",
     "dropout_confirmation_date", "dropout_confirmed_on", "persuasion_window_due", "return_deadline_due",
-    "refusal_gate_met", "validate_reason_codes",
+    "refusal_gate_met", "validate_reason_codes", "EVENT_DATES", "event_date", "timers_started_by",
 ]

@@ -4,8 +4,8 @@ Existing audit entries are chained in id order (``cases.store.audit.entry_hash``
 the chain columns become NOT NULL; on PostgreSQL a trigger then refuses UPDATE, DELETE and
 TRUNCATE on the audit tables.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-07 05:02:08.079996
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 from cases.store.audit import APPEND_ONLY_TABLES, GENESIS, entry_content, entry_hash, trigger_statements
 
-revision: str = '0003'
-down_revision: str | None = '0002'
+revision: str = '0004'
+down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
