@@ -57,8 +57,12 @@ class Config:
     JOB_MAX_ATTEMPTS = int(os.environ.get("BAOXUE_JOB_MAX_ATTEMPTS", "3"))
     JOB_REAP_INTERVAL_SECONDS = float(os.environ.get("BAOXUE_JOB_REAP_S", "15"))
     # Fonts are settings: the templates carry style-level fonts that the renderer swaps in.
-    FONT_BODY = os.environ.get("BAOXUE_FONT_BODY", "Noto Serif CJK SC")
-    FONT_TITLE = os.environ.get("BAOXUE_FONT_TITLE", "Noto Sans CJK SC")
+    # GB/T 9704: body 仿宋 (FandolFang, installed by scripts/setup.sh), title 小标宋 (FandolSong
+    # Bold stands in), level-one headings 黑体; form tables a 宋体 face.
+    FONT_BODY = os.environ.get("BAOXUE_FONT_BODY", "FandolFang")
+    FONT_TITLE = os.environ.get("BAOXUE_FONT_TITLE", "FandolSong")
+    FONT_TABLE = os.environ.get("BAOXUE_FONT_TABLE", "Noto Serif CJK SC")
+    FONT_HEADING = os.environ.get("BAOXUE_FONT_HEADING", "Noto Sans CJK SC")
     # Number of warm LibreOffice processes used for DOCX -> PDF.
     PDF_WORKERS = int(os.environ.get("BAOXUE_PDF_WORKERS", str(min(2, os.cpu_count() or 1))))
     PDF_TIMEOUT = float(os.environ.get("BAOXUE_PDF_TIMEOUT", "120"))

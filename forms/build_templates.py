@@ -19,12 +19,21 @@ file name ``spec.template_name(variant)``. Blocks of ``forms.layout`` become:
   docxtpl row loop ``{%tr for r in rows.<field> %}`` / one row of ``{{ r.<col> }}`` (number
   column ``{{ r._no }}``) / ``{%tr endfor %}``.
 * ``Spacer``: an empty paragraph of exactly that height.
+* ``Heading``: a 黑体 line kept with what follows. ``Items``: a docxtpl paragraph loop
+  ``{%p for r in rows.<field> %}``, one body paragraph per row, each kept whole on a page.
+* ``Signoff``: the 落款 — unit(s) and date right-aligned (date four characters from the right),
+  two blank lines above for the seal, kept with the paragraph before it.
+* ``Banji``: the 版记 — a text box anchored in a last empty paragraph (kept with the one before)
+  and placed at the bottom of the type area of that page, lines between rules.
+* ``Grid(keep=True)`` / ``Rows(keep=True)``: every row kept with the next (``w:keepNext``) and the
+  block kept with the one before, so a signature table or a short list never breaks or stands alone.
 
 Pages and parts: each ``Part`` is one section (A4, landscape when ``Part.landscape``) starting on
-a new page. Portrait margins are ``layout.MARGINS_MM`` (公文 page setup); landscape parts use a
-33 mm top margin (below the stamped QR square, which ends ``QR_TOP_MM + QR_SIZE_MM`` = 28 mm from
-the top, its quiet zone and caption) and narrower side margins when the tables need the width. The footer prints
-"第 X 页 共 Y 页" (PAGE / NUMPAGES fields).
+a new page. Portrait margins are ``layout.MARGINS_MM`` (GB/T 9704: type area 156 x 225 mm);
+landscape parts use a 35 mm top margin (below the stamped QR square, which ends
+``QR_TOP_MM + QR_SIZE_MM`` = 28 mm from the top, its quiet zone and the caption the header prints
+under it) and narrower side margins when the tables need the width. The header prints the caption
+under the QR ("<doc id>  <page>/<pages>"), the footer "第 X 页 共 Y 页" (PAGE / NUMPAGES fields).
 
 **Part markers** (how the parsers split a document into parts; both survive a LibreOffice
 re-save):
@@ -35,11 +44,13 @@ re-save):
    (``PART_MARK_FORMAT``); a page whose first text line is not a marker continues the previous
    part. Single-part layouts print no marker (their paragraph is an empty 1 pt line).
 
-Styles (fonts at style level, ``w:ascii``/``w:hAnsi``/``w:eastAsia``; the renderer swaps the two
-font names below for the configured ones): ``BxTitle`` 22 pt (2号) and ``BxSubtitle`` 16 pt bold
-(3号) in "Noto Sans CJK SC"; ``BxBody`` prose 16 pt (3号), or 15/14 pt when the static content of a
-prose part would not fit on one page, ``BxSmall`` 12 pt, ``BxCell``/``BxLabel`` form tables 10.5 pt
-(五号) in "Noto Serif CJK SC"; ``BxPartMark`` and ``BxFooter`` 9 pt; exact line pitches. Values of a
+Styles (fonts at style level, ``w:ascii``/``w:hAnsi``/``w:eastAsia``; the renderer swaps the four
+role fonts below for the configured ones): ``BxTitle`` 22 pt (2号) bold in the title face
+(FandolSong, for 小标宋); ``BxBody``/``BxSubtitle`` 16 pt (3号) in the body face (FandolFang, 仿宋)
+on the GB/T 9704 grid of 22 lines × 28 characters; ``BxHeading`` 16 pt in the heading face (黑体);
+``BxSmall`` 12 pt and ``BxBanji`` 14 pt (4号) in the body face; ``BxCell``/``BxLabel`` form tables
+10.5 pt (五号) in the table face (Noto Serif CJK SC); ``BxPartMark``/``BxFooter`` 9 pt,
+``BxCaption`` 5 pt; exact line pitches. Values of a
 fixed shape (ID numbers, 学籍号, phones, dates) in cells too narrow for them get a horizontal
 character scale (``w:w``, not below 75 %) so they print on one line.
 """
@@ -50,6 +61,7 @@ import argparse
 import datetime as dt
 import io
 import logging
+import re
 import sys
 import zipfile
 from collections.abc import Iterable
@@ -72,13 +84,19 @@ from forms.spec import FormSpec, Kind, Variant
 log = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "forms"
-FONT_BODY = "Noto Serif CJK SC"
-FONT_TITLE = "Noto Sans CJK SC"
+# Template font names, one per role; the renderer swaps each for its configured face
+# (config.FONT_BODY, FONT_TITLE, FONT_TABLE, FONT_HEADING). GB/T 9704: 正文 3号仿宋, 标题 2号小标宋,
+# 一级标题 黑体. FandolFang / FandolSong (bold, the free stand-in for 小标宋) are installed by
+# scripts/setup.sh; form tables keep a 宋体 face (Noto Serif CJK SC) at 五号.
+FONT_BODY = "FandolFang"
+FONT_TITLE = "FandolSong"
+FONT_TABLE = "Noto Serif CJK SC"
+FONT_HEADING = "Noto Sans CJK SC"
 PART_MARK_FORMAT = "（{name}）"
 BOOKMARK_PREFIX = "bx_part_"
 
 A4 = (210.0, 297.0)  # mm
-LANDSCAPE_MARGINS_MM = {"top": 33.0, "bottom": 20.0, "left": 20.0, "right": 20.0}
+LANDSCAPE_MARGINS_MM = {"top": 35.0, "bottom": 20.0, "left": 20.0, "right": 20.0}
 MIN_SIDE_MARGIN_MM = 15.0
 CELL_PT = 10.5  # 五号
 CELL_LINE_PT = 14.0  # exact line pitch in table cells
@@ -94,22 +112,34 @@ FIXED_DATE = dt.datetime(2026, 1, 1, 0, 0, 0)
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 # Para/Title style names of forms.layout -> (docx style, font, size pt, bold, exact line pitch pt).
+# GB/T 9704 5.2.2: 22 lines in the 156 x 225 mm type area: 3号 (16 pt) on a line pitch of
+# 225 mm / 22 = 28.95 pt. At 16 pt a line holds 27 characters, not the standard's 28 (Word gets 28
+# from a character grid that squeezes the pitch; LibreOffice drops the punctuation at the end of a
+# full line when characters are set closer, so the pitch is left alone).
+BODY_PT, BODY_LINE_PT = 16.0, 28.95
 STYLES = {
-    "title": ("BxTitle", FONT_TITLE, 22.0, False, 34.0),
-    "subtitle": ("BxSubtitle", FONT_TITLE, 16.0, True, 26.0),
-    "body": ("BxBody", FONT_BODY, 15.0, False, 26.0),
+    "title": ("BxTitle", FONT_TITLE, 22.0, True, 36.0),
+    "subtitle": ("BxSubtitle", FONT_BODY, BODY_PT, False, BODY_LINE_PT),
+    "body": ("BxBody", FONT_BODY, BODY_PT, False, BODY_LINE_PT),
+    "heading": ("BxHeading", FONT_HEADING, BODY_PT, False, BODY_LINE_PT),
     "small": ("BxSmall", FONT_BODY, 12.0, False, 19.0),
 }
-# Prose sizes tried, largest first, until every prose part fits on one page (estimated from the
-# static content: titles, prose, grid rows, table headers and minimum rows); else the smallest.
-BODY_STEPS = ((16.0, 28.0), (15.0, 26.0), (14.0, 23.0))  # 3号..4号 (GB/T 9704: 3号)
+BANJI_PT, BANJI_LINE_PT = 14.0, 24.0  # 版记: 4号仿宋
 EXTRA_STYLES = {
-    "cell": ("BxCell", FONT_BODY, CELL_PT, False, CELL_LINE_PT),
-    "label": ("BxLabel", FONT_BODY, CELL_PT, False, CELL_LINE_PT),
-    "partmark": ("BxPartMark", FONT_BODY, 9.0, False, 12.0),
-    "footer": ("BxFooter", FONT_BODY, 9.0, False, 12.0),
-    "tiny": ("BxTiny", FONT_BODY, 1.0, False, 1.0),
+    "cell": ("BxCell", FONT_TABLE, CELL_PT, False, CELL_LINE_PT),
+    "label": ("BxLabel", FONT_TABLE, CELL_PT, False, CELL_LINE_PT),
+    "partmark": ("BxPartMark", FONT_TABLE, 9.0, False, 12.0),
+    "footer": ("BxFooter", FONT_TABLE, 9.0, False, 12.0),
+    "tiny": ("BxTiny", FONT_TABLE, 1.0, False, 1.0),
+    "banji": ("BxBanji", FONT_BODY, BANJI_PT, False, BANJI_LINE_PT),
 }
+# Prose is set flush left, not justified: in a zh-CN paragraph LibreOffice (7.4) hangs a comma or
+# full stop that ends a full line past the margin, as Chinese typography does, but in a justified
+# paragraph it then does not print it at all. Full-width characters keep the lines even anyway.
+JUSTIFY = WD_ALIGN_PARAGRAPH.LEFT
+# 落款: room above the issuing unit for the top of the seal (GB/T 9704 7.3.5.1: the seal, about
+# 42 mm across, presses on the unit and the date and reaches to within a line of the text).
+SIGNOFF_GAP_LINES = 2
 
 
 class LayoutError(ValueError):
@@ -176,9 +206,10 @@ _PPR_AFTER_AUTOSPACE = ("bidi", "adjustRightInd", "snapToGrid", "spacing", "ind"
 
 def _no_autospace(ppr) -> None:
     """No automatic extra space between CJK and Latin/digits: dates and numbers keep their
-    natural width and fit the cells they were sized for."""
+    natural width and fit the cells they were sized for. No hanging punctuation either
+    (``w:overflowPunct`` off): a comma hung past a full justified line was not printed at all."""
     anchor = next((c for c in ppr if c.tag.split("}")[1] in _PPR_AFTER_AUTOSPACE), None)
-    for tag in ("w:autoSpaceDE", "w:autoSpaceDN"):
+    for tag in ("w:overflowPunct", "w:autoSpaceDE", "w:autoSpaceDN"):
         el = _el(tag, w_val=0)
         if anchor is None:
             ppr.append(el)
@@ -208,11 +239,11 @@ def _add_style(doc, name: str, font: str, size: float, bold: bool, line: float, 
     return style
 
 
-def _setup_styles(doc, body: tuple[float, float]) -> None:
+def _setup_styles(doc) -> None:
     """Document defaults and the named styles (fonts at style level, no theme fonts)."""
     styles_el = doc.styles.element
     rpr_default = styles_el.find(qn("w:docDefaults") + "/" + qn("w:rPrDefault") + "/" + qn("w:rPr"))
-    _set_fonts(rpr_default, FONT_BODY)
+    _set_fonts(rpr_default, FONT_TABLE)
     lang = rpr_default.find(qn("w:lang"))
     if lang is None:
         lang = OxmlElement("w:lang")
@@ -220,23 +251,24 @@ def _setup_styles(doc, body: tuple[float, float]) -> None:
     lang.set(qn("w:val"), "en-US")
     lang.set(qn("w:eastAsia"), "zh-CN")
     normal = doc.styles["Normal"]
-    _set_fonts(normal.element.get_or_add_rPr(), FONT_BODY)
+    _set_fonts(normal.element.get_or_add_rPr(), FONT_TABLE)
     normal.font.size = Pt(CELL_PT)
     normal.paragraph_format.space_after = Pt(0)
     normal.paragraph_format.space_before = Pt(0)
-    size, line = body
-    _add_style(doc, "BxTitle", FONT_TITLE, 22.0, False, 34.0, align=WD_ALIGN_PARAGRAPH.CENTER,
-               after=8)
-    _add_style(doc, "BxSubtitle", FONT_TITLE, 16.0, True, 26.0, align=WD_ALIGN_PARAGRAPH.CENTER,
-               after=4)
-    _add_style(doc, "BxBody", FONT_BODY, size, False, line, align=WD_ALIGN_PARAGRAPH.JUSTIFY)
-    _add_style(doc, "BxSmall", FONT_BODY, 12.0, False, 19.0, align=WD_ALIGN_PARAGRAPH.JUSTIFY)
-    _add_style(doc, "BxCell", FONT_BODY, CELL_PT, False, CELL_LINE_PT, align=WD_ALIGN_PARAGRAPH.LEFT)
-    _add_style(doc, "BxLabel", FONT_BODY, CELL_PT, False, CELL_LINE_PT,
-               align=WD_ALIGN_PARAGRAPH.CENTER)
-    _add_style(doc, "BxPartMark", FONT_BODY, 9.0, False, 12.0, align=WD_ALIGN_PARAGRAPH.RIGHT)
-    _add_style(doc, "BxFooter", FONT_BODY, 9.0, False, 12.0, align=WD_ALIGN_PARAGRAPH.CENTER)
-    _add_style(doc, "BxTiny", FONT_BODY, 1.0, False, 1.0)
+    _add_style(doc, "BxTitle", FONT_TITLE, 22.0, True, 36.0, align=WD_ALIGN_PARAGRAPH.CENTER)
+    _add_style(doc, "BxSubtitle", FONT_BODY, BODY_PT, False, BODY_LINE_PT, align=WD_ALIGN_PARAGRAPH.CENTER)
+    for name in ("BxBody", "BxHeading"):
+        _add_style(doc, name, FONT_HEADING if name == "BxHeading" else FONT_BODY, BODY_PT, False,
+                   BODY_LINE_PT, align=JUSTIFY)
+    doc.styles["BxHeading"].paragraph_format.keep_with_next = True
+    _add_style(doc, "BxSmall", FONT_BODY, 12.0, False, 19.0, align=JUSTIFY)
+    _add_style(doc, "BxCell", FONT_TABLE, CELL_PT, False, CELL_LINE_PT, align=WD_ALIGN_PARAGRAPH.LEFT)
+    _add_style(doc, "BxLabel", FONT_TABLE, CELL_PT, False, CELL_LINE_PT, align=WD_ALIGN_PARAGRAPH.CENTER)
+    _add_style(doc, "BxPartMark", FONT_TABLE, 9.0, False, 12.0, align=WD_ALIGN_PARAGRAPH.RIGHT)
+    _add_style(doc, "BxFooter", FONT_TABLE, 9.0, False, 12.0, align=WD_ALIGN_PARAGRAPH.CENTER)
+    _add_style(doc, "BxTiny", FONT_TABLE, 1.0, False, 1.0)
+    _add_style(doc, "BxCaption", FONT_TABLE, CAPTION_PT, False, CAPTION_PT + 1, align=WD_ALIGN_PARAGRAPH.RIGHT)
+    _add_style(doc, "BxBanji", FONT_BODY, BANJI_PT, False, BANJI_LINE_PT, align=WD_ALIGN_PARAGRAPH.LEFT)
 
 
 def _style_for(style: str) -> str:
@@ -301,8 +333,28 @@ def _check_fields(spec: FormSpec, part: L.Part) -> None:
                 raise LayoutError(f"{spec.code}/{part.key}: Rows({block.field}) is not a TABLE field")
             for c in block.columns:
                 f.column(c)
-        elif isinstance(block, L.Spacer):
+        elif isinstance(block, (L.Spacer, L.Heading)):
             refs = []
+        elif isinstance(block, L.Items):
+            refs = [block.field]
+            f = spec.field(block.field)
+            if f.kind != Kind.TABLE:
+                raise LayoutError(f"{spec.code}/{part.key}: Items({block.field}) is not a TABLE field")
+            for p in L.placeholders(block.text):
+                if p not in ("_no", "_cn"):
+                    f.column(p)
+        elif isinstance(block, L.Signoff):
+            refs = [*block.names, block.date, *block.seals]
+            if len(block.seals) != len(block.names):
+                raise LayoutError(f"{spec.code}/{part.key}: a Signoff needs one seal per name")
+            for name in block.seals:
+                if spec.field(name).kind != Kind.SEAL:
+                    raise LayoutError(f"{spec.code}/{part.key}: {name} is not a SEAL field")
+        elif isinstance(block, L.Banji):
+            refs = [p for t in block.lines for p in L.placeholders(t) if "." not in p]
+            for t in block.lines:
+                for p in L.placeholders(t):
+                    jinja_for(p)
         else:
             raise LayoutError(f"{spec.code}/{part.key}: unknown block {block!r}")
         for r in refs:
@@ -347,35 +399,108 @@ def _apply_section(section, part: L.Part, spec: FormSpec) -> float:
     section.page_width, section.page_height = Mm(w), Mm(h)
     section.top_margin, section.bottom_margin = Mm(m["top"]), Mm(m["bottom"])
     section.left_margin, section.right_margin = Mm(m["left"]), Mm(m["right"])
-    section.header_distance = Mm(10)
+    section.header_distance = Mm(CAPTION_TOP_MM)
     section.footer_distance = Mm(min(12.0, m["bottom"] - 8))
     section.gutter = Mm(0)
     return w - m["left"] - m["right"]
+
+
+# The caption under the stamped QR square (forms/stamp.py): the document id and "page/pages", printed
+# by the template so that its font is embedded like every other and a copy printed from Word has
+# it too; a scan without a readable code is identified by it (parsers/scan.py). It sits in the
+# header, inside the stamper's corner (geometry.stamp_zone), under the code's white quiet zone.
+CAPTION_PT = 5.0
+CAPTION_TOP_MM = L.QR_TOP_MM + L.QR_SIZE_MM + 3.0
+
+
+def _add_header(section, right_margin_mm: float) -> None:
+    section.header.is_linked_to_previous = False
+    p = section.header.paragraphs[0]
+    p.style = "BxCaption"
+    # reach into the right margin so the caption lies under the code, not left of it
+    p.paragraph_format.right_indent = Mm(L.QR_RIGHT_MM - right_margin_mm)
+    p.add_run(tag("ident and ident.doc_id") + "  ")
+    _add_field(p, "PAGE")
+    p.add_run("/")
+    _add_field(p, "NUMPAGES")
+
+
+def _add_field(p, instr: str) -> None:
+    """A PAGE / NUMPAGES field (begin, instruction, separate, placeholder result, end)."""
+    for kind in ("begin", None, "separate", "1", "end"):
+        run = p.add_run()
+        if kind is None:
+            it = _el("w:instrText")
+            it.set(qn("xml:space"), "preserve")
+            it.text = f" {instr} "
+            run._r.append(it)
+        elif kind == "1":
+            run.text = "1"
+        else:
+            run._r.append(_el("w:fldChar", w_fldCharType=kind))
 
 
 def _add_footer(section) -> None:
     section.footer.is_linked_to_previous = False
     p = section.footer.paragraphs[0]
     p.style = "BxFooter"
-
-    def field(instr: str):
-        for kind in ("begin", None, "separate", "1", "end"):
-            run = p.add_run()
-            if kind is None:
-                it = _el("w:instrText")
-                it.set(qn("xml:space"), "preserve")
-                it.text = f" {instr} "
-                run._r.append(it)
-            elif kind == "1":
-                run.text = "1"
-            else:
-                run._r.append(_el("w:fldChar", w_fldCharType=kind))
-
     p.add_run("第 ")
-    field("PAGE")
+    _add_field(p, "PAGE")
     p.add_run(" 页 共 ")
-    field("NUMPAGES")
+    _add_field(p, "NUMPAGES")
     p.add_run(" 页")
+
+
+# ---- 版记 text box ---------------------------------------------------------------------------------
+
+_EMU_PER_MM = 36000
+_BANJI_NS = ('xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
+             'xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" '
+             'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+             'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"')
+
+
+def _banji_drawing(block: L.Banji, width_mm: float, shape_id: int):
+    """A run holding the 版记 text box: each line a paragraph of 4号仿宋 indented one character,
+    with a thick rule above the first and below the last and thin rules between (GB/T 9704 8)."""
+    from xml.sax.saxutils import escape
+
+    from lxml import etree
+
+    n = len(block.lines)
+    paras = []
+    for i, text in enumerate(block.lines):
+        top = '<w:top w:val="single" w:sz="8" w:space="2" w:color="000000"/>' if i == 0 else ""
+        bottom = "12" if i == n - 1 else "4"
+        runs = []
+        pos = 0
+        for m in L.PLACEHOLDER_RE.finditer(text):
+            if m.start() > pos:
+                runs.append(escape(text[pos:m.start()]))
+            runs.append(escape(jinja_for(m.group(1))))
+            pos = m.end()
+        runs.append(escape(text[pos:]))
+        body = "".join(f'<w:r><w:t xml:space="preserve">{r}</w:t></w:r>' for r in runs if r)
+        ind = round(BANJI_PT * 20)
+        paras.append(f'<w:p><w:pPr><w:pStyle w:val="BxBanji"/><w:pBdr>{top}<w:bottom w:val="single" w:sz="{bottom}" '
+                     f'w:space="2" w:color="000000"/></w:pBdr><w:ind w:left="{ind}" w:right="{ind}"/></w:pPr>'
+                     f'{body}</w:p>')
+    cx = round(width_mm * _EMU_PER_MM)
+    cy = round(n * (BANJI_LINE_PT + 5) / 72 * 25.4 * _EMU_PER_MM)
+    xml = (f'<w:r {_BANJI_NS}><w:drawing><wp:anchor distT="0" distB="0" distL="0" distR="0" simplePos="0" '
+           f'relativeHeight="{shape_id}" behindDoc="0" locked="0" layoutInCell="0" allowOverlap="0">'
+           '<wp:simplePos x="0" y="0"/><wp:positionH relativeFrom="margin"><wp:align>center</wp:align>'
+           '</wp:positionH><wp:positionV relativeFrom="margin"><wp:align>bottom</wp:align></wp:positionV>'
+           f'<wp:extent cx="{cx}" cy="{cy}"/><wp:effectExtent l="0" t="0" r="0" b="0"/><wp:wrapTopAndBottom/>'
+           f'<wp:docPr id="{shape_id}" name="Banji{shape_id}"/><wp:cNvGraphicFramePr/><a:graphic>'
+           '<a:graphicData uri="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"><wps:wsp>'
+           '<wps:cNvSpPr txBox="1"/><wps:spPr><a:xfrm><a:off x="0" y="0"/>'
+           f'<a:ext cx="{cx}" cy="{cy}"/></a:xfrm><a:prstGeom prst="rect"><a:avLst/></a:prstGeom><a:noFill/>'
+           f'<a:ln><a:noFill/></a:ln></wps:spPr><wps:txbx><w:txbxContent>{"".join(paras)}</w:txbxContent>'
+           '</wps:txbx><wps:bodyPr rot="0" vert="horz" wrap="square" lIns="0" tIns="0" rIns="0" bIns="0" '
+           'anchor="b"><a:noAutofit/></wps:bodyPr></wps:wsp></a:graphicData></a:graphic></wp:anchor>'
+           '</w:drawing></w:r>')
+    return etree.fromstring(xml)
 
 
 # ---- blocks ------------------------------------------------------------------------------------------
@@ -387,9 +512,10 @@ class _Builder:
         self.doc = docx.Document()
         for part in job.parts:
             _check_fields(self.spec, part)
-        self.body_step = _choose_body_step(job)
-        _setup_styles(self.doc, self.body_step)
+        _setup_styles(self.doc)
         self._bookmark_id = 0
+        self._banji_id = 0
+        self._chain_start = None  # see keep_previous
         # python-docx's default document starts with no paragraph; sections[0] is the body sectPr.
 
     # paragraphs
@@ -425,11 +551,88 @@ class _Builder:
     def para(self, block: L.Para) -> None:
         p = self.paragraph(_style_for(block.style), block.text)
         pf = p.paragraph_format
-        pf.alignment = {"justify": WD_ALIGN_PARAGRAPH.JUSTIFY, "left": WD_ALIGN_PARAGRAPH.LEFT,
+        pf.alignment = {"justify": JUSTIFY, "left": WD_ALIGN_PARAGRAPH.LEFT,
                         "right": WD_ALIGN_PARAGRAPH.RIGHT, "center": WD_ALIGN_PARAGRAPH.CENTER}[block.align]
         if block.indent:
-            size = self.body_step[0] if block.style == "body" else STYLES[block.style][2]
+            size = STYLES[block.style][2]
             pf.first_line_indent = Pt(2 * size)
+
+    def heading(self, block: L.Heading) -> None:
+        self.paragraph("BxHeading", block.text)  # the style keeps it with the next paragraph
+
+    def items(self, block: L.Items) -> None:
+        """One body paragraph per row (docxtpl paragraph loop), each kept whole on one page."""
+        self.paragraph("BxBody", "{%p for r in rows." + block.field + " %}")
+        p = self.doc.add_paragraph(style="BxBody")
+        # "[…{col}…]" prints only when the row has that column (an optional column)
+        for k, piece in enumerate(re.split(r"[\[\]]", block.text)):
+            optional = k % 2 == 1
+            names = L.placeholders(piece)
+            if optional:
+                p.add_run("{% if " + " and ".join(f"r.{n}" for n in names) + " %}")
+            pos = 0
+            for m in L.PLACEHOLDER_RE.finditer(piece):
+                if m.start() > pos:
+                    p.add_run(piece[pos:m.start()])
+                # a value's own line breaks (an article's paragraphs) run on as prose: a forced break
+                # inside a justified paragraph would stretch the line before it
+                p.add_run(tag(f"r.{m.group(1)} | replace('\\n', '')"))
+                pos = m.end()
+            if pos < len(piece):
+                p.add_run(piece[pos:])
+            if optional:
+                p.add_run("{% endif %}")
+        p.paragraph_format.keep_together = True
+        if block.indent:
+            p.paragraph_format.first_line_indent = Pt(2 * BODY_PT)
+        self.paragraph("BxBody", "{%p endfor %}")
+
+    def keep_previous(self):
+        """Keep the last paragraph (or table) printed with what comes next (the 落款, a kept
+        table); returns that paragraph (a table's last one)."""
+        body = self.doc.element.body
+        last = [c for c in body.iterchildren() if c.tag in (qn("w:p"), qn("w:tbl"))][-1]
+        paras = [last] if last.tag == qn("w:p") else list(last.iter(qn("w:p")))
+        for p in paras:
+            ppr = p.get_or_add_pPr()
+            if ppr.find(qn("w:keepNext")) is None:
+                ppr.insert(1 if ppr.find(qn("w:pStyle")) is not None else 0, _el("w:keepNext"))
+        return paras[-1] if paras else None
+
+    def signoff(self, block: L.Signoff, content_mm: float, more: bool) -> None:
+        """Units right-aligned (several units side by side, each a line lower than the one to its
+        left, so that each seal has its own place), then the date. The paragraph before is kept
+        with them; a 版记 is anchored in it, so that text, 落款 and 版记 land on one page."""
+        self._chain_start = self.keep_previous()
+        *names, date = block.paras()
+        n = len(names)
+        for k, name in enumerate(names):
+            p = self.paragraph("BxBody", name.text)
+            pf = p.paragraph_format
+            pf.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+            pf.right_indent = Pt(2 * BODY_PT) + Mm(content_mm * (n - 1 - k) / n)
+            if k == 0:
+                pf.space_before = Pt(SIGNOFF_GAP_LINES * BODY_LINE_PT)
+            pf.keep_with_next = True
+            pf.keep_together = True
+        p = self.paragraph("BxBody", date.text)
+        p.paragraph_format.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+        p.paragraph_format.right_indent = Pt(4 * BODY_PT)  # 成文日期右空四字
+        p.paragraph_format.keep_with_next = more  # with the 附注 after it
+
+    def banji(self, block: L.Banji, content_mm: float) -> None:
+        """The 版记 as a text box anchored in the part's last paragraph and placed at the bottom of
+        the type area of that paragraph's page."""
+        # anchored where the part's closing chain (text kept with the 落款) starts, else in its last
+        # paragraph: on the page that ends the part, with the chain above it
+        p = (docx.text.paragraph.Paragraph(self._chain_start, self.doc._body) if self._chain_start is not None
+             else self.doc.paragraphs[-1])
+        if block.when:
+            p.add_run("{% if f." + block.when + " %}")
+        self._banji_id += 1
+        p._p.append(_banji_drawing(block, content_mm, 4000 + self._banji_id))
+        if block.when:
+            p.add_run("{% endif %}")
 
     def spacer(self, block: L.Spacer) -> None:
         p = self.paragraph("BxTiny")
@@ -488,7 +691,18 @@ class _Builder:
                 p.paragraph_format.line_spacing = Pt(BOX_LINE_PT)
         cell.vertical_alignment = valign
 
+    @staticmethod
+    def _keep_rows(rows) -> None:
+        """Every paragraph of these rows kept with the next: the rows stay together on one page."""
+        for row in rows:
+            for p in row._tr.iter(qn("w:p")):
+                ppr = p.get_or_add_pPr()
+                if ppr.find(qn("w:keepNext")) is None:
+                    ppr.insert(1 if ppr.find(qn("w:pStyle")) is not None else 0, _el("w:keepNext"))
+
     def grid(self, block: L.Grid, content_mm: float) -> None:
+        if block.keep:
+            self.keep_previous()
         widths = _fit_widths(block.widths, content_mm)
         table = self._table(widths, len(block.rows))
         for r, cells in enumerate(block.rows):
@@ -514,8 +728,12 @@ class _Builder:
                                     else WD_CELL_VERTICAL_ALIGNMENT.CENTER,
                                     None if boxed else fit_scale(f, width), BOX_PT if boxed else None)
                 col += cell.span
+        if block.keep:
+            self._keep_rows(table.rows[:-1])
 
     def rows(self, block: L.Rows, content_mm: float) -> None:
+        if block.keep:
+            self.keep_previous()
         f = self.spec.field(block.field)
         columns = [f.column(c) for c in (block.columns or [c.name for c in f.columns])]
         heads = ([block.number_column] if block.number_column else []) + [c.label for c in columns]
@@ -538,6 +756,8 @@ class _Builder:
             self._cell_text(cell, text, "BxLabel" if i == 0 and block.number_column else "BxCell",
                             scale=fit_scale(fields[i], widths[i]) if fields[i] is not None else None)
         self._cell_text(table.rows[3].cells[0], "{%tr endfor %}", "BxCell")
+        if block.keep:  # header and every item row but the last kept with the next
+            self._keep_rows(table.rows[:3])
 
     # parts
     def build(self) -> bytes:
@@ -549,8 +769,10 @@ class _Builder:
                 self._section_break()
                 section = self.doc.sections[-1]
             content_mm = _apply_section(section, part, self.spec)
+            self._chain_start = None
             if i == 0:
                 _add_footer(section)
+            _add_header(section, page_setup(part, self.spec)[1]["right"])
             self.part_head(part, multi)
             for block in part.blocks:
                 if isinstance(block, L.Title):
@@ -559,6 +781,15 @@ class _Builder:
                     self.para(block)
                 elif isinstance(block, L.Spacer):
                     self.spacer(block)
+                elif isinstance(block, L.Heading):
+                    self.heading(block)
+                elif isinstance(block, L.Items):
+                    self.items(block)
+                elif isinstance(block, L.Signoff):
+                    rest = part.blocks[part.blocks.index(block) + 1:]
+                    self.signoff(block, content_mm, any(not isinstance(b, L.Banji) for b in rest))
+                elif isinstance(block, L.Banji):
+                    self.banji(block, content_mm)
                 elif isinstance(block, L.Grid):
                     self.grid(block, content_mm)
                 elif isinstance(block, L.Rows):
@@ -647,84 +878,6 @@ def _default_widths(block: L.Rows, columns, content_mm: float) -> tuple[float, .
     rest = content_mm - sum(num)
     k = rest / sum(weights)
     return tuple(num + [w * k for w in weights])
-
-
-def _choose_body_step(job: TemplateJob) -> tuple[float, float]:
-    """Largest prose size whose estimated height lets every prose part fit on one page."""
-    for size, line in BODY_STEPS:
-        if all(_estimate_part_mm(job, part, size, line) <= _usable_height(job, part)
-               for part in job.parts if any(isinstance(b, L.Para) for b in part.blocks)):
-            return size, line
-    return BODY_STEPS[-1]
-
-
-def _usable_height(job: TemplateJob, part: L.Part) -> float:
-    (w, h), m = page_setup(part, job.spec)
-    return h - m["top"] - m["bottom"] - 2  # a little slack for rounding
-
-
-_TYPICAL = 8  # characters a blank-or-filled placeholder is assumed to print
-
-
-def _estimate_part_mm(job: TemplateJob, part: L.Part, size: float, line: float) -> float:
-    (w, h), m = page_setup(part, job.spec)
-    width_mm = w - m["left"] - m["right"]
-    pt_per_mm = 72 / 25.4
-    total = 4.0  # part mark
-    for block in part.blocks:
-        if isinstance(block, L.Title):
-            s = STYLES["subtitle" if block.style == "subtitle" else "title"]
-            chars = len(_expand(block.text, job))
-            per_line = max(1, int(width_mm * pt_per_mm / s[2]))
-            total += (-(-chars // per_line)) * s[4] / pt_per_mm + (8 if s[0] == "BxTitle" else 4) / pt_per_mm
-        elif isinstance(block, L.Para):
-            if block.style == "body":
-                fs, ls = size, line
-            else:
-                fs, ls = STYLES[block.style][2], STYLES[block.style][4]
-            per_line = max(1, int(width_mm * pt_per_mm / fs))
-            n = 0
-            for piece in _expand(block.text, job).split("\n"):
-                chars = _display_len(piece) + (2 if block.indent else 0)
-                n += max(1, -(-chars // per_line))
-            total += n * ls / pt_per_mm
-        elif isinstance(block, L.Spacer):
-            total += block.height_mm
-        elif isinstance(block, L.Grid):
-            for r in block.rows:
-                hs = [c.height_mm for c in r if isinstance(c, L.Value) and c.height_mm]
-                total += max([GRID_ROW_MIN_MM, *hs])
-        elif isinstance(block, L.Rows):
-            f = job.spec.field(block.field)
-            total += ROWS_ROW_MIN_MM * (1 + max(f.min_rows, 1))
-    return total
-
-
-def _display_len(text: str) -> float:
-    """Width in em: CJK and full-width characters 1, others about half."""
-    n = 0.0
-    for ch in text:
-        n += 1.0 if ord(ch) > 0x2E80 else 0.55
-    return int(n + 0.999)
-
-
-def _expand(text: str, job: TemplateJob) -> str:
-    """Text with placeholders replaced by the longest printed text among the job's variants."""
-    def one(name: str) -> str:
-        if name.startswith("variant."):
-            key = name.split(".", 1)[1]
-            vals = []
-            for v in job.variants:
-                if v is None:
-                    continue
-                val = v.title if key == "title" else v.code if key == "code" else v.data.get(key, "")
-                vals.append(val if isinstance(val, str) else "\n".join(map(str, val))
-                            if isinstance(val, (list, tuple)) else str(val))
-            return max(vals, key=len, default="")
-        if name == "form.title":
-            return max((job.spec.doc_title(v) for v in job.variants), key=len)
-        return "＿" * _TYPICAL
-    return L.PLACEHOLDER_RE.sub(lambda m: one(m.group(1)), text)
 
 
 # ---- deterministic package -------------------------------------------------------------------------

@@ -355,7 +355,7 @@ def locate_part(spec: FormSpec, part: L.Part, content: PartContent,
     furniture = {norm(part.name)}
     paragraphs = [p for p in content.paragraphs if not _is_furniture(p.text, furniture)]
     cursor = 0
-    for block in part.blocks:
+    for block in L.expand(part.blocks):
         if not isinstance(block, (L.Para, L.Title)):
             continue
         pat = para_pattern(block, spec, variant)
@@ -376,7 +376,34 @@ def locate_part(spec: FormSpec, part: L.Part, content: PartContent,
             lines = tuple(_line_boxes(boxes))
             loc.located[name] = Located(name, name, part.key, text, para.source, "text", None, None,
                                         _union(lines) if lines else None, None, lines)
+    # 4. Seal zones of a 落款, placed over the issuing unit and the date.
+    for block in part.blocks:
+        if isinstance(block, L.Signoff):
+            _signoff_zones(block, part.key, loc)
     return loc
+
+
+SEAL_ZONE_MM = 46.0  # a 42 mm official seal and a little room for it to sit askew
+
+
+def _signoff_zones(block: L.Signoff, part_key: str, loc: PartLocation) -> None:
+    """Each seal's zone: a square of ``SEAL_ZONE_MM`` over its unit's name and the date, the two
+    lines a little below its centre (GB/T 9704 7.3.5.1). Without boxes (a DOCX) the seal is
+    located without a box; a missing name or date leaves it missing."""
+    date = loc.located.get(block.date)
+    for name, seal in zip(block.names, block.seals, strict=True):
+        unit = loc.located.get(name)
+        if unit is None or date is None:
+            loc.missing.append(seal)
+            continue
+        bbox = None
+        if unit.bbox is not None and date.bbox is not None:
+            half = SEAL_ZONE_MM * PT_PER_MM / 2
+            cx = (unit.bbox[0] + unit.bbox[2]) / 2 if len(block.names) > 1 else (date.bbox[0] + date.bbox[2]) / 2
+            cy = (unit.bbox[1] + date.bbox[3]) / 2 - 3 * PT_PER_MM if len(block.names) == 1 else \
+                (unit.bbox[1] + unit.bbox[3]) / 2
+            bbox = (cx - half, cy - half, cx + half, cy + half)
+        loc.located[seal] = Located(seal, seal, part_key, "", unit.source, "cell", None, None, bbox)
 
 
 def _match_paragraphs(pat: ParaPattern, paragraphs: list[Paragraph], cursor: int):
@@ -442,7 +469,8 @@ def _lines_of(chars: Sequence[Mapping]) -> list[list[Mapping]]:
     """Group characters into text lines (top to bottom, left to right)."""
     out: list[list[Mapping]] = []
     for ch in sorted(chars, key=lambda c: (round(c["top"], 1), c["x0"])):
-        size = max(1.0, ch["bottom"] - ch["top"])
+        # a flat glyph (—, _, 一) has a short box: judge it by its font size, not its box
+        size = max(1.0, ch["bottom"] - ch["top"], 0.8 * float(ch.get("size") or 0))
         mid = (ch["top"] + ch["bottom"]) / 2
         for line in out:
             lm = (line[0]["top"] + line[0]["bottom"]) / 2

@@ -40,6 +40,56 @@ class Para:
 
 
 @dataclass(frozen=True)
+class Heading:
+    """A structural heading of the body (GB/T 9704 7.3.3: "一、" in 黑体), kept on the page of
+    what follows it. Printed text only (no placeholders)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Items:
+    """A TABLE field printed as prose (GB/T 9704 正文, not a grid): one paragraph per row made from
+    ``text``, whose placeholders are the row's columns and ``{_no}`` (1, 2, …) or ``{_cn}`` (一, 二, …);
+    a ``[…]`` segment prints only when the row has its column(s).
+
+    For issued wording the service supplies (legal provisions, 责任书 clauses and targets): it is
+    printed, not read back from a returned copy — the issued record is what counts."""
+
+    field: str
+    text: str
+    indent: bool = True
+
+
+@dataclass(frozen=True)
+class Signoff:
+    """落款 (GB/T 9704 7.3.5.1): the issuing unit(s) over the date at the right (date right-indented
+    four characters), with room above for the seal that overlaps both. ``names`` and ``date`` are
+    fields printed as right-aligned lines (read back like ``Para`` placeholders); ``seals`` (one per
+    name) are SEAL fields whose zone the geometry recorder places over the name and date lines.
+    Kept on the page of the paragraph before it: a seal never stands alone on a page."""
+
+    names: tuple[str, ...]
+    date: str
+    seals: tuple[str, ...]
+
+    def paras(self) -> tuple[Para, ...]:
+        """The printed lines as ``Para`` blocks: one per unit (a second unit's line set to the
+        right of the first's, a line lower), then the date."""
+        return (*(Para("{" + n + "}", align="right", indent=False) for n in self.names),
+                Para("{" + self.date + "}", align="right", indent=False))
+
+
+@dataclass(frozen=True)
+class Banji:
+    """版记 (GB/T 9704 8): 抄送 and 印发 lines between rules at the foot of the last page of the part.
+    Printed wording (placeholders allowed), not read back."""
+
+    lines: tuple[str, ...]
+    when: str | None = None  # printed only when this field has a value (an optional 抄送)
+
+
+@dataclass(frozen=True)
 class Label:
     text: str
     span: int = 1
@@ -58,6 +108,9 @@ class Grid:
 
     rows: tuple[tuple[Label | Value, ...], ...]
     widths: tuple[float, ...]  # column widths in mm
+    # Kept whole on one page and on the page of the block before it (signature and seal zones:
+    # never alone on a page, never split between pages).
+    keep: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +123,7 @@ class Rows:
     columns: tuple[str, ...] = ()
     widths: tuple[float, ...] = ()
     number_column: str | None = "序号"  # a leading row-number column, or None
+    keep: bool = False  # the whole table on one page, with the block before it (short tables)
 
 
 @dataclass(frozen=True)
@@ -133,9 +187,38 @@ def placeholders(text: str) -> list[str]:
     return PLACEHOLDER_RE.findall(text)
 
 
-def iter_values(part: Part):
-    """Every field referenced by a part: (block, field name) in print order."""
+def expand(blocks) -> tuple:
+    """``blocks`` with each ``Signoff`` replaced by its printed ``Para`` lines (how parsers see it)."""
+    out: list = []
+    for b in blocks:
+        out.extend(b.paras() if isinstance(b, Signoff) else (b,))
+    return tuple(out)
+
+
+def printed_names(part: Part) -> list[str]:
+    """Every field a part prints, read back or not (``iter_values`` plus ``Items``, ``Banji``
+    placeholders and ``Signoff`` seals)."""
+    names = [name for _b, name in iter_values(part)]
     for block in part.blocks:
+        if isinstance(block, Items):
+            names.append(block.field)
+        elif isinstance(block, Banji):
+            names += [n for t in block.lines for n in placeholders(t) if "." not in n]
+    return names
+
+
+def iter_values(part: Part):
+    """Every field a part prints and a returned copy is read for: (block, field name) in print
+    order. ``Items`` and ``Banji`` (issued wording) are not read back; a ``Signoff`` gives its name
+    and date lines (as ``Para``) and its seal zones (as the ``Signoff``)."""
+    for block in part.blocks:
+        if isinstance(block, Signoff):
+            for para in block.paras():
+                for name in placeholders(para.text):
+                    yield para, name
+            for name in block.seals:
+                yield block, name
+            continue
         if isinstance(block, Grid):
             for r in block.rows:
                 for cell in r:

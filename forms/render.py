@@ -45,9 +45,13 @@ from forms.spec import FormSpec, Variant
 log = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "forms"
-# Fonts the template builder writes at style level; the renderer swaps in the configured ones.
-TEMPLATE_FONT_BODY = "Noto Serif CJK SC"
-TEMPLATE_FONT_TITLE = "Noto Sans CJK SC"
+# Fonts the template builder writes at style level, one per role; the renderer swaps in the
+# configured ones: (body, title, table, heading) — see forms/build_templates.py.
+TEMPLATE_FONT_BODY = "FandolFang"
+TEMPLATE_FONT_TITLE = "FandolSong"
+TEMPLATE_FONT_TABLE = "Noto Serif CJK SC"
+TEMPLATE_FONT_HEADING = "Noto Sans CJK SC"
+TEMPLATE_FONTS = (TEMPLATE_FONT_BODY, TEMPLATE_FONT_TITLE, TEMPLATE_FONT_TABLE, TEMPLATE_FONT_HEADING)
 
 _DOCUMENT = "word/document.xml"
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
@@ -67,20 +71,19 @@ _FMTID = "{D5CDD505-2E9C-101B-9397-08002B2CF9AE}"
 _JINJA_OPTIONS = {"autoescape": True}
 
 
-def _fonts_tuple(fonts: Sequence[str] | None) -> tuple[str, str]:
-    if not fonts:
-        return TEMPLATE_FONT_BODY, TEMPLATE_FONT_TITLE
-    body, title = fonts
-    return str(body), str(title)
+def _fonts_tuple(fonts: Sequence[str] | None) -> tuple[str, ...]:
+    """(body, title, table, heading); a shorter sequence keeps the template's fonts for the rest."""
+    given = tuple(str(f) for f in (fonts or ()))
+    return given[:4] + TEMPLATE_FONTS[len(given):]
 
 
 def swap_fonts(xml: str, fonts: Sequence[str] | None) -> str:
-    """Replace the template's style-level font names with the configured (body, title) fonts.
+    """Replace the template's style-level font names with the configured (body, title, table,
+    heading) fonts.
 
-    Only attribute values equal to a template font are touched (``w:eastAsia="Noto Serif CJK SC"``,
-    ``w:name=...`` in the font table), in one pass so that swapping body and title is safe."""
-    body, title = _fonts_tuple(fonts)
-    mapping = {TEMPLATE_FONT_BODY: body, TEMPLATE_FONT_TITLE: title}
+    Only attribute values equal to a template font are touched (``w:eastAsia="FandolFang"``,
+    ``w:name=...`` in the font table), in one pass so that swapping two of them is safe."""
+    mapping = dict(zip(TEMPLATE_FONTS, _fonts_tuple(fonts), strict=True))
     if all(k == v for k, v in mapping.items()):
         return xml
     pattern = re.compile('"(' + "|".join(re.escape(k) for k in mapping) + ')"')
@@ -376,6 +379,7 @@ class RenderItem:
 def _prepare(item: RenderItem, templates_dir) -> tuple[Path, dict, dict[str, str], str]:
     variant = _resolve_variant(item.spec, item.variant)
     ctx = item.spec.context(item.cleaned, variant, extra=item.extra)
+    ctx["ident"] = {"doc_id": item.identity.doc_id}  # the caption under the QR (page header)
     return (template_path(item.spec, variant, templates_dir), ctx, item.identity.properties(),
             item.spec.doc_title(variant))
 

@@ -90,6 +90,10 @@ class Field:
     # Narrow table cells: CHOICE prints only the chosen label, MULTI the chosen codes joined by ",",
     # BOOL "☑" (yes) / "✗" (no) / "☐" (blank, to tick on paper). ``read_value`` is the inverse.
     compact: bool = False
+    # A SYSTEM field holding a document number of its own numbering series, e.g. the 送达回证's
+    # own number (DOMAIN §5.0.1): the series' abbreviation (送回). It has its own counter per issuer
+    # and year, shared by every variant of the form, so no two documents print the same number.
+    series: str = ""
 
     @property
     def hand_boxes(self) -> bool:
@@ -237,6 +241,7 @@ class FormSpec:
                     printed.append({c.name: format_value(c, None) for c in f.columns})
                 for i, r in enumerate(printed, 1):
                     r["_no"] = str(i)
+                    r["_cn"] = chinese_numeral(i)
                 rows[f.name] = printed
             elif f.hand_boxes and is_blank(value):
                 f_ctx[f.name] = f.box_pattern()
@@ -473,6 +478,18 @@ def _read_compact(f: Field, text: str) -> Any:
     if f.kind == Kind.MULTI:
         return [p for p in re.split(r"[,，、;；\s]+", text) if p]
     return re.sub(r"\s+", "", text)
+
+
+_CN_DIGITS = "零一二三四五六七八九"
+
+
+def chinese_numeral(n: int) -> str:
+    """1..99 in Chinese numerals as 公文 numbers its items: 一, 十, 十一, 二十, 二十一."""
+    if not 0 < n < 100:
+        return str(n)
+    tens, ones = divmod(n, 10)
+    out = ("" if tens == 1 else _CN_DIGITS[tens]) + "十" if tens else ""
+    return out + (_CN_DIGITS[ones] if ones else "")
 
 
 def today() -> dt.date:

@@ -20,7 +20,7 @@ import logging
 import segno
 from pypdf import PdfReader, PdfWriter
 from pypdf.errors import PdfReadError
-from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject
+from pypdf.generic import ArrayObject, DecodedStreamObject, NameObject
 
 from forms import identity as ident_mod
 from forms.errors import UnreadableDocument
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 MM = 72 / 25.4  # PDF points per millimetre
 QR_ERROR = "m"
 QUIET_MODULES = 4  # white margin painted around the code (the QR standard's quiet zone)
-_FONT = "/BxQrF1"  # resource name unlikely to clash with LibreOffice's /F1...
 
 
 def qr_modules(payload: str) -> tuple[tuple[int, ...], ...]:
@@ -62,10 +61,6 @@ def _qr_ops(matrix, x: float, y: float, size: float) -> list[str]:
     return ops
 
 
-def _pdf_string(text: str) -> str:
-    return "(" + text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
-
-
 def _visual_matrix(rotation: int, box) -> tuple[tuple[float, ...], float, float]:
     """Matrix mapping visual coordinates (origin at the displayed page's lower left) to user space,
     and the displayed width and height."""
@@ -81,8 +76,8 @@ def _visual_matrix(rotation: int, box) -> tuple[tuple[float, ...], float, float]
     return (1, 0, 0, 1, llx, lly), w, h
 
 
-def overlay_stream(payload: str, label: str, rotation: int, box) -> bytes:
-    """The content stream painting the QR code and its label on one page."""
+def overlay_stream(payload: str, rotation: int, box) -> bytes:
+    """The content stream painting the QR code (and its white quiet zone) on one page."""
     matrix, width, height = _visual_matrix(rotation, box)
     size = QR_SIZE_MM * MM
     x = width - QR_RIGHT_MM * MM - size
@@ -92,9 +87,7 @@ def overlay_stream(payload: str, label: str, rotation: int, box) -> bytes:
     ops = ["q", "{} {} {} {} {:.3f} {:.3f} cm".format(*matrix),
            # White quiet zone first: the code must stay readable even if the corner is not empty.
            "1 g", f"{x - quiet:.3f} {y - quiet:.3f} {size + 2 * quiet:.3f} {size + 2 * quiet:.3f} re f",
-           "0 g", *_qr_ops(modules, x, y, size), "f",
-           "BT", f"{_FONT} 5 Tf", f"1 0 0 1 {x:.3f} {y - 2.2 * MM:.3f} Tm", f"{_pdf_string(label)} Tj", "ET",
-           "Q"]
+           "0 g", *_qr_ops(modules, x, y, size), "f", "Q"]
     return ("\n".join(ops) + "\n").encode("ascii")
 
 
@@ -104,7 +97,7 @@ def _add_stream(writer: PdfWriter, data: bytes):
     return writer._add_object(stream)  # noqa: SLF001 - pypdf has no public "add indirect object"
 
 
-def _stamp_page(writer: PdfWriter, page, payload: str, label: str) -> None:
+def _stamp_page(writer: PdfWriter, page, payload: str) -> None:
     box = page.mediabox
     contents = page.get("/Contents")
     existing = contents.get_object() if contents is not None else None
@@ -116,23 +109,8 @@ def _stamp_page(writer: PdfWriter, page, payload: str, label: str) -> None:
         refs = [contents]
     # Wrap the page's own content in q/Q so its graphics state cannot leak into the overlay.
     new = [_add_stream(writer, b"q\n"), *refs, _add_stream(writer, b"\nQ\n"),
-           _add_stream(writer, overlay_stream(payload, label, page.rotation, box))]
+           _add_stream(writer, overlay_stream(payload, page.rotation, box))]
     page[NameObject("/Contents")] = ArrayObject(new)
-    resources = page.get("/Resources")
-    if resources is None:
-        resources = DictionaryObject()
-        page[NameObject("/Resources")] = resources
-    resources = resources.get_object()
-    fonts = resources.get("/Font")
-    if fonts is None:
-        fonts = DictionaryObject()
-        resources[NameObject("/Font")] = fonts
-    fonts = fonts.get_object()
-    fonts[NameObject(_FONT)] = DictionaryObject({
-        NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
-        NameObject("/BaseFont"): NameObject("/Helvetica"),
-        NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
-    })
 
 
 def stamp_pdf(pdf_bytes: bytes, identity: Identity, secret: str, *, title: str | None = None
@@ -150,7 +128,7 @@ def stamp_pdf(pdf_bytes: bytes, identity: Identity, secret: str, *, title: str |
     meta = {k: str(v) for k, v in (reader.metadata or {}).items()}
     for i, page in enumerate(writer.pages, start=1):
         payload = ident_mod.encode(identity.for_page(i, n), secret)
-        _stamp_page(writer, page, payload, f"{identity.doc_id}  {i}/{n}")
+        _stamp_page(writer, page, payload)
         meta[f"/BaoxueQR{i}"] = payload
     meta.update({f"/{k}": v for k, v in identity.properties().items()})
     if title is not None:

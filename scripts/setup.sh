@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   python3 python3-venv python3-pip python3-uno
-  libreoffice-writer-nogui fonts-noto-cjk fonts-arphic-ukai fonts-arphic-uming
+  libreoffice-writer-nogui fonts-noto-cjk fontconfig qpdf fonts-arphic-ukai fonts-arphic-uming
   tesseract-ocr tesseract-ocr-chi-sim poppler-utils
   libgl1 libglib2.0-0 curl ca-certificates
 )
@@ -20,6 +20,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The 公文 faces (GB/T 9704: 仿宋 body, 小标宋-style title): FandolFang and FandolSong Bold, free
+# (GPL with the font exception) GB2312 faces that Debian ships only inside the 49 MB
+# texlive-lang-chinese. Only those two files are taken from the package, not the TeX system.
+FANDOL_DIR=/usr/local/share/fonts/fandol
+if [ ! -f "$FANDOL_DIR/FandolFang-Regular.otf" ] || [ ! -f "$FANDOL_DIR/FandolSong-Bold.otf" ]; then
+  echo "[setup] installing the FandolFang / FandolSong fonts"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download texlive-lang-chinese >/dev/null 2>&1 \
+     || { apt-get update -qq && apt-get download texlive-lang-chinese >/dev/null; })
+  dpkg-deb -x "$tmp"/texlive-lang-chinese_*.deb "$tmp/x"
+  mkdir -p "$FANDOL_DIR"
+  src="$tmp/x/usr/share/texlive/texmf-dist/fonts/opentype/public/fandol"
+  cp "$src/FandolFang-Regular.otf" "$src/FandolSong-Bold.otf" "$FANDOL_DIR/"
+  cp "$tmp/x/usr/share/doc/texlive-doc/fonts/fandol/COPYING.gz" "$tmp/x/usr/share/doc/texlive-doc/fonts/fandol/README" \
+     "$FANDOL_DIR/" 2>/dev/null || true
+  rm -rf "$tmp"
+  fc-cache -f "$FANDOL_DIR" >/dev/null
 fi
 
 # The venv uses Debian's python3 with system site-packages so that LibreOffice's `uno` module

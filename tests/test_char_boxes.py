@@ -19,7 +19,7 @@ from parsers.ocr import FakeOcrEngine, OcrText
 from parsers.scan import boxes
 from tests.samples.scans import make_scans as mk
 
-RECEIPT = 5  # 送达回证 page of a 限期返校通知书
+RECEIPT = mk.RECEIPT_PAGE  # 送达回证 page of a 限期返校通知书
 STUB = 1
 
 

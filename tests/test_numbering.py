@@ -3,6 +3,7 @@ and 20 concurrent reservations on SQLite and (with DATABASE_URL) PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import pytest
@@ -136,3 +137,45 @@ def test_next_case_number(session):
     session.flush()
     assert next_case_number(session, county=county, year=2026) == "2026-419901-00001"
     assert next_case_number(session, county=county, year=2026) == "2026-419901-00002"
+
+
+def test_every_form_and_variant_of_one_issuer_gets_distinct_numbers(services, app_session):
+    """One township issues every form and variant twice in a year: every printed number (the
+    document's own and every own-series number such as the 回证编号) is distinct."""
+    from cases.documents.issuing import issue_document
+    from forms.registry import all_specs
+    from tests.samples_data import sample_input
+
+    issuer = Org(kind="township", name="东河镇", doc_prefix="东河镇政", code="410781101")
+    app_session.add(issuer)
+    app_session.commit()
+    printed: list[str] = []
+    for spec in all_specs().values():
+        for variant in spec.variants or (None,):
+            for _ in range(2):
+                data = sample_input(spec.code, variant.code if variant else None)
+                for f in spec.fields:  # numbers come from the issuer's series, not the input
+                    if f.name == spec.number_field or f.series:
+                        data.pop(f.name, None)
+                doc = issue_document(app_session, services, form=spec.code, issuer_id=issuer.id,
+                                     variant=variant.code if variant else None, data=data,
+                                     want_pdf=False, issued_on=dt.date(2025, 11, 3))
+                printed.append(doc.number_text)
+                printed += [doc.data[f.name] for f in spec.fields if f.series]
+    receipts = [n for n in printed if "送回" in n]
+    assert len(receipts) == 2 * len(all_specs()["guardian_notice"].variants)
+    assert receipts[:2] == ["东河镇政送回〔2025〕1号", "东河镇政送回〔2025〕2号"]
+    assert len(printed) == len(set(printed)), sorted(n for n in printed if printed.count(n) > 1)
+
+
+def test_numbering_abbreviations_are_distinct_across_forms():
+    """Each form family and own series prints its own abbreviation, so equal counters of two
+    families never print the same number."""
+    from forms.registry import all_specs
+
+    seen: dict[str, str] = {}
+    for spec in all_specs().values():
+        abbrs = {spec.abbr(v) for v in spec.variants or (None,)} | {f.series for f in spec.fields if f.series}
+        for abbr in abbrs:
+            assert abbr, f"{spec.code} has a family without an abbreviation"
+            assert seen.setdefault(abbr, spec.code) == spec.code, f"{abbr} used by {seen[abbr]} and {spec.code}"

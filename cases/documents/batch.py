@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from cases.documents import issuing
-from cases.documents.prefill import complete_data
+from cases.documents.prefill import complete_data, issuer_title
 from cases.store import jobs
 from cases.store.models import Org
 from cases.store.services import Services, registered
@@ -70,7 +70,8 @@ def start_responsibility_batch(session: Session, services: Services, body: dict,
         raise ValidationFailed(f"“{parent.name}”没有下级单位", fields={"parent_org_id": "没有下级单位"})
     items = []
     for child in children:
-        data = {"party_a_name": parent.name, **body["data"], "party_b_name": child.name}
+        # parties by their full names (青禾县人民政府, 西岭乡人民政府), as they sign
+        data = {"party_a_name": issuer_title(parent), **body["data"], "party_b_name": issuer_title(child)}
         items.append({"form": "responsibility", "variant": body["variant"], "issuer_id": body["issuer_id"],
                       "data": data, "label": child.name})
     return submit_batch(session, services, "responsibility", items, fmt=body["format"], user=user,

@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases.documents.prefill import after_numbering, complete_data, options_for_profile
+from cases.documents.prefill import complete_data, options_for_profile
 from cases.store import audit
 from cases.store.models import Case, CaseEvent, Document, Org, to_json, utcnow
-from cases.store.numbering import family_key, number_document, void_number
+from cases.store.numbering import family_key, number_document, number_series_fields, void_number
 from cases.store.services import Services
 from forms import identity as ident
 from forms.errors import BaoxueError, Conflict, NotFound, RenderFailed, ValidationFailed
@@ -118,7 +118,7 @@ def issue_document(session: Session, services: Services, *, form: str, variant: 
     session.add(doc)
     number = number_document(session, doc, issuer=issuer, abbr=spec.abbr(var))
     cleaned[spec.number_field] = number
-    cleaned.update(after_numbering(spec, var, cleaned, issuer, doc))
+    cleaned.update(number_series_fields(session, spec, doc, issuer=issuer))
     doc.data = to_json(cleaned)
     session.commit()  # the number is now taken, whatever happens next
 

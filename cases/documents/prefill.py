@@ -4,7 +4,6 @@
 * ``complete_data``: SYSTEM fields before validation (issue date, the legal-basis rows from the
   versioned library, the return deadline in working days from the region profile and, when the
   service date is already known, the computed date; the 责任书 clause library).
-* ``after_numbering``: values that need the reserved number (the 回证's own number).
 * ``data_from_case`` / ``default_issuer``: prefill a form from a case record.
 
 Field names come from the specs; this module only decides *values*.
@@ -19,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cases.engine.profiles import load_profile
-from cases.store.models import Case, Document, Org, ancestors
+from cases.store.models import Case, Org, ancestors
 from forms import validators as v
 from forms.spec import FormSpec, Variant, is_blank
 
@@ -51,10 +50,22 @@ def return_deadline(service_date: dt.date, profile_name: str | None):
 
 
 def issuer_title(org: Org) -> str:
-    """How an issuing organisation signs a document (a township signs as its 人民政府)."""
-    if org.kind == "township" and not org.name.endswith(("政府", "办事处")):
+    """How an organisation is named as the party or issuer of a document: a county or township
+    signs as its 人民政府, a village as its 村民委员会; other units by their name."""
+    if org.kind in ("county", "township") and not org.name.endswith(("政府", "办事处")):
         return f"{org.name}人民政府"
+    if org.kind == "village" and not org.name.endswith("委员会"):
+        return f"{org.name}{'居民委员会' if org.name.endswith('社区') else '村民委员会'}"
     return org.name
+
+
+def _date_list(days: list[dt.date]) -> str:
+    """2025年9月11日、9月15日、10月2日 (the year only where it changes)."""
+    out, year = [], None
+    for d in sorted(days):
+        out.append(f"{d.year}年{d.month}月{d.day}日" if d.year != year else f"{d.month}月{d.day}日")
+        year = d.year
+    return "、".join(out)
 
 
 def complete_data(spec: FormSpec, variant: Variant | None, data: dict, *, profile: str | None,
@@ -90,15 +101,6 @@ def complete_data(spec: FormSpec, variant: Variant | None, data: dict, *, profil
         for name, value in agreement_defaults(variant.code).items():
             _set_default(spec, data, name, value)
     return data
-
-
-def after_numbering(spec: FormSpec, variant: Variant | None, cleaned: dict, issuer: Org,
-                    doc: Document) -> dict:
-    """Values that depend on the reserved number, e.g. the 送达回证's own number (§5.0.1)."""
-    out = {}
-    if _has(spec, "receipt_number") and is_blank(cleaned.get("receipt_number")):
-        out["receipt_number"] = f"{issuer.doc_prefix or ''}送回〔{doc.year}〕{doc.seq}号"
-    return out
 
 
 def _chain(session: Session, org: Org) -> list[Org]:
@@ -138,7 +140,15 @@ def data_from_case(session: Session, case: Case, spec: FormSpec, variant: Varian
     township = session.get(Org, case.township_org_id) if case.township_org_id else \
         next((o for o in chain if o.kind == "township"), None)
     guardian = pupil.guardians[0] if pupil.guardians else None
+    other = pupil.guardians[1] if len(pupil.guardians) > 1 else None
     klass = pupil.school_class
+    attempts = [e for e in case.events if e.kind == "attempt"]
+    attempt_days = []
+    for e in attempts:
+        try:
+            attempt_days.append(v.parse_date((e.data or {}).get("date")))
+        except (ValueError, TypeError):
+            continue  # an attempt without a readable date is counted, not listed
     known = {
         "school_name": school.name, "school_code": school.code,
         "township_name": township.name if township else None,
@@ -157,9 +167,14 @@ def data_from_case(session: Session, case: Case, spec: FormSpec, variant: Varian
         # the 报告单 always goes to both (DOMAIN §5.1)
         "send_to": ["township", "education"],
         "report_date": dt.date.today().isoformat(),
-        "attempts": [_attempt_row(e.data) for e in case.events if e.kind == "attempt"] or None,
-        "persuasion_count": sum(1 for e in case.events if e.kind == "attempt") or None,
+        "attempts": [_attempt_row(e.data) for e in attempts] or None,
+        "persuasion_count": len(attempts) or None,
+        "persuasion_dates": _date_list(attempt_days) or None,
         "guardian_address": (guardian.address if guardian else None) or pupil.address,
+        "guardian2_name": other.name if other else None,
+        # the 回证 is served on the guardian at home unless the server writes otherwise
+        "recipient_name": guardian.name if guardian else None,
+        "service_place": (guardian.address if guardian else None) or pupil.address,
     }
     return {k: val for k, val in known.items() if _has(spec, k) and val not in (None, "", [])}
 

@@ -23,8 +23,9 @@ def handover_data(session: Session, klass: SchoolClass, receiving: Org,
     township = next((o for o in chain if o.kind == "township"), None)
     county = next((o for o in chain if o.kind == "county"), None)
     central = None
-    if township is not None:
-        central = next((c for c in township.children if c.kind == "central_school"), None)
+    if township is not None:  # the township's 中心校: a central-school unit, else its 中心 school
+        central = next((c for c in township.children if c.kind == "central_school"), None) or next(
+            (c for c in township.children if c.kind == "school" and "中心" in c.name), None)
     if pupils is None:
         pupils = session.scalars(select(Pupil).where(Pupil.class_id == klass.id).order_by(Pupil.id)).all()
     rows = []
@@ -33,22 +34,34 @@ def handover_data(session: Session, klass: SchoolClass, receiving: Org,
         rows.append({
             "name": p.name, "sex": p.sex, "birth_date": p.birth_date.isoformat() if p.birth_date else None,
             "id_number": p.id_number, "xueji_no": p.xueji_no, "primary_class": f"{klass.name}",
-            "hukou_place": p.hukou_text or p.address, "residence": p.address,
+            "hukou_place": _hukou_short(session, p) or p.hukou_text or p.address, "residence": p.address,
             "guardian_name": g.name if g else None, "guardian_relation": g.relation if g else None,
             "guardian_phone": g.phone if g else None, "special_groups": list(p.special_groups or []),
-            "file_handed": True,
+            # 档案 is ticked on paper when the file is actually handed over, never pre-ticked
         })
     groups = [set(r["special_groups"]) for r in rows]
     return {
         "county_name": county.name if county else "", "handover_year": dt.date.today().year,
         "township_name": township.name if township else "",
-        "central_school": (central or township or school).name,
+        "central_school": central.name if central else None,
         "from_school": school.name, "from_school_code": school.code or "", "from_class": klass.name,
         "to_school": receiving.name, "to_school_code": receiving.code or "",
         "expected_count": len(rows), "g01_count": sum("G01" in g for g in groups),
         "disabled_count": sum("G03" in g for g in groups), "left_behind_count": sum("G02" in g for g in groups),
         "handover_date": dt.date.today().isoformat(), "pupils": rows,
     }
+
+
+def _hukou_short(session: Session, pupil: Pupil) -> str | None:
+    """户籍地 as 乡镇 + 村 (the 交接表 column), from the pupil's 户籍 village in the store."""
+    if not pupil.hukou_org_id:
+        return None
+    village = session.get(Org, pupil.hukou_org_id)
+    if village is None:
+        return None
+    chain = [village, *reversed(ancestors(session, village))]
+    town = next((o for o in chain if o.kind == "township"), None)
+    return f"{town.name if town else ''}{village.name}"
 
 
 def start_handover_batch(session: Session, services: Services, body: dict, *, user: str) -> str:

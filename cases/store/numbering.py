@@ -94,6 +94,18 @@ def number_document(session: Session, doc: Document, *, issuer: Org, abbr: str) 
     return doc.number_text
 
 
+def number_series_fields(session: Session, spec, doc: Document, *, issuer: Org) -> dict[str, str]:
+    """Numbers of the spec's own-series fields (``Field.series``, e.g. the 送达回证's 回证编号):
+    each series has its own counter per issuer and year, shared by all variants of the form, so a
+    回证 number is never printed twice. Call after ``number_document`` (same issuer and year)."""
+    out = {}
+    for f in spec.fields:
+        if f.series:
+            seq = reserve_number(session, org=issuer, family=family_key(spec.code, f.series), year=doc.year)
+            out[f.name] = format_number(issuer.doc_prefix, f.series, doc.year, seq)
+    return out
+
+
 def void_number(session: Session, doc: Document, *, reason: str, who: str) -> Document:
     """Mark ``doc`` 作废 with ``reason``. The number stays taken: it is never issued again."""
     reason = (reason or "").strip()

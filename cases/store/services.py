@@ -23,7 +23,7 @@ class Services:
     store: Store
     output_dir: Path
     qr_secret: str
-    fonts: tuple[str, str] = ("Noto Serif CJK SC", "Noto Sans CJK SC")
+    fonts: tuple[str, ...] = ("FandolFang", "FandolSong", "Noto Serif CJK SC", "Noto Sans CJK SC")
     pdf_workers: int = 1
     pdf_timeout: float = 120
     max_upload_bytes: int = 64 * 1024 * 1024
@@ -35,7 +35,8 @@ class Services:
         """Services from a settings mapping (Flask ``app.config`` or a Config's attributes)."""
         out = Path(config["OUTPUT_DIR"])
         return cls(session_factory=session_factory, store=Store(out / "store"), output_dir=out,
-                   qr_secret=config["QR_HMAC_SECRET"], fonts=(config["FONT_BODY"], config["FONT_TITLE"]),
+                   qr_secret=config["QR_HMAC_SECRET"], fonts=tuple(config[k] for k in (
+                       "FONT_BODY", "FONT_TITLE", "FONT_TABLE", "FONT_HEADING")),
                    pdf_workers=int(config["PDF_WORKERS"]), pdf_timeout=float(config["PDF_TIMEOUT"]),
                    max_upload_bytes=int(config["MAX_UPLOAD_BYTES"]),
                    default_profile=config["DEFAULT_REGION_PROFILE"])

@@ -20,7 +20,20 @@ from typing import Any
 
 from forms import codes, legal
 from forms.checks import check_person_identity
-from forms.layout import PORTRAIT_W6, Grid, Label, Layout, Para, Part, Rows, Spacer, Title, Value, labeller, row
+from forms.layout import (
+    PORTRAIT_W6,
+    Banji,
+    Grid,
+    Items,
+    Layout,
+    Para,
+    Part,
+    Signoff,
+    Spacer,
+    Title,
+    labeller,
+    row,
+)
 from forms.spec import Field, Filled, FormSpec, Kind, Variant
 
 F = Field
@@ -81,7 +94,7 @@ FIELDS = (
     F("stub_service_date", "存根送达日期", Kind.DATE, filled=H, boxes=8, confirm=True),
     F("stub_remarks", "存根备注", filled=H, max_length=100),
     # ---- 送达回证 --------------------------------------------------------------------------------
-    F("receipt_number", "回证编号", filled=S),
+    F("receipt_number", "回证编号", filled=S, series="送回"),
     F("recipient_name", "受送达人", Kind.NAME, filled=H, case_person=True, help="可预填监护人姓名"),
     F("recipient_relation", "受送达人与学生关系", Kind.CHOICE, filled=H, choices=codes.RELATIONSHIPS),
     F("service_place", "送达地点", filled=H, max_length=80, help="可预填家庭住址"),
@@ -131,10 +144,10 @@ VARIANTS = (
     }),
     Variant("dunfan", "敦返复学通知书", number_abbr="敦返", data={
         "issuer_kind": "乡(镇)人民政府",
-        "facts": "本乡(镇)人民政府已会同学校、村(居)委会两次上门劝返，该生仍未返校就读。"
+        "facts": "本机关已会同学校、村(居)委会两次上门劝返，该生仍未返校就读。"
                  "你的行为违反了下列法律规定：",
         "demand": "根据《中华人民共和国义务教育法》第五十八条的规定，现敦促你",
-        "consequences": "逾期仍不送被监护人返校的，本乡(镇)人民政府将会同司法部门依法发出责令复学"
+        "consequences": "逾期仍不送被监护人返校的，本机关将会同司法部门依法发出责令复学"
                         "通知书；情节严重的，依法提起诉讼，由你承担相应的法律责任。",
         "countersign": False,
     }),
@@ -173,22 +186,19 @@ def _stub() -> Part:
 
 
 def _original(countersigned: bool) -> Part:
-    sign_rows = [
-        row(lv("issuer_name", 3), lv("issue_date")),
-        row(Label("发文机关印章"), Value("issuer_seal", span=5, height_mm=32)),
-    ]
-    if countersigned:
-        sign_rows += [
-            row(lv("countersigner_name", 5)),
-            row(Label("会签单位印章"), Value("countersign_seal", span=5, height_mm=32)),
-        ]
-    sign_rows.append(row(lv("cc", 5)))
+    """The notice itself in GB/T 9704 form: title, 文号, the guardian addressed (主送), the facts, the
+    particulars of the child, the legal provisions as numbered prose, the demand, contacts, the
+    consequences, the 落款 (issuer — and the countersigning 司法所 — over the date, seals pressing
+    on both) and the 抄送 版记 at the foot of the last page."""
+    names = ("issuer_name", "countersigner_name") if countersigned else ("issuer_name",)
+    seals = ("issuer_seal", "countersign_seal") if countersigned else ("issuer_seal",)
     return Part("original", "正本", blocks=(
         Title("{variant.title}"),
         Para("{doc_number}", align="center", indent=False),
+        Spacer(6),
         Para("{guardian_name}：", indent=False),
-        Para("经查，你的被监护人{student_name}，自{absent_since}起未到校就读，"
-             "学校及有关部门已先后劝返{persuasion_count}次。{variant.facts}"),
+        Para("经查，你的被监护人{student_name}自{absent_since}起未到校就读，"
+             "学校及有关部门已先后劝返{persuasion_count}次，仍未返校。{variant.facts}"),
         Grid(rows=(
             row(lv("student_name"), lv("student_sex"), lv("grade")),
             row(lv("student_id_number", 3), lv("class_name")),
@@ -196,21 +206,18 @@ def _original(countersigned: bool) -> Part:
             row(lv("persuasion_dates", 5)),
             row(lv("guardian2_name", label="其他监护人"), lv("guardian_address", 3)),
         ), widths=W6),
-        Spacer(2),
-        Rows("legal_basis", columns=("law", "article", "text"), widths=(10, 34, 22, 90)),
-        Spacer(2),
+        Items("legal_basis", "（{_cn}）{law}{article}：{text}"),
         Para("{variant.demand}自送达之日起{return_deadline_days}个工作日内（即{return_deadline_date}前），"
              "将被监护人{student_name}送回{return_school}报到复学。"),
-        Para("{variant.consequences}"),
         Grid(rows=(
-            row(lv("return_school", 5)),
             row(lv("report_place", 5)),
             row(lv("contact_person"), lv("contact_phone", 3)),
             row(lv("help_text", 5)),
             row(lv("helper_name"), lv("helper_phone", 3)),
         ), widths=W6),
-        Spacer(4),
-        Grid(rows=tuple(sign_rows), widths=W6),
+        Para("{variant.consequences}"),
+        Signoff(names, "issue_date", seals),
+        Banji(("抄送：{cc}。",)),
     ))
 
 

@@ -16,7 +16,21 @@ import datetime as dt
 
 from forms import codes
 from forms.checks import check_dates_order, check_person_identity, require_when
-from forms.layout import PORTRAIT_W6, Grid, Label, Layout, Para, Part, Spacer, Title, Value, labeller, row
+from forms.layout import (
+    PORTRAIT_W6,
+    Banji,
+    Grid,
+    Label,
+    Layout,
+    Para,
+    Part,
+    Signoff,
+    Spacer,
+    Title,
+    Value,
+    labeller,
+    row,
+)
 from forms.spec import Field, Filled, FormSpec, Kind, Variant
 
 F = Field
@@ -91,7 +105,7 @@ VARIANTS = (
     }),
     Variant("tongzhi", "随迁子女辍学情况书面通知", number_abbr="通知", data={
         "department": "jiaoyu",
-        "opening": "下列随迁子女在我县(市、区)就读期间辍学，现已离开本地，户籍在贵地。根据控辍保学"
+        "opening": "下列随迁子女在本地就读期间辍学，现已离开本地，户籍在贵地。根据控辍保学"
                    "工作有关规定，现书面通知户籍所在地，请会同现流入地做好劝返复学工作。",
         "ask": "请贵单位接到本通知后及时核实该生去向，组织劝返，并将办理情况函复我单位。",
         "closing": "特此通知。",
@@ -123,9 +137,14 @@ REPLY_NOTE = "注：请受函单位在回复期限内填写本回执，签名盖
 
 
 def _letter() -> Part:
+    """The letter in GB/T 9704 form: title, 函号, the receiving unit addressed (主送), the opening,
+    the child's particulars, the facts and the request as prose, the ask with the reply deadline,
+    the 落款 (sender over the date, seal pressing on both), the 附注 with the contact and the
+    抄送 版记 (when there is one) at the foot of the last page."""
     return Part("letter", "正文", blocks=(
         Title("{variant.title}"),
         Para("{doc_number}", align="center", indent=False),
+        Spacer(6),
         Para("{to_unit}：", indent=False),
         Para("{variant.opening}"),
         Grid(rows=(
@@ -136,18 +155,13 @@ def _letter() -> Part:
             row(lv("home_address", 5)),
             row(lv("guardian_name"), lv("guardian_phone", 3)),
             row(lv("absent_since"), lv("reason", 3)),
-            row(lv("facts", 5, 18)),
-            row(lv("request_text", 5, 18)),
         ), widths=W6),
-        Spacer(2),
+        Para("基本情况：{facts}"),
+        Para("请协助事项：{request_text}"),
         Para("{variant.ask}请于{reply_by}前将回执寄回。{variant.closing}"),
-        Grid(rows=(
-            row(lv("to_department"), lv("reply_by"), lv("issue_date")),
-            row(lv("contact_person"), lv("contact_phone", 3)),
-            row(lv("from_unit", 5)),
-            row(Label("发函单位印章"), Value("issuer_seal", span=5, height_mm=32)),
-            row(lv("cc", 5)),
-        ), widths=W6),
+        Signoff(("from_unit",), "issue_date", ("issuer_seal",)),
+        Para("（联系人：{contact_person}，联系电话：{contact_phone}）"),
+        Banji(("抄送：{cc}。",), when="cc"),
     ))
 
 
@@ -157,7 +171,7 @@ def _reply() -> Part:
         Grid(rows=(
             row(lv("doc_number", 3, label="来函函号"), lv("issue_date")),
             row(lv("from_unit", 5)),
-            row(lv("to_unit", 5)),
+            row(lv("to_unit", 3), lv("to_department")),
             row(lv("student_name"), lv("student_sex"), lv("grade")),
             row(lv("received_on", 3), lv("reply_handler")),
             row(lv("replied_on", 5)),
@@ -165,7 +179,7 @@ def _reply() -> Part:
             row(lv("reply_text", 5, 60)),
             row(lv("reply_signature", 5, 15)),
             row(Label("受函单位印章"), Value("reply_seal", span=5, height_mm=32)),
-        ), widths=W6),
+        ), widths=W6, keep=True),
         Para(REPLY_NOTE, indent=False, style="small"),
     ))
 

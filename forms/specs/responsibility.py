@@ -14,7 +14,20 @@ import re
 
 from forms import clauses as clause_library
 from forms import validators as v
-from forms.layout import PORTRAIT_W6, Grid, Label, Layout, Para, Part, Rows, Spacer, Title, Value, labeller, row
+from forms.layout import (
+    PORTRAIT_W6,
+    Grid,
+    Heading,
+    Items,
+    Label,
+    Layout,
+    Para,
+    Part,
+    Title,
+    Value,
+    labeller,
+    row,
+)
 from forms.spec import Field, Filled, FormSpec, Kind, Variant
 
 F = Field
@@ -66,58 +79,62 @@ W6_THREE = (20, 32, 20, 32, 20, 32)  # three seal zones side by side
 lv = labeller(FIELDS)
 
 
-def _preamble(a: str, b: str, purpose: str, c: str | None = None) -> str:
-    parties = f"{a}（甲方）与{b}（乙方）" if c is None else f"{a}（甲方）、{b}（乙方）与{c}（丙方）"
-    return (f"为{purpose}，确保适龄儿童少年依法接受并完成义务教育，根据《中华人民共和国义务教育法》"
-            f"《中华人民共和国未成年人保护法》等法律法规和有关文件规定，经协商，{parties}签订本责任书。")
+_GOV = r"(人民政府|办事处)$"
+_BUREAU = r"(教育局|教育和体育局|教育体育局|教体局)$"
+_SCHOOL = r"(学校|小学|中学|学|校|教学点)$"
+_VILLAGE = r"(委员会|村委会|居委会)$"
 
 
 # ``shape`` picks the printed layout; ``parties`` 2 or 3; ``b_person``: 乙方 is a person (no seal,
-# name validated as a name); ``needs_student``: the agreement names a student (R-SP).
+# name validated as a name); ``needs_student``: the agreement names a student (R-SP). ``party_x``:
+# (role printed in messages, pattern the party's name must match): a 局–校 agreement cannot be
+# signed by a county government. ``purpose`` leads the preamble, which names the actual parties.
 VARIANTS = (
     Variant("R-CT", "控辍保学工作目标责任书", data={
-        "party_a_role": "县(市、区)人民政府", "party_b_role": "乡(镇)人民政府",
+        "party_a": ("县(市、区)人民政府", _GOV), "party_b": ("乡(镇)人民政府或街道办事处", _GOV),
         "subtitle": "（县人民政府与乡(镇)人民政府）", "shape": "institutions", "parties": 2,
-        "preamble": _preamble("县(市、区)人民政府", "乡(镇)人民政府", "全面落实控辍保学县长、乡(镇)长负责制"),
+        "purpose": "全面落实控辍保学县长、乡(镇)长负责制",
     }),
     Variant("R-CD", "控辍保学联控联保工作责任书", data={
-        "party_a_role": "县(市、区)人民政府", "party_b_role": "县直成员单位",
+        "party_a": ("县(市、区)人民政府", _GOV), "party_b": ("县直成员单位", r"^(?!.*人民政府$).+$"),
         "subtitle": "（县人民政府与成员单位）", "shape": "institutions", "parties": 2,
-        "preamble": _preamble("县(市、区)人民政府", "成员单位", "落实控辍保学联控联保工作机制"),
+        "purpose": "落实控辍保学联控联保工作机制",
     }),
     Variant("R-ES", "控辍保学工作责任书", data={
-        "party_a_role": "县(市、区)教育局", "party_b_role": "学校",
+        "party_a": ("县(市、区)教育局", _BUREAU), "party_b": ("学校", _SCHOOL),
         "subtitle": "（县教育局与学校）", "shape": "institutions", "parties": 2,
-        "preamble": _preamble("县(市、区)教育局", "学校", "落实控辍保学局长、校长负责制"),
+        "purpose": "落实控辍保学局长、校长负责制",
     }),
     Variant("R-HO", "小学六年级毕业生整班移交工作责任书", data={
-        "party_a_role": "县(市、区)教育局", "party_b_role": "移交学校", "party_c_role": "接收学校",
+        "party_a": ("县(市、区)教育局", _BUREAU), "party_b": ("移交学校", _SCHOOL),
+        "party_c": ("接收学校", _SCHOOL),
         "subtitle": "（县教育局、移交学校与接收学校）", "shape": "three_party", "parties": 3,
-        "preamble": _preamble("县(市、区)教育局", "移交学校", "做好小学六年级毕业生整班移交工作，防止学生在"
-                              "小升初环节流失辍学", c="接收学校"),
+        "purpose": "做好小学六年级毕业生整班移交工作，防止学生在小升初环节流失辍学",
     }),
     Variant("R-TV", "控辍保学工作责任书", data={
-        "party_a_role": "乡(镇)人民政府", "party_b_role": "村(居)民委员会",
+        "party_a": ("乡(镇)人民政府或街道办事处", _GOV), "party_b": ("村(居)民委员会", _VILLAGE),
         "subtitle": "（乡(镇)人民政府与村(居)民委员会）", "shape": "institutions", "parties": 2,
-        "preamble": _preamble("乡(镇)人民政府", "村(居)民委员会", "落实控辍保学乡(镇)长、村委会主任负责制"),
+        "purpose": "落实控辍保学乡(镇)长、村委会主任负责制",
     }),
     Variant("R-VG", "控辍保学工作责任书", data={
-        "party_a_role": "村(居)民委员会", "party_b_role": "村民小组组长",
+        "party_a": ("村(居)民委员会", _VILLAGE), "party_b": ("村民小组组长", None),
         "subtitle": "（村(居)民委员会与村民小组）", "shape": "person", "parties": 2, "b_person": True,
-        "preamble": _preamble("村(居)民委员会", "村民小组组长", "把控辍保学责任落实到组、到户、到人"),
+        "purpose": "把控辍保学责任落实到组、到户、到人",
     }),
     Variant("R-ST", "控辍保学工作责任书", data={
-        "party_a_role": "学校", "party_b_role": "班主任/科任教师",
+        "party_a": ("学校", _SCHOOL), "party_b": ("班主任/科任教师", None),
         "subtitle": "（学校与教师）", "shape": "person", "parties": 2, "b_person": True,
-        "preamble": _preamble("学校", "教师", "落实控辍保学师长责任"),
+        "purpose": "落实控辍保学师长责任",
     }),
     Variant("R-SP", "控辍保学家长责任书", data={
-        "party_a_role": "学校/班主任", "party_b_role": "学生家长(监护人)",
+        "party_a": ("学校", _SCHOOL), "party_b": ("学生家长(监护人)", None),
         "subtitle": "（学校与学生家长）", "shape": "parent", "parties": 2, "b_person": True,
         "needs_student": True,
-        "preamble": _preamble("学校", "学生家长(监护人)", "落实家长送子女接受义务教育的法定责任"),
+        "purpose": "落实家长送子女接受义务教育的法定责任",
     }),
 )
+
+_LAW = "根据《中华人民共和国义务教育法》《中华人民共和国未成年人保护法》等法律法规和有关文件规定"
 
 
 def _head(shape: str) -> tuple:
@@ -132,29 +149,31 @@ def _head(shape: str) -> tuple:
                     row(lv("student_name"), lv("student_class", 3))]
     if shape == "three_party":
         parties += [row(lv("party_c_name", 5)), row(lv("party_c_person"), lv("party_c_post", 3))]
-    parties += [row(lv("school_year"), lv("validity_from"), lv("validity_to")),
+    parties += [row(lv("school_year", 5)),
+                row(lv("validity_from", 3), lv("validity_to")),
                 row(lv("basis", 5))]
+    who = ("{party_a_name}（甲方）、{party_b_name}（乙方）与{party_c_name}（丙方）" if shape == "three_party"
+           else "{party_a_name}（甲方）与{party_b_name}（乙方）")
     return (
         Title("{variant.title}"),
-        Para("{variant.subtitle}", align="center", indent=False),
+        Para("{variant.subtitle}", align="center", indent=False, style="subtitle"),
         Para("编号：{doc_number}", align="right", indent=False),
         Grid(rows=tuple(parties), widths=W6),
-        Spacer(2),
-        Para("{variant.preamble}"),
-        Para("一、责任条款", indent=False),
-        Rows("clauses", columns=("section", "text"), widths=(12, 24, 120)),
-        Spacer(2),
-        Para("二、目标任务", indent=False),
-        Rows("targets", columns=("indicator", "target", "formula"), widths=(12, 52, 26, 66)),
-        Spacer(2),
-        Para("三、本责任书有效期至{validity_to}。{copies_note}"),
-        Spacer(4),
+        Para("为{variant.purpose}，确保适龄儿童少年依法接受并完成义务教育，" + _LAW + "，经协商，"
+             + who + "签订本责任书。"),
+        Heading("一、责任条款"),
+        Items("clauses", "（{_cn}）{section}：{text}"),
+        Heading("二、目标任务"),
+        Items("targets", "（{_cn}）{indicator}：{target}[（计算口径：{formula}）]。"),
+        Heading("三、其他"),
+        Para("本责任书有效期至{validity_to}。{copies_note}"),
     )
 
 
 def _signatures(shape: str) -> Grid:
+    """Seals and signatures of the parties (kept with the last paragraph, never split)."""
     if shape == "three_party":
-        return Grid(rows=(
+        return Grid(keep=True, rows=(
             row(Label("甲方(盖章)"), Value("party_a_seal", height_mm=30),
                 Label("乙方(盖章)"), Value("party_b_seal", height_mm=30),
                 Label("丙方(盖章)"), Value("party_c_seal", height_mm=30)),
@@ -163,13 +182,13 @@ def _signatures(shape: str) -> Grid:
             row(lv("sign_date", 5)),
         ), widths=W6_THREE)
     if shape == "institutions":
-        return Grid(rows=(
+        return Grid(keep=True, rows=(
             row(Label("甲方(盖章)"), Value("party_a_seal", span=2, height_mm=30),
                 Label("乙方(盖章)"), Value("party_b_seal", span=2, height_mm=30)),
             row(lv("party_a_signature", 2, 12), lv("party_b_signature", 2, 12)),
             row(lv("sign_date", 5)),
         ), widths=W6)
-    return Grid(rows=(  # 乙方 is a person: signature or fingerprint, no seal
+    return Grid(keep=True, rows=(  # 乙方 is a person: signature or fingerprint, no seal
         row(Label("甲方(盖章)"), Value("party_a_seal", span=5, height_mm=30)),
         row(lv("party_a_signature", 2, 12), lv("party_b_signature", 2, 12, label="乙方签字(捺印)")),
         row(lv("sign_date", 5)),
@@ -245,10 +264,19 @@ def _check_parties(data: dict, variant: Variant | None, _options) -> dict[str, s
             errs["party_b_post"] = "须写明家长与学生的关系"
     elif data.get("student_name"):
         errs["student_name"] = "只有家长责任书填写学生姓名"
+    for key in ("party_a", "party_b", "party_c"):
+        role, pattern = vdata.get(key) or (None, None)
+        name = data.get(f"{key}_name")
+        if pattern and name and not re.search(pattern, name) and f"{key}_name" not in errs:
+            errs[f"{key}_name"] = (f"《{variant.title}》{vdata.get('subtitle', '')}的{_PARTY_LABEL[key]}应为{role}，"
+                                   f"“{name}”不是（请写全称，如政府写“某某县人民政府”）")
     names = [data.get(n) for n in ("party_a_name", "party_b_name", "party_c_name") if data.get(n)]
     if len(set(names)) != len(names):
         errs["party_b_name"] = "各方名称不能相同"
     return errs
+
+
+_PARTY_LABEL = {"party_a": "甲方", "party_b": "乙方", "party_c": "丙方"}
 
 
 def _check_terms(data: dict, _variant, _options) -> dict[str, str]:

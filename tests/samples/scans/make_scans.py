@@ -246,9 +246,11 @@ def encode(pixels: np.ndarray, fmt: str = "PNG", dpi: float | None = None, quali
 
 # ---- the committed set --------------------------------------------------------------------------------
 
-RECEIPT_PAGE = 5
+# Pages of a 限期返校通知书 as laid out now (存根 1, 正本 2-5 with the 落款 on 5, 送达回证 6). The
+# committed scans keep the issued PDFs they were made from; these apply when the set is remade.
+RECEIPT_PAGE = 6
 STUB_PAGE = 1
-SEAL_PAGE = 4
+SEAL_PAGE = 5
 
 
 def receipt_direct() -> tuple[dict, dict, dict]:
