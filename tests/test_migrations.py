@@ -55,12 +55,12 @@ def _seed_0002(conn) -> None:
 @pytest.mark.slow
 def test_returns_of_every_kind_survive_the_one_pipeline_migration(db_url):
     cfg = alembic_config(db_url)
-    command.upgrade(cfg, "0003")
+    command.upgrade(cfg, "0004")
     engine = make_engine(db_url)
     try:
         with engine.begin() as conn:
             _seed_0002(conn)
-        command.upgrade(cfg, "0004")
+        command.upgrade(cfg, "0005")
         with engine.connect() as conn:
             pages = _rows(conn, "SELECT id, upload_id, input_kind, document_id, status FROM return_pages ORDER BY id")
             assert pages[0] == {"id": 7, "upload_id": 1, "input_kind": "scan", "document_id": "DOC000000001",
@@ -77,7 +77,7 @@ def test_returns_of_every_kind_survive_the_one_pipeline_migration(db_url):
             conn.execute(text("INSERT INTO return_pages (upload_id, page_index, status, rotation, readings, "
                               "input_kind, warnings, created_at, org_id) "
                               "VALUES (1, 1, 'blank', 0, '{}', 'scan', '[]', :t, 1)"), {"t": NOW})
-        command.downgrade(cfg, "0003")
+        command.downgrade(cfg, "0004")
         with engine.connect() as conn:
             assert [r["id"] for r in _rows(conn, "SELECT id FROM scan_pages ORDER BY id")][0] == 7
             assert _rows(conn, "SELECT id, scan_page_id FROM review_items") == [{"id": 3, "scan_page_id": 7}]

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 DOC_ID = "RETURNTEST01"
 SAMPLES = Path(__file__).parent / "samples" / "scans"
-H = {"X-Baoxue-User": "审核员乙"}
+REVIEWER = "township-reviewer"
 SERVED = dt.date(2025, 9, 29)
 # The filled 回证: served directly on the guardian at home on 29 September 2025, 10:30.
 TYPED = {"送达地点": "城关镇东关村三组18号", "送达时间": "2025年9月29日10时30分",
@@ -158,13 +158,21 @@ def notice(app, app_session, services, demo):
                              pdf_sha256=pdf_digest, docx_sha256=docx_digest, pages=doc["pages"],
                              geometry=doc["geometry"]))
     app_session.commit()
-    return {"case_id": case.id, "org_id": case.org_id}
+    return {"case_id": case.id, "org_id": case.org_id, "township_id": case.township_org_id}
+
+
+@pytest.fixture
+def client(app, make_user, notice):
+    """The township's staff member who uploads returned copies and decides the review items."""
+    from tests.conftest import client_for
+
+    return client_for(app, make_user(REVIEWER, ["township"], org_id=notice["township_id"])[1])
 
 
 def _upload(client, org_id: int, kind: str, *, changed: bool = False):
     name, data = returned_file(kind, changed=changed)
     r = client.post("/api/v1/uploads", data={"org_id": str(org_id), "file": (io.BytesIO(data), name)},
-                    headers=H, content_type="multipart/form-data")
+                    content_type="multipart/form-data")
     assert r.status_code in (201, 202), r.json
     if r.status_code == 202:
         assert client.get(r.json["links"]["job"]).json["status"] == "done"
@@ -183,15 +191,15 @@ def test_every_kind_of_filled_receipt_sets_the_same_service_and_deadline(client,
     assert stored.sha256 and stored.original_filename == returned_file(kind)[0]
     # Nothing reaches the case before a person confirms the service date, method and signatures.
     assert _count(app_session, CaseEvent, CaseEvent.kind == "service") == 0
-    items = client.get(f"/api/v1/review?org_id={notice['org_id']}", headers=H).json["items"]
+    items = client.get(f"/api/v1/review?org_id={notice['org_id']}").json["items"]
     by_path = {it["field_path"]: it for it in items}
     assert {"service_time", "service_method", "recipient_signature"} <= set(by_path), sorted(by_path)
     assert all(it["kind"] == "confirm" for it in items), [(it["field_path"], it["kind"], it["reason"]) for it in items]
     assert by_path["service_method"]["proposed"] == "direct"
     assert by_path["service_time"]["proposed"] == "2025-09-29T10:30:00"
     for it in items:
-        d = client.post(f"/api/v1/review/{it['id']}", json={"action": "accept"}, headers=H)
-        assert d.status_code == 200 and d.json["decided_by"] == "审核员乙"
+        d = client.post(f"/api/v1/review/{it['id']}", json={"action": "accept"})
+        assert d.status_code == 200 and d.json["decided_by"] == REVIEWER
     app_session.expire_all()
     ret = app_session.scalar(select(DocumentReturn).where(DocumentReturn.document_id == DOC_ID))
     assert (ret.status, ret.complete, ret.missing, ret.input_kind) == (
@@ -206,16 +214,15 @@ def test_every_kind_of_filled_receipt_sets_the_same_service_and_deadline(client,
     # Saturday 11 October a make-up working day): 30 Sep, 9, 10, 11, 13 October.
     assert (deadline.start_on, deadline.due_on) == (SERVED, dt.date(2025, 10, 13))
     # The returned copy counts, and the document's history shows it like any other.
-    assert client.get(f"/api/v1/returns?form=guardian_notice&issuer_id={notice['org_id']}",
-                      headers=H).json["returned"] == 1
-    history = client.get(f"/api/v1/documents/{DOC_ID}/history", headers=H).json
+    assert client.get(f"/api/v1/returns?form=guardian_notice&issuer_id={notice['org_id']}").json["returned"] == 1
+    history = client.get(f"/api/v1/documents/{DOC_ID}/history").json
     assert [(x["upload_id"], x["status"], x["complete"]) for x in history["returns"]] == [(upload_id, "applied", True)]
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_changed_printed_value_lands_in_the_review_queue_from_every_kind(client, notice, app_session, kind):
     r = _upload(client, notice["org_id"], kind, changed=True)
-    items = client.get(f"/api/v1/review?org_id={notice['org_id']}", headers=H).json["items"]
+    items = client.get(f"/api/v1/review?org_id={notice['org_id']}").json["items"]
     tamper = [it for it in items if it["kind"] == "tamper"]
     assert [it["field_path"] for it in tamper] == ["doc_number"], [(i["field_path"], i["kind"]) for i in items]
     # The printed value is never replaced by what was read: the issued number stays proposed, and
@@ -226,12 +233,12 @@ def test_a_changed_printed_value_lands_in_the_review_queue_from_every_kind(clien
         assert tamper[0]["text"] != number and "可能被改动" in tamper[0]["reason"]
     else:
         assert number.replace("12号", "13号") in tamper[0]["reason"]
-    out = client.get(f"/api/v1/uploads/{r.json['upload_id']}", headers=H).json
+    out = client.get(f"/api/v1/uploads/{r.json['upload_id']}").json
     assert out["documents"][0]["status"] == "review" and out["documents"][0]["open_review_items"] >= 1
     # Even with everything else confirmed, the case waits for the person who looks at the change.
     for it in items:
         if it["kind"] != "tamper":
-            client.post(f"/api/v1/review/{it['id']}", json={"action": "accept"}, headers=H)
+            client.post(f"/api/v1/review/{it['id']}", json={"action": "accept"})
     app_session.expire_all()
     assert _count(app_session, CaseEvent, CaseEvent.kind == "service") == 0
     assert _count(app_session, ReviewItem, ReviewItem.status == "open") == 1
@@ -242,10 +249,10 @@ def test_a_changed_printed_value_lands_in_the_review_queue_from_every_kind(clien
 def test_history_and_upload_outcome_name_the_kind(client, notice, app_session):
     first = _upload(client, notice["org_id"], "docx")
     second = _upload(client, notice["org_id"], "scan_png")
-    history = client.get(f"/api/v1/documents/{DOC_ID}/history", headers=H).json
+    history = client.get(f"/api/v1/documents/{DOC_ID}/history").json
     assert [(x["upload_id"], x["input_kind"]) for x in history["returns"]] == [
         (first.json["upload_id"], "docx"), (second.json["upload_id"], "scan")]
-    out = client.get(f"/api/v1/uploads/{first.json['upload_id']}", headers=H).json
+    out = client.get(f"/api/v1/uploads/{first.json['upload_id']}").json
     assert [(p["index"], p["input_kind"], p["method"], p["document_id"]) for p in out["pages"]] == [
         (0, "docx", "metadata", DOC_ID)]  # a DOCX carries its identity in its properties, not a QR code
     assert json.loads(json.dumps(out))["documents"][0]["input_kind"] == "docx"

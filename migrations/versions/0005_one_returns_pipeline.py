@@ -6,8 +6,8 @@ becomes ``page_id``, ``document_returns`` gains ``input_kind``, and ``parsed_res
 second result type of DOCX/PDF returns) is folded into them: each parsed result becomes one
 return page and one returned copy of its document.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-30 10:00:00
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0004'
-down_revision: str | None = '0003'
+revision: str = '0005'
+down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
