@@ -46,6 +46,16 @@ class Filled(StrEnum):
     HAND = "hand"  # on paper after printing (receipts, service date, signatures); may be prefilled
 
 
+NAME_MAX = 20  # forms.validators.check_name
+_FORMATS = {
+    "name": "汉字，可含间隔号“·”，1-20字",
+    "date": "日期，如2025-09-03（也可写2025年9月3日、2025.9.3）",
+    "datetime": "日期时间，如2025-09-03 10:30",
+    "int": "非负整数",
+    "id_number": "18位居民身份证号（GB 11643，末位为校验码）",
+    "xueji_no": "19位全国学籍号（G/J/L开头）",
+    "phone": "手机号（1开头11位）或座机（0开头区号-号码），多个号码用“、”分隔",
+}
 TICKED = "☑"
 UNTICKED = "☐"
 TICK_MARKS = "☑☒■✓✔√"
@@ -110,6 +120,19 @@ class Field:
     def box_groups(self) -> tuple[int, ...]:
         """How the boxes group into numbers: (4, 2, 2) for a date, else one group."""
         return tuple(len(g) for g in re.findall(f"{CHAR_BOX}+", self.box_pattern()))
+
+    def limits(self) -> dict[str, Any]:
+        """What the validator accepts, for a form-filling client: ``max_length`` (characters) and
+        ``format`` (in words), where the kind has them. Longer values are refused, never shrunk."""
+        out: dict[str, Any] = {}
+        if self.kind == Kind.NAME:
+            out["max_length"] = min(self.max_length or NAME_MAX, NAME_MAX)
+        elif self.max_length and self.kind == Kind.TEXT:
+            out["max_length"] = self.max_length
+        fmt = _FORMATS.get(self.kind)
+        if fmt:
+            out["format"] = fmt
+        return out
 
     def choice_label(self, code: str) -> str:
         for c in self.choices:
@@ -321,7 +344,10 @@ def clean_value(f: Field, raw: Any, *, required: bool, errors: dict[str, str], p
             raise ValueError(f"不超过{f.max_length}字")
         return value
     if k == Kind.NAME:
-        return v.check_name(raw)
+        name = v.check_name(raw)
+        if f.max_length and len(name) > f.max_length:  # a name printed in a narrow column
+            raise ValueError(f"不超过{f.max_length}字")
+        return name
     if k == Kind.DATE:
         return v.parse_date(raw)
     if k == Kind.DATETIME:

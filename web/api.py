@@ -178,7 +178,7 @@ def form_detail(code: str):
 
 def _field_json(f) -> dict:
     out = {"name": f.name, "label": f.label, "kind": f.kind.value, "required": f.required,
-           "filled": f.filled.value}
+           "filled": f.filled.value, **f.limits()}
     if f.choices:
         out["choices"] = [{"code": c.code, "label": c.label} for c in f.choices]
     if f.kind == Kind.TABLE:
