@@ -258,8 +258,11 @@ def _setup_styles(doc) -> None:
     _add_style(doc, "BxTitle", FONT_TITLE, 22.0, True, 36.0, align=WD_ALIGN_PARAGRAPH.CENTER)
     _add_style(doc, "BxSubtitle", FONT_BODY, BODY_PT, False, BODY_LINE_PT, align=WD_ALIGN_PARAGRAPH.CENTER)
     for name in ("BxBody", "BxHeading"):
-        _add_style(doc, name, FONT_HEADING if name == "BxHeading" else FONT_BODY, BODY_PT, False,
-                   BODY_LINE_PT, align=JUSTIFY)
+        st = _add_style(doc, name, FONT_HEADING if name == "BxHeading" else FONT_BODY, BODY_PT, False,
+                        BODY_LINE_PT, align=JUSTIFY)
+        # a paragraph is never split over two pages: every page starts a paragraph or a table row,
+        # where the DOCX's own QR code of that page is anchored (forms/docx_qr.py)
+        st.paragraph_format.keep_together = True
     doc.styles["BxHeading"].paragraph_format.keep_with_next = True
     _add_style(doc, "BxSmall", FONT_BODY, 12.0, False, 19.0, align=JUSTIFY)
     _add_style(doc, "BxCell", FONT_TABLE, CELL_PT, False, CELL_LINE_PT, align=WD_ALIGN_PARAGRAPH.LEFT)

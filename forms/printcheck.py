@@ -314,9 +314,10 @@ def _overflowing_cells(pdf: bytes) -> list[Problem]:
         doc.close()
 
 
-def _printed_forms(f, value) -> list[str]:
+def _printed_forms(f, value, cleaned: Mapping[str, Any] | None = None) -> list[str]:
     """What a value prints as (more than one form where a layout may print it either way)."""
-    text = format_value(f, value)
+    text = str(value) if f.mask_on_print and cleaned is not None and f.prints_full(cleaned) \
+        else format_value(f, value)
     forms = [text]
     if f.kind in (Kind.CHOICE,) and value:
         forms.append(f.choice_label(value))
@@ -346,7 +347,7 @@ def _missing_values(analysis, spec: FormSpec, variant, cleaned, page_text: dict[
                 continue
             if f.filled == Filled.HAND and f.hand_boxes and is_blank(value):
                 continue
-            if not any(_norm(x) in text for x in _printed_forms(f, value)):
+            if not any(_norm(x) in text for x in _printed_forms(f, value, cleaned)):
                 out.append(Problem(pages[0] if pages else 0, "missing", f"{name} = {str(value)[:30]!r} not printed"))
     return out
 

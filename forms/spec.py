@@ -87,6 +87,11 @@ class Field:
     max_rows: int | None = None
     max_length: int | None = None
     mask_on_print: bool = False  # ID numbers on notices print as first 6 + last 4
+    # Where a masked number must print in full (DOMAIN §8.4: a letter asking 公安 to find a child
+    # needs the number it can search): ((field, (values...)), ...) — printed in full when one of
+    # these fields holds one of its values, e.g. (("to_department", ("gongan",)),). Every such print
+    # is written to the audit log by the service that issues the document.
+    full_print_when: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Character boxes printed, when the value is blank, for a value written by hand (DOMAIN
     # §5.6.2), one digit per box: see ``box_pattern``. Only HAND fields print them.
     boxes: int = 0
@@ -120,6 +125,10 @@ class Field:
     def box_groups(self) -> tuple[int, ...]:
         """How the boxes group into numbers: (4, 2, 2) for a date, else one group."""
         return tuple(len(g) for g in re.findall(f"{CHAR_BOX}+", self.box_pattern()))
+
+    def prints_full(self, data: Mapping[str, Any]) -> bool:
+        """Whether this masked-on-print value prints in full in a document with ``data``."""
+        return any(data.get(name) in values for name, values in self.full_print_when)
 
     def limits(self) -> dict[str, Any]:
         """What the validator accepts, for a form-filling client: ``max_length`` (characters) and
@@ -268,6 +277,8 @@ class FormSpec:
                 rows[f.name] = printed
             elif f.hand_boxes and is_blank(value):
                 f_ctx[f.name] = f.box_pattern()
+            elif f.mask_on_print and f.prints_full(cleaned) and value:
+                f_ctx[f.name] = str(value)  # the recipient's rule: in full (and audited)
             else:
                 f_ctx[f.name] = format_value(f, value)
         return {"f": f_ctx, "rows": rows,
@@ -275,6 +286,11 @@ class FormSpec:
                 if variant else {},
                 "form": {"code": self.code, "title": self.doc_title(variant), "version": self.version},
                 **dict(extra or {})}
+
+    def full_prints(self, cleaned: Mapping[str, Any]) -> list[str]:
+        """Fields whose masked-on-print value this document prints in full (to be audited)."""
+        return [f.name for f in self.fields
+                if f.mask_on_print and not is_blank(cleaned.get(f.name)) and f.prints_full(cleaned)]
 
     def walk(self) -> Iterable[tuple[str, Field]]:
         """Every field with its path; table columns as ``table[].column``."""
