@@ -25,6 +25,15 @@ class Config:
     DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{OUTPUT_DIR / 'baoxue.db'}"
     REDIS_URL = os.environ.get("REDIS_URL") or None
     HUEY_IMMEDIATE = _env_bool("BAOXUE_HUEY_IMMEDIATE", False)
+    # Queue name (one per deployment sharing a Redis).
+    HUEY_NAME = os.environ.get("BAOXUE_HUEY_NAME", "baoxue")
+    # Worker threads per job worker process.
+    JOB_WORKERS = int(os.environ.get("BAOXUE_JOB_WORKERS", "2"))
+    # A running job's lease: renewed by its worker's heartbeat every third of it; a job whose lease
+    # ran out (worker killed) is queued again by the reaper, at most JOB_MAX_ATTEMPTS times in all.
+    JOB_LEASE_SECONDS = float(os.environ.get("BAOXUE_JOB_LEASE_S", "60"))
+    JOB_MAX_ATTEMPTS = int(os.environ.get("BAOXUE_JOB_MAX_ATTEMPTS", "3"))
+    JOB_REAP_INTERVAL_SECONDS = float(os.environ.get("BAOXUE_JOB_REAP_S", "15"))
     # Fonts are settings: the templates carry style-level fonts that the renderer swaps in.
     # GB/T 9704: body 仿宋 (FandolFang, installed by scripts/setup.sh), title 小标宋 (FandolSong
     # Bold stands in), level-one headings 黑体; form tables a 宋体 face.

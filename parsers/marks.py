@@ -131,8 +131,29 @@ def tick_state(crop: np.ndarray, *, empty_max: float = EMPTY_MAX, ticked_min: fl
     return Mark(AMBIGUOUS, score, conf, reason or "faint or partial mark in the box")
 
 
+def paper_colour(image: np.ndarray) -> np.ndarray:
+    """The paper's own colour (RGB, float): the brightest common colour of the image, taken per
+    channel at the 90th percentile of a sample. Yellowish, grey and recycled paper are not white,
+    and a seal's red must be judged against the paper it is on."""
+    if image.ndim == 2:
+        return np.full(3, float(np.percentile(image, 90)), np.float32)
+    step = max(1, int(max(image.shape[:2]) // 400))
+    sample = image[::step, ::step].reshape(-1, image.shape[2])[:, :3]
+    return np.maximum(np.percentile(sample, 90, axis=0).astype(np.float32), 40.0)
+
+
+def white_balanced(crop: np.ndarray, paper: np.ndarray | None = None) -> np.ndarray:
+    """``crop`` with its paper made white (each channel divided by the paper's)."""
+    if crop.ndim == 2:
+        return crop
+    paper = paper_colour(crop) if paper is None else paper
+    out = crop[..., :3].astype(np.float32) * (255.0 / paper)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
 def _red_mask(crop: np.ndarray) -> np.ndarray:
-    hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV)
+    # judged on the crop with its paper made white: on yellow paper every pixel leans red
+    hsv = cv2.cvtColor(white_balanced(crop), cv2.COLOR_RGB2HSV)
     hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
     # OpenCV hue is 0..179; red wraps around 0. Seal ink is saturated, and not too dark.
     return ((hue <= 10) | (hue >= 160)) & (sat >= 80) & (val >= 70)

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from huey import MemoryHuey, RedisHuey, SqliteHuey
@@ -136,3 +137,153 @@ def test_redis_queue_with_real_consumer(session, session_factory, db_url, tmp_pa
         for s, handler in saved.items():
             signal.signal(s, handler)
         huey.storage.flush_all()
+
+
+# ---- leases, claims and the reaper ------------------------------------------------------------------
+
+def _expire_lease(session, job_id, seconds=120):
+    import datetime as dt
+
+    from cases.store.models import utcnow
+
+    job = session.get(Job, job_id)
+    job.lease_until = utcnow() - dt.timedelta(seconds=seconds)
+    session.commit()
+
+
+def _queued(session, session_factory, db_url, tmp_path, kind, *args, **cfg):
+    huey = jobs.init_jobs(_config(db_url, tmp_path, HUEY_IMMEDIATE=False, **cfg), session_factory=session_factory)
+    job_id = jobs.submit(session, kind, *args)
+    return huey, job_id
+
+
+def test_a_second_message_for_a_claimed_job_is_dropped(session, session_factory, db_url, tmp_path):
+    huey, job_id = _queued(session, session_factory, db_url, tmp_path, "test_count", 3)
+    message = huey.dequeue()
+    huey.execute(message)
+    huey.execute(message)  # the same message delivered twice (a requeue racing a slow worker)
+    session.expire_all()
+    job = session.get(Job, job_id)
+    assert (job.status, job.done, job.attempts, job.payload) == ("done", 3, 1, [3])
+    assert job.lease_until is None
+
+
+@jobs.job_task("test_die")
+def _dies_once(ctx: jobs.JobContext, marker: str) -> str:
+    """Dies (like a SIGKILL: not an Exception) on its first run, finishes on the next."""
+    path = Path(marker)
+    ctx.progress(1, 2)
+    if not path.exists():
+        path.write_text("first run")
+        raise KeyboardInterrupt("worker killed")
+    ctx.progress(2, 2)
+    return str(path)
+
+
+def test_reaper_requeues_an_expired_lease_and_the_job_finishes_once(session, session_factory, db_url, tmp_path):
+    marker = tmp_path / "marker"
+    huey, job_id = _queued(session, session_factory, db_url, tmp_path, "test_die", str(marker))
+    huey.execute(huey.dequeue())  # Huey logs "did not finish"
+    session.expire_all()
+    job = session.get(Job, job_id)
+    assert (job.status, job.done, job.attempts) == ("running", 1, 1) and huey.pending_count() == 0
+    assert jobs.reap() == {"requeued": [], "failed": [], "resent": []}  # lease still valid: left alone
+    _expire_lease(session, job_id)
+    assert jobs.reap()["requeued"] == [job_id]
+    session.expire_all()
+    assert (session.get(Job, job_id).status, huey.pending_count()) == ("queued", 1)
+    assert jobs.reap()["requeued"] == []  # not twice
+    huey.execute(huey.dequeue())
+    session.expire_all()
+    job = session.get(Job, job_id)
+    assert (job.status, job.done, job.attempts, job.result_path, job.error) == ("done", 2, 2, str(marker), None)
+
+
+@jobs.job_task("test_always_dies")
+def _always_dies(ctx: jobs.JobContext) -> None:
+    ctx.progress(0, 5)
+    raise KeyboardInterrupt("worker killed")
+
+
+def test_reaper_gives_up_after_max_attempts_with_a_visible_reason(app, session, session_factory, db_url,
+                                                                   tmp_path):
+    huey, job_id = _queued(session, session_factory, db_url, tmp_path, "test_always_dies", JOB_MAX_ATTEMPTS=2)
+    for _ in range(2):
+        huey.execute(huey.dequeue())
+        _expire_lease(session, job_id)
+        found = jobs.reap()
+    assert found["failed"] == [job_id] and huey.pending_count() == 0
+    session.expire_all()
+    job = session.get(Job, job_id)
+    assert (job.status, job.attempts) == ("failed", 2)
+    assert "中断了2次" in job.error and "重新提交" in job.error
+    # What the person polling the job reads (the API shows the same row).
+    with app.app_context():
+        from web.api import job_json
+
+        with app.test_request_context():
+            body = job_json(job)
+    assert body["status"] == "failed" and body["attempts"] == 2 and "已停止重试" in body["error"]
+
+
+@jobs.job_task("test_slow")
+def _slow(ctx: jobs.JobContext, n: int) -> str:
+    for i in range(n):
+        ctx.progress(i, n)
+        time.sleep(0.05)
+    return "finished"
+
+
+def test_a_worker_that_lost_its_lease_stops_and_its_result_is_discarded(session, session_factory, db_url, tmp_path):
+    huey, job_id = _queued(session, session_factory, db_url, tmp_path, "test_slow", 50)
+    message = huey.dequeue()
+    import threading
+
+    t = threading.Thread(target=huey.execute, args=(message,))
+    t.start()
+    deadline = time.monotonic() + 10
+    while session.get(Job, job_id).status != "running" and time.monotonic() < deadline:
+        session.expire_all()
+        time.sleep(0.05)
+    # The reaper thinks the worker is dead (its lease ran out) and gives the job to another one.
+    _expire_lease(session, job_id)
+    assert jobs.reap()["requeued"] == [job_id]
+    t.join(timeout=20)
+    session.expire_all()
+    job = session.get(Job, job_id)
+    assert (job.status, job.worker) == ("queued", None)  # the first worker wrote nothing after losing it
+    huey.execute(huey.dequeue())
+    session.expire_all()
+    assert (session.get(Job, job_id).status, session.get(Job, job_id).attempts) == ("done", 2)
+
+
+def test_heartbeat_keeps_a_long_job_leased(session, session_factory, db_url, tmp_path):
+    huey, job_id = _queued(session, session_factory, db_url, tmp_path, "test_slow", 48, JOB_LEASE_SECONDS=0.9)
+    import threading
+
+    t = threading.Thread(target=huey.execute, args=(huey.dequeue(),))
+    t.start()
+    reaped = []
+    while t.is_alive():
+        reaped += jobs.reap()["requeued"]  # the job runs 2.4 s, more than twice its lease
+        time.sleep(0.1)
+    session.expire_all()
+    assert reaped == [] and session.get(Job, job_id).status == "done"
+
+
+def test_a_queued_job_whose_message_was_lost_is_sent_again(session, session_factory, db_url, tmp_path):
+    import datetime as dt
+
+    from cases.store.models import utcnow
+
+    huey, job_id = _queued(session, session_factory, db_url, tmp_path, "test_count", 2)
+    assert jobs.reap()["resent"] == []  # in the queue
+    huey.flush()  # the queue lost its messages (a flushed Redis)
+    assert jobs.reap()["resent"] == []  # too recent to call lost
+    job = session.get(Job, job_id)
+    job.updated_at = utcnow() - dt.timedelta(hours=1)
+    session.commit()
+    assert jobs.reap()["resent"] == [job_id]
+    huey.execute(huey.dequeue())
+    session.expire_all()
+    assert session.get(Job, job_id).status == "done"

@@ -493,7 +493,7 @@ def batch_handover(body):
 
 def job_json(job: Job) -> dict:
     return {"id": job.id, "kind": job.kind, "status": job.status, "done": job.done, "total": job.total,
-            "error": job.error,
+            "attempts": job.attempts, "error": job.error,
             "result_url": url_for("api.job_result", job_id=job.id) if job.status == "done" and job.result_path
             else None}
 

@@ -205,6 +205,7 @@ class JobOut(Schema):
     status = fields.String()
     done = fields.Integer()
     total = fields.Integer()
+    attempts = fields.Integer(metadata={"description": "runs started (a job whose worker died is run again)"})
     error = fields.String(allow_none=True)
     result_url = fields.String(allow_none=True)
 

@@ -82,6 +82,9 @@ def start_responsibility_batch(session: Session, services: Services, body: dict,
 def batch_render(ctx: jobs.JobContext, request_path: str) -> str:
     """Issue every item of a batch request file and bundle the files into one ZIP.
 
+    Idempotent: each item is issued under the request key ``job:<job id>:<n>``, so a run after a
+    crash finds the documents already issued and numbers only the rest.
+
     Items run on as many threads as there are warm LibreOffice listeners (each thread has its own
     session); numbers are still reserved atomically, so they stay gapless and unique."""
     from concurrent.futures import ThreadPoolExecutor
@@ -99,7 +102,7 @@ def batch_render(ctx: jobs.JobContext, request_path: str) -> str:
         with ctx.session() as session:
             doc = issuing.issue_document(session, services, form=item["form"], variant=item.get("variant"),
                                      issuer_id=item["issuer_id"], data=item["data"], user=request["user"],
-                                     want_pdf=want_pdf)
+                                     want_pdf=want_pdf, request_key=f"job:{ctx.job_id}:{i}")
             if item.get("after_issue"):
                 _after_issue(session, doc, item)
             base = f"{i:03d}-{item['label']}-{doc.number_text}"

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases.documents.prefill import complete_data, options_for_profile
@@ -84,12 +85,20 @@ def render_files(services: Services, spec: FormSpec, variant: Variant | None, cl
 
 def issue_document(session: Session, services: Services, *, form: str, variant: str | None,
                    issuer_id: int, data: Mapping[str, Any], case_id: int | None = None,
-                   user: str = "system", want_pdf: bool = True, issued_on: dt.date | None = None
-                   ) -> Document:
+                   user: str = "system", want_pdf: bool = True, issued_on: dt.date | None = None,
+                   request_key: str | None = None) -> Document:
     """Validate, number, render and store one document; return its issued ``Document`` row.
+
+    ``request_key`` makes the call idempotent: when a document was already issued under that key
+    (a batch item run again after its worker died) it is returned as it is, with its number.
 
     Invalid input raises ValidationFailed before anything is written. The number is reserved and
     the row committed (status ``rendering``) before rendering; a render failure voids it."""
+    if request_key is not None:
+        done = session.scalar(select(Document).where(Document.request_key == request_key))
+        if done is not None and done.status == "issued":
+            log.info("request %s already issued as %s", request_key, done.id)
+            return done
     spec = get_spec(form)
     var = spec.variant(variant)
     issuer = get_org(session, issuer_id, "issuer_id")
@@ -106,7 +115,7 @@ def issue_document(session: Session, services: Services, *, form: str, variant: 
     doc = Document(id=ident.new_doc_id(), org_id=issuer.id, case_id=case.id if case else None,
                    form=spec.code, variant=var.code if var else None,
                    family=family_key(spec.code, spec.abbr(var)), template_version=spec.version,
-                   year=issued_on.year, status="rendering", created_by=user)
+                   year=issued_on.year, status="rendering", created_by=user, request_key=request_key)
     session.add(doc)
     number = number_document(session, doc, issuer=issuer, abbr=spec.abbr(var))
     cleaned[spec.number_field] = number

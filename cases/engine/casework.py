@@ -1028,9 +1028,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--today", type=dt.date.fromisoformat, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from cases.store import jobs
+
     engine = make_engine(Config.DATABASE_URL)
-    with session_scope(make_session_factory(engine)) as session:
+    factory = make_session_factory(engine)
+    with session_scope(factory) as session:
         counts = sweep(session, args.today)
+    # Background jobs whose worker died are queued again (or failed) by the sweep as well.
+    jobs.init_jobs(Config, session_factory=factory)
+    counts["jobs"] = {k: len(v) for k, v in jobs.reap().items()}
     log.info("sweep done: %s", counts)
     sys.stdout.write(f"{counts}\n")
     return 0

@@ -89,8 +89,19 @@ def start_scan(session: Session, services, *, filename: str, data: bytes, org_id
 
 @jobs.job_task(JOB_KIND)
 def scan_ingest(ctx: jobs.JobContext, upload_id: int) -> None:
-    """Background job: read every page of a stored scan upload (safe to run again)."""
-    process_upload(registered(), int(upload_id), job_id=ctx.job_id, progress=ctx.progress)
+    """Background job: read every page of a stored scan upload (safe to run again). A job that
+    fails leaves the upload marked failed with the reason, so ``GET /scans/<id>`` says so."""
+    services = registered()
+    try:
+        process_upload(services, int(upload_id), job_id=ctx.job_id, progress=ctx.progress)
+    except Exception as e:
+        message = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
+        with services.session_factory() as session:
+            upload = session.get(Upload, int(upload_id))
+            if upload is not None and upload.status != "failed":
+                upload.status, upload.error = "failed", f"读取任务失败：{message}"[:2000]
+                session.commit()
+        raise
 
 
 def process_upload(services, upload_id: int, *, job_id: str | None = None,
@@ -99,6 +110,7 @@ def process_upload(services, upload_id: int, *, job_id: str | None = None,
     finish every document it holds. Returns {"pages": n, "read": k, "documents": [...]}.
     Raises the loader's error (damaged file, too large...) after marking the upload failed."""
     from parsers.images import load_pages
+    from parsers.scan import split_all
 
     factory = services.session_factory
     with factory() as session:
@@ -108,7 +120,8 @@ def process_upload(services, upload_id: int, *, job_id: str | None = None,
         user = user or upload.uploaded_by or "system"
         data = services.store.read_bytes(upload.stored_path)
         try:
-            pages = load_pages(data, filename=upload.original_filename)
+            # several pages photographed in one image are cut apart: each is its own page
+            pages = split_all(load_pages(data, filename=upload.original_filename))
         except BaoxueError as e:
             upload.status, upload.error = "failed", e.message
             session.commit()
@@ -123,8 +136,16 @@ def process_upload(services, upload_id: int, *, job_id: str | None = None,
         if page.index in done:
             continue
         with factory() as session:
-            _process_page(session, services, page, upload_id=upload_id, org_id=org_id, job_id=job_id,
-                          engine=engine, fallback=fallback, cache=cache)
+            try:
+                _process_page(session, services, page, upload_id=upload_id, org_id=org_id, job_id=job_id,
+                              engine=engine, fallback=fallback, cache=cache)
+            except BaoxueError as e:
+                # A tool that failed on this page (tried again where it timed out): the page is
+                # recorded as failed with the reason, the other pages are still read.
+                session.rollback()
+                log.warning("scan upload %s page %d failed: %s", upload_id, page.index, e.message)
+                session.add(ScanPage(upload_id=upload_id, job_id=job_id, page_index=page.index, org_id=org_id,
+                                     status="failed", reason=f"读取失败：{e.message}"[:2000], readings={}))
             try:
                 session.commit()
             except IntegrityError:
@@ -182,6 +203,10 @@ def _resolve(session: Session, identity) -> tuple[Document | None, str]:
     """The Document a page identity names, or (None, reason)."""
     if identity.doc_id:
         doc = session.get(Document, identity.doc_id)
+        if doc is None and identity.method == "ocr_doc_id":
+            # read off the print, not a verified code: a misread character is likelier than a stranger
+            return None, (f"二维码不可读，印刷的文书标识读作 {identity.doc_id}，系统中没有这份文书（可能有字符读错），"
+                          "请人工指定")
         if doc is None:
             return None, f"文书标识 {identity.doc_id} 不是本系统签发的文书（其他文件的页面）"
         if identity.form and (doc.form != identity.form or (doc.variant or None) != (identity.variant or None)):
@@ -192,6 +217,9 @@ def _resolve(session: Session, identity) -> tuple[Document | None, str]:
             return None, (f"文号“{identity.doc_number}”对应多份文书，请人工指定" if docs
                           else f"文号“{identity.doc_number}”不是本系统签发的文书")
         doc = docs[0]
+    if identity.pages and doc.pages and identity.pages != doc.pages:
+        return None, (f"页脚读作共{identity.pages}页，文书 {doc.number_text or doc.id} 共{doc.pages}页：识别有误，"
+                      "请人工指定")
     if doc.status == "void":
         return None, f"文书 {doc.number_text or doc.id} 已作废：{doc.void_reason or ''}"
     return doc, ""
@@ -205,39 +233,42 @@ def _process_page(session: Session, services, page, *, upload_id: int, org_id: i
 
     if identity is None:
         identity = identify_page(page, secret=services.qr_secret, engine=engine)
+    # The row joins the session only once the page is read: a pending row would be flushed by the
+    # first query and hold SQLite's write lock through seconds of OCR, stalling every other writer
+    # (the web service, the job's own lease heartbeat).
     row = ScanPage(upload_id=upload_id, job_id=job_id, page_index=page.index, org_id=org_id,
                    status=identity.status if identity.status != "identified" else "read",
                    method=identity.method or None, rotation=identity.rotation, reason=identity.reason or None,
                    page_no=identity.page_no or None, readings={})
-    session.add(row)
-    if identity.status != "identified":
+
+    def record() -> ScanPage:
+        session.add(row)
         session.flush()
         return row
+
+    if identity.status != "identified":
+        return record()
     doc, why = _resolve(session, identity)
     if doc is None:
         row.status, row.reason = "unidentified", why
-        session.flush()
-        return row
+        return record()
     row.document_id = doc.id
     if not identity.page_no:
         row.status = "unidentified"
         row.reason = f"识别出文号“{doc.number_text}”，但不知道是第几页，请人工指定"
-        session.flush()
-        return row
+        return record()
     try:
         ctx = _context(session, services, doc, cache)
         reading = read_page(page, identity, ctx, engine=engine, fallback=fallback)
     except AlignmentFailed as e:
         row.status, row.reason = "failed", e.message
-        session.flush()
-        return row
+        return record()
     except NotFound as e:
         row.status, row.reason = "failed", e.message
-        session.flush()
-        return row
+        return record()
     row.align_method, row.seconds = reading.align_method, round(reading.seconds, 3)
     row.readings = {p: r.to_json() for p, r in reading.readings.items()}
-    session.flush()
+    record()
     for path, r in reading.readings.items():
         if not r.needs_review:
             continue
@@ -521,7 +552,7 @@ def assign_page(session: Session, services, page_id: int, *, document_id: str, p
     """A person says which document (and page) an unidentified page is: it is read like an
     identified one (upright as scanned) and its document finished."""
     from parsers.images import load_pages
-    from parsers.scan import PageIdentity
+    from parsers.scan import PageIdentity, split_all
 
     row = session.get(ScanPage, page_id)
     if row is None:
@@ -534,7 +565,7 @@ def assign_page(session: Session, services, page_id: int, *, document_id: str, p
     if not doc.pages or not 1 <= int(page_no) <= doc.pages:
         raise ValidationFailed("页码超出范围", fields={"page_no": f"应为1-{doc.pages or 0}"})
     upload = session.get(Upload, row.upload_id)
-    pages = load_pages(services.store.read_bytes(upload.stored_path), filename=upload.original_filename)
+    pages = split_all(load_pages(services.store.read_bytes(upload.stored_path), filename=upload.original_filename))
     page = pages[row.page_index]
     from parsers.qr import find_codes
 

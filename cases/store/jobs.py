@@ -1,4 +1,4 @@
-"""Background jobs: Huey plus a ``Job`` progress row per job.
+"""Background jobs: Huey plus a ``Job`` progress row per job, with a lease that outlives no worker.
 
 Huey is built at app start by ``init_jobs(config)``: a SQLite-backed queue (``<output>/huey.db``)
 on one machine by default, Redis-backed when ``REDIS_URL`` is set (workers on many machines), and
@@ -7,16 +7,39 @@ immediate (run in-process, in-memory queue) when ``HUEY_IMMEDIATE`` is true, as 
 A job kind is a plain function registered with ``@job_task("kind")``; it receives a
 ``JobContext`` and only ids and paths (never ORM rows: a worker opens its own session). Callers
 start a job with ``submit(session, "kind", *args)`` and poll the ``Job`` row it returns the id of.
+The arguments are kept on the row (``payload``) so that the job can be queued again.
 
-Worker: ``python -m cases.store.jobs`` (or ``huey_consumer cases.jobs.huey``), with the same environment
-as the web service.
+Surviving workers (a queue hands a message out once: a worker killed mid-job takes it along):
+
+* **claim** — a worker runs a job only after moving its row from ``queued`` to ``running`` in one
+  conditional UPDATE that also counts the attempt and writes a lease (``lease_until``) and a
+  fencing token (``worker``). A second message for the same job finds the row taken and is dropped,
+  so a job never runs twice at once and a finished job never runs again.
+* **heartbeat** — while the task runs a thread renews the lease every third of its length;
+  progress, finish and fail are written only while the token still holds the lease (a worker
+  that lost it stops at its next progress call and its result is discarded).
+* **reaper** (``reap``) — run by every worker on a timer and by the daily sweep: a ``running`` job
+  whose lease expired (its worker died or hung) is put back to ``queued`` and re-enqueued, up to
+  ``JOB_MAX_ATTEMPTS`` attempts; then it is marked ``failed`` with a reason the person polling it can
+  read. A ``queued`` job whose message is missing from the queue (lost with a flushed Redis, or an
+  enqueue that failed after the commit) is enqueued again.
+
+Every job kind must therefore be idempotent: run twice, it leaves what running once leaves
+(scan pages and review items are unique per page, batch items per ``Document.request_key``).
+
+Worker: ``python -m cases.store.jobs`` (or ``huey_consumer cases.store.jobs.huey``), with the same
+environment as the web service.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
 import logging
+import os
+import socket
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cases.store.db import make_engine, make_session_factory, session_scope
@@ -39,6 +62,12 @@ _PAYLOAD_TYPES = (str, int, float, bool, type(None))
 # Modules defining job kinds, imported by the worker (python -m cases.store.jobs) before it consumes.
 JOB_MODULES = ("cases.documents.batch", "cases.returns.scans")
 
+DEFAULT_LEASE_S = 60.0
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_REAP_INTERVAL_S = 15.0
+# A queued job older than this whose message is not in the queue is enqueued again.
+DEFAULT_LOST_AFTER_S = 600.0
+
 
 @dataclass
 class _State:
@@ -46,10 +75,20 @@ class _State:
     session_factory: sessionmaker[Session] | None = None
     output_dir: Path | None = None
     wrapped: dict[str, Any] = field(default_factory=dict)
+    lease_s: float = DEFAULT_LEASE_S
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    reap_interval_s: float = DEFAULT_REAP_INTERVAL_S
+    lost_after_s: float = DEFAULT_LOST_AFTER_S
 
 
 _TASKS: dict[str, TaskFunc] = {}
 _state = _State()
+
+
+class LeaseLost(Exception):
+    """This worker no longer holds the job's lease (the reaper gave the job to another worker).
+
+    Not a BaoxueError: it never reaches a person; the task stops and its result is discarded."""
 
 
 def _setting(config, name: str, default=None):
@@ -62,7 +101,8 @@ def init_jobs(config, *, session_factory: sessionmaker[Session] | None = None) -
     """Build the Huey instance and the session factory used by job-row updates.
 
     ``config`` is a Config class/object or a mapping (Flask ``app.config``) with OUTPUT_DIR,
-    DATABASE_URL, REDIS_URL, HUEY_IMMEDIATE and optionally HUEY_NAME.
+    DATABASE_URL, REDIS_URL, HUEY_IMMEDIATE and optionally HUEY_NAME, JOB_LEASE_SECONDS,
+    JOB_MAX_ATTEMPTS, JOB_REAP_INTERVAL_SECONDS.
     """
     name = _setting(config, "HUEY_NAME") or "baoxue"
     immediate = bool(_setting(config, "HUEY_IMMEDIATE", False))
@@ -80,6 +120,10 @@ def init_jobs(config, *, session_factory: sessionmaker[Session] | None = None) -
     _state.huey = huey
     _state.session_factory = session_factory
     _state.output_dir = output_dir
+    _state.lease_s = float(_setting(config, "JOB_LEASE_SECONDS", None) or DEFAULT_LEASE_S)
+    _state.max_attempts = int(_setting(config, "JOB_MAX_ATTEMPTS", None) or DEFAULT_MAX_ATTEMPTS)
+    _state.reap_interval_s = float(_setting(config, "JOB_REAP_INTERVAL_SECONDS", None) or DEFAULT_REAP_INTERVAL_S)
+    _state.lost_after_s = float(_setting(config, "JOB_LOST_AFTER_SECONDS", None) or DEFAULT_LOST_AFTER_S)
     _state.wrapped = {}
     for kind in _TASKS:
         _wrap(kind)
@@ -97,7 +141,7 @@ def get_huey() -> Huey:
 
 
 def __getattr__(name: str):
-    # ``huey_consumer cases.jobs.huey`` looks the instance up as a module attribute.
+    # ``huey_consumer cases.store.jobs.huey`` looks the instance up as a module attribute.
     if name == "huey":
         return get_huey()
     raise AttributeError(name)
@@ -110,21 +154,29 @@ def _factory() -> sessionmaker[Session]:
 
 # ---- job rows -----------------------------------------------------------------------------------
 
-def create_job(session: Session, kind: str, total: int = 0, *, org_id: int | None = None) -> Job:
+def create_job(session: Session, kind: str, total: int = 0, *, org_id: int | None = None,
+               payload: list | None = None) -> Job:
     """Add a queued ``Job`` row to the session (the caller commits)."""
-    job = Job(id=str(uuid.uuid4()), kind=kind, total=total, org_id=org_id, status="queued")
+    job = Job(id=str(uuid.uuid4()), kind=kind, total=total, org_id=org_id, status="queued",
+              payload=list(payload or []), attempts=0)
     session.add(job)
     return job
 
 
-def _update(job_id: str, **values) -> None:
+def _update(job_id: str, token: str | None = None, **values) -> bool:
+    """Write ``values`` on the job row; with ``token``, only while that claim holds the job.
+    Returns whether the row was written."""
+    conditions = [Job.id == job_id]
+    if token is not None:
+        conditions += [Job.worker == token, Job.status == "running"]
     with session_scope(_factory()) as s:
-        job = s.get(Job, job_id)
-        if job is None:
+        res = s.execute(update(Job).where(*conditions).values(updated_at=utcnow(), **values)
+                        .execution_options(synchronize_session=False))
+        if res.rowcount == 1:
+            return True
+        if token is None or s.get(Job, job_id) is None:
             raise NotFound(f"没有任务 {job_id}", job=job_id)
-        for k, v in values.items():
-            setattr(job, k, v)
-        job.updated_at = utcnow()
+        return False
 
 
 def progress(job_id: str, done: int, *, total: int | None = None) -> None:
@@ -137,12 +189,12 @@ def progress(job_id: str, done: int, *, total: int | None = None) -> None:
 
 def finish(job_id: str, result_path: str | None = None) -> None:
     """Mark the job done, with the path of its result file if it has one."""
-    _update(job_id, status="done", result_path=result_path, error=None)
+    _update(job_id, status="done", result_path=result_path, error=None, lease_until=None)
 
 
 def fail(job_id: str, error: str) -> None:
     """Mark the job failed with a message a person can act on."""
-    _update(job_id, status="failed", error=error)
+    _update(job_id, status="failed", error=error, lease_until=None)
 
 
 def get_job(session: Session, job_id: str) -> Job:
@@ -150,6 +202,51 @@ def get_job(session: Session, job_id: str) -> Job:
     if job is None:
         raise NotFound(f"没有任务 {job_id}", job=job_id)
     return job
+
+
+# ---- claim, lease and heartbeat ---------------------------------------------------------------------
+
+def _claim(job_id: str) -> str | None:
+    """Take a queued job for this worker; the fencing token, or None when it is not queued (done,
+    failed, or running under another worker's live lease)."""
+    token = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    now = utcnow()
+    with session_scope(_factory()) as s:
+        res = s.execute(update(Job).where(Job.id == job_id, Job.status == "queued")
+                        .values(status="running", attempts=Job.attempts + 1, worker=token, updated_at=now,
+                                lease_until=now + dt.timedelta(seconds=_state.lease_s))
+                        .execution_options(synchronize_session=False))
+        return token if res.rowcount == 1 else None
+
+
+class _Heartbeat:
+    """Renews a claimed job's lease every third of its length until stopped; ``lost`` is set when
+    the row no longer carries this worker's token (the reaper gave the job away)."""
+
+    def __init__(self, job_id: str, token: str, lease_s: float):
+        self.job_id, self.token, self.lease_s = job_id, token, lease_s
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id[:8]}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                until = utcnow() + dt.timedelta(seconds=self.lease_s)
+                if not _update(self.job_id, self.token, lease_until=until):
+                    log.warning("job %s: lease lost to another worker", self.job_id)
+                    self.lost.set()
+                    return
+            except Exception:  # noqa: BLE001 - a database hiccup must not kill the heartbeat
+                log.exception("job %s: lease renewal failed; retrying", self.job_id)
 
 
 # ---- tasks ----------------------------------------------------------------------------------------
@@ -160,9 +257,17 @@ class JobContext:
 
     job_id: str
     output_dir: Path
+    token: str | None = None
 
     def progress(self, done: int, total: int | None = None) -> None:
-        progress(self.job_id, done, total=total)
+        """Record progress; raises LeaseLost when another worker has been given this job."""
+        values: dict[str, Any] = {"done": done}
+        if total is not None:
+            values["total"] = total
+        if self.token is None:
+            progress(self.job_id, done, total=total)
+        elif not _update(self.job_id, self.token, **values):
+            raise LeaseLost(self.job_id)
 
     def session(self):
         """A unit of work on the job database (``with ctx.session() as s: ...``)."""
@@ -170,7 +275,9 @@ class JobContext:
 
 
 def job_task(kind: str) -> Callable[[TaskFunc], TaskFunc]:
-    """Register ``fn(ctx: JobContext, *ids_and_paths) -> result_path | None`` as job ``kind``."""
+    """Register ``fn(ctx: JobContext, *ids_and_paths) -> result_path | None`` as job ``kind``.
+
+    The function must be idempotent (module docstring): the reaper runs it again after a crash."""
 
     def register(fn: TaskFunc) -> TaskFunc:
         _TASKS[kind] = fn
@@ -181,17 +288,34 @@ def job_task(kind: str) -> Callable[[TaskFunc], TaskFunc]:
     return register
 
 
+def kinds() -> dict[str, TaskFunc]:
+    """Every registered job kind and its task function (those of imported modules)."""
+    return dict(_TASKS)
+
+
 def _run_tracked(kind: str, job_id: str, *args) -> None:
     fn = _TASKS[kind]
-    _update(job_id, status="running")
-    ctx = JobContext(job_id=job_id, output_dir=_state.output_dir or Path("output"))
-    try:
-        result_path = fn(ctx, *args)
-    except Exception as e:
-        # Recorded on the row for the person polling it, then re-raised for Huey's log.
-        fail(job_id, f"{getattr(e, 'message', None) or e} ({type(e).__name__})")
-        raise
-    finish(job_id, result_path)
+    token = _claim(job_id)
+    if token is None:
+        log.info("job %s (%s) is not queued any more (done, failed or running elsewhere): message dropped",
+                 job_id, kind)
+        return
+    ctx = JobContext(job_id=job_id, output_dir=_state.output_dir or Path("output"), token=token)
+    with _Heartbeat(job_id, token, _state.lease_s) as beat:
+        try:
+            result_path = fn(ctx, *args)
+        except LeaseLost:
+            log.warning("job %s (%s): stopped, another worker has it", job_id, kind)
+            return
+        except Exception as e:
+            # Recorded on the row for the person polling it, then re-raised for Huey's log.
+            if not _update(job_id, token, status="failed", lease_until=None,
+                           error=f"{getattr(e, 'message', None) or e} ({type(e).__name__})"):
+                log.warning("job %s failed after losing its lease: %s", job_id, e)
+            raise
+    if beat.lost.is_set() or not _update(job_id, token, status="done", result_path=result_path, error=None,
+                                         lease_until=None):
+        log.warning("job %s (%s) finished after losing its lease: result discarded", job_id, kind)
 
 
 def _wrap(kind: str):
@@ -205,6 +329,12 @@ def _wrap(kind: str):
     task = huey.task(name=f"job_{kind}")(run)
     _state.wrapped[kind] = task
     return task
+
+
+def _enqueue(kind: str, job_id: str, payload: list) -> None:
+    get_huey()
+    task = _state.wrapped.get(kind) or _wrap(kind)
+    task(job_id, *payload)
 
 
 def submit(session: Session, kind: str, *args, total: int = 0, org_id: int | None = None) -> str:
@@ -221,12 +351,94 @@ def submit(session: Session, kind: str, *args, total: int = 0, org_id: int | Non
         if not isinstance(a, _PAYLOAD_TYPES):
             raise TypeError(f"job payloads carry ids and paths, not {type(a).__name__}")
         payload.append(a)
-    job = create_job(session, kind, total, org_id=org_id)
+    job = create_job(session, kind, total, org_id=org_id, payload=payload)
     session.commit()
-    get_huey()
-    task = _state.wrapped.get(kind) or _wrap(kind)
-    task(job.id, *payload)
+    _enqueue(kind, job.id, payload)
     return job.id
+
+
+# ---- the reaper --------------------------------------------------------------------------------------
+
+def gave_up_message(attempts: int) -> str:
+    """What a person reads on a job the reaper stopped retrying."""
+    return (f"后台任务在处理中断了{attempts}次（工作进程退出或失去联系），已停止重试。"
+            "上传的文件已保存，请稍后重新提交；如仍失败，请联系管理员查看工作进程日志")
+
+
+def reap(session_factory: sessionmaker[Session] | None = None, *, now: dt.datetime | None = None) -> dict:
+    """Requeue (or, after ``JOB_MAX_ATTEMPTS``, fail) every running job whose lease expired, and
+    enqueue again the queued jobs whose message is lost. Safe to run from several processes at
+    once: each change is a conditional UPDATE, and a duplicate message is dropped by the claim.
+    Returns {"requeued": [...], "failed": [...], "resent": [...]} (job ids)."""
+    factory = session_factory or _factory()
+    now = now or utcnow()
+    lease = dt.timedelta(seconds=_state.lease_s)
+    expired = or_(Job.lease_until < now, and_(Job.lease_until.is_(None), Job.updated_at < now - lease))
+    out: dict[str, list[str]] = {"requeued": [], "failed": [], "resent": []}
+    with factory() as s:
+        stale = s.execute(select(Job.id, Job.kind, Job.attempts, Job.payload)
+                          .where(Job.status == "running", expired)).all()
+    for job_id, kind, attempts, payload in stale:
+        attempts = int(attempts or 0)
+        if attempts >= _state.max_attempts:
+            values = {"status": "failed", "error": gave_up_message(attempts), "lease_until": None}
+        else:
+            values = {"status": "queued", "worker": None, "lease_until": None}
+        with session_scope(factory) as s:
+            res = s.execute(update(Job).where(Job.id == job_id, Job.status == "running", Job.attempts == attempts,
+                                              expired)
+                            .values(updated_at=now, **values).execution_options(synchronize_session=False))
+            taken = res.rowcount == 1
+        if not taken:
+            continue  # renewed meanwhile, or another reaper was first
+        if values["status"] == "failed":
+            log.error("job %s (%s): lease expired after %d attempts; marked failed", job_id, kind, attempts)
+            out["failed"].append(job_id)
+        else:
+            log.warning("job %s (%s): lease expired (attempt %d); queued again", job_id, kind, attempts)
+            _enqueue(kind, job_id, list(payload or []))
+            out["requeued"].append(job_id)
+    out["resent"] = _resend_lost(factory, now)
+    return out
+
+
+def _resend_lost(factory: sessionmaker[Session], now: dt.datetime) -> list[str]:
+    huey = get_huey()
+    if huey.immediate:
+        return []
+    cutoff = now - dt.timedelta(seconds=_state.lost_after_s)
+    with factory() as s:
+        old = s.execute(select(Job.id, Job.kind, Job.payload).where(Job.status == "queued", Job.updated_at < cutoff)
+                        ).all()
+    if not old:
+        return []
+    pending = {t.args[0] for t in huey.pending() if t.args}
+    resent = []
+    for job_id, kind, payload in old:
+        if job_id in pending:
+            continue
+        with session_scope(factory) as s:
+            res = s.execute(update(Job).where(Job.id == job_id, Job.status == "queued", Job.updated_at < cutoff)
+                            .values(updated_at=now).execution_options(synchronize_session=False))
+        if res.rowcount == 1:
+            log.warning("job %s (%s): queued but not in the queue; enqueued again", job_id, kind)
+            _enqueue(kind, job_id, list(payload or []))
+            resent.append(job_id)
+    return resent
+
+
+def run_reaper(stop: threading.Event, interval_s: float | None = None) -> None:
+    """Reap every ``interval_s`` seconds until ``stop`` is set (the worker runs this on a thread)."""
+    interval = interval_s or _state.reap_interval_s
+    while True:
+        try:
+            found = reap()
+            if any(found.values()):
+                log.info("reaper: %s", found)
+        except Exception:  # noqa: BLE001 - the reaper must outlive a database hiccup
+            log.exception("reaper run failed; trying again in %.0f s", interval)
+        if stop.wait(interval):
+            return
 
 
 # ---- built-in job: verify the stored uploads against their hashes -------------------------------------
@@ -252,12 +464,12 @@ def verify_store(ctx: JobContext, store_root: str) -> str:
     return str(out)
 
 
-def main() -> None:  # pragma: no cover - exercised by running a worker
-    """Run a consumer for the configured queue (``python -m cases.store.jobs``)."""
+def main() -> None:  # pragma: no cover - exercised by running a worker (tests/test_worker_kill.py)
+    """Run a consumer for the configured queue (``python -m cases.store.jobs``), with the reaper."""
     from cases.store.services import Services, register
     from config import Config
 
-    logging.basicConfig(level=logging.INFO)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     huey = init_jobs(Config)
     # The job kinds find the store, secrets and converter settings through the one registry.
     register(Services.from_config({k: getattr(Config, k) for k in dir(Config) if k.isupper()},
@@ -265,7 +477,12 @@ def main() -> None:  # pragma: no cover - exercised by running a worker
     # Modules that register more job kinds with @job_task must be imported before consuming.
     for module in (*JOB_MODULES, *getattr(Config, "JOB_MODULES", ())):
         importlib.import_module(module)
-    huey.create_consumer(workers=2, worker_type="thread").run()
+    stop = threading.Event()
+    threading.Thread(target=run_reaper, args=(stop,), name="job-reaper", daemon=True).start()
+    try:
+        huey.create_consumer(workers=int(getattr(Config, "JOB_WORKERS", 2)), worker_type="thread").run()
+    finally:
+        stop.set()
 
 
 if __name__ == "__main__":  # pragma: no cover

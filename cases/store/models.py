@@ -335,6 +335,9 @@ class Document(OrgScoped, Base):
     geometry: Mapped[dict | None] = mapped_column(JSON)
     created_by: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Set by a caller that may ask twice (a batch job item "job:<id>:<n>" run again after a crash):
+    # the second request gets the first document instead of a second number.
+    request_key: Mapped[str | None] = mapped_column(String(80), unique=True)
 
     case: Mapped[Case | None] = relationship()
 
@@ -357,7 +360,8 @@ class Upload(OrgScoped, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
-    original_filename: Mapped[str] = mapped_column(String(255))
+    # As the user named it, any length and script (the stored file is named by its hash).
+    original_filename: Mapped[str] = mapped_column(Text)
     size: Mapped[int] = mapped_column(Integer)
     mime: Mapped[str | None] = mapped_column(String(100))
     stored_path: Mapped[str] = mapped_column(String(255))  # relative to the store root
@@ -401,10 +405,17 @@ class Job(Base):
     total: Mapped[int] = mapped_column(Integer, default=0)
     result_path: Mapped[str | None] = mapped_column(String(255))
     error: Mapped[str | None] = mapped_column(Text)
+    # The task's ids and paths, kept so that the reaper can queue the job again.
+    payload: Mapped[list] = mapped_column(JSON, default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Lease of the worker running it (renewed by its heartbeat) and that worker's fencing token.
+    lease_until: Mapped[dt.datetime | None] = mapped_column()
+    worker: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (CheckConstraint(f"status IN ({in_list(JOB_STATUSES)})", name="status"),)
+    __table_args__ = (CheckConstraint(f"status IN ({in_list(JOB_STATUSES)})", name="status"),
+                      Index("ix_jobs_status_lease", "status", "lease_until"))
 
 
 class NumberSequence(Base):
@@ -416,6 +427,21 @@ class NumberSequence(Base):
     family: Mapped[str] = mapped_column(String(60), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReleasedNumber(Base):
+    """A number given back by a request whose rendering failed after it had reserved it (and that
+    could not simply be handed back because a later number was taken meanwhile). The next
+    reservation of the series takes it first, so the series stays gapless and no number that
+    reached paper is ever reused (cases.store.numbering)."""
+
+    __tablename__ = "released_numbers"
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"), primary_key=True)
+    family: Mapped[str] = mapped_column(String(60), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    released_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class AuditLog(Base):

@@ -50,10 +50,11 @@ from parsers.scan.readings import (
     issued_value,
     resolve_field,
 )
+from parsers.scan.split import split_all, split_pages
 
 __all__ = [
     "DEFAULT_THRESHOLD", "BoxWriting", "FieldReading", "PageIdentity", "PageReading", "ReadContext",
     "ReferencePages", "box_writing", "boxed_text", "compare_ink", "identify_page", "interpret_hand",
     "issued_value", "match_name", "merge_readings", "parse_hand_date", "png_bytes", "read_page",
-    "resolve_field", "single_digit", "tick_boxes_from_pdf",
+    "resolve_field", "single_digit", "split_all", "split_pages", "tick_boxes_from_pdf",
 ]

@@ -16,7 +16,7 @@ from forms.spec import Field, Kind
 from parsers import marks
 from parsers.images import ink_mask, to_gray
 from parsers.ocr import OcrEngine, OcrFailed, OcrText
-from parsers.scan.readings import CONFIRM_KINDS, FieldReading, ReadContext, jsonable, recognize
+from parsers.scan.readings import CONFIRM_KINDS, FieldReading, ReadContext, jsonable, norm_text, recognize
 
 log = logging.getLogger(__name__)
 
@@ -114,20 +114,42 @@ def match_name(text: str, people: Sequence[str]) -> tuple[str | None, str]:
     return None, ""
 
 
+# Characters a recogniser puts where it saw ink it could not read (a lost 一 came back as "_"):
+# a value holding one is not a confident reading whatever the engine's score.
+PLACEHOLDERS = re.compile(r"[_＿|/\\?？*□■○●◇◆△▲…]")
+# Kinds whose handwriting is Chinese text: Latin letters in them are misreadings too.
+CJK_KINDS = (Kind.TEXT, Kind.NAME)
+# The written line's width against what the value read would take (CJK characters about square,
+# digits and Latin about half as wide): outside this band a character was dropped or invented.
+WIDTH_BAND = (0.62, 1.6)
+
+
 def read_hand(path: str, f: Field, got: OcrText, crop: np.ndarray, fallback: OcrEngine | None,
-               ctx: ReadContext, common: dict) -> FieldReading:
+              ctx: ReadContext, common: dict) -> FieldReading:
+    """A value written freely in its cell. Accepted without a person only on independent evidence
+    that agrees (``corroborate``): the second recogniser reading the same value, or validation that
+    cannot pass by chance (the ID number's check digit, a name that is exactly one of the case's
+    people), with no placeholder character in it and as many characters as the ink holds."""
     value, conf, status, reason = interpret_hand(f, got, ctx)
-    if (status != "read" or conf < ctx.threshold) and fallback is not None:
+    other, second = None, None
+    if fallback is not None:
         try:
             other = recognize(fallback, crop)
         except OcrFailed as e:
-            log.warning("fallback OCR failed on %s: %s", path, e.message)
+            log.warning("second OCR failed on %s: %s", path, e.message)
         else:
-            v2 = interpret_hand(f, other, ctx)
-            if v2[2] == "read" and (status != "read" or v2[1] > conf):
-                value, conf, status, reason = v2
-                got = other
+            second = interpret_hand(f, other, ctx)
+            if second[2] == "read" and status != "read":
+                # the first engine's reading failed validation: the second one's is the proposal,
+                # and nothing agrees with it
+                value, conf, status, reason = second
+                got, other, second = other, got, (value, conf, status, reason)
+                second = interpret_hand(f, other, ctx)
     confirm = (f.confirm or f.kind in CONFIRM_KINDS) and value is not None
+    doubt = corroborate(f, value, got, other, second, crop, ctx) if status == "read" else ""
+    if doubt:
+        conf = min(conf, 0.6)
+        status, reason = "low", doubt
     review = status != "read" or conf < ctx.threshold or confirm
     if confirm and not reason:
         reason = confirm_reason(f)
@@ -135,6 +157,65 @@ def read_hand(path: str, f: Field, got: OcrText, crop: np.ndarray, fallback: Ocr
         reason = f"识别把握不足（{conf:.2f}）"
     return FieldReading(path, f.kind.value, "hand", status if status != "read" or conf >= ctx.threshold else "low",
                         jsonable(value), got.text, conf, review, reason, confirm=confirm, **common)
+
+
+def _shown(f: Field, text: str) -> str:
+    return v.mask_id(text) if f.kind == Kind.ID_NUMBER else text
+
+
+def corroborate(f: Field, value: Any, got: OcrText, other: OcrText | None, second, crop: np.ndarray,
+                ctx: ReadContext) -> str:
+    """Why a validated handwritten reading cannot be accepted without a person ("" when it can)."""
+    text = got.text.strip()
+    if PLACEHOLDERS.search(text) or (f.kind in CJK_KINDS and re.search(r"[A-Za-z]", text)):
+        return f"识别结果“{_shown(f, text)}”含有占位或异常字符，可能漏读了字，请核对"
+    if f.kind not in (Kind.ID_NUMBER, Kind.INT, Kind.PHONE) and not _width_agrees(text, crop):
+        return f"识别出{len(norm_text(text))}个字，与格内笔迹的长度不符，可能漏读或多读了字，请核对"
+    # validation that a misreading cannot pass by chance
+    if f.kind == Kind.ID_NUMBER:
+        return ""
+    if f.kind == Kind.NAME and value in ctx.people and norm_text(text) == value:
+        return ""
+    if second is None:
+        # a field a person confirms anyway keeps its plain "confirm" reason
+        if f.confirm or f.kind in CONFIRM_KINDS:
+            return ""
+        return "只有一个识别引擎读出结果，无法交叉核对，请核对"
+    if second[2] != "read" or jsonable(second[0]) != jsonable(value):
+        return (f"两个识别引擎读法不一致（“{_shown(f, text)}”/“{_shown(f, other.text.strip() if other else '')}”），"
+                "请核对")
+    return ""
+
+
+def _width_agrees(text: str, crop: np.ndarray) -> bool:
+    """Does the written ink's extent fit the number of characters read? Characters are about as
+    wide as the line is high (digits and Latin letters about half that)."""
+    import cv2
+
+    t = norm_text(text)
+    if not t:
+        return False
+    ink = ink_mask(to_gray(crop), contrast=0.7)
+    # only borders that run (nearly) across the cell go: an upright stroke of a 1 or 丨 stays
+    ink = marks.remove_lines(ink, tall=max(15, int(0.8 * ink.shape[0])))
+    ink = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    ys, xs = np.nonzero(ink)
+    if len(xs) < 10:
+        return True  # nothing to measure against
+    rows = ink.any(axis=1)
+    # the line's height: the tallest run of inked rows (a second line of writing is not counted)
+    runs, cur = [], 0
+    for r in rows:
+        cur = cur + 1 if r else 0
+        runs.append(cur)
+    height = max(runs)
+    if height < 6:
+        return True
+    want = sum(0.55 if c.isascii() else 1.0 for c in t) * height
+    lines = max(1, int(round((ys.max() - ys.min() + 1) / (1.25 * height))))
+    width = (xs.max() - xs.min() + 1) * lines
+    lo, hi = WIDTH_BAND
+    return lo <= width / max(want, 1.0) <= hi
 
 
 def confirm_reason(f: Field) -> str:

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from forms import identity as ident
 from forms.errors import TamperedDocument, UnsupportedInput
 from parsers.images import PageImage, rotate_quarter
@@ -77,33 +79,56 @@ def identify_page(page: PageImage, *, secret: str, engine: OcrEngine | None = No
     return PageIdentity(page.index, "unidentified", reason=reason)
 
 
-def _identify_by_ocr(page: PageImage, engine: OcrEngine) -> PageIdentity | None:
-    """Detector + recogniser on the top third of the page (both ways up): the id caption printed
-    under the QR square, else the document number."""
+_FOOTER_RE = re.compile(r"第\s*(\d{1,3})\s*页\s*[,，]?\s*共\s*(\d{1,3})\s*页")
+
+
+def _ocr_strip(page: PageImage, strip: np.ndarray, engine: OcrEngine) -> str | None:
+    """Detector + recogniser on a strip of the page; low-resolution pages (a 120-dpi fax) are
+    enlarged to about 200 dpi first, large ones reduced to 1400 px. None when OCR failed."""
     import cv2
 
+    scale = min(1.0, 1400 / max(strip.shape[:2]))
+    if page.dpi and page.dpi < 170:
+        scale = min(200.0 / page.dpi, 1.8)
+    if scale != 1.0:
+        strip = cv2.resize(strip, None, fx=scale, fy=scale,
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    try:
+        return " ".join(b.text for b in engine.recognize_page(strip))
+    except OcrFailed as e:
+        log.warning("identification OCR failed on %s: %s", page.label, e.message)
+        return None
+
+
+def _identify_by_ocr(page: PageImage, engine: OcrEngine) -> PageIdentity | None:
+    """Detector + recogniser on the top third of the page (both ways up): the id caption printed
+    under the QR square, else the document number; the page caption at the foot ("第 2 页 共 5
+    页") gives the page of a page identified by its number, and is checked against the caption's."""
     for rotation in (0, 180):
         upright = rotate_quarter(page.pixels, rotation)
-        top = upright[: max(1, upright.shape[0] // 3)]
-        scale = min(1.0, 1400 / max(top.shape[:2]))
-        if scale < 1.0:
-            top = cv2.resize(top, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        try:
-            boxes = engine.recognize_page(top)
-        except OcrFailed as e:
-            log.warning("identification OCR failed on %s: %s", page.label, e.message)
+        text = _ocr_strip(page, upright[: max(1, upright.shape[0] // 3)], engine)
+        if text is None:
             return None
-        text = " ".join(b.text for b in boxes)
         compact = re.sub(r"\s+", "", text)
         m = _DOC_ID_RE.search(text.upper()) or _DOC_ID_RE.search(compact.upper())
+        number = _NUMBER_RE.search(compact)
+        if not m and not number:
+            continue
+        foot = _ocr_strip(page, upright[int(upright.shape[0] * 0.88):], engine) or ""
+        f = _FOOTER_RE.search(re.sub(r"\s+", "", foot))
+        page_no, pages = (int(f.group(1)), int(f.group(2))) if f and 0 < int(f.group(1)) <= int(f.group(2)) \
+            else (0, 0)
         if m:
-            return PageIdentity(page.index, "identified", m.group(1), page_no=int(m.group(2)),
-                                pages=int(m.group(3)), method="ocr_doc_id", rotation=rotation,
-                                reason="二维码不可读，按印刷的文书标识识别")
-        m = _NUMBER_RE.search(compact)
-        if m:
-            number = m.group(1).replace("[", "〔").replace("]", "〕").replace("(", "〔").replace(")", "〕")
-            number = number.replace("（", "〔").replace("）", "〕")
-            return PageIdentity(page.index, "identified", method="ocr_number", doc_number=number,
-                                rotation=rotation, reason="二维码不可读，按印刷的文号识别")
+            caption = (int(m.group(2)), int(m.group(3)))
+            if page_no and caption != (page_no, pages):
+                return PageIdentity(page.index, "unidentified", reason=(
+                    f"二维码不可读；印刷的文书标识读作第{caption[0]}/{caption[1]}页，页脚却是第{page_no}页共{pages}页，"
+                    "请人工指定"))
+            return PageIdentity(page.index, "identified", m.group(1), page_no=caption[0], pages=caption[1],
+                                method="ocr_doc_id", rotation=rotation, reason="二维码不可读，按印刷的文书标识识别")
+        text_no = number.group(1).replace("[", "〔").replace("]", "〕").replace("(", "〔").replace(")", "〕")
+        text_no = text_no.replace("（", "〔").replace("）", "〕")
+        return PageIdentity(page.index, "identified", method="ocr_number", doc_number=text_no, page_no=page_no,
+                            pages=pages, rotation=rotation,
+                            reason="二维码不可读，按印刷的文号" + ("和页脚页码识别" if page_no else "识别"))
     return None

@@ -38,6 +38,7 @@ from parsers.scan.readings import (
     recognize,
     resolve_field,
 )
+from parsers.scan.ticks import tick_evidence
 
 log = logging.getLogger(__name__)
 
@@ -244,16 +245,23 @@ def _read_ticks(path: str, f: Field, aligned, boxes: Sequence[BBox], issued: Any
     if len(boxes) != len(options):
         return FieldReading(path, f.kind.value, "tick", "ambiguous", None, "", 0.0, True,
                             f"找到{len(boxes)}个勾选框，应有{len(options)}个", **common)
-    states = []
-    for b in boxes:
-        crop = aligned.crop(b, pad_pt=1.2)
-        states.append(marks.tick_state(crop))
+    if ctx.reference is not None:
+        # Writing is what the issued page does not show: a tick reaching far outside its box, or a
+        # ring round the box and label, is seen; "empty" only with no writing in or near the box.
+        found = tick_evidence(aligned, boxes, dpi=aligned.dpi, reference=ctx.reference, page_no=common["page_no"])
+        states = [marks.Mark(e.state, e.inside, 0.97 if e.state != marks.AMBIGUOUS else 0.3,
+                             "" if e.state != marks.AMBIGUOUS else
+                             ("框外有笔迹（圈选、勾出框外或写在旁边）" if e.near > e.inside else "框内笔迹很少"))
+                  for e in found]
+    else:
+        states = [marks.tick_state(aligned.crop(b, pad_pt=1.2)) for b in boxes]
     ticked = [code for code, m in zip(options, states, strict=True) if m.state == marks.TICKED]
     conf = min(m.confidence for m in states)
     text = ",".join(f"{code}:{m.state}" for code, m in zip(options, states, strict=True))
     if any(m.state == marks.AMBIGUOUS for m in states):
+        why = next((m.reason for m in states if m.state == marks.AMBIGUOUS and m.reason), "")
         return FieldReading(path, f.kind.value, "tick", "ambiguous", None, text, conf, True,
-                            "勾选不清（笔迹浅或只勾了一部分），须人工判断", **common)
+                            f"勾选不清（{why or '笔迹浅或只勾了一部分'}），须人工判断", **common)
     if f.kind == Kind.BOOL:
         value = (True if ticked == ["Y"] else False if ticked == ["N"] else None) if not f.compact \
             else (True if ticked else None)
