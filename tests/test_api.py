@@ -43,7 +43,7 @@ def test_forms_list_every_spec_with_variants(client):
     assert len(forms["responsibility"]["variants"]) == 8
     idn = next(f for f in forms["dropout_report"]["fields"] if f["name"] == "student_id_number")
     assert idn == {"name": "student_id_number", "label": "身份证号", "kind": "id_number", "required": True,
-                   "filled": "input"}
+                   "filled": "input", "format": "18位居民身份证号（GB 11643，末位为校验码）"}
 
 
 def test_openapi_document_describes_endpoints_and_forms(client):
