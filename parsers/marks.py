@@ -159,6 +159,20 @@ def _red_mask(crop: np.ndarray) -> np.ndarray:
     return ((hue <= 10) | (hue >= 160)) & (sat >= 80) & (val >= 70)
 
 
+def without_red(crop: np.ndarray) -> np.ndarray:
+    """``crop`` with seal-red pixels made paper-white: black print under a translucent seal stays
+    dark (and so stays), the seal's own ink goes."""
+    out = crop.copy()
+    red = _red_mask(crop) & (to_gray(crop) >= 70)
+    out[red] = paper_colour(crop).astype(np.uint8)
+    return out
+
+
+def red_extent_mm(crop: np.ndarray, dpi: float) -> float:
+    """Diameter (mm) of the red impression in ``crop`` (its pieces within a seal's size joined)."""
+    return _red_blob(crop, dpi, reach_mm=SEAL_MAX_MM)[1]
+
+
 def is_colour(image: np.ndarray) -> bool:
     """Does the scan carry colour at all? Decide on the whole page (a seal zone without a seal is
     colourless even on a colour scan) and pass the answer to ``seal_present``."""

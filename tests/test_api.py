@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from cases.store.models import AuditLog, Document, NumberSequence, Org, Pupil, Upload, to_json
 from forms import validators as v
+from tests.conftest import client_for
 from tests.samples_data import sample_input
 
 
@@ -121,12 +122,12 @@ def test_render_pdf_has_qr_identity_and_geometry(client, app_session, school):
     assert "student_name" in page1["fields"]
 
 
-def test_twenty_concurrent_renders_get_twenty_distinct_numbers(app, school):
+def test_twenty_concurrent_renders_get_twenty_distinct_numbers(app, school, root_token):
     results, errors = [], []
     data = to_json(sample_input("dropout_report"))
 
     def one():
-        with app.test_client() as c:
+        with client_for(app, root_token) as c:
             r = c.post("/api/v1/documents", json={"form": "dropout_report", "issuer_id": school,
                                                    "format": "docx", "data": data})
             (results if r.status_code == 201 else errors).append(r.get_json())
@@ -163,9 +164,14 @@ def test_pupil_create_validates_and_lists_masked(client, demo, app_session):
     body = r.get_json()
     assert body["id_number"] == good[:6] + "********" + good[-4:]
     assert body["guardians"][0]["name"] == "李大山"
-    full = client.get(f"/api/v1/pupils/{body['id']}?unmask=1").get_json()
+    r = client.get(f"/api/v1/pupils/{body['id']}?unmask=1")  # a reason is required
+    assert r.status_code == 422 and "reason" in r.get_json()["fields"]
+    full = client.get(f"/api/v1/pupils/{body['id']}?unmask=1&reason=核对学籍").get_json()
     assert full["id_number"] == good
-    assert app_session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "pupil.unmask")) == 1
+    app_session.expire_all()
+    entry = app_session.scalars(select(AuditLog).where(AuditLog.action == "unmask")).one()
+    assert (entry.who, entry.target) == ("root", f"pupil:{body['id']}")
+    assert entry.after == {"reason": "核对学籍", "records": 1}
 
 
 def test_lists_are_scoped_to_the_callers_subtree(client, demo, app_session):

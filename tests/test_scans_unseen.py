@@ -196,3 +196,35 @@ def test_tesseract_timeout_is_tried_again(monkeypatch):
         eng.recognize_page(np.full((50, 50, 3), 255, np.uint8))
     assert calls == [1, 2] and "tried again" in e.value.message
     assert math.isclose(eng.timeout, 1)
+
+
+def _stamp(pixels: np.ndarray, centre_pt, colour=(205, 35, 45)) -> np.ndarray:
+    """A translucent red 42 mm seal (ring and star) stamped at ``centre_pt``."""
+    s = 200 / 72
+    layer = np.zeros(pixels.shape[:2], np.float32)
+    cx, cy = int(centre_pt[0] * s), int(centre_pt[1] * s)
+    r = int(21 * 200 / 25.4)
+    cv2.circle(layer, (cx, cy), r, 1.0, 9)
+    star = np.array([(cx + 0.3 * r * math.cos(a), cy + 0.3 * r * math.sin(a))
+                     for a in [(-90 + 144 * k) * math.pi / 180 for k in range(5)]], np.int32)
+    cv2.fillPoly(layer, [star], 1.0)
+    cv2.line(layer, (cx - r, cy - int(0.55 * r)), (cx + r, cy - int(0.55 * r)), 1.0, 6)  # a band of seal text
+    a = (layer * 0.85)[..., None]
+    ink = np.array(colour, np.float32) / 255.0
+    return np.clip(pixels.astype(np.float32) * (1 - a + a * ink), 0, 255).astype(np.uint8)
+
+
+def test_seal_over_printed_value_is_not_a_change():
+    """The township's seal stamped over its printed name: the print under it is unchanged (the old
+    reader flagged 东河镇人民政府 → 东河镇人民政府人 as a possible alteration)."""
+    seal_page = 4
+    x0, y0, x1, y1 = _issued()[1]["pages"][seal_page - 1]["fields"]["issuer_name"]["bbox"]
+    stamped = _stamp(_raster(seal_page), ((x0 + x1) / 2 + 40, y1 + 10))
+    got = _read(stamped, seal_page)
+    r = got["issuer_name"]
+    assert (r.status, r.needs_review) == ("match", False), r.reason
+    assert got["issuer_seal"].value is not False  # present or for a person, never "absent"
+    # a black character printed over the value under the seal is still a change
+    forged = mk.tamper_last_char(stamped, (x0, y0, x1, y1), 200.0, "入")
+    r = _read(forged, seal_page)["issuer_name"]
+    assert r.needs_review and r.status == "mismatch"

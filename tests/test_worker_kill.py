@@ -21,7 +21,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from cases.accounts.service import cheap_hasher, create_token, create_user
 from cases.store.db import normalise_url
+from tests.conftest import client_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "samples" / "scans"
@@ -116,7 +118,11 @@ def test_worker_killed_mid_scan_job_finishes_exactly_once(db_url, tmp_path, queu
         session.commit()
         org_id = _issued_notice(session, services.store)
         form = {"org_id": str(org_id), "file": (io.BytesIO(_tiff()), "s.tiff")}
-        r = app.test_client().post("/api/v1/scans", data=form, content_type="multipart/form-data")
+        clerk = create_user(session, username="clerk", display_name="clerk", org_id=org_id, roles=["school_clerk"],
+                            password="Test-passw0rd", hasher=cheap_hasher(), by="test")
+        token = create_token(session, clerk, name="test", expires_days=None, by="test").token
+        session.commit()
+        r = client_for(app, token).post("/api/v1/scans", data=form, content_type="multipart/form-data")
         assert r.status_code == 202, r.get_json()
         job_id, upload_id = r.get_json()["job_id"], r.get_json()["upload_id"]
         assert _job(session, job_id).status == "queued"

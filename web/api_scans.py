@@ -24,6 +24,7 @@ from cases.returns.models import ReviewItem, ScanPage
 from cases.store.models import Org
 from forms.errors import NotFound, ValidationFailed
 from web.api import check_scope, current_user, db, scope_org, services, uploaded_file
+from web.auth import authorize_row, requires
 
 blp = Blueprint("scans", __name__, url_prefix="/api/v1", description="扫描件与照片识别、人工复核")
 
@@ -56,6 +57,7 @@ def _page_json(p: ScanPage) -> dict:
 
 
 @blp.route("/scans", methods=["POST"])
+@requires("upload.create")
 def upload_scan():
     """Upload a scan or photo (PNG, JPEG, TIFF, image-only PDF; many pages of several documents in
     any order and rotation). Answers 202 with the job id at once; the file is stored first."""
@@ -68,6 +70,7 @@ def upload_scan():
 
 
 @blp.route("/scans/<int:upload_id>")
+@requires("upload.read")
 def scan_outcome(upload_id: int):
     """Per-page outcome of a scan upload: identified document, status, reason, fields read."""
     session = db()
@@ -78,12 +81,14 @@ def scan_outcome(upload_id: int):
 
 
 @blp.route("/scans/unidentified")
+@requires("review.read")
 def unidentified_pages():
     """Pages no document could be found for, with the reason, for a person to assign."""
     return {"items": [_page_json(p) for p in scans.list_unidentified(db(), scope_org())]}
 
 
 @blp.route("/scans/pages/<int:page_id>/assign", methods=["POST"])
+@requires("review.decide")
 @blp.arguments(AssignIn)
 def assign_page(body, page_id: int):
     """Say which document and page an unidentified page is; it is then read like the others."""
@@ -98,6 +103,7 @@ def assign_page(body, page_id: int):
 
 
 @blp.route("/review")
+@requires("review.read")
 def review_list():
     """Review queue: ``org_id`` (default: the caller's scope), ``status`` (open, accepted,
     corrected, rejected, all)."""
@@ -119,11 +125,12 @@ def _item(item_id: int) -> ReviewItem:
     it = db().get(ReviewItem, item_id)
     if it is None:
         raise NotFound(f"复核项 {item_id} 不存在")
-    check_scope(it.org_id)
+    authorize_row(it)
     return it
 
 
 @blp.route("/review/<int:item_id>/crop.png")
+@requires("review.read")
 def review_crop(item_id: int):
     """The image region the value was read from."""
     it = _item(item_id)
@@ -134,6 +141,7 @@ def review_crop(item_id: int):
 
 
 @blp.route("/review/<int:item_id>", methods=["POST"])
+@requires("review.decide")
 @blp.arguments(DecisionIn)
 def review_decide(body, item_id: int):
     """Accept the proposed value, correct it, or reject it; records who and when. When the last
@@ -145,6 +153,7 @@ def review_decide(body, item_id: int):
 
 
 @blp.route("/returns")
+@requires("document.read")
 def returns_count():
     """"N of M returned": ``form``, ``issuer_id``, optional ``year`` and ``variant``."""
     args = request.args

@@ -117,9 +117,21 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
             if ctx.reference is not None:
                 pad = 0.8 if is_text else 0.0
                 margin = int(round(INK_SEARCH_PT * dpi / 72.0))
-                ink = compare_ink(aligned.crop(zone, pad_pt=pad + INK_SEARCH_PT),
-                                  ctx.reference.crop(identity.page_no, zone, pad_pt=pad), margin_px=margin)
+                scan_crop = aligned.crop(zone, pad_pt=pad + INK_SEARCH_PT)
+                ref_crop = ctx.reference.crop(identity.page_no, zone, pad_pt=pad)
+                ink = compare_ink(scan_crop, ref_crop, margin_px=margin)
                 ink_scores.append(ink.score)
+                sealed = ink.score >= INK_SURE and colour and _under_seal(aligned, zone, dpi)
+                if sealed:
+                    # a seal stamped over the value: compared again without the seal's red
+                    ink = compare_ink(marks.without_red(scan_crop), ref_crop, margin_px=margin)
+                if sealed and ink.score < INK_SURE:
+                    readings[path] = FieldReading(
+                        path, f.kind.value, "printed", "match", jsonable(issued), "",
+                        round(max(0.9, 1.0 - ink.score / 4), 4), False,
+                        f"印章压在印刷文字上；去掉印章的红色后与签发的 PDF 逐笔比对一致（差异{ink.score:.2f}）",
+                        **common)
+                    continue
                 if ink.score < INK_SURE:
                     readings[path] = FieldReading(
                         path, f.kind.value, "printed", "match", jsonable(issued), "",
@@ -168,6 +180,13 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
             readings[path] = read_hand(path, f, got, crop, fallback, ctx, common)
     return PageReading(identity, geo.get("part"), readings, crops, aligned.method, aligned.residual_px,
                        time.perf_counter() - start)
+
+
+def _under_seal(aligned, zone: BBox, dpi: float) -> bool:
+    """Is there a seal-sized red impression over ``zone`` (judged on the zone and 20 mm round it)?"""
+    pad = 20 * 72 / 25.4
+    return marks.seal_present(aligned.crop(zone, pad_pt=pad), dpi=dpi, colour=True).state != marks.ABSENT \
+        and marks.red_extent_mm(aligned.crop(zone, pad_pt=pad), dpi) >= 15.0
 
 
 def _check_printed(path: str, f: Field, issued: Any, got: OcrText, crop: np.ndarray,
