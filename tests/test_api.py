@@ -44,7 +44,7 @@ def test_forms_list_every_spec_with_variants(client):
     assert len(forms["responsibility"]["variants"]) == 8
     idn = next(f for f in forms["dropout_report"]["fields"] if f["name"] == "student_id_number")
     assert idn == {"name": "student_id_number", "label": "身份证号", "kind": "id_number", "required": True,
-                   "filled": "input"}
+                   "filled": "input", "format": "18位居民身份证号（GB 11643，末位为校验码）"}
 
 
 def test_openapi_document_describes_endpoints_and_forms(client):
@@ -349,3 +349,21 @@ def test_batch_with_bad_common_data_is_refused_before_any_number(client, demo, a
     assert r.status_code == 422
     assert any(k.endswith(".party_a_person") for k in r.get_json()["fields"])
     assert _count(app_session, Document) == before
+
+
+def test_form_detail_reports_limits_and_a_long_value_is_refused_with_the_limit(client, school):
+    got = client.get("/api/v1/forms/guardian_notice").get_json()
+    fields = {f["name"]: f for f in got["fields"]}
+    assert fields["issuer_name"]["max_length"] == 40
+    assert fields["guardian_name"]["max_length"] == 20 and "间隔号" in fields["guardian_name"]["format"]
+    assert "18位" in fields["student_id_number"]["format"]
+    rows = {f["name"]: f for f in client.get("/api/v1/forms/handover").get_json()["fields"]}["pupils"]["columns"]
+    assert {c["name"]: c.get("max_length") for c in rows}["hukou_place"] == 24
+    from tests.samples_data import sample_input
+
+    data = sample_input("guardian_notice", "xianqi")
+    data["issuer_name"] = "城" * 41
+    resp = client.post("/api/v1/documents", json={"form": "guardian_notice", "variant": "xianqi",
+                                                  "issuer_id": school, "data": data, "format": "docx"})
+    assert resp.status_code == 422
+    assert resp.get_json()["fields"]["issuer_name"] == "不超过40字"

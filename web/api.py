@@ -178,7 +178,7 @@ def form_detail(code: str):
 
 def _field_json(f) -> dict:
     out = {"name": f.name, "label": f.label, "kind": f.kind.value, "required": f.required,
-           "filled": f.filled.value}
+           "filled": f.filled.value, **f.limits()}
     if f.choices:
         out["choices"] = [{"code": c.code, "label": c.label} for c in f.choices]
     if f.kind == Kind.TABLE:
@@ -452,7 +452,8 @@ def document(doc_id: str):
 def document_file(doc_id: str, kind: str):
     doc = svc.get_document(db(), doc_id)
     authorize_row(doc)
-    data = svc.document_file(services(), doc, kind)
+    data = svc.document_file(services(), doc, kind, session=db(), who=current_user())
+    db().commit()  # the audit entry of a download that prints an ID number in full
     mime = "application/pdf" if kind == "pdf" else \
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
     name = f"{(doc.number_text or doc.id)}.{kind}"
