@@ -9,7 +9,13 @@ from pathlib import Path
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from config import Config
+from config import Config, secret_problems
+
+log = logging.getLogger(__name__)
+
+
+class InsecureConfiguration(RuntimeError):
+    """Production settings with a default or short secret: the service does not start."""
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -39,8 +45,24 @@ def create_app(config: type[Config] | Config | dict | None = None) -> Flask:
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
     Path(app.config["OUTPUT_DIR"]).mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _check_secrets(app)
 
     from web import init_web
 
     init_web(app)
     return app
+
+
+def _check_secrets(app: Flask) -> None:
+    """Production refuses default or short secrets; development says so loudly at every start."""
+    problems = secret_problems(app.config)
+    if not problems:
+        return
+    text = "；".join(problems)
+    if app.config.get("ENV_NAME") == "production":
+        raise InsecureConfiguration(f"BAOXUE_ENV=production，拒绝启动：{text}。请设置足够长的随机值，例如 "
+                                    "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'")
+    if not app.config.get("TESTING"):
+        banner = "!" * 78
+        log.warning("\n%s\n  开发模式：%s。\n  任何人都能伪造会话和文书二维码；正式使用前设置 BAOXUE_ENV=production "
+                    "和这些密钥。\n%s", banner, text, banner)

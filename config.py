@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -15,12 +17,32 @@ def _env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+# The public development defaults: refused in production (``secret_problems``).
+DEV_SECRET_KEY = "dev-only-change-me"
+DEV_QR_SECRET = "dev-only-qr-secret"
+MIN_SECRET_LENGTH = 32
+
+
 class Config:
     """Settings for a running service. Every value can be overridden by an environment variable."""
 
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
+    # "production" refuses to start with default or short secrets; anything else is development.
+    ENV_NAME = os.environ.get("BAOXUE_ENV", "development").strip().lower()
+    SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
     # Key of the HMAC printed in every page's QR code. Changing it invalidates printed codes.
-    QR_HMAC_SECRET = os.environ.get("BAOXUE_QR_SECRET", "dev-only-qr-secret")
+    QR_HMAC_SECRET = os.environ.get("BAOXUE_QR_SECRET", DEV_QR_SECRET)
+    # Sessions: end after this long without a request, and at the latest this long after login.
+    PERMANENT_SESSION_LIFETIME = dt.timedelta(minutes=int(os.environ.get("BAOXUE_SESSION_IDLE_MINUTES", "120")))
+    SESSION_MAX_HOURS = float(os.environ.get("BAOXUE_SESSION_MAX_HOURS", "12"))
+    SESSION_COOKIE_NAME = "baoxue_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    # Cookies only over HTTPS: on by default in production (behind a TLS proxy).
+    SESSION_COOKIE_SECURE = _env_bool("BAOXUE_SECURE_COOKIES", ENV_NAME == "production")
+    # argon2id parameters: "default" (the library's RFC 9106 profile); "cheap" only for tests.
+    PASSWORD_HASH = "default"
+    # Where the audit log's daily anchors are copied (a file an auditor keeps; empty: table only).
+    AUDIT_ANCHOR_FILE = os.environ.get("BAOXUE_AUDIT_ANCHOR_FILE") or None
     OUTPUT_DIR = Path(os.environ.get("BAOXUE_OUTPUT_DIR", BASE_DIR / "output")).resolve()
     DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{OUTPUT_DIR / 'baoxue.db'}"
     REDIS_URL = os.environ.get("REDIS_URL") or None
@@ -54,6 +76,19 @@ class Config:
     TESTING = False
 
 
+def secret_problems(config: Mapping) -> list[str]:
+    """What is wrong with the configured secrets (empty: nothing), naming the variable to set."""
+    out = []
+    for key, env, default in (("SECRET_KEY", "SECRET_KEY", DEV_SECRET_KEY),
+                              ("QR_HMAC_SECRET", "BAOXUE_QR_SECRET", DEV_QR_SECRET)):
+        value = config.get(key) or ""
+        if value == default:
+            out.append(f"{env} 仍是公开的开发默认值")
+        elif len(value) < MIN_SECRET_LENGTH:
+            out.append(f"{env} 太短（{len(value)} 个字符，至少 {MIN_SECRET_LENGTH} 个）")
+    return out
+
+
 class TestConfig(Config):
     """Tests: a fresh database and output folder are supplied by the fixtures."""
 
@@ -61,3 +96,4 @@ class TestConfig(Config):
     HUEY_IMMEDIATE = True
     QR_HMAC_SECRET = "test-qr-secret"
     SECRET_KEY = "test"
+    PASSWORD_HASH = "cheap"

@@ -53,6 +53,7 @@ from forms import spec as spec_mod  # noqa: E402
 from forms.registry import get_spec  # noqa: E402
 from parsers import align as align_mod  # noqa: E402
 from parsers import scan  # noqa: E402
+from parsers.base import CELL_PATH_RE, jsonable  # noqa: E402
 from parsers.images import PageImage, load_pages  # noqa: E402
 from parsers.ocr import get_engine  # noqa: E402
 from parsers.scan import readings  # noqa: E402
@@ -174,7 +175,7 @@ def _box_digits(f, text: str, rng: random.Random) -> str:
 
 
 def _row_order(path: str) -> tuple:
-    m = readings.PATH_RE.match(path)  # table[i].column
+    m = CELL_PATH_RE.match(path)  # table[i].column
     return (m.group(1), int(m.group(2)), m.group(3)) if m else (path, -1, "")
 
 
@@ -234,9 +235,9 @@ def _truth(spec, pg, issued, hand, tick, sigs, seals, ctx, boxed=frozenset()) ->
                 out[path] = ("tick", opts[tick[path][0]])
             else:
                 blank = [] if k == "multi" else None
-                out[path] = ("tick", readings.jsonable(iv) if iv not in (None, [], "") else blank)
+                out[path] = ("tick", jsonable(iv) if iv not in (None, [], "") else blank)
         elif iv not in (None, "", []):
-            out[path] = ("printed", readings.jsonable(iv))
+            out[path] = ("printed", jsonable(iv))
         elif path in hand:
             txt = hand[path]
             if k in ("date", "datetime"):

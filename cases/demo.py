@@ -245,15 +245,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO)
     upgrade_to_head(args.database_url)
     engine = make_engine(args.database_url)
+    made: list[str] = []
     try:
         with session_scope(make_session_factory(engine)) as session:
             summary = load_demo(session, seed=args.seed)
+            if Config.ENV_NAME != "production":  # never accounts with published passwords in production
+                from cases.accounts.demo import create_demo_accounts
+                from cases.accounts.service import default_hasher
+
+                made = create_demo_accounts(session, default_hasher())
     finally:
         engine.dispose()
     verb = "loaded" if summary.created else "already present, nothing added"
     sys.stdout.write(f"demo county {verb}: {summary.townships} townships, {summary.villages} villages, "
                      f"{summary.schools} schools, {summary.classes} classes, {summary.pupils} pupils, "
                      f"{summary.guardians} guardians, {summary.cases} open cases\n")
+    if made:
+        sys.stdout.write(f"demo accounts created: {', '.join(made)} (password: see README)\n")
     return 0
 
 

@@ -258,8 +258,11 @@ def _setup_styles(doc) -> None:
     _add_style(doc, "BxTitle", FONT_TITLE, 22.0, True, 36.0, align=WD_ALIGN_PARAGRAPH.CENTER)
     _add_style(doc, "BxSubtitle", FONT_BODY, BODY_PT, False, BODY_LINE_PT, align=WD_ALIGN_PARAGRAPH.CENTER)
     for name in ("BxBody", "BxHeading"):
-        _add_style(doc, name, FONT_HEADING if name == "BxHeading" else FONT_BODY, BODY_PT, False,
-                   BODY_LINE_PT, align=JUSTIFY)
+        st = _add_style(doc, name, FONT_HEADING if name == "BxHeading" else FONT_BODY, BODY_PT, False,
+                        BODY_LINE_PT, align=JUSTIFY)
+        # a paragraph is never split over two pages: every page starts a paragraph or a table row,
+        # where the DOCX's own QR code of that page is anchored (forms/docx_qr.py)
+        st.paragraph_format.keep_together = True
     doc.styles["BxHeading"].paragraph_format.keep_with_next = True
     _add_style(doc, "BxSmall", FONT_BODY, 12.0, False, 19.0, align=JUSTIFY)
     _add_style(doc, "BxCell", FONT_TABLE, CELL_PT, False, CELL_LINE_PT, align=WD_ALIGN_PARAGRAPH.LEFT)
@@ -498,7 +501,7 @@ def _banji_drawing(block: L.Banji, width_mm: float, shape_id: int):
            f'<a:ext cx="{cx}" cy="{cy}"/></a:xfrm><a:prstGeom prst="rect"><a:avLst/></a:prstGeom><a:noFill/>'
            f'<a:ln><a:noFill/></a:ln></wps:spPr><wps:txbx><w:txbxContent>{"".join(paras)}</w:txbxContent>'
            '</wps:txbx><wps:bodyPr rot="0" vert="horz" wrap="square" lIns="0" tIns="0" rIns="0" bIns="0" '
-           'anchor="b"><a:noAutofit/></wps:bodyPr></wps:wsp></a:graphicData></a:graphic></wp:anchor>'
+           'anchor="b"><a:spAutoFit/></wps:bodyPr></wps:wsp></a:graphicData></a:graphic></wp:anchor>'
            '</w:drawing></w:r>')
     return etree.fromstring(xml)
 
@@ -728,8 +731,8 @@ class _Builder:
                                     else WD_CELL_VERTICAL_ALIGNMENT.CENTER,
                                     None if boxed else fit_scale(f, width), BOX_PT if boxed else None)
                 col += cell.span
-        if block.keep:
-            self._keep_rows(table.rows[:-1])
+        if block.keep:  # every row with the next: the grid whole, and with the block after it
+            self._keep_rows(table.rows)
 
     def rows(self, block: L.Rows, content_mm: float) -> None:
         if block.keep:
@@ -756,7 +759,10 @@ class _Builder:
             self._cell_text(cell, text, "BxLabel" if i == 0 and block.number_column else "BxCell",
                             scale=fit_scale(fields[i], widths[i]) if fields[i] is not None else None)
         self._cell_text(table.rows[3].cells[0], "{%tr endfor %}", "BxCell")
-        if block.keep:  # header and every item row but the last kept with the next
+        if block.keep or block.keep_tail:
+            # every row kept with the next: LibreOffice makes that the table's "keep with next
+            # paragraph", which keeps a short table whole and takes the last rows of a long one
+            # to the page of the block after it
             self._keep_rows(table.rows[:3])
 
     # parts

@@ -95,6 +95,13 @@ class RenderFailed(BaoxueError):
     http_status = 500
 
 
+class Unauthorized(BaoxueError):
+    """Not logged in, or the credentials (token, session) are not valid (any more)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
 class Forbidden(BaoxueError):
     code = "forbidden"
     http_status = 403

@@ -108,8 +108,8 @@ class Grid:
 
     rows: tuple[tuple[Label | Value, ...], ...]
     widths: tuple[float, ...]  # column widths in mm
-    # Kept whole on one page and on the page of the block before it (signature and seal zones:
-    # never alone on a page, never split between pages).
+    # Kept whole on one page, with the block before it and the one after it (signature and seal
+    # zones: never alone on a page, never split between pages).
     keep: bool = False
 
 
@@ -124,6 +124,9 @@ class Rows:
     widths: tuple[float, ...] = ()
     number_column: str | None = "序号"  # a leading row-number column, or None
     keep: bool = False  # the whole table on one page, with the block before it (short tables)
+    # The last rows kept with the block after the table (a long list that flows over pages ends
+    # on the page of its signatures, never leaving them alone).
+    keep_tail: int = 0
 
 
 @dataclass(frozen=True)

@@ -145,8 +145,9 @@ class _Office:
         self.kill()
 
     # ---- work ----------------------------------------------------------------------------
-    def convert(self, docx: bytes) -> bytes:
-        """Convert with supervision: a dead or hung listener is restarted and the document retried once."""
+    def convert(self, docx: bytes, layout: bool = False):
+        """Convert with supervision: a dead or hung listener is restarted and the document retried once.
+        With ``layout``: (pdf, page starts) — see ``PdfConverter.convert_with_layout``."""
         with self.lock:
             for attempt in (1, 2):
                 if not self.alive():
@@ -155,7 +156,7 @@ class _Office:
                         self.restarts += 1
                     self.start()
                 try:
-                    pdf = self._convert_once(docx)
+                    pdf = self._convert_once(docx, layout)
                     self.conversions += 1
                     return pdf
                 except ToolFailed as e:
@@ -167,7 +168,7 @@ class _Office:
                     self.restarts += 1
         raise AssertionError("unreachable")
 
-    def _convert_once(self, docx: bytes) -> bytes:
+    def _convert_once(self, docx: bytes, layout: bool = False):
         uno = _uno()
         uno_error = uno.getClass("com.sun.star.uno.Exception")
         name = uuid.uuid4().hex
@@ -192,8 +193,9 @@ class _Office:
                 err = ToolFailed("LibreOffice could not open the rendered DOCX", tool="soffice")
                 err.fatal = True  # the input is at fault: a restart would not help
                 raise err
+            starts = _page_starts(doc) if layout else None
             doc.storeToURL(dst.resolve().as_uri(), _props(uno, FilterName="writer_pdf_Export"))
-            return dst.read_bytes()
+            return (dst.read_bytes(), starts) if layout else dst.read_bytes()
         except uno_error as e:
             reason = getattr(e, "Message", "") or type(e).__name__
             why = "timed out" if timed_out.is_set() else f"failed: {reason}"
@@ -209,6 +211,26 @@ class _Office:
                     pass  # the document is gone either way
             src.unlink(missing_ok=True)
             dst.unlink(missing_ok=True)
+
+
+def _page_starts(doc) -> list[tuple[int, int | None, int]]:
+    """Where each top-level body element starts: (element index among the body's paragraphs and
+    tables, table row or None, page number), from LibreOffice's own layout (the view cursor)."""
+    cursor = doc.getCurrentController().getViewCursor()
+    out: list[tuple[int, int | None, int]] = []
+    elements = doc.getText().createEnumeration()
+    index = 0
+    while elements.hasMoreElements():
+        el = elements.nextElement()
+        if el.supportsService("com.sun.star.text.TextTable"):
+            for r in range(el.getRows().getCount()):
+                cursor.gotoRange(el.getCellByPosition(0, r).getStart(), False)
+                out.append((index, r, cursor.getPage()))
+        else:
+            cursor.gotoRange(el.getStart(), False)
+            out.append((index, None, cursor.getPage()))
+        index += 1
+    return out
 
 
 class PdfConverter:
@@ -245,11 +267,20 @@ class PdfConverter:
 
     def convert(self, docx: bytes) -> bytes:
         """Convert one DOCX to PDF (blocks while every listener is busy)."""
+        return self._run(docx, False)
+
+    def convert_with_layout(self, docx: bytes) -> tuple[bytes, list[tuple[int, int | None, int]]]:
+        """The PDF and where each body paragraph, table and table row starts (element index, row
+        or None, page), as LibreOffice laid the document out for that PDF: what
+        ``forms.docx_qr`` needs to put each page's code on its own page of the DOCX."""
+        return self._run(docx, True)
+
+    def _run(self, docx: bytes, layout: bool):
         if self._closed:
             raise ToolFailed("PDF converter is shut down", tool="soffice")
         office = self._idle.get()
         try:
-            return office.convert(docx)
+            return office.convert(docx, layout)
         finally:
             self._idle.put(office)
 

@@ -46,6 +46,16 @@ class Filled(StrEnum):
     HAND = "hand"  # on paper after printing (receipts, service date, signatures); may be prefilled
 
 
+NAME_MAX = 20  # forms.validators.check_name
+_FORMATS = {
+    "name": "汉字，可含间隔号“·”，1-20字",
+    "date": "日期，如2025-09-03（也可写2025年9月3日、2025.9.3）",
+    "datetime": "日期时间，如2025-09-03 10:30",
+    "int": "非负整数",
+    "id_number": "18位居民身份证号（GB 11643，末位为校验码）",
+    "xueji_no": "19位全国学籍号（G/J/L开头）",
+    "phone": "手机号（1开头11位）或座机（0开头区号-号码），多个号码用“、”分隔",
+}
 TICKED = "☑"
 UNTICKED = "☐"
 TICK_MARKS = "☑☒■✓✔√"
@@ -77,6 +87,11 @@ class Field:
     max_rows: int | None = None
     max_length: int | None = None
     mask_on_print: bool = False  # ID numbers on notices print as first 6 + last 4
+    # Where a masked number must print in full (DOMAIN §8.4: a letter asking 公安 to find a child
+    # needs the number it can search): ((field, (values...)), ...) — printed in full when one of
+    # these fields holds one of its values, e.g. (("to_department", ("gongan",)),). Every such print
+    # is written to the audit log by the service that issues the document.
+    full_print_when: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Character boxes printed, when the value is blank, for a value written by hand (DOMAIN
     # §5.6.2), one digit per box: see ``box_pattern``. Only HAND fields print them.
     boxes: int = 0
@@ -110,6 +125,23 @@ class Field:
     def box_groups(self) -> tuple[int, ...]:
         """How the boxes group into numbers: (4, 2, 2) for a date, else one group."""
         return tuple(len(g) for g in re.findall(f"{CHAR_BOX}+", self.box_pattern()))
+
+    def prints_full(self, data: Mapping[str, Any]) -> bool:
+        """Whether this masked-on-print value prints in full in a document with ``data``."""
+        return any(data.get(name) in values for name, values in self.full_print_when)
+
+    def limits(self) -> dict[str, Any]:
+        """What the validator accepts, for a form-filling client: ``max_length`` (characters) and
+        ``format`` (in words), where the kind has them. Longer values are refused, never shrunk."""
+        out: dict[str, Any] = {}
+        if self.kind == Kind.NAME:
+            out["max_length"] = min(self.max_length or NAME_MAX, NAME_MAX)
+        elif self.max_length and self.kind == Kind.TEXT:
+            out["max_length"] = self.max_length
+        fmt = _FORMATS.get(self.kind)
+        if fmt:
+            out["format"] = fmt
+        return out
 
     def choice_label(self, code: str) -> str:
         for c in self.choices:
@@ -156,6 +188,8 @@ class FormSpec:
     variants: tuple[Variant, ...] = ()
     number_abbr: str = ""
     number_field: str = "doc_number"
+    # The field holding the date of issue, where the form prints one (else the day it was issued).
+    date_field: str = "issue_date"
     checks: tuple[Check, ...] = ()  # cross-field checks -> {field path: message}
     orientation: str = "portrait"
     description: str = ""
@@ -245,6 +279,8 @@ class FormSpec:
                 rows[f.name] = printed
             elif f.hand_boxes and is_blank(value):
                 f_ctx[f.name] = f.box_pattern()
+            elif f.mask_on_print and f.prints_full(cleaned) and value:
+                f_ctx[f.name] = str(value)  # the recipient's rule: in full (and audited)
             else:
                 f_ctx[f.name] = format_value(f, value)
         return {"f": f_ctx, "rows": rows,
@@ -252,6 +288,11 @@ class FormSpec:
                 if variant else {},
                 "form": {"code": self.code, "title": self.doc_title(variant), "version": self.version},
                 **dict(extra or {})}
+
+    def full_prints(self, cleaned: Mapping[str, Any]) -> list[str]:
+        """Fields whose masked-on-print value this document prints in full (to be audited)."""
+        return [f.name for f in self.fields
+                if f.mask_on_print and not is_blank(cleaned.get(f.name)) and f.prints_full(cleaned)]
 
     def walk(self) -> Iterable[tuple[str, Field]]:
         """Every field with its path; table columns as ``table[].column``."""
@@ -321,7 +362,10 @@ def clean_value(f: Field, raw: Any, *, required: bool, errors: dict[str, str], p
             raise ValueError(f"不超过{f.max_length}字")
         return value
     if k == Kind.NAME:
-        return v.check_name(raw)
+        name = v.check_name(raw)
+        if f.max_length and len(name) > f.max_length:  # a name printed in a narrow column
+            raise ValueError(f"不超过{f.max_length}字")
+        return name
     if k == Kind.DATE:
         return v.parse_date(raw)
     if k == Kind.DATETIME:

@@ -140,6 +140,16 @@ def stamp_pdf(pdf_bytes: bytes, identity: Identity, secret: str, *, title: str |
     return out.getvalue(), n
 
 
+def page_widths_mm(pdf_bytes: bytes) -> list[float]:
+    """Each page's displayed width in mm (landscape pages and /Rotate-d ones alike)."""
+    reader = PdfReader(io.BytesIO(pdf_bytes))
+    out = []
+    for page in reader.pages:
+        _matrix, width, _height = _visual_matrix(page.rotation, page.mediabox)
+        out.append(width / MM)
+    return out
+
+
 def read_metadata(pdf_bytes: bytes) -> dict[str, str]:
     """The Baoxue entries of a PDF's document info (for parsers and tests)."""
     try:

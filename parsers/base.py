@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -34,7 +34,7 @@ from forms.geometry import Located, PartLocation, norm, unwrap
 from forms.identity import Identity
 from forms.pdfium_lock import with_pdfium_lock
 from forms.registry import all_specs
-from forms.spec import Field, FormSpec, Kind, Variant, clean_value, is_blank, read_value
+from forms.spec import Field, Filled, FormSpec, Kind, Variant, clean_value, is_blank, read_value
 
 log = logging.getLogger(__name__)
 
@@ -48,23 +48,104 @@ IMAGE_COVER = 0.6  # an image covering this share of a page makes it a scanned p
 NOT_OURS = "不是本系统的文书"
 
 
+BBox = tuple[float, float, float, float]
+
+
+def jsonable(value: Any) -> Any:
+    """Dates as ISO strings, recursively (values as stored, shown and compared across kinds)."""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+# A cell of a table field: ``attempts[0].date``.
+CELL_PATH_RE = re.compile(r"^([a-z_][a-z0-9_]*)\[(\d+)\]\.([a-z_][a-z0-9_]*)$")
+
+
+def resolve_field(spec: FormSpec, path: str) -> tuple[Field, str, int | None, str | None]:
+    """(field, top-level name, row, column) for ``name`` or ``table[i].column``; KeyError when the
+    spec has no such field."""
+    m = CELL_PATH_RE.match(path)
+    if m:
+        table = spec.field(m.group(1))
+        return table.column(m.group(3)), m.group(1), int(m.group(2)), m.group(3)
+    return spec.field(path), path, None, None
+
+
+def issued_value(issued: Mapping[str, Any], path: str) -> Any:
+    """The issued snapshot's value at ``path`` (None for a blank printed row)."""
+    m = CELL_PATH_RE.match(path)
+    if not m:
+        return issued.get(path)
+    rows = issued.get(m.group(1)) or []
+    i = int(m.group(2))
+    return rows[i].get(m.group(3)) if i < len(rows) and isinstance(rows[i], Mapping) else None
+
+
 @dataclass(frozen=True)
 class FieldReading:
-    """One value read back. ``source`` says where: {"kind": "docx", "part": "main", "table": 0,
-    "row": 3, "col": 1} or {"kind": "pdf", "page": 1, "bbox": [x0, top, x1, bottom]}."""
+    """One field as read from a returned file, whatever its kind (DOCX, digital PDF, scan, photo).
+
+    ``kind``: the field's kind (``Kind`` value). ``origin``: how the value came onto the returned
+    copy: "printed" (issued by us; compared with the issued value), "hand" (filled in by hand or
+    typed), "tick" (a tick box) or "mark" (signature, seal, fingerprint: presence only).
+    ``status``: match | mismatch | unchecked | read | blank | invalid | ambiguous | low.
+    ``value``: the proposed value, JSON-safe once assessed (dates as ISO strings, marks as
+    booleans); a printed value that differs from the issued one keeps the issued value (``text``
+    shows what the file says: a printed value is never replaced by what was read).
+    ``needs_review``: a person must decide (low confidence, invalid, ambiguous, changed print, or
+    ``confirm``: confirmed by a person even when confident, DOMAIN §5.6 3(b)).
+    Where it was read: ``page_no`` and ``bbox_pt`` (PDF points; ``bbox_px`` on a scan image) and
+    ``source`` for what a page box does not say (a DOCX cell: part, table, row, column).
+    """
 
     path: str
+    kind: str
+    origin: str
+    status: str
     value: Any
-    raw_text: str
+    text: str
     confidence: float
-    source: dict
+    needs_review: bool
+    reason: str = ""
+    page_no: int = 0
+    bbox_pt: BBox = (0.0, 0.0, 0.0, 0.0)
+    bbox_px: tuple[int, int, int, int] = (0, 0, 0, 0)
+    issued: Any = None
+    confirm: bool = False
+    source: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def region(self) -> dict:
+        """Where the value was read, as one mapping (kind of file, page, boxes, DOCX cell)."""
+        out = dict(self.source)
+        if self.page_no:
+            out.update(page=self.page_no, bbox_pt=[round(x, 2) for x in self.bbox_pt])
+        if any(self.bbox_px):
+            out["bbox_px"] = list(self.bbox_px)
+        return out
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "kind": self.kind, "origin": self.origin, "status": self.status,
+                "value": jsonable(self.value), "text": self.text, "confidence": round(float(self.confidence), 4),
+                "needs_review": self.needs_review, "reason": self.reason, "page": self.page_no,
+                "bbox_pt": [round(x, 2) for x in self.bbox_pt], "bbox_px": list(self.bbox_px),
+                "issued": jsonable(self.issued), "confirm": self.confirm, "source": jsonable(dict(self.source))}
 
 
 @dataclass(frozen=True)
 class ParsedForm:
-    """What a returned file says. ``values`` holds the cleaned value of every field printed on the
-    form (as ``spec.validate(..., stage="returned")`` gives them; raw text for a value that failed,
-    see ``errors``); a field the layout does not print is absent. Masked ID numbers stay masked."""
+    """What a returned DOCX or digital PDF says, before it is compared with what was issued.
+    ``values`` holds the cleaned value of every field printed on the form (as
+    ``spec.validate(..., stage="returned")`` gives them; raw text for a value that failed, see
+    ``errors``); a field the layout does not print is absent. Masked ID numbers stay masked.
+    ``method``: how the document was identified: "qr" (verified code), "metadata" (unverified
+    document properties) or "title" (printed title and labels; ``identity`` None, the caller
+    looks ``doc_number`` up)."""
 
     identity: Identity | None
     doc_number: str | None
@@ -75,21 +156,92 @@ class ParsedForm:
     errors: dict[str, str]
     warnings: list[str]
     input_kind: str  # docx | pdf
+    method: str = ""
+    conflicts: dict[str, FieldReading] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Issued:
+    """What the caller knows of an issued document, looked up for a parser (parsers never touch
+    the database): its spec, the cleaned issued snapshot and, for reading paper, the printed page
+    geometry, the issued PDF (on demand) and the names of the case's people."""
+
+    doc_id: str
+    number: str | None
+    spec: FormSpec
+    variant: Variant | None
+    values: Mapping[str, Any]
+    pages: int = 0
+    geometry: Mapping | None = None
+    pdf: Callable[[], bytes] | None = None
+    people: tuple[str, ...] = ()
+    issued_on: dt.date | None = None
+
+
+class Lookup(Protocol):
+    """The caller's document lookup: by identity (``doc_id``, with ``form``/``variant`` to check
+    against) or by printed number. Raises ``forms.errors.UnknownDocument`` saying why not."""
+
+    def __call__(self, *, doc_id: str | None = None, form: str | None = None, variant: str | None = None,
+                 doc_number: str | None = None) -> Issued: ...
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Settings of a reading, passed in by the caller: OCR engines (None: the scan parser's
+    defaults), the confidence below which a person reviews, and the last plausible date."""
+
+    engine: Any = None
+    fallback: Any = None
+    use_default_fallback: bool = True
+    threshold: float = 0.9
+    today: dt.date | None = None
+
+
+@dataclass
+class PageRead:
+    """One unit of a returned file as read: a page of a scan, or a whole DOCX or digital PDF.
+
+    ``status``: read (identified and its fields read), unidentified (``reason`` says why; a person
+    assigns it), blank, or failed (identified but unreadable: ``reason``). ``index``: the page's
+    position in the file (0 for a file read whole); ``page_no``: the page of the document (None for
+    a file read whole). ``crops``: PNG of the region each value needing review was read from."""
+
+    index: int
+    status: str
+    input_kind: str  # docx | pdf | scan
+    doc_id: str | None = None
+    page_no: int | None = None
+    method: str = ""
+    rotation: int = 0
+    reason: str = ""
+    fields: dict[str, FieldReading] = field(default_factory=dict)
+    crops: dict[str, bytes] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    align_method: str | None = None
+    seconds: float | None = None
+    total: int = 0  # units in the file (pages of a scan; 1 for a file read whole)
 
 
 @runtime_checkable
 class Parser(Protocol):
-    """One input kind (DOCX, digital PDF, later scans)."""
+    """One input kind behind the registry: DOCX, digital PDF, scans and photos.
+
+    ``score`` says how well the parser fits a file (higher wins; None: not this parser's kind);
+    ``background``: reading is slow (OCR) and runs as a background job; ``read`` yields every
+    unit of the file (pages whose index is in ``skip`` are left out: already recorded)."""
 
     name: str
+    background: bool
 
     @classmethod
     def score(cls, path: Path, mime: str | None) -> int | None:
         """How well this parser fits the file (higher wins); None: not this parser's kind."""
         ...
 
-    def parse(self, path: Path, *, secret: str) -> ParsedForm:
-        """Identify the document and read every field; raise a BaoxueError when it cannot."""
+    def read(self, path: Path, *, secret: str, lookup: Lookup, options: ReadOptions,
+             skip: Collection[int] = ()) -> Iterator[PageRead]:
+        """Identify and read every unit of the file; raise a BaoxueError when the file cannot be read."""
         ...
 
 
@@ -236,35 +388,48 @@ def spec_and_variant(form: str, variant_code: str | None) -> tuple[FormSpec, Var
 _MASK_RE = re.compile(r"^\d{6}\*+\d{3}[\dX]$")
 
 
+def _origin(f: Field) -> str:
+    if f.kind in (Kind.SIGNATURE, Kind.SEAL):
+        return "mark"
+    return "hand" if f.filled == Filled.HAND else "printed"
+
+
 def _reading(spec_field: Field, loc: Located, *, pdf: bool, errors: dict[str, str]) -> FieldReading:
     text = loc.text or ""
     if pdf:
         text = unwrap(text)
     source = dict(loc.source)
+    source.setdefault("part", loc.part)
+    where: dict[str, Any] = {"source": source}
     if loc.bbox is not None:
         source["bbox"] = [round(float(v), 2) for v in loc.bbox]
-    source.setdefault("part", loc.part)
+        where.update(bbox_pt=tuple(float(v) for v in loc.bbox), page_no=int(source.get("page") or 0))
     k = spec_field.kind
+
+    def reading(value: Any, confidence: float, status: str, reason: str = "") -> FieldReading:
+        return FieldReading(loc.path, k.value, _origin(spec_field), status, value, text, confidence,
+                            status == "invalid", reason, **where)
+
     if k in (Kind.SIGNATURE, Kind.SEAL):
         present = True if (not is_blank(text) or loc.marked) else None
-        return FieldReading(loc.path, present, text, CONFIDENCE_OK, source)
+        return reading(present, CONFIDENCE_OK, "read" if present else "blank")
     raw = read_value(spec_field, text)
     if k == Kind.ID_NUMBER and isinstance(raw, str) and "*" in raw:
         value = raw.upper()
-        conf = CONFIDENCE_MASKED if _MASK_RE.match(value) else CONFIDENCE_INVALID
-        if conf == CONFIDENCE_INVALID:
-            errors[loc.path] = "打码的身份证号格式不对（应为前6位+后4位）"
-        return FieldReading(loc.path, value, text, conf, source)
+        if _MASK_RE.match(value):
+            return reading(value, CONFIDENCE_MASKED, "read")
+        errors[loc.path] = "打码的身份证号格式不对（应为前6位+后4位）"
+        return reading(value, CONFIDENCE_INVALID, "invalid", errors[loc.path])
     scratch: dict[str, str] = {}
     try:
         value = clean_value(spec_field, raw, required=False, errors=scratch, path=loc.path, stage="returned")
     except ValueError as e:
         errors[loc.path] = str(e)
-        return FieldReading(loc.path, text.strip(), text, CONFIDENCE_INVALID, source)
+        return reading(text.strip(), CONFIDENCE_INVALID, "invalid", str(e))
     if scratch:
         errors.update(scratch)
-        return FieldReading(loc.path, text.strip(), text, CONFIDENCE_INVALID, source)
-    return FieldReading(loc.path, value, text, CONFIDENCE_OK, source)
+        return reading(text.strip(), CONFIDENCE_INVALID, "invalid", "；".join(scratch.values()))
+    return reading(value, CONFIDENCE_OK, "blank" if is_blank(value) else "read")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -279,6 +444,8 @@ class ReadResult:
     values: dict = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # a field printed on several parts that reads differently on one of them: that other reading
+    conflicts: dict[str, FieldReading] = field(default_factory=dict)
 
 
 def read_fields(spec: FormSpec, variant: Variant | None, parts: Mapping[str, PartLocation], *,
@@ -324,8 +491,9 @@ def read_fields(spec: FormSpec, variant: Variant | None, parts: Mapping[str, Par
                 out.errors.pop(name, None)
                 out.errors.update(errs)
             elif not is_blank(reading.value) and not _same(prev.value, reading.value):
-                out.errors[name] = (f"各联的“{f.label}”不一致：“{prev.raw_text.strip()}”与"
-                                    f"“{reading.raw_text.strip()}”")
+                out.errors[name] = (f"各联的“{f.label}”不一致：“{prev.text.strip()}”与"
+                                    f"“{reading.text.strip()}”")
+                out.conflicts.setdefault(name, reading)
     for name, value in list(out.values.items()):
         f = spec.field(name)
         if f.kind == Kind.MULTI and value is None:
@@ -432,24 +600,14 @@ def doc_number_of(spec: FormSpec, result: ReadResult, extra_text: str | None = N
 
 
 def parsed_form(*, identity: Identity | None, spec: FormSpec, variant: Variant | None, result: ReadResult,
-                input_kind: str, warnings: list[str], doc_number: str | None) -> ParsedForm:
+                input_kind: str, warnings: list[str], doc_number: str | None, method: str) -> ParsedForm:
+    """The ``ParsedForm`` of a digital parser's reading."""
     return ParsedForm(identity=identity, doc_number=doc_number, form=spec.code,
                       variant=variant.code if variant else None, fields=result.fields,
                       values=result.values, errors=result.errors, warnings=[*warnings, *result.warnings],
-                      input_kind=input_kind)
+                      input_kind=input_kind, method=method, conflicts=result.conflicts)
 
 
 def not_ours(path: Path, why: str = "") -> UnsupportedInput:
     detail = f"：{why}" if why else "：没有文书标识，也没有本系统表单的标题或栏目"
     return UnsupportedInput(f"文件“{path.name}”{NOT_OURS}{detail}", file=path.name)
-
-
-def to_jsonable(value: Any) -> Any:
-    """Dates as ISO strings, recursively (for golden files and the API)."""
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {k: to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    return value

@@ -39,6 +39,7 @@ from parsers.base import (
     sniff,
     spec_and_variant,
 )
+from parsers.digital import DigitalParser
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ def _all_text(document) -> str:
     return "\n".join(out)
 
 
-class DocxParser:
+class DocxParser(DigitalParser):
     """DOCX files rendered by this service (see the module docstring)."""
 
     name = "docx"
@@ -209,13 +210,16 @@ class DocxParser:
         props = custom_properties(path)
         warnings: list[str] = []
         identity = None
+        method = "title"
         qr = props.get("BaoxueQR") or props.get("BaoxueQR1")
         if qr:
             decoded = ident.decode(qr, secret)  # TamperedDocument when forged
             identity = ident.Identity(decoded.doc_id, decoded.form, decoded.variant, decoded.version)
+            method = "qr"
         elif props.get("BaoxueForm") and props.get("BaoxueDocId"):
             identity = ident.Identity(props["BaoxueDocId"], props["BaoxueForm"], props.get("BaoxueVariant") or None,
                                       props.get("BaoxueTemplateVersion") or "")
+            method = "metadata"
         if identity is not None:
             if props.get("BaoxueDocId") and props["BaoxueDocId"] != identity.doc_id:
                 from forms.errors import TamperedDocument
@@ -244,4 +248,4 @@ class DocxParser:
         result = read_fields(spec, variant, located)
         number = doc_number_of(spec, result, None if identity else _all_text(document))
         return parsed_form(identity=identity, spec=spec, variant=variant, result=result, input_kind="docx",
-                           warnings=warnings, doc_number=number)
+                           warnings=warnings, doc_number=number, method=method)

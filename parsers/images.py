@@ -8,16 +8,17 @@ raised as a typed error naming the file, the page and why, before any pixel work
 * the kind is recognised from the first bytes, never from the file name;
 * image size is checked from the header, before decoding, so a 20000x20000 image is refused
   without allocating 1.2 GB (Pillow's own decompression-bomb guard is wrapped as well);
-* PDFs are rasterised with ``pdftoppm`` through ``forms.tools.run`` after their page sizes have
-  been checked with pypdf.
+* PDFs are rasterised with ``render_pdf`` (pdfium, the one rasteriser of the readers: scanned
+  uploads, the issued reference pages, the QR corner of a digital PDF) after their page counts
+  and sizes have been checked with pypdf.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from forms import tools
-from forms.errors import MissingTool, ToolFailed, UnreadableDocument, UnsupportedInput
+from forms.errors import UnreadableDocument, UnsupportedInput
 
 log = logging.getLogger(__name__)
 
@@ -179,28 +179,27 @@ def load_pages(source: str | Path | bytes, *, filename: str | None = None,
         try:
             data = path.read_bytes()
         except OSError as e:
-            raise UnreadableDocument(f"{name}: cannot read the file ({e.strerror})", filename=name) from e
+            raise UnreadableDocument(f"文件“{name}”无法读取（{e.strerror}）", filename=name) from e
     if not data:
-        raise EmptyDocument(f"{name}: the file is empty (0 bytes)", filename=name)
+        raise EmptyDocument(f"文件“{name}”是空的（0 字节）", filename=name)
     kind = _kind(data)
     if kind is None:
         raise UnsupportedImageFormat(
-            f"{name}: not a PNG, JPEG, TIFF or PDF file; scan or photograph the form and upload "
-            "one of those", filename=name)
+            f"文件“{name}”不是 PNG、JPEG、TIFF 或 PDF 文件：请扫描或拍摄表单后上传这几种格式之一", filename=name)
     if kind == "pdf":
         pages = _load_pdf(data, name, dpi=pdf_dpi, max_pixels=max_pixels, max_pages=max_pages)
     else:
         pages = _load_raster(data, name, kind=kind, max_pixels=max_pixels, max_pages=max_pages)
     if not pages:
-        raise EmptyDocument(f"{name}: the file holds no pages", filename=name)
+        raise EmptyDocument(f"文件“{name}”中没有页面", filename=name)
     log.debug("loaded %d page(s) from %s", len(pages), name)
     return pages
 
 
 def _too_large(name: str, page: int, w: int, h: int, max_pixels: int) -> ImageTooLarge:
     return ImageTooLarge(
-        f"{name}, page {page}: image is {w}x{h} pixels ({w * h / 1e6:.0f} MP), more than the "
-        f"{max_pixels / 1e6:.0f} MP allowed; scan at 200-300 dpi instead",
+        f"文件“{name}”第{page}页：图像为 {w}x{h} 像素（{w * h} pixels，约 {w * h / 1e6:.0f} 百万像素），"
+        f"超过上限 {max_pixels / 1e6:.0f} 百万像素；请以 200–300 dpi 扫描",
         filename=name, page=page, width=w, height=h)
 
 
@@ -237,16 +236,16 @@ def _load_raster(data: bytes, name: str, *, kind: str, max_pixels: int, max_page
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as e:
         # Pillow's guard reads the size from the header too: nothing was decoded.
-        raise ImageTooLarge(f"{name}, page 1: image is too large to decode safely ({e}); scan at "
-                            "200-300 dpi instead", filename=name, page=1) from e
+        raise ImageTooLarge(f"文件“{name}”第1页：图像过大，无法安全解码（{e}）；请以 200–300 dpi 扫描",
+                            filename=name, page=1) from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise CorruptImage(f"{name}: damaged {kind.upper()} file, cannot read it ({e})",
+        raise CorruptImage(f"文件“{name}”：{kind.upper()} 文件已损坏，无法读取（{e}）",
                            filename=name, page=1) from e
     with img:
         n_frames = int(getattr(img, "n_frames", 1) or 1)
         if n_frames > max_pages:
-            raise ImageTooLarge(f"{name}: {n_frames} pages, more than the {max_pages} allowed in one "
-                                "upload; split the file", filename=name, pages=n_frames)
+            raise ImageTooLarge(f"文件“{name}”有{n_frames}页，超过每次上传上限{max_pages}页；请分成几个文件上传",
+                                filename=name, pages=n_frames)
         for i in range(n_frames):
             page_no = i + 1
             try:
@@ -256,7 +255,7 @@ def _load_raster(data: bytes, name: str, *, kind: str, max_pixels: int, max_page
                 if w * h > max_pixels:
                     raise _too_large(name, page_no, w, h, max_pixels)
                 if w == 0 or h == 0:
-                    raise CorruptImage(f"{name}, page {page_no}: image has no pixels",
+                    raise CorruptImage(f"文件“{name}”第{page_no}页：图像没有像素",
                                        filename=name, page=page_no)
                 frame = img
                 if kind == "jpeg":
@@ -265,7 +264,7 @@ def _load_raster(data: bytes, name: str, *, kind: str, max_pixels: int, max_page
                 pixels = _to_rgb(frame)
                 dpi = _dpi_of(img)
             except (OSError, SyntaxError, ValueError, EOFError) as e:
-                raise CorruptImage(f"{name}, page {page_no}: damaged image data, cannot decode it ({e})",
+                raise CorruptImage(f"文件“{name}”第{page_no}页：图像数据已损坏，无法解码（{e}）",
                                    filename=name, page=page_no) from e
             pages.append(PageImage(np.ascontiguousarray(pixels), dpi, name, i))
     return pages
@@ -279,7 +278,7 @@ def _load_pdf(data: bytes, name: str, *, dpi: int, max_pixels: int, max_pages: i
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
-            raise UnreadableDocument(f"{name}: the PDF is password-protected; upload an unprotected copy",
+            raise UnreadableDocument(f"文件“{name}”：PDF 有密码保护，请上传未加密的文件",
                                      filename=name)
         sizes = []
         for page in reader.pages:
@@ -291,36 +290,69 @@ def _load_pdf(data: bytes, name: str, *, dpi: int, max_pixels: int, max_pages: i
     except UnreadableDocument:
         raise
     except (PdfReadError, OSError, ValueError, KeyError, TypeError) as e:
-        raise CorruptImage(f"{name}: damaged PDF, cannot read it ({e})", filename=name) from e
+        raise CorruptImage(f"文件“{name}”：PDF 已损坏，无法读取（{e}）", filename=name) from e
     if not sizes:
-        raise EmptyDocument(f"{name}: the PDF has no pages", filename=name)
+        raise EmptyDocument(f"文件“{name}”：PDF 中没有页面", filename=name)
     if len(sizes) > max_pages:
-        raise ImageTooLarge(f"{name}: {len(sizes)} pages, more than the {max_pages} allowed in one upload; "
-                            "split the file", filename=name, pages=len(sizes))
+        raise ImageTooLarge(f"文件“{name}”有{len(sizes)}页，超过每次上传上限{max_pages}页；请分成几个文件上传",
+                            filename=name, pages=len(sizes))
     for i, (w_pt, h_pt) in enumerate(sizes):
         w, h = round(w_pt * dpi / 72), round(h_pt * dpi / 72)
         if w * h > max_pixels:
             raise _too_large(name, i + 1, w, h, max_pixels)
-    with tempfile.TemporaryDirectory(prefix="baoxue-pdf-") as tmp:
-        tmp_dir = Path(tmp)
-        pdf_path = tmp_dir / "in.pdf"
-        pdf_path.write_bytes(data)
-        try:
-            tools.run(["pdftoppm", "-r", str(dpi), "-png", str(pdf_path), str(tmp_dir / "p")],
-                      timeout=30 + 5 * len(sizes))
-        except MissingTool:
-            raise
-        except ToolFailed as e:
-            raise CorruptImage(f"{name}: the PDF cannot be rasterised ({e.message})", filename=name) from e
-        files = sorted(tmp_dir.glob("p-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
-        pages = []
-        for i, f in enumerate(files):
-            with Image.open(f) as img:
-                pages.append(PageImage(np.ascontiguousarray(_to_rgb(img)), float(dpi), name, i))
+    pixels = render_pdf(data, dpi=dpi, name=name)
+    pages = [PageImage(np.ascontiguousarray(p), float(dpi), name, i) for i, p in enumerate(pixels)]
     if len(pages) != len(sizes):
-        raise CorruptImage(f"{name}: only {len(pages)} of {len(sizes)} PDF pages could be rasterised",
+        raise CorruptImage(f"文件“{name}”：PDF 共{len(sizes)}页，只能渲染其中{len(pages)}页",
                            filename=name)
     return pages
+
+
+def render_pdf(data: bytes, *, dpi: float, pages: Sequence[int] | None = None,
+               crop_pt: tuple[float, float, float, float] | None = None, grey: bool = False,
+               name: str = "PDF") -> list[np.ndarray]:
+    """The one PDF rasteriser (pdfium, in-process, under the process-wide pdfium lock): pages
+    ``pages`` (1-based; every page when None) at ``dpi`` as RGB ``uint8`` arrays (grey with
+    ``grey``), the page's own rotation applied. ``crop_pt``: only the box (x0, top, x1, bottom) in
+    points from the page's top-left corner. A damaged file or a missing page raises
+    ``CorruptImage`` naming ``name``."""
+    import pypdfium2 as pdfium
+
+    from forms.pdfium_lock import PDFIUM_LOCK
+
+    out = []
+    with PDFIUM_LOCK:
+        try:
+            doc = pdfium.PdfDocument(bytes(data))
+        except pdfium.PdfiumError as e:
+            raise CorruptImage(f"文件“{name}”：PDF 已损坏，无法读取（{e}）", filename=name) from e
+        try:
+            numbers = list(pages) if pages is not None else list(range(1, len(doc) + 1))
+            for page_no in numbers:
+                if not 1 <= page_no <= len(doc):
+                    raise CorruptImage(f"文件“{name}”：PDF 没有第{page_no}页", filename=name, page=page_no)
+                page = doc[page_no - 1]
+                try:
+                    crop = (0.0, 0.0, 0.0, 0.0)
+                    if crop_pt is not None:
+                        w, h = page.get_size()
+                        x0, top, x1, bottom = crop_pt
+                        # pdfium cuts amounts off (left, bottom, right, top)
+                        crop = (max(0.0, x0), max(0.0, h - bottom), max(0.0, w - x1), max(0.0, top))
+                    bitmap = page.render(scale=dpi / 72.0, crop=crop, grayscale=grey)
+                    try:
+                        img = bitmap.to_pil()
+                        pixels = np.array(img.convert("L" if grey else "RGB"), copy=True)
+                    finally:
+                        bitmap.close()
+                finally:
+                    page.close()
+                out.append(pixels)
+        except pdfium.PdfiumError as e:
+            raise CorruptImage(f"文件“{name}”：PDF 页面无法渲染（{e}）", filename=name) from e
+        finally:
+            doc.close()
+    return out
 
 
 def probe_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -> str:
@@ -331,12 +363,12 @@ def probe_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -
 
     limit = max_pixels or DEFAULT_MAX_PIXELS
     if not data:
-        raise EmptyDocument(f"{filename}: the file is empty (0 bytes)", filename=filename)
+        raise EmptyDocument(f"文件“{filename}”是空的（0 字节）", filename=filename)
     kind = _kind(data)
     if kind is None:
         raise UnsupportedImageFormat(
-            f"{filename}: not a PNG, JPEG, TIFF or PDF file; scan or photograph the form and upload one of "
-            "those", filename=filename)
+            f"文件“{filename}”不是 PNG、JPEG、TIFF 或 PDF 文件：请扫描或拍摄表单后上传这几种格式之一",
+            filename=filename)
     if kind == "pdf":
         from pypdf import PdfReader
         from pypdf.errors import PdfReadError
@@ -344,9 +376,9 @@ def probe_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -
         try:
             n = len(PdfReader(io.BytesIO(data)).pages)
         except (PdfReadError, OSError, ValueError, KeyError, TypeError) as e:
-            raise CorruptImage(f"{filename}: damaged PDF, cannot read it ({e})", filename=filename) from e
+            raise CorruptImage(f"文件“{filename}”：PDF 已损坏，无法读取（{e}）", filename=filename) from e
         if n == 0:
-            raise EmptyDocument(f"{filename}: the PDF has no pages", filename=filename)
+            raise EmptyDocument(f"文件“{filename}”：PDF 中没有页面", filename=filename)
         return kind
     import warnings
 
@@ -360,9 +392,9 @@ def probe_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -
                 if kind == "png":
                     img.verify()  # chunk CRCs: a truncated or damaged PNG fails here
     except Image.DecompressionBombError as e:
-        raise ImageTooLarge(f"{filename}: image is too large to decode safely ({e}); scan at 200-300 "
-                                   "dpi instead", filename=filename) from e
+        raise ImageTooLarge(f"文件“{filename}”：图像过大，无法安全解码（{e}）；请以 200–300 dpi 扫描",
+                                   filename=filename) from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise CorruptImage(f"{filename}: damaged {kind.upper()} file, cannot read it ({e})",
+        raise CorruptImage(f"文件“{filename}”：{kind.upper()} 文件已损坏，无法读取（{e}）",
                                   filename=filename) from e
     return kind

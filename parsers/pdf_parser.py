@@ -30,7 +30,6 @@ from pypdf.errors import PdfReadError
 from forms import identity as ident
 from forms.errors import TamperedDocument, UnreadableDocument, UnsupportedInput
 from forms.geometry import analyse_pdf, pdf_pages
-from forms.pdfium_lock import with_pdfium_lock
 from parsers.base import (
     PDF_MIME,
     ParsedForm,
@@ -43,6 +42,7 @@ from parsers.base import (
     sniff,
     spec_and_variant,
 )
+from parsers.digital import DigitalParser
 
 log = logging.getLogger(__name__)
 
@@ -62,40 +62,35 @@ def pdf_info(reader: PdfReader) -> dict[str, str]:
     return out
 
 
-@with_pdfium_lock
 def qr_from_pages(data: bytes, limit_pages: int = 50, dpi: int = 200) -> list[str]:
-    """QR payloads read from the rendered top-right corner of each page (the stamper draws the code
-    as vectors there): pdfium renders only that corner, zxing-cpp looks for QR codes only."""
-    import numpy as np
-    import pypdfium2 as pdfium
-    import zxingcpp
+    """QR payloads read from the top-right corner of each page, where the stamper draws the code
+    as vectors: only that corner is rendered (``parsers.images.render_pdf``) and read with the one
+    QR reader (``parsers.qr.find_codes``)."""
+    from pypdf import PdfReader
 
     from forms.geometry import stamp_zone
+    from parsers.images import CorruptImage, render_pdf
+    from parsers.qr import find_codes
 
     found = []
     try:
-        doc = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as e:
-        log.debug("pdfium cannot open: %s", e)
+        reader = PdfReader(io.BytesIO(data))
+        sizes = [float(p.mediabox.width) for p in reader.pages[:limit_pages]]
+    except (PdfReadError, OSError, ValueError, KeyError, TypeError) as e:
+        log.debug("pypdf cannot open: %s", e)
         return []
-    try:
-        for i in range(min(len(doc), limit_pages)):
-            page = doc[i]
-            w, h = page.get_size()
-            x0, top, x1, bottom = stamp_zone(w)
-            # crop = amounts cut from (left, bottom, right, top), PDF units
-            bitmap = page.render(scale=dpi / 72, crop=(x0, h - bottom, max(0.0, w - x1), top), grayscale=True)
-            arr = np.asarray(bitmap.to_pil().convert("L"))
-            for r in zxingcpp.read_barcodes(arr, formats=zxingcpp.BarcodeFormat.QRCode):
-                if r.text.startswith(ident.PREFIX + "|"):
-                    found.append(r.text)
-    finally:
-        doc.close()
+    for page_no, width in enumerate(sizes, 1):
+        try:
+            [corner] = render_pdf(data, dpi=dpi, pages=[page_no], crop_pt=stamp_zone(width), grey=True)
+        except CorruptImage as e:
+            log.debug("page %d not rendered: %s", page_no, e.message)
+            continue
+        found += [hit.payload for hit in find_codes(corner) if hit.payload.startswith(ident.PREFIX + "|")]
     return found
 
 
 def identify(reader: PdfReader, secret: str, data: bytes | None = None
-             ) -> tuple[ident.Identity | None, list[str]]:
+             ) -> tuple[ident.Identity | None, list[str], str]:
     """The document identity from QR payloads or metadata (module docstring)."""
     info = pdf_info(reader)
     warnings: list[str] = []
@@ -116,15 +111,15 @@ def identify(reader: PdfReader, secret: str, data: bytes | None = None
         pages = len(reader.pages)
         if d.pages and d.pages != pages:
             warnings.append(f"二维码标明共{d.pages}页，文件有{pages}页")
-        return ident.Identity(d.doc_id, d.form, d.variant, d.version), warnings
+        return ident.Identity(d.doc_id, d.form, d.variant, d.version), warnings, "qr"
     if info.get("BaoxueForm") and info.get("BaoxueDocId"):
         warnings.append("PDF 没有二维码信息，文书标识来自元数据，未经校验")
         return ident.Identity(info["BaoxueDocId"], info["BaoxueForm"], info.get("BaoxueVariant") or None,
-                              info.get("BaoxueTemplateVersion") or ""), warnings
-    return None, warnings
+                              info.get("BaoxueTemplateVersion") or ""), warnings, "metadata"
+    return None, warnings, "title"
 
 
-class PdfParser:
+class PdfParser(DigitalParser):
     """Digital PDFs rendered by this service (see the module docstring)."""
 
     name = "pdf"
@@ -150,7 +145,7 @@ class PdfParser:
         if pdf_kind(path) != "digital":
             raise UnsupportedInput(f"文件“{path.name}”是扫描件（没有文字层），扫描件由扫描识别流程读取",
                                    file=path.name, kind="scanned")
-        identity, warnings = identify(reader, secret, data)
+        identity, warnings, method = identify(reader, secret, data)
         pages = pdf_pages(data)
         if identity is not None:
             spec, variant = spec_and_variant(identity.form, identity.variant)
@@ -174,4 +169,4 @@ class PdfParser:
         result = read_fields(spec, variant, analysis.parts, pdf=True)
         number = doc_number_of(spec, result, None if identity else analysis.text())
         return parsed_form(identity=identity, spec=spec, variant=variant, result=result, input_kind="pdf",
-                           warnings=warnings, doc_number=number)
+                           warnings=warnings, doc_number=number, method=method)

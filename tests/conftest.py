@@ -27,6 +27,7 @@ def app(db_url, tmp_path):
         "CREATE_SCHEMA": True,
         "QR_HMAC_SECRET": "test-qr-secret",
         "SECRET_KEY": "test",
+        "PASSWORD_HASH": "cheap",
         # one warm LibreOffice per test process (pytest-xdist already uses both cores)
         "PDF_WORKERS": 1,
     })
@@ -34,8 +35,51 @@ def app(db_url, tmp_path):
     app.extensions["baoxue_engine"].dispose()
 
 
+ROOT_USER = "root"
+
+
 @pytest.fixture
-def client(app):
+def make_user(app):
+    """``make_user(username, roles, org_id=None, password=...)`` -> (user id, bearer token)."""
+    from cases.accounts import service as accounts
+    from cases.store.db import session_scope
+
+    def make(username: str, roles, org_id: int | None = None, password: str = "Test-passw0rd"):
+        with session_scope(app.extensions["baoxue"].session_factory) as s:
+            user = accounts.create_user(s, username=username, display_name=username, org_id=org_id,
+                                        roles=list(roles), password=password,
+                                        hasher=app.extensions["baoxue_hasher"], by="test")
+            new = accounts.create_token(s, user, name="test", expires_days=None, by="test")
+            return user.id, new.token
+
+    return make
+
+
+def client_for(app, token: str | None):
+    """A test client sending ``Authorization: Bearer <token>`` on every request (None: anonymous)."""
+    c = app.test_client()
+    if token:
+        c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return c
+
+
+@pytest.fixture
+def root_token(make_user):
+    """A token of ``root``: an account of the whole installation holding every role."""
+    from cases.accounts.policy import ROLES
+
+    return make_user(ROOT_USER, list(ROLES))[1]
+
+
+@pytest.fixture
+def client(app, root_token):
+    """A client logged in (bearer token) as ``root``, who may do everything everywhere."""
+    return client_for(app, root_token)
+
+
+@pytest.fixture
+def anon_client(app):
+    """A client without credentials."""
     return app.test_client()
 
 

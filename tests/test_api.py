@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from cases.store.models import AuditLog, Document, NumberSequence, Org, Pupil, Upload, to_json
 from forms import validators as v
+from tests.conftest import client_for
 from tests.samples_data import sample_input
 
 
@@ -43,7 +44,7 @@ def test_forms_list_every_spec_with_variants(client):
     assert len(forms["responsibility"]["variants"]) == 8
     idn = next(f for f in forms["dropout_report"]["fields"] if f["name"] == "student_id_number")
     assert idn == {"name": "student_id_number", "label": "身份证号", "kind": "id_number", "required": True,
-                   "filled": "input"}
+                   "filled": "input", "format": "18位居民身份证号（GB 11643，末位为校验码）"}
 
 
 def test_openapi_document_describes_endpoints_and_forms(client):
@@ -121,12 +122,12 @@ def test_render_pdf_has_qr_identity_and_geometry(client, app_session, school):
     assert "student_name" in page1["fields"]
 
 
-def test_twenty_concurrent_renders_get_twenty_distinct_numbers(app, school):
+def test_twenty_concurrent_renders_get_twenty_distinct_numbers(app, school, root_token):
     results, errors = [], []
     data = to_json(sample_input("dropout_report"))
 
     def one():
-        with app.test_client() as c:
+        with client_for(app, root_token) as c:
             r = c.post("/api/v1/documents", json={"form": "dropout_report", "issuer_id": school,
                                                    "format": "docx", "data": data})
             (results if r.status_code == 201 else errors).append(r.get_json())
@@ -163,9 +164,14 @@ def test_pupil_create_validates_and_lists_masked(client, demo, app_session):
     body = r.get_json()
     assert body["id_number"] == good[:6] + "********" + good[-4:]
     assert body["guardians"][0]["name"] == "李大山"
-    full = client.get(f"/api/v1/pupils/{body['id']}?unmask=1").get_json()
+    r = client.get(f"/api/v1/pupils/{body['id']}?unmask=1")  # a reason is required
+    assert r.status_code == 422 and "reason" in r.get_json()["fields"]
+    full = client.get(f"/api/v1/pupils/{body['id']}?unmask=1&reason=核对学籍").get_json()
     assert full["id_number"] == good
-    assert app_session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "pupil.unmask")) == 1
+    app_session.expire_all()
+    entry = app_session.scalars(select(AuditLog).where(AuditLog.action == "unmask")).one()
+    assert (entry.who, entry.target) == ("root", f"pupil:{body['id']}")
+    assert entry.after == {"reason": "核对学籍", "records": 1}
 
 
 def test_lists_are_scoped_to_the_callers_subtree(client, demo, app_session):
@@ -290,8 +296,10 @@ def test_returned_docx_with_an_edited_printed_field_is_flagged(client, school):
                                                "issued": original["student_name"], "returned": "王某某"}
 
 
-def test_forged_qr_payload_is_rejected_and_nothing_kept(client, app_session, school):
+def test_forged_qr_payload_is_rejected_kept_as_evidence_and_changes_nothing(client, app_session, school):
     from pypdf import PdfReader, PdfWriter
+
+    from cases.returns.models import DocumentReturn, ReturnPage
 
     doc = _issue(client, school)
     reader = PdfReader(io.BytesIO(client.get(doc["links"]["pdf"]).data))
@@ -305,7 +313,12 @@ def test_forged_qr_payload_is_rejected_and_nothing_kept(client, app_session, sch
     r = client.post("/api/v1/uploads", data={"org_id": str(school), "file": (io.BytesIO(buf.getvalue()), "x.pdf")},
                     content_type="multipart/form-data")
     assert r.status_code == 422 and r.get_json()["error"] == "tampered_document"
-    assert _count(app_session, Upload) == before
+    # The file is stored first and kept, failed with the reason; nothing was read into any document.
+    assert _count(app_session, Upload) == before + 1
+    stored = app_session.get(Upload, r.get_json()["details"]["upload_id"])
+    assert stored.status == "failed" and stored.error == r.get_json()["message"]
+    assert (_count(app_session, ReturnPage), _count(app_session, DocumentReturn)) == (0, 0)
+    assert client.get(doc["links"]["history"]).get_json()["returns"] == []
 
 
 def test_batch_responsibility_for_every_township_zip_and_progress(client, demo, app_session):
@@ -336,3 +349,21 @@ def test_batch_with_bad_common_data_is_refused_before_any_number(client, demo, a
     assert r.status_code == 422
     assert any(k.endswith(".party_a_person") for k in r.get_json()["fields"])
     assert _count(app_session, Document) == before
+
+
+def test_form_detail_reports_limits_and_a_long_value_is_refused_with_the_limit(client, school):
+    got = client.get("/api/v1/forms/guardian_notice").get_json()
+    fields = {f["name"]: f for f in got["fields"]}
+    assert fields["issuer_name"]["max_length"] == 40
+    assert fields["guardian_name"]["max_length"] == 20 and "间隔号" in fields["guardian_name"]["format"]
+    assert "18位" in fields["student_id_number"]["format"]
+    rows = {f["name"]: f for f in client.get("/api/v1/forms/handover").get_json()["fields"]}["pupils"]["columns"]
+    assert {c["name"]: c.get("max_length") for c in rows}["hukou_place"] == 24
+    from tests.samples_data import sample_input
+
+    data = sample_input("guardian_notice", "xianqi")
+    data["issuer_name"] = "城" * 41
+    resp = client.post("/api/v1/documents", json={"form": "guardian_notice", "variant": "xianqi",
+                                                  "issuer_id": school, "data": data, "format": "docx"})
+    assert resp.status_code == 422
+    assert resp.get_json()["fields"]["issuer_name"] == "不超过40字"

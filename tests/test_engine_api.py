@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from cases.engine import casework as engine
 from cases.store.models import Case, Org, Pupil
+from tests.conftest import client_for
 
 D = dt.date
 
@@ -21,7 +22,7 @@ def _case(session) -> Case:
     return case
 
 
-def test_actions_attempts_close_and_lists(client, app_session, demo):
+def test_actions_attempts_close_and_lists(app, client, app_session, demo, make_user):
     case = _case(app_session)
     res = client.get(f"/api/v1/cases/{case.id}/actions")
     assert res.status_code == 200 and res.json["state"] == "ABSENT"
@@ -40,7 +41,7 @@ def test_actions_attempts_close_and_lists(client, app_session, demo):
 
     body = {"date": "2025-03-10", "persons": "专人、班主任", "method": "visit", "result": "refused",
             "place": "家中", "met": "父亲", "statements": "外出打工", "next_step": "再访"}
-    res = client.post(f"/api/v1/cases/{case.id}/attempts", json=body, headers={"X-Baoxue-User": "专人"})
+    res = client.post(f"/api/v1/cases/{case.id}/attempts", json=body)
     assert res.status_code == 201 and res.json["attempt"]["number"] == 1
     assert res.json["check"]["required"] == 3 and res.json["check"]["in_window"] == 1
     assert res.json["check"]["window_due"] == "2025-03-21"
@@ -55,8 +56,9 @@ def test_actions_attempts_close_and_lists(client, app_session, demo):
     ev = client.post(f"/api/v1/cases/{case.id}/evidence", json={"kind": "study_elsewhere_proof"}).json
     res = client.post(f"/api/v1/cases/{case.id}/close", json={"outcome": "C7"})
     assert res.status_code == 409 and "待人工核实" in res.json["message"]
-    res = client.post(f"/api/v1/evidence/{ev['id']}/verify", headers={"X-Baoxue-User": "王核查"})
-    assert res.status_code == 200 and res.json["verified_by"] == "王核查"
+    _uid, token = make_user("wang.hecha", ["county_bureau"], demo.county_id)
+    res = client_for(app, token).post(f"/api/v1/evidence/{ev['id']}/verify")
+    assert res.status_code == 200 and res.json["verified_by"] == "wang.hecha"  # the logged-in person
 
     res = client.post(f"/api/v1/cases/{case.id}/referrals",
                       json={"to_department": "renshe", "reason": "外出务工，请协查用工单位", "sent_on": "2025-03-12"})

@@ -83,14 +83,14 @@ def test_huge_image_refused_from_header_before_decoding(monkeypatch):
     # With Pillow's own guard at its default, our limit must still answer first and clearly.
     with pytest.raises(ImageTooLarge) as err:
         load_pages(data, filename="huge.png")
-    assert "huge.png, page 1" in err.value.message and "too large" in err.value.message
+    assert "huge.png”第1页" in err.value.message and "图像过大" in err.value.message
     assert err.value.details["page"] == 1
     assert isinstance(err.value, UnsupportedInput)
     # Below Pillow's guard, our own header check answers, with the size.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
     with pytest.raises(ImageTooLarge) as err:
         load_pages(data, filename="huge.png")
-    assert "20000x20000" in err.value.message and "72 MP" in err.value.message
+    assert "20000x20000" in err.value.message and "上限 72 百万像素" in err.value.message
 
 
 def test_page_over_custom_limit_names_the_page():
@@ -98,13 +98,13 @@ def test_page_over_custom_limit_names_the_page():
     data = _save(frames[0], "TIFF", save_all=True, append_images=frames[1:])
     with pytest.raises(ImageTooLarge) as err:
         load_pages(data, filename="two.tif", max_pixels=10_000)
-    assert "two.tif, page 2" in err.value.message
+    assert "two.tif”第2页" in err.value.message
 
 
 @pytest.mark.parametrize("data, error, words", [
-    (b"", EmptyDocument, "empty"),
-    (b"hello, this is text", UnsupportedImageFormat, "not a PNG"),
-    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, CorruptImage, "damaged"),
+    (b"", EmptyDocument, "是空的"),
+    (b"hello, this is text", UnsupportedImageFormat, "不是 PNG"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, CorruptImage, "已损坏"),
     (b"%PDF-1.4\n garbage garbage", CorruptImage, "PDF"),
 ])
 def test_bad_inputs_give_clear_typed_errors(data, error, words):
@@ -119,7 +119,7 @@ def test_truncated_jpeg_is_corrupt_not_a_crash():
     with pytest.raises(CorruptImage) as err:
         load_pages(data[: len(data) // 3], filename="cut.jpg")
     assert isinstance(err.value, UnreadableDocument)
-    assert "cut.jpg, page 1" in err.value.message
+    assert "cut.jpg”第1页" in err.value.message
 
 
 def test_pdf_without_pages_is_empty():

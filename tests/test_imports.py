@@ -36,7 +36,8 @@ CASES_ROOMS = {
     "ledgers": {"store", "engine"},
     "handover": {"store", "engine", "documents"},
     "returns": {"store", "engine", "documents", "handover"},
-    "demo": {"store", "engine", "documents", "handover", "ledgers", "returns"},
+    "accounts": {"store", "engine"},
+    "demo": {"store", "engine", "documents", "handover", "ledgers", "returns", "accounts"},
 }
 # Entry points that read the configuration themselves (what a command line or worker starts from).
 CONFIG_READERS = {"app", "cases.store.jobs", "cases.demo", "cases.engine.casework", "migrations.env"}

@@ -20,7 +20,7 @@ from tests.test_scans_api import _post, _tiff, notice  # noqa: F401 - notice is 
 IDEMPOTENCY_TESTS = {
     "verify_store": "test_verify_store_twice",
     "batch_render": "test_batch_render_twice",
-    "scan_ingest": "test_scan_ingest_twice",
+    "return_read": "test_return_read_twice",
 }
 
 
@@ -82,17 +82,17 @@ def test_batch_render_twice(client, app_session, services, demo):
     assert all(d.request_key.startswith(f"job:{job_id}:") for d in again)
 
 
-def test_scan_ingest_twice(client, app_session, services, notice):  # noqa: F811 - the imported fixture
-    from cases.returns.models import DocumentReturn, ReviewItem, ScanPage
+def test_return_read_twice(client, app_session, services, notice):  # noqa: F811 - the imported fixture
+    from cases.returns.models import DocumentReturn, ReturnPage, ReviewItem
 
     r = _post(client, notice["org_id"], _tiff("receipt_direct_flatbed200.jpg", "blank_page.png", "foreign_page.png"),
               "stack.tiff")
     assert r.status_code == 202, r.get_json()
     app_session.expire_all()
-    counts = (_count(app_session, ScanPage), _count(app_session, ReviewItem), _count(app_session, DocumentReturn))
+    counts = (_count(app_session, ReturnPage), _count(app_session, ReviewItem), _count(app_session, DocumentReturn))
     assert counts[0] == 3 and counts[1] > 0
     _again(app_session, services, r.get_json()["job_id"])
     app_session.expire_all()
-    assert (_count(app_session, ScanPage), _count(app_session, ReviewItem),
+    assert (_count(app_session, ReturnPage), _count(app_session, ReviewItem),
             _count(app_session, DocumentReturn)) == counts
     assert _count(app_session, Upload) == 1

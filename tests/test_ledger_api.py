@@ -49,25 +49,27 @@ def test_ledger_errors(client, small):
 
 
 def test_ledger_xlsx_and_unmask_logged(client, small, app_session):
-    r = client.get(f"{B}/ledgers/school?org_id={small.s2.id}&as_of=2025-12-31&format=xlsx",
-                   headers={"X-Baoxue-User": "张三"})
+    r = client.get(f"{B}/ledgers/school?org_id={small.s2.id}&as_of=2025-12-31&format=xlsx")
     assert r.status_code == 200 and r.mimetype.endswith("spreadsheetml.sheet")
     rows = list(load_workbook(io.BytesIO(r.data)).active.iter_rows(values_only=True))
     assert rows[1][:4] == ("台账编号", "姓名", "性别", "身份证号") and len(rows) == 2 + 3
-    r = client.get(f"{B}/ledgers/school?org_id={small.s2.id}&as_of=2025-12-31&unmask=1",
-                   headers={"X-Baoxue-User": "张三"})
+    r = client.get(f"{B}/ledgers/school?org_id={small.s2.id}&as_of=2025-12-31&unmask=1")
+    assert r.status_code == 422 and "reason" in r.get_json()["fields"]  # unmasking needs a reason
+    r = client.get(f"{B}/ledgers/school?org_id={small.s2.id}&as_of=2025-12-31&unmask=1&reason=核对户籍")
     ids = {i["id_number"] for i in r.get_json()["items"]}
     assert small.pupils["p3"].id_number in ids
-    actions = app_session.scalars(select(AuditLog.action).where(AuditLog.who == "张三").order_by(AuditLog.id)).all()
-    assert actions == ["ledger.export", "ledger.unmask"]
+    app_session.expire_all()
+    entries = app_session.scalars(select(AuditLog).where(AuditLog.who == "root").order_by(AuditLog.seq)).all()
+    assert [e.action for e in entries] == ["ledger.export", "unmask"]
+    assert entries[0].after["records"] == 3 and entries[0].after["format"] == "xlsx"
+    assert entries[1].after == {"reason": "核对户籍", "records": 3}
 
 
 def test_snapshot_file_get_verify_and_correct(client, small):
-    r = client.post(f"{B}/ledgers/county/snapshots", json={"org_id": small.county.id, "as_of": "2025-09-30"},
-                    headers={"X-Baoxue-User": "审核员"})
+    r = client.post(f"{B}/ledgers/county/snapshots", json={"org_id": small.county.id, "as_of": "2025-09-30"})
     assert r.status_code == 201
     snap = r.get_json()
-    assert snap["row_count"] == 4 and len(snap["sha256"]) == 64 and snap["filed_by"] == "审核员"
+    assert snap["row_count"] == 4 and len(snap["sha256"]) == 64 and snap["filed_by"] == "root"
     r = client.get(f"{B}/ledgers/snapshots/{snap['id']}?verify=1")
     body = r.get_json()
     assert len(body["rows"]) == 4 and body["verification"]["ok"] is True

@@ -320,8 +320,10 @@ def test_xlsx_headings_masking_and_audit(session, small):
     session.commit()
     ws = load_workbook(io.BytesIO(full)).active
     assert small.pupils["p1"].id_number in [r[3] for r in ws.iter_rows(min_row=3, values_only=True)]
-    actions = session.scalars(select(AuditLog.action).where(AuditLog.who == "导出人").order_by(AuditLog.id)).all()
-    assert actions == ["ledger.export", "ledger.export_unmasked"]
+    log = session.scalars(select(AuditLog).where(AuditLog.who == "导出人").order_by(AuditLog.seq)).all()
+    assert [e.action for e in log] == ["ledger.export", "ledger.export"]
+    assert [e.after["records"] for e in log] == [5, 5] and "unmasked" not in log[0].after
+    assert log[1].after["unmasked"] is True
 
 
 def test_reporting_calendar_dates():

@@ -18,6 +18,7 @@ from forms.errors import TamperedDocument, UnsupportedInput
 from parsers.base import pdf_kind
 from parsers.pdf_parser import PdfParser, qr_from_pages
 from parsers.registry import choose, parse_file
+from parsers.scan.parser import ScanParser
 from tests._render_helpers import SECRET, assert_round_trip, pdf_samples, sample_by_label, sample_labels, to_pdf
 
 pytestmark = pytest.mark.skipif(not tools.probe("soffice").installed, reason="LibreOffice not installed")
@@ -110,7 +111,8 @@ def test_scanned_pdf_goes_to_the_scan_pipeline(tmp_path):
     img.save(buf, "PDF", resolution=200)
     path = _write(tmp_path, "scan.pdf", buf.getvalue())
     assert pdf_kind(path) == "scanned"
-    assert choose(path) is None
+    # The registry gives it to the scan parser, which reads it against its issued document.
+    assert choose(path) is ScanParser and ScanParser.background
     with pytest.raises(UnsupportedInput) as e:
         parse_file(path, secret=SECRET)
     assert "扫描" in e.value.message and e.value.http_status == 422

@@ -76,15 +76,24 @@ def test_variant_for_reason():
     assert variant_for("renshe", None) == "jiaoban"
 
 
-def test_rendered_letter_masks_id_and_prints_variant_wording():
+def test_rendered_letter_prints_id_per_recipient_and_variant_wording():
+    """The 协查函 to 公安 prints the full number (the police search by it); a 交办函 to another
+    department masks it (DOMAIN §8.4)."""
+    other = SPEC.variant("jiaoban")
+    data = sample_input("referral_letter", "jiaoban")
+    cleaned = SPEC.validate(data, other)
+    d = docx.Document(io.BytesIO(render_docx(SPEC, other, cleaned)))
+    cells = "\n".join(c.text for t in d.tables for r in t.rows for c in r.cells)
+    assert data["student_id_number"] not in cells and v.mask_id(data["student_id_number"]) in cells
+    assert SPEC.full_prints(cleaned) == []
     variant = SPEC.variant("xiecha")
     data = sample_input("referral_letter", "xiecha")
     cleaned = SPEC.validate(data, variant)
+    assert SPEC.full_prints(cleaned) == ["student_id_number"]
     text = "\n".join(p.text for p in docx.Document(io.BytesIO(render_docx(SPEC, variant, cleaned))).paragraphs)
     body = text + "\n".join(c.text for t in docx.Document(io.BytesIO(render_docx(SPEC, variant, cleaned))).tables
                             for r in t.rows for c in r.cells)
-    assert data["student_id_number"] not in body
-    assert v.mask_id(data["student_id_number"]) in body
+    assert data["student_id_number"] in body
     assert "协查函" in text and "协查函（回执）" in text
     assert variant.data["opening"][:20] in text
     assert "卫辉市公安局城关派出所：" in text
@@ -145,3 +154,38 @@ def test_post_referral_render_issues_and_links_letter(client, app_session, demo)
     # without render: no letter
     res = client.post(f"/api/v1/cases/{case.id}/referrals", json={"to_department": "gongan", "reason": "协查"})
     assert res.status_code == 201 and res.json["document_id"] is None and "document" not in res.json
+
+
+def test_full_number_print_is_audited_not_logged(services, app_session, caplog):
+    """Issuing and downloading a 协查函 that prints the full 身份证号 writes an audit entry naming the
+    field and the recipient rule (not the number); the application log never carries the number."""
+    import logging
+
+    from sqlalchemy import select
+
+    from cases.documents.issuing import document_file, issue_document
+    from cases.store.models import AuditLog, Org
+
+    org = Org(kind="township", name="城关镇", doc_prefix="城政", code="410781001")
+    app_session.add(org)
+    app_session.commit()
+    data = sample_input("referral_letter", "xiecha")
+    data.pop("doc_number", None)
+    with caplog.at_level(logging.DEBUG):
+        doc = issue_document(app_session, services, form="referral_letter", variant="xiecha", issuer_id=org.id,
+                             data=data, want_pdf=False, user="tester")
+        document_file(services, doc, "docx", session=app_session, who="clerk")
+        app_session.commit()
+    entries = app_session.scalars(select(AuditLog).where(AuditLog.target == f"document:{doc.id}")).all()
+    actions = {e.action: e for e in entries}
+    full = actions["document.print_full_id"]
+    assert full.after["fields"] == ["student_id_number"]
+    assert full.after["rule"] == {"student_id_number": ["to_department=gongan"]}
+    assert actions["document.download_full_id.docx"].who == "clerk"
+    assert all(data["student_id_number"] not in str(e.after) for e in entries)
+    assert data["student_id_number"] not in caplog.text
+    other = issue_document(app_session, services, form="referral_letter", variant="jiaoban", issuer_id=org.id,
+                           data={**sample_input("referral_letter", "jiaoban"), "doc_number": None},
+                           want_pdf=False)
+    assert not app_session.scalars(select(AuditLog).where(AuditLog.target == f"document:{other.id}",
+                                                          AuditLog.action.like("%full_id%"))).all()

@@ -19,6 +19,7 @@ from forms.errors import BaoxueError
 from forms.registry import get_spec
 from parsers import align as align_mod
 from parsers import images, scan
+from parsers.base import jsonable
 from parsers.images import load_pages
 from parsers.ocr import FakeOcrEngine, OcrText
 from parsers.scan import handwriting, ink, readings
@@ -155,11 +156,11 @@ def test_merge_prefers_confident_reading():
 
 def test_corrupt_empty_and_huge_inputs_give_clear_errors():
     data = (SAMPLES / "blank_page.png").read_bytes()
-    with pytest.raises(BaoxueError, match="damaged PNG"):
+    with pytest.raises(BaoxueError, match="PNG 文件已损坏"):
         images.probe_upload(data[:200], "broken.png")
-    with pytest.raises(BaoxueError, match="empty"):
+    with pytest.raises(BaoxueError, match="是空的"):
         images.probe_upload(b"", "empty.png")
-    with pytest.raises(BaoxueError, match="not a PNG, JPEG, TIFF or PDF"):
+    with pytest.raises(BaoxueError, match="不是 PNG、JPEG、TIFF 或 PDF"):
         images.probe_upload(b"GIF89a....", "x.gif")
     buf = io.BytesIO()
     Image.new("1", (20000, 20000), 1).save(buf, format="PNG")
@@ -177,7 +178,7 @@ def test_page_of_another_document_is_unidentified():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", READ)
 def test_golden_with_real_engines(name):
-    from cases.returns.scans import completeness
+    from cases.returns.apply import completeness
     from parsers.ocr import get_engine
 
     page = _page(name)
@@ -251,7 +252,7 @@ def test_one_changed_printed_character_is_caught(path, char, read_as):
     got = scan.read_page(forged, scan.identify_page(forged, secret=SECRET), _with_reference(ref), engine=engine)
     r = got.readings[path]
     assert (r.status, r.needs_review, r.text) == ("mismatch", True, read_as)
-    assert r.value == readings.jsonable(scan.issued_value(_ctx().issued, path))  # never the forged value
+    assert r.value == jsonable(scan.issued_value(_ctx().issued, path))  # never the forged value
     assert got.readings["doc_number"].status == "match" and got.readings["doc_number"].text == ""
 
 

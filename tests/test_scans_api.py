@@ -19,13 +19,13 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from cases.returns.models import DocumentReturn, ReviewItem, ScanPage
+from cases.returns.models import DocumentReturn, ReturnPage, ReviewItem
 from cases.store.models import Case, CaseEvent, Document, Upload
 from parsers.ocr import FakeOcrEngine, OcrText
 
 SAMPLES = Path(__file__).parent / "samples" / "scans"
 DOC_ID = "SCANTEST0001"
-H = {"X-Baoxue-User": "审核员甲"}
+H: dict = {}  # the logged-in user (root) decides
 
 
 def _blank_engine() -> FakeOcrEngine:
@@ -105,7 +105,7 @@ def test_review_queue_crop_decide_and_apply_service(client, notice, app_session)
                 else {"action": "accept"})
         d = client.post(f"/api/v1/review/{it['id']}", json=body, headers=H)
         assert d.status_code == 200, d.json
-        assert d.json["decided_by"] == "审核员甲" and d.json["decided_at"]
+        assert d.json["decided_by"] == "root" and d.json["decided_at"]
     again = client.post(f"/api/v1/review/{items[0]['id']}", json={"action": "accept"}, headers=H)
     assert again.status_code == 409
     app_session.expire_all()
@@ -153,7 +153,7 @@ def test_bad_files_refused_before_anything_is_stored(client, notice, app_session
     assert r.status_code == status, r.json
     assert r.json["error"] == code
     assert _count(app_session, Upload) == 0
-    assert _count(app_session, ScanPage) == 0
+    assert _count(app_session, ReturnPage) == 0
 
 
 def test_huge_image_refused_from_its_header(client, notice, app_session):
@@ -166,41 +166,41 @@ def test_huge_image_refused_from_its_header(client, notice, app_session):
 
 
 def test_job_killed_mid_way_then_retried_creates_no_duplicates(client, notice, app_session, services, monkeypatch):
-    from cases.returns import scans
+    from cases.returns import intake
 
     data = _tiff("receipt_direct_flatbed200.jpg", "stub_photo.jpg", "foreign_page.png")
-    real = scans._process_page
+    real = intake.record_page
     calls = {"n": 0}
 
-    def dying(session, services_, page, **kw):
+    def dying(session, services_, unit, **kw):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt("worker killed")  # not an Exception: like a SIGKILL'd worker
-        return real(session, services_, page, **kw)
+        return real(session, services_, unit, **kw)
 
-    monkeypatch.setattr(scans, "_process_page", dying)
+    monkeypatch.setattr(intake, "record_page", dying)
     r = _post(client, notice["org_id"], data, "stack.tiff")  # Huey logs "did not finish"
     assert r.status_code == 202
     job = client.get(r.json["links"]["job"]).json
     assert job["status"] == "running" and job["done"] == 1 and job["total"] == 3
     upload = app_session.scalars(select(Upload)).one()  # stored before the job ran
     assert services.store.exists(upload.stored_path)
-    assert _count(app_session, ScanPage) == 1
+    assert _count(app_session, ReturnPage) == 1
     items_before = _count(app_session, ReviewItem)
     assert items_before > 0
-    monkeypatch.setattr(scans, "_process_page", real)
-    result = scans.process_upload(services, upload.id)
+    monkeypatch.setattr(intake, "record_page", real)
+    result = intake.process_upload(services, upload.id)
     assert result["pages"] == 3
     app_session.expire_all()
-    assert _count(app_session, ScanPage) == 3
-    first = app_session.scalars(select(ReviewItem).where(ReviewItem.scan_page_id == app_session.scalar(
-        select(ScanPage.id).where(ScanPage.page_index == 0)))).all()
+    assert _count(app_session, ReturnPage) == 3
+    first = app_session.scalars(select(ReviewItem).where(ReviewItem.page_id == app_session.scalar(
+        select(ReturnPage.id).where(ReturnPage.page_index == 0)))).all()
     assert len(first) == items_before  # page 0 not read twice
     # A second full retry changes nothing.
     n_items = _count(app_session, ReviewItem)
-    scans.process_upload(services, upload.id)
+    intake.process_upload(services, upload.id)
     app_session.expire_all()
-    assert (_count(app_session, ScanPage), _count(app_session, ReviewItem)) == (3, n_items)
+    assert (_count(app_session, ReturnPage), _count(app_session, ReviewItem)) == (3, n_items)
     assert _count(app_session, DocumentReturn) == 1
 
 
@@ -218,7 +218,7 @@ def test_unidentified_page_listed_and_assigned(client, notice, app_session):
     assert a.status_code == 200, a.json
     assert (a.json["status"], a.json["document_id"], a.json["page_no"]) == ("assigned", DOC_ID, 5)
     assert client.get("/api/v1/scans/unidentified", headers=H).json["items"] == []
-    row = app_session.get(ScanPage, a.json["id"])
+    row = app_session.get(ReturnPage, a.json["id"])
     assert row.readings["service_method"]["value"] == "direct"
 
 
@@ -251,7 +251,7 @@ def test_uploads_endpoint_routes_images_to_the_scan_pipeline(client, notice, app
     assert r.status_code == 202, r.json
     assert r.json["status"] == "queued" and r.json["job_id"]
     assert client.get(f"/api/v1/jobs/{r.json['job_id']}").json["status"] == "done"
-    pages = app_session.scalars(select(ScanPage)).all()
+    pages = app_session.scalars(select(ReturnPage)).all()
     assert [(p.status, p.document_id) for p in pages] == [("read", DOC_ID)]
 
 

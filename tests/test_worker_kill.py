@@ -21,7 +21,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from cases.accounts.service import cheap_hasher, create_token, create_user
 from cases.store.db import normalise_url
+from tests.conftest import client_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "samples" / "scans"
@@ -88,7 +90,7 @@ def _job(session, job_id):
 def test_worker_killed_mid_scan_job_finishes_exactly_once(db_url, tmp_path, queue):
     from app import create_app
     from cases.demo import load_demo
-    from cases.returns.models import DocumentReturn, ReviewItem, ScanPage
+    from cases.returns.models import DocumentReturn, ReturnPage, ReviewItem
 
     postgres = normalise_url(db_url).get_backend_name() == "postgresql"
     if queue == "sqlite" and postgres:
@@ -116,7 +118,11 @@ def test_worker_killed_mid_scan_job_finishes_exactly_once(db_url, tmp_path, queu
         session.commit()
         org_id = _issued_notice(session, services.store)
         form = {"org_id": str(org_id), "file": (io.BytesIO(_tiff()), "s.tiff")}
-        r = app.test_client().post("/api/v1/scans", data=form, content_type="multipart/form-data")
+        clerk = create_user(session, username="clerk", display_name="clerk", org_id=org_id, roles=["school_clerk"],
+                            password="Test-passw0rd", hasher=cheap_hasher(), by="test")
+        token = create_token(session, clerk, name="test", expires_days=None, by="test").token
+        session.commit()
+        r = client_for(app, token).post("/api/v1/scans", data=form, content_type="multipart/form-data")
         assert r.status_code == 202, r.get_json()
         job_id, upload_id = r.get_json()["job_id"], r.get_json()["upload_id"]
         assert _job(session, job_id).status == "queued"
@@ -131,7 +137,8 @@ def test_worker_killed_mid_scan_job_finishes_exactly_once(db_url, tmp_path, queu
         killed = _job(session, job_id)
         assert (killed.status, killed.attempts) == ("running", 1)
         assert 1 <= killed.done < len(PAGES), "the job finished before the worker could be killed"
-        before = {p.page_index: p.id for p in session.scalars(select(ScanPage).where(ScanPage.upload_id == upload_id))}
+        before = {p.page_index: p.id
+                  for p in session.scalars(select(ReturnPage).where(ReturnPage.upload_id == upload_id))}
         items_before = sorted(session.scalars(select(ReviewItem.id).where(ReviewItem.upload_id == upload_id)))
 
         workers.append(_worker(env, tmp_path / "worker2.log"))  # its reaper finds the lease run out
@@ -141,14 +148,14 @@ def test_worker_killed_mid_scan_job_finishes_exactly_once(db_url, tmp_path, queu
             time.sleep(0.2)
         job = _job(session, job_id)
         assert (job.status, job.attempts, job.done, job.total, job.error) == ("done", 2, len(PAGES), len(PAGES), None)
-        pages = session.scalars(select(ScanPage).where(ScanPage.upload_id == upload_id)
-                                .order_by(ScanPage.page_index)).all()
+        pages = session.scalars(select(ReturnPage).where(ReturnPage.upload_id == upload_id)
+                                .order_by(ReturnPage.page_index)).all()
         assert [p.page_index for p in pages] == list(range(len(PAGES)))  # each page once
         assert {i: p.id for i, p in enumerate(pages) if i in before} == before  # read before the kill: kept
         statuses = [(p.status, p.page_no) for p in pages]
         assert statuses[3] == ("blank", None) and statuses[5][0] == "unidentified"
         assert [s for s, _ in statuses[:3]] == ["read"] * 3 and statuses[4][0] == "read"
-        items = session.execute(select(ReviewItem.id, ReviewItem.scan_page_id, ReviewItem.field_path,
+        items = session.execute(select(ReviewItem.id, ReviewItem.page_id, ReviewItem.field_path,
                                        ReviewItem.kind).where(ReviewItem.upload_id == upload_id)).all()
         assert len({(p, f, k) for _, p, f, k in items}) == len(items)  # no review item twice
         assert set(items_before) <= {i for i, *_ in items}

@@ -16,7 +16,7 @@ class BaoxueApi(Api):
 
 
 # Each area of the service adds its endpoints in its own module with a ``blp`` Blueprint.
-AREA_API_MODULES = ("web.api_engine", "web.api_handover", "web.api_ledgers", "web.api_scans")
+AREA_API_MODULES = ("web.api_engine", "web.api_handover", "web.api_ledgers", "web.api_scans", "web.auth.api")
 
 
 def _area_blueprints():
@@ -47,7 +47,7 @@ def init_web(app: Flask) -> None:
     jobs.init_jobs(app.config, session_factory=factory)
     # The job kinds register themselves when their modules are imported.
     from cases.documents import batch  # noqa: F401
-    from cases.returns import scans  # noqa: F401
+    from cases.returns import intake  # noqa: F401
 
     register(services)
 
@@ -65,6 +65,9 @@ def init_web(app: Flask) -> None:
         threading.Thread(target=get_converter(services.pdf_workers, services.pdf_timeout).start,
                          name="pdf-prewarm", daemon=True).start()
 
+    from web.auth import init_auth
+
+    init_auth(app)
     api = BaoxueApi(app)
     from web.api import blp, register_form_schemas
     from web.pages import pages

@@ -1,7 +1,8 @@
 """Case engine API (/api/v1): workflow actions, persuasion attempts, closure evidence, referrals,
-overdue deadlines, the 问题清单, attendance import and holiday tables. Every endpoint is scoped
-with ``check_scope`` (X-Baoxue-Org); errors are BaoxueError subclasses (409 for an invalid
-transition, naming the current state and the allowed actions)."""
+overdue deadlines, the 问题清单 (with the inspectors' findings), attendance import and holiday
+tables. Every endpoint declares its action (``@requires``) and checks the case or node it touches
+against it; errors are BaoxueError subclasses (409 for an invalid transition, naming the current
+state and the allowed actions)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from sqlalchemy import select
 from cases.engine import casework as engine
 from cases.engine.attendance import import_attendance
 from cases.engine.models import Deadline, Evidence, Problem, Referral
+from cases.store import audit
 from cases.store.models import Org, in_scope
-from forms.errors import Forbidden, NotFound, ValidationFailed
+from forms.errors import NotFound, ValidationFailed
 from web.api import check_scope, current_user, db, get_scoped, scope_org, uploaded_file
+from web.auth import authorize_row, requires, visible
 
 blp = Blueprint("engine", __name__, url_prefix="/api/v1", description="案件流程、时限、问题清单、考勤导入")
 
@@ -30,7 +33,7 @@ def _body() -> dict:
 
 def _case(case_id: int):
     case = engine.get_case(db(), case_id)
-    check_scope(case.org_id)
+    authorize_row(case)
     return case
 
 
@@ -47,12 +50,6 @@ def _transition_json(t) -> dict:
                         "warning": s.due.warning if s.due else None} for s in t.timers]}
 
 
-def _admin_only() -> None:
-    scope = scope_org()
-    if scope is not None and scope.parent_id is not None:
-        raise Forbidden("只有最高一级机构的管理员可以执行此操作")
-
-
 def _org_arg() -> Org:
     raw = request.args.get("org_id", "")
     org = db().get(Org, int(raw)) if raw.isdigit() else scope_org()
@@ -63,6 +60,7 @@ def _org_arg() -> Org:
 
 
 @blp.route("/cases/<int:case_id>/actions")
+@requires("case.read")
 def case_actions(case_id: int):
     """Allowed actions of the case, and the blocked ones with the reason."""
     session = db()
@@ -75,6 +73,7 @@ def case_actions(case_id: int):
 
 
 @blp.route("/cases/<int:case_id>/actions", methods=["POST"])
+@requires("case.act")
 def take_action(case_id: int):
     """Take a transition: {"code": "T8", "data": {"reason": ..., "facts": {...}}, "occurred_on": date}."""
     session = db()
@@ -93,6 +92,7 @@ def take_action(case_id: int):
 
 
 @blp.route("/cases/<int:case_id>/facts", methods=["POST"])
+@requires("case.act")
 def post_facts(case_id: int):
     """Record facts of the episode (returned_on, out_of_contact, court_ruling...)."""
     session = db()
@@ -105,6 +105,7 @@ def post_facts(case_id: int):
 
 
 @blp.route("/cases/<int:case_id>/attempts", methods=["POST"])
+@requires("case.act")
 def post_attempt(case_id: int):
     """Record a persuasion attempt (§5.5 fields); answers it with the ≥N-in-window check."""
     session = db()
@@ -115,6 +116,7 @@ def post_attempt(case_id: int):
 
 
 @blp.route("/cases/<int:case_id>/attempts")
+@requires("case.read")
 def get_attempts(case_id: int):
     session = db()
     case = _case(case_id)
@@ -122,6 +124,7 @@ def get_attempts(case_id: int):
 
 
 @blp.route("/cases/<int:case_id>/service", methods=["POST"])
+@requires("case.act")
 def post_service(case_id: int):
     """Record service of a notice: {"document_id", "served_on", "method", "complete"}."""
     session = db()
@@ -138,6 +141,7 @@ def post_service(case_id: int):
 
 
 @blp.route("/cases/<int:case_id>/receipts", methods=["POST"])
+@requires("case.act")
 def post_receipt(case_id: int):
     """The 报告单 was signed for: {"document_id", "received_on", "by": "township"|"education"}."""
     session = db()
@@ -160,6 +164,7 @@ def _evidence_json(e: Evidence) -> dict:
 
 
 @blp.route("/cases/<int:case_id>/evidence", methods=["POST"])
+@requires("case.act")
 def post_evidence(case_id: int):
     """Attach closure evidence: {"kind", "document_id"?, "value"?, "issuer"?, "partners"?, "note"?}."""
     session = db()
@@ -176,6 +181,7 @@ def post_evidence(case_id: int):
 
 
 @blp.route("/cases/<int:case_id>/evidence")
+@requires("case.read")
 def list_evidence(case_id: int):
     session = db()
     case = _case(case_id)
@@ -184,8 +190,9 @@ def list_evidence(case_id: int):
 
 
 @blp.route("/evidence/<int:evidence_id>/verify", methods=["POST"])
+@requires("evidence.verify")
 def verify(evidence_id: int):
-    """A named person (X-Baoxue-User) confirms the evidence item."""
+    """The logged-in person confirms the evidence item (recorded by name)."""
     session = db()
     ev = get_scoped(Evidence, evidence_id, "证明材料")
     engine.verify_evidence(session, ev, by=current_user())
@@ -194,6 +201,7 @@ def verify(evidence_id: int):
 
 
 @blp.route("/cases/<int:case_id>/close", methods=["POST"])
+@requires("case.close")
 def close(case_id: int):
     """销号: {"outcome": "C1".."C7"}; refused (409) listing what is missing."""
     session = db()
@@ -216,6 +224,7 @@ def _referral_json(r: Referral) -> dict:
 
 
 @blp.route("/cases/<int:case_id>/referrals", methods=["POST"])
+@requires("case.refer")
 def post_referral(case_id: int):
     """A 部门函件 to a partner department: {"to_department", "reason", "sent_on"?, "request"?}.
 
@@ -253,7 +262,7 @@ def _issue_letter(session, case, ref: Referral, body: dict):
         raise ValidationFailed("letter 应为 JSON 对象", fields={"letter": "JSON 对象"})
     variant, data = referral_letter_data(session, case, ref)
     variant = body.get("variant") or variant
-    check_scope(ref.org_id)
+    check_scope(ref.org_id, "document.issue")
     return svc.issue_document(session, services(), form="referral_letter", variant=variant,
                               issuer_id=ref.org_id, data={**data, **letter}, case_id=case.id,
                               user=current_user(), issued_on=ref.sent_on,
@@ -261,32 +270,41 @@ def _issue_letter(session, case, ref: Referral, body: dict):
 
 
 @blp.route("/cases/<int:case_id>/referrals")
+@requires("case.read")
 def list_referrals(case_id: int):
     session = db()
     case = _case(case_id)
-    return {"items": [_referral_json(r) for r in session.scalars(
-        select(Referral).where(Referral.case_id == case.id).order_by(Referral.id))]}
+    q = select(Referral).where(Referral.case_id == case.id).order_by(Referral.id)
+    cond = visible(Referral)  # a department sees only the letters sent to it
+    if cond is not None:
+        q = q.where(cond)
+    return {"items": [_referral_json(r) for r in session.scalars(q)]}
 
 
 @blp.route("/referrals/<int:referral_id>/reply", methods=["POST"])
+@requires("referral.reply")
 def referral_reply(referral_id: int):
     """Record acknowledgement and/or reply: {"acknowledged_on"?, "reply"?, "replied_on"?}."""
     session = db()
     ref = session.get(Referral, referral_id)
     if ref is None:
         raise NotFound(f"部门函件 {referral_id} 不存在")
-    check_scope(ref.org_id)
+    authorize_row(ref)
     body = _body()
     if body.get("acknowledged_on"):
         ref.acknowledged_on = _when(body, "acknowledged_on")
     if body.get("reply"):
         ref.reply = str(body["reply"])
         ref.replied_on = _when(body, "replied_on") or engine.china_date(None)
+    audit.record(session, who=current_user(), org=ref.org_id, action="referral.reply", target=f"referral:{ref.id}",
+                 after={"acknowledged_on": ref.acknowledged_on, "replied_on": ref.replied_on,
+                        "reply": ref.reply})
     session.commit()
     return _referral_json(ref)
 
 
 @blp.route("/overdue")
+@requires("deadline.read")
 def list_overdue():
     """Open deadlines past due in the subtree of ``?org_id=`` (default: the caller's scope)."""
     org = _org_arg()
@@ -296,20 +314,59 @@ def list_overdue():
 
 
 @blp.route("/problems")
+@requires("deadline.read")
 def list_problems():
     """The 问题清单 of the subtree of ``?org_id=`` (``?status=open|resolved``)."""
     org = _org_arg()
     q = select(Problem).where(in_scope(Problem.org_id, org)).order_by(Problem.id)
     if request.args.get("status"):
         q = q.where(Problem.status == request.args["status"])
-    return {"org_id": org.id, "items": [
-        {"id": p.id, "case_id": p.case_id, "deadline_id": p.deadline_id, "source": p.source,
-         "category": p.category, "description": p.description, "responsible_person": p.responsible_person,
-         "responsible_unit": p.responsible_unit, "measures": p.measures, "due_on": p.due_on,
-         "status": p.status, "org_id": p.org_id} for p in db().scalars(q)]}
+    return {"org_id": org.id, "items": [_problem_json(p) for p in db().scalars(q)]}
+
+
+def _problem_json(p: Problem) -> dict:
+    return {"id": p.id, "case_id": p.case_id, "deadline_id": p.deadline_id, "source": p.source,
+            "category": p.category, "description": p.description, "responsible_person": p.responsible_person,
+            "responsible_unit": p.responsible_unit, "measures": p.measures, "due_on": p.due_on,
+            "status": p.status, "org_id": p.org_id, "created_by": p.created_by}
+
+
+@blp.route("/problems", methods=["POST"])
+@requires("inspection.write")
+def post_inspection_finding():
+    """An inspector's finding for the 问题清单 (督导意见 / 整改要求): ``{"org_id" or "case_id",
+    "description", "category"?, "measures"?, "responsible_unit"?, "responsible_person"?, "due_on"?}``.
+    The only thing an auditor writes; it is recorded with their name."""
+    session = db()
+    body = _body()
+    case = _case(int(body["case_id"])) if str(body.get("case_id") or "").isdigit() else None
+    org_id = case.org_id if case is not None else body.get("org_id")
+    errors = {}
+    if not isinstance(org_id, int):
+        errors["org_id"] = "必填：被督导的单位（或给出 case_id）"
+    if not str(body.get("description") or "").strip():
+        errors["description"] = "必填：发现的问题"
+    if errors:
+        raise ValidationFailed("督导意见不完整", fields=errors)
+    if case is None:
+        if session.get(Org, org_id) is None:
+            raise NotFound(f"机构 {org_id} 不存在", fields={"org_id": "不存在"})
+        check_scope(org_id)
+    problem = Problem(org_id=org_id, case_id=case.id if case else None, source="inspection",
+                      category=(str(body.get("category") or "")[:40] or None),
+                      description=str(body["description"]).strip(), measures=body.get("measures"),
+                      responsible_unit=body.get("responsible_unit"), responsible_person=body.get("responsible_person"),
+                      due_on=_when(body, "due_on"), created_by=current_user())
+    session.add(problem)
+    session.flush()
+    audit.record(session, who=current_user(), org=org_id, action="inspection.finding", target=f"problem:{problem.id}",
+                 after=_problem_json(problem))
+    session.commit()
+    return _problem_json(problem), 201
 
 
 @blp.route("/attendance/import", methods=["POST"])
+@requires("attendance.import")
 def attendance_import():
     """Multipart: ``file`` (CSV/XLSX, see cases/engine/attendance.py for columns), ``org_id`` (the unit
     whose pupils are listed). Good rows are kept even when some rows are bad."""
@@ -325,9 +382,9 @@ def attendance_import():
 
 
 @blp.route("/admin/holidays", methods=["POST"])
+@requires("system.admin")
 def load_holidays():
     """Load a year's statutory holiday table (JSON: year, source, holidays, workdays)."""
-    _admin_only()
     session = db()
     table = engine.load_holiday_table(session, _body(), actor=current_user())
     session.commit()
@@ -336,9 +393,9 @@ def load_holidays():
 
 
 @blp.route("/admin/sweep", methods=["POST"])
+@requires("system.admin")
 def run_sweep():
     """Run the deadline sweep now (the daily job does the same): {"today"?: date}."""
-    _admin_only()
     session = db()
     body = request.get_json(silent=True) or {}
     counts = engine.sweep(session, _when(body, "today") if isinstance(body, dict) else None)

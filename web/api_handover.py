@@ -17,6 +17,7 @@ from cases.store.models import Job, Org
 from forms.codes import HANDOVER_WHEREABOUTS
 from forms.errors import NotFound, ValidationFailed
 from web.api import check_scope, current_user, db, job_json, services
+from web.auth import log_export, requires
 from web.schemas import JobOut
 
 blp = Blueprint("handover", __name__, url_prefix="/api/v1", description="整班移交")
@@ -93,6 +94,7 @@ def _upload() -> tuple[str, bytes]:
 
 
 @blp.route("/handover/plans", methods=["POST"])
+@requires("handover.manage")
 @blp.doc(requestBody={"content": {"application/json": {"schema": PlanIn},
                                   "multipart/form-data": {"schema": {"type": "object", "properties": {
                                       "file": {"type": "string", "format": "binary"},
@@ -125,12 +127,14 @@ def create_plan():
 
 
 @blp.route("/handover/plans/<int:plan_id>")
+@requires("handover.read")
 def get_plan(plan_id: int):
     """A plan with its classes, receiving schools and 交接表 documents."""
     return ho.plan_json(db(), _plan(plan_id))
 
 
 @blp.route("/handover/plans/<int:plan_id>/rows")
+@requires("handover.read")
 def plan_rows(plan_id: int):
     """Every 交接表 row of the plan with its reconciliation state."""
     plan = _plan(plan_id)
@@ -138,6 +142,7 @@ def plan_rows(plan_id: int):
 
 
 @blp.route("/handover/plans/<int:plan_id>/roster", methods=["POST"])
+@requires("handover.manage")
 @blp.doc(requestBody={"content": {"multipart/form-data": {"schema": {"type": "object", "properties": {
     "file": {"type": "string", "format": "binary"}}}}}})
 def import_roster(plan_id: int):
@@ -151,6 +156,7 @@ def import_roster(plan_id: int):
 
 
 @blp.route("/handover/plans/<int:plan_id>/render", methods=["POST"])
+@requires("handover.manage")
 @blp.arguments(PlanRenderIn)
 @blp.response(202, JobOut)
 def render_plan(body, plan_id: int):
@@ -166,6 +172,7 @@ def render_plan(body, plan_id: int):
 
 
 @blp.route("/handover/registrations", methods=["POST"])
+@requires("handover.register")
 @blp.arguments(RegistrationIn)
 def create_registration(body):
     """A grade-7 registration at the receiving school, matched per DOMAIN §4.3."""
@@ -185,6 +192,7 @@ def create_registration(body):
 
 
 @blp.route("/handover/registrations/<int:registration_id>/confirm", methods=["POST"])
+@requires("handover.register")
 @blp.arguments(ConfirmIn)
 def confirm_registration(body, registration_id: int):
     """A person confirms (or rejects) a name + birth-date match."""
@@ -202,6 +210,7 @@ def confirm_registration(body, registration_id: int):
 
 
 @blp.route("/handover/rows/<int:row_id>/whereabouts", methods=["POST"])
+@requires("handover.register")
 @blp.arguments(WhereaboutsIn)
 def row_whereabouts(body, row_id: int):
     """Where a pupil who did not register is, with proof (e.g. 学籍转接证明)."""
@@ -217,6 +226,7 @@ def row_whereabouts(body, row_id: int):
 
 
 @blp.route("/handover/plans/<int:plan_id>/close-window", methods=["POST"])
+@requires("handover.manage")
 @blp.arguments(CloseIn)
 def close_window(body, plan_id: int):
     """After the registration period: non-arrivals -> ABSENT cases, sending schools notified."""
@@ -229,6 +239,7 @@ def close_window(body, plan_id: int):
 
 
 @blp.route("/handover/plans/<int:plan_id>/report")
+@requires("handover.read")
 def report(plan_id: int):
     """The county's 15-day check report; ``?format=xlsx`` for the workbook, ``?as_of=`` a date."""
     session = db()
@@ -236,6 +247,10 @@ def report(plan_id: int):
     county = session.get(Org, plan.org_id)
     data = ho.county_check_report(session, county, plan, as_of=_form_date("as_of") or dt.date.today())
     if request.args.get("format") == "xlsx":
+        check_scope(plan.org_id, "ledger.export")
+        log_export(plan.org_id, "handover_report", records=len(data["pairs"]),
+                   fmt="xlsx", scope={"plan": plan.id, "as_of": data["as_of"]})
+        session.commit()
         return send_file(io.BytesIO(ho.report_xlsx(data)), as_attachment=True,
                          mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                          download_name=f"handover-check-{plan.id}-{data['as_of']}.xlsx")

@@ -1,8 +1,11 @@
-"""Scan intake API (DOMAIN §5.6): upload scans and photos, follow the job, review what a person
-must decide, assign unidentified pages, count returned copies.
+"""Returned documents API (DOMAIN §5.6), the same for every kind of return: upload scans and
+photos, follow the job, review what a person must decide, assign unidentified pages, count
+returned copies. (``POST /uploads`` in ``web.api`` takes every kind too, reading DOCX and digital
+PDF in the request.)
 
 * ``POST /scans`` (multipart ``file``, ``org_id``) -> 202 {job_id, upload_id} at once; the upload is
-  stored before the answer. ``GET /jobs/<id>`` (foundation API) shows pages done / total.
+  stored before the answer and read by a background job, whatever its kind. ``GET /jobs/<id>``
+  (foundation API) shows pages done / total.
 * ``GET /scans/<upload_id>``: per-page outcome and per-document completeness.
 * ``GET /review?org_id=&status=``: review items with their crop image URL;
   ``GET /review/<id>/crop.png``; ``POST /review/<id>`` {"action": "accept"|"correct"|"reject",
@@ -19,11 +22,12 @@ import marshmallow as ma
 from flask import request, send_file, url_for
 from flask_smorest import Blueprint
 
-from cases.returns import scans
-from cases.returns.models import ReviewItem, ScanPage
+from cases.returns import intake, queries, review
+from cases.returns.models import ReturnPage, ReviewItem
 from cases.store.models import Org
 from forms.errors import NotFound, ValidationFailed
 from web.api import check_scope, current_user, db, scope_org, services, uploaded_file
+from web.auth import authorize_row, requires
 
 blp = Blueprint("scans", __name__, url_prefix="/api/v1", description="扫描件与照片识别、人工复核")
 
@@ -40,7 +44,7 @@ class AssignIn(ma.Schema):
 
 def _item_json(it: ReviewItem) -> dict:
     return {"id": it.id, "document_id": it.document_id, "case_id": it.case_id, "upload_id": it.upload_id,
-            "scan_page_id": it.scan_page_id, "field_path": it.field_path, "kind": it.kind,
+            "page_id": it.page_id, "field_path": it.field_path, "kind": it.kind,
             "proposed": (it.proposed or {}).get("value"),
             "recorded": (it.recorded or {}).get("value") if it.recorded else None,
             "text": it.text, "confidence": it.confidence, "reason": it.reason, "status": it.status,
@@ -49,55 +53,60 @@ def _item_json(it: ReviewItem) -> dict:
             "crop_url": url_for("scans.review_crop", item_id=it.id) if it.crop_path else None}
 
 
-def _page_json(p: ScanPage) -> dict:
+def _page_json(p: ReturnPage) -> dict:
     return {"id": p.id, "upload_id": p.upload_id, "index": p.page_index, "status": p.status,
             "reason": p.reason, "document_id": p.document_id, "org_id": p.org_id,
             "assign_url": url_for("scans.assign_page", page_id=p.id)}
 
 
 @blp.route("/scans", methods=["POST"])
+@requires("upload.create")
 def upload_scan():
     """Upload a scan or photo (PNG, JPEG, TIFF, image-only PDF; many pages of several documents in
     any order and rotation). Answers 202 with the job id at once; the file is stored first."""
     filename, data, org_id = uploaded_file("扫描件")
-    out = scans.start_scan(db(), services(), filename=filename, data=data, org_id=org_id,
-                           user=current_user(), source_device=request.headers.get("User-Agent", "")[:100])
+    out = intake.receive(db(), services(), filename=filename, data=data, org_id=org_id, user=current_user(),
+                         source_device=request.headers.get("User-Agent", "")[:100], background=True)
     out["links"] = {"job": url_for("api.job_status", job_id=out["job_id"]),
                     "scan": url_for("scans.scan_outcome", upload_id=out["upload_id"])}
     return out, 202
 
 
 @blp.route("/scans/<int:upload_id>")
+@requires("upload.read")
 def scan_outcome(upload_id: int):
     """Per-page outcome of a scan upload: identified document, status, reason, fields read."""
     session = db()
     session.expire_all()
-    out = scans.upload_outcome(session, upload_id)
+    out = queries.upload_outcome(session, upload_id)
     check_scope(out["org_id"])
     return out
 
 
 @blp.route("/scans/unidentified")
+@requires("review.read")
 def unidentified_pages():
     """Pages no document could be found for, with the reason, for a person to assign."""
-    return {"items": [_page_json(p) for p in scans.list_unidentified(db(), scope_org())]}
+    return {"items": [_page_json(p) for p in queries.list_unidentified(db(), scope_org())]}
 
 
 @blp.route("/scans/pages/<int:page_id>/assign", methods=["POST"])
+@requires("review.decide")
 @blp.arguments(AssignIn)
 def assign_page(body, page_id: int):
     """Say which document and page an unidentified page is; it is then read like the others."""
-    page = db().get(ScanPage, page_id)
+    page = db().get(ReturnPage, page_id)
     if page is None:
         raise NotFound(f"扫描页 {page_id} 不存在")
     check_scope(page.org_id)
-    row = scans.assign_page(db(), services(), page_id, document_id=body["document_id"], page_no=body["page_no"],
+    row = intake.assign_page(db(), services(), page_id, document_id=body["document_id"], page_no=body["page_no"],
                             user=current_user())
     return {"id": row.id, "status": row.status, "document_id": row.document_id, "page_no": row.page_no,
             "reason": row.reason}
 
 
 @blp.route("/review")
+@requires("review.read")
 def review_list():
     """Review queue: ``org_id`` (default: the caller's scope), ``status`` (open, accepted,
     corrected, rejected, all)."""
@@ -111,7 +120,7 @@ def review_list():
         if org is None:
             raise NotFound(f"机构 {value} 不存在")
     status = request.args.get("status", "open")
-    items = scans.list_review(db(), org, status=status)
+    items = review.list_review(db(), org, status=status)
     return {"items": [_item_json(it) for it in items]}
 
 
@@ -119,11 +128,12 @@ def _item(item_id: int) -> ReviewItem:
     it = db().get(ReviewItem, item_id)
     if it is None:
         raise NotFound(f"复核项 {item_id} 不存在")
-    check_scope(it.org_id)
+    authorize_row(it)
     return it
 
 
 @blp.route("/review/<int:item_id>/crop.png")
+@requires("review.read")
 def review_crop(item_id: int):
     """The image region the value was read from."""
     it = _item(item_id)
@@ -134,17 +144,19 @@ def review_crop(item_id: int):
 
 
 @blp.route("/review/<int:item_id>", methods=["POST"])
+@requires("review.decide")
 @blp.arguments(DecisionIn)
 def review_decide(body, item_id: int):
     """Accept the proposed value, correct it, or reject it; records who and when. When the last
     open item of a returned document is decided, the document is applied to its case."""
     _item(item_id)
-    it = scans.decide(db(), services(), item_id, action=body["action"], value=body.get("value"),
+    it = review.decide(db(), item_id, action=body["action"], value=body.get("value"),
                       user=current_user())
     return _item_json(it)
 
 
 @blp.route("/returns")
+@requires("document.read")
 def returns_count():
     """"N of M returned": ``form``, ``issuer_id``, optional ``year`` and ``variant``."""
     args = request.args
@@ -152,5 +164,5 @@ def returns_count():
         raise ValidationFailed("缺少参数", fields={"form": "必填", "issuer_id": "必填，整数"})
     check_scope(int(args["issuer_id"]))
     year = int(args["year"]) if (args.get("year") or "").isdigit() else None
-    return scans.returned_count(db(), form=args["form"], issuer_id=int(args["issuer_id"]), year=year,
+    return queries.returned_count(db(), form=args["form"], issuer_id=int(args["issuer_id"]), year=year,
                                 variant=args.get("variant") or None)

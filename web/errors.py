@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify, render_template, request
+from flask import jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from forms.errors import BaoxueError
@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "too_large",
-               415: "unsupported_media_type", 422: "validation_failed", 500: "internal_error"}
+               415: "unsupported_media_type", 422: "validation_failed", 429: "too_many_requests",
+               500: "internal_error"}
 
 
 def wants_json() -> bool:
@@ -33,7 +34,18 @@ def error_response(status: int, body: dict):
 def handle_baoxue_error(e: BaoxueError):
     if e.http_status >= 500:
         log.error("%s: %s", e.code, e.message)
+    if e.http_status == 401:
+        return unauthorized_response(e)
     return error_response(e.http_status, e.to_dict())
+
+
+def unauthorized_response(e: BaoxueError):
+    """401: JSON with a ``WWW-Authenticate`` challenge for the API; a page is sent to log in."""
+    if wants_json():
+        response, status = error_response(401, e.to_dict())
+        response.headers["WWW-Authenticate"] = 'Bearer realm="baoxue"'
+        return response, status
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
 def http_error_body(e: HTTPException) -> dict:
@@ -48,6 +60,8 @@ def http_error_body(e: HTTPException) -> dict:
     message = e.description or e.name
     if status == 413:
         message = "上传的文件太大"
+    if status == 429:
+        message = "请求过于频繁，请稍后再试"
     if fields:
         message = f"有{len(fields)}处输入错误"
     return {"error": _HTTP_CODES.get(status, "http_error"), "message": message, "fields": fields}

@@ -1,42 +1,93 @@
 """HTML pages for clerks: pick a form, fill it in (the input form is generated from the spec),
-download DOCX/PDF, upload a returned copy and see what was read and what changed."""
+download DOCX/PDF, upload a returned copy and see what was read and what changed. Login required
+and the same policy as the API: every page declares its action (``@requires``), lists show only
+what the user may see, and the issuer and uploading unit lists only the units within reach."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from cases.documents import issuing as svc
-from cases.returns import ingest
+from cases.returns import intake, queries
 from cases.store.models import Document, Org
-from cases.store.services import Services
 from forms.errors import ValidationFailed
 from forms.registry import all_specs, get_spec
 from forms.spec import Filled, Kind
+from parsers.base import resolve_field
+from web.auth import authorize_org, authorize_row, can, principal, requires, visible
+from web.context import db as _db
+from web.context import services as _services
 
 pages = Blueprint("pages", __name__)
 
 
-def _services() -> Services:
-    return current_app.extensions["baoxue"]
-
-
-def _db():
-    if "db_session" not in g:
-        g.db_session = _services().session_factory()
-    return g.db_session
-
-
 def _user() -> str:
-    return request.headers.get("X-Baoxue-User") or "web"
+    return principal().username
+
+
+def _orgs(action: str, *conditions) -> list[Org]:
+    """Units the user may ``action`` (issuer choices, uploading units)."""
+    q = select(Org).where(*conditions).order_by(Org.path)
+    cond = visible(Org, action)
+    if cond is not None:
+        q = q.where(cond)
+    return list(_db().scalars(q))
+
+
+# ---- showing a returned copy in words (labels from the spec, no codes on the page) ----------------------
+
+CHANGE_LABELS = {"changed": "印制内容被改动", "cleared": "印制内容被删除", "filled_in": "已填写"}
+RETURN_STATUS = {"review": "待人工复核", "applied": "已应用到案件", "incomplete": "已收回，但不完整"}
+INPUT_KINDS = {"docx": "Word 文档", "pdf": "PDF 文件", "scan": "扫描件或照片", "mixed": "多种"}
+
+
+def _field_label(spec, path: str) -> str:
+    if spec is None:
+        return path
+    try:
+        f, name, row, _col = resolve_field(spec, path)
+    except KeyError:
+        return path
+    return f"{spec.field(name).label}第{row + 1}行·{f.label}" if row is not None else f.label
+
+
+def _shown(spec, path: str, value) -> str:
+    """A read value as a person writes it: 有/无 for marks, choice labels, dates as read."""
+    if value is None or value == "" or value == []:
+        return ""
+    if isinstance(value, bool):
+        return "有" if value else "无"
+    if spec is None:
+        return str(value)
+    try:
+        f = resolve_field(spec, path)[0]
+    except KeyError:
+        return str(value)
+    if f.kind in (Kind.CHOICE, Kind.MULTI):
+        codes = value if isinstance(value, list) else [value]
+        return "、".join(f.choice_label(c) if c in {x.code for x in f.choices} else str(c) for c in codes)
+    return str(value).replace("T", " ") if f.kind == Kind.DATETIME else str(value)
+
+
+def _return_view(spec) -> dict:
+    return {"label": lambda path: _field_label(spec, path), "shown": lambda path, v: _shown(spec, path, v),
+            "change_labels": CHANGE_LABELS, "return_status": RETURN_STATUS, "input_kinds": INPUT_KINDS}
 
 
 @pages.route("/")
+@requires("forms.read")
 def index():
+    """Home: the forms, the upload form, and the latest documents the user may see."""
     session = _db()
-    docs = session.scalars(select(Document).order_by(Document.created_at.desc()).limit(20)).all()
-    orgs = session.scalars(select(Org).order_by(Org.path)).all()
-    return render_template("index.html", specs=list(all_specs().values()), docs=docs, orgs=orgs)
+    docs = None
+    if can("document.read"):
+        q = select(Document).order_by(Document.created_at.desc()).limit(20)
+        cond = visible(Document, "document.read")
+        docs = session.scalars(q.where(cond) if cond is not None else q).all()
+    orgs = _orgs("upload.create") if can("upload.create") else []
+    return render_template("index.html", specs=list(all_specs().values()), docs=docs, orgs=orgs,
+                           may_issue=can("document.issue"))
 
 
 def _form_rows(spec, variant_code):
@@ -73,10 +124,11 @@ def _collect(spec) -> dict:
 
 
 @pages.route("/forms/<code>", methods=["GET", "POST"])
+@requires(GET="forms.read", POST="document.issue")
 def fill_form(code: str):
     spec = get_spec(code)
     session = _db()
-    orgs = session.scalars(select(Org).where(Org.doc_prefix.is_not(None)).order_by(Org.path)).all()
+    orgs = _orgs("document.issue", Org.doc_prefix.is_not(None)) if can("document.issue") else []
     variant = request.values.get("variant") or (spec.variants[0].code if spec.variants else None)
     errors: dict = {}
     message = None
@@ -87,6 +139,7 @@ def fill_form(code: str):
         try:
             if not issuer.isdigit():
                 raise ValidationFailed("请选择签发机构", fields={"issuer_id": "必填"})
+            authorize_org(int(issuer))
             doc = svc.issue_document(session, _services(), form=spec.code, variant=variant,
                                      issuer_id=int(issuer), data=data, user=_user(),
                                      want_pdf=request.form.get("format", "pdf") == "pdf")
@@ -99,20 +152,26 @@ def fill_form(code: str):
 
 
 @pages.route("/documents/<doc_id>")
+@requires("document.read")
 def document_page(doc_id: str):
     session = _db()
     doc = svc.get_document(session, doc_id)
-    history = ingest.document_history(session, doc)
-    return render_template("document.html", doc=doc, spec=get_spec(doc.form), history=history)
+    authorize_row(doc)
+    history = queries.document_history(session, doc)
+    spec = get_spec(doc.form)
+    return render_template("document.html", doc=doc, spec=spec, history=history, **_return_view(spec))
 
 
 @pages.route("/upload", methods=["POST"])
+@requires("upload.create")
 def upload_page():
     f = request.files.get("file")
     org_id = request.form.get("org_id", "")
     if f is None or not f.filename or not org_id.isdigit():
         raise ValidationFailed("请选择文件和上传单位",
                                fields={"file": "必填", "org_id": "必填"})
-    result = ingest.ingest_upload(_db(), _services(), filename=f.filename, data=f.read(), org_id=int(org_id),
-                               user=_user(), attach=bool(request.form.get("attach")), mime=f.mimetype)
-    return render_template("upload_result.html", result=result)
+    authorize_org(int(org_id))
+    result = intake.receive(_db(), _services(), filename=f.filename, data=f.read(), org_id=int(org_id),
+                            user=_user(), attach=bool(request.form.get("attach")), mime=f.mimetype)
+    spec = get_spec(result["document"]["form"]) if result.get("document") else None
+    return render_template("upload_result.html", result=result, spec=spec, **_return_view(spec))

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from cases.documents.prefill import complete_data, options_for_profile
 from cases.store import audit
-from cases.store.models import Case, CaseEvent, Document, Org, to_json, utcnow
+from cases.store.models import Case, CaseEvent, Document, Org, from_json, to_json, utcnow
 from cases.store.numbering import family_key, number_document, number_series_fields, void_number
 from cases.store.services import Services
 from forms import identity as ident
@@ -67,17 +67,18 @@ class Rendered:
 
 def render_files(services: Services, spec: FormSpec, variant: Variant | None, cleaned: dict,
                  identity: ident.Identity, *, doc_extra: dict, want_pdf: bool = True) -> Rendered:
-    """DOCX, then (optionally) PDF through the warm converter, QR on every page, field geometry."""
-    from forms import render
+    """DOCX and PDF through the warm converter, QR on every page of both (the DOCX gets each page's
+    code where LibreOffice laid that page out, ``forms.docx_qr``), field geometry of the PDF.
+    Without ``want_pdf`` only the DOCX is returned (it still needs the layout for its codes)."""
+    from forms import docx_qr, geometry, pdf, render, stamp
 
     docx = render.render_docx(spec, variant, cleaned, identity, extra={"doc": doc_extra},
                               fonts=services.fonts)
+    raw_pdf, starts = pdf.get_converter(services.pdf_workers, services.pdf_timeout).convert_with_layout(docx)
+    stamped, pages = stamp.stamp_pdf(raw_pdf, identity, services.qr_secret)
+    docx = docx_qr.add_page_codes(docx, starts, stamp.page_widths_mm(stamped), identity, services.qr_secret)
     if not want_pdf:
         return Rendered(docx, None, None, None)
-    from forms import geometry, pdf, stamp
-
-    raw_pdf = pdf.get_converter(services.pdf_workers, services.pdf_timeout).convert(docx)
-    stamped, pages = stamp.stamp_pdf(raw_pdf, identity, services.qr_secret)
     geo = geometry.record_geometry(stamped, spec, variant)
     return Rendered(docx, stamped, pages, geo)
 
@@ -139,6 +140,7 @@ def issue_document(session: Session, services: Services, *, form: str, variant: 
     doc.status = "issued"
     audit.record(session, who=user, org=issuer, action="document.issue", target=f"document:{doc.id}",
                  after={"number": number, "form": spec.code, "variant": doc.variant})
+    _audit_full_prints(session, spec, doc, cleaned, who=user, action="document.print_full_id")
     if case is not None:
         session.add(CaseEvent(case_id=case.id, org_id=issuer.id, kind="document", actor=user,
                               occurred_at=utcnow(), data={"document": doc.id, "form": spec.code,
@@ -148,11 +150,30 @@ def issue_document(session: Session, services: Services, *, form: str, variant: 
     return doc
 
 
-def document_file(services: Services, doc: Document, kind: str) -> bytes:
+def _audit_full_prints(session: Session, spec, doc: Document, data: Mapping[str, Any], *, who: str,
+                       action: str) -> None:
+    """An audit entry for a document that prints a number in full (``Field.full_print_when``,
+    DOMAIN §8.4): which fields, for which recipient rule. The number itself is not written."""
+    fields = spec.full_prints(data)
+    if fields:
+        rules = {name: [f"{k}={data.get(k)}" for k, _vals in spec.field(name).full_print_when] for name in fields}
+        audit.record(session, who=who, org=doc.org_id, action=action, target=f"document:{doc.id}",
+                     after={"fields": fields, "rule": rules, "number": doc.number_text, "form": spec.code})
+
+
+def document_file(services: Services, doc: Document, kind: str, *, session: Session | None = None,
+                  who: str = "system") -> bytes:
+    """The stored DOCX or PDF. A file that prints a number in full is a new print of it: with a
+    ``session``, the download is written to the audit log (the caller commits)."""
     digest = doc.pdf_sha256 if kind == "pdf" else doc.docx_sha256
     if doc.status != "issued" or not digest:
         raise NotFound(f"文书 {doc.id} 没有{kind.upper()}文件", document=doc.id)
-    return services.store.read_bytes(services.store.relpath_for(digest, f".{kind}"))
+    data = services.store.read_bytes(services.store.relpath_for(digest, f".{kind}"))
+    if session is not None:
+        spec = get_spec(doc.form)
+        _audit_full_prints(session, spec, doc, from_json(spec, doc.data or {}), who=who,
+                           action=f"document.download_full_id.{kind}")
+    return data
 
 
 def get_document(session: Session, doc_id: str) -> Document:

@@ -973,9 +973,9 @@ def snapshot_json(snap: LedgerSnapshot, *, with_rows: bool = True) -> dict:
 # ---- XLSX -------------------------------------------------------------------------------------------
 
 def ledger_xlsx(session: Session, scope: Scope, *, unmask: bool = False, user: str = "system",
-                limit: int | None = None) -> bytes:
+                limit: int | None = None, unmask_reason: str | None = None) -> bytes:
     """The ledger as an XLSX with the official headings: every row, or the first ``limit``. Every
-    export is logged; an unmasked one is logged as such (§8.4).
+    export is logged (who, scope, how many rows); an unmasked one with the reason given (§8.4).
 
     Written by ``stream_xlsx`` (sheet XML streamed straight into the zip): openpyxl's write-only
     mode measured 7.2 s for 10,000 rows × 38 columns on the 2-core machine, against a 3 s target.
@@ -996,9 +996,9 @@ def ledger_xlsx(session: Session, scope: Scope, *, unmask: bool = False, user: s
             yield cells(row)
 
     data = stream_xlsx(KIND_TITLES[scope.kind], rows())
-    audit.record(session, who=user, org=scope.org_id,
-                 action="ledger.export_unmasked" if unmask else "ledger.export",
-                 target=f"ledger:{scope.kind}:{scope.org_id}", after={"as_of": scope.as_of, "rows": counter["n"]})
+    audit.record_export(session, who=user, org=scope.org_id, what="ledger", records=counter["n"], fmt="xlsx",
+                        scope={"kind": scope.kind, "org_id": scope.org_id, "as_of": scope.as_of.isoformat()},
+                        unmasked_reason=(unmask_reason or "未说明理由") if unmask else None)
     return data
 
 

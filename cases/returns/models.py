@@ -1,7 +1,8 @@
-"""Tables of the scan intake (DOMAIN §5.6): one row per page of a scan upload, the review queue,
-and returned copies of documents.
+"""Tables of returned documents (DOMAIN §5.6), the same for every kind of return: one row per unit
+read from a returned file (a page of a scan; a DOCX or digital PDF read whole), the review queue,
+and the returned copies of documents.
 
-``ScanPage`` rows are unique per (upload, page index), so a retried job never duplicates a page;
+``ReturnPage`` rows are unique per (upload, page index), so a retried job never duplicates a page;
 ``ReviewItem`` rows are unique per (page, field path, kind) for the same reason.
 """
 
@@ -14,19 +15,23 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from cases.store.models import Base, OrgScoped, in_list, utcnow
 
-SCAN_PAGE_STATUSES = ("read", "unidentified", "blank", "failed", "assigned")
+PAGE_STATUSES = ("read", "unidentified", "blank", "failed", "assigned")
+INPUT_KINDS = ("docx", "pdf", "scan")
 REVIEW_KINDS = ("low_confidence", "invalid", "ambiguous", "tamper", "confirm", "discrepancy")
 REVIEW_STATUSES = ("open", "accepted", "corrected", "rejected")
 
 
-class ScanPage(OrgScoped, Base):
-    """One page of a scan upload and what became of it. ``org_id`` is the uploading unit.
+class ReturnPage(OrgScoped, Base):
+    """One unit read from a returned file and what became of it: a page of a scan or photo, or a
+    DOCX or digital PDF read whole (``page_index`` 0, ``page_no`` None). ``org_id`` is the
+    uploading unit.
 
     ``status``: read (identified and its fields read), unidentified (``reason`` says why; a person
     assigns it), blank, failed (identified but unreadable: ``reason``), assigned (a person said
-    which document it is). ``readings``: path -> reading JSON (``parsers.scan.FieldReading``)."""
+    which document it is). ``method``: how it was identified (qr, metadata, title, ocr_doc_id,
+    ocr_number, manual). ``readings``: path -> reading JSON (``parsers.base.FieldReading``)."""
 
-    __tablename__ = "scan_pages"
+    __tablename__ = "return_pages"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id"), index=True)
@@ -35,16 +40,19 @@ class ScanPage(OrgScoped, Base):
     document_id: Mapped[str | None] = mapped_column(ForeignKey("documents.id"), index=True)
     page_no: Mapped[int | None] = mapped_column(Integer)  # page of the document (1-based)
     status: Mapped[str] = mapped_column(String(16))
-    method: Mapped[str | None] = mapped_column(String(16))  # qr | ocr_doc_id | ocr_number | manual
+    method: Mapped[str | None] = mapped_column(String(16))  # see the class docstring
     rotation: Mapped[int] = mapped_column(Integer, default=0)
     align_method: Mapped[str | None] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     readings: Mapped[dict] = mapped_column(JSON, default=dict)
     seconds: Mapped[float | None] = mapped_column(Float)
+    input_kind: Mapped[str] = mapped_column(String(8), default="scan")
+    warnings: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("upload_id", "page_index"),
-                      CheckConstraint(f"status IN ({in_list(SCAN_PAGE_STATUSES)})", name="status"))
+                      CheckConstraint(f"status IN ({in_list(PAGE_STATUSES)})", name="status"),
+                      CheckConstraint(f"input_kind IN ({in_list(INPUT_KINDS)})", name="input_kind"))
 
 
 class ReviewItem(OrgScoped, Base):
@@ -55,7 +63,7 @@ class ReviewItem(OrgScoped, Base):
     __tablename__ = "review_items"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    scan_page_id: Mapped[int] = mapped_column(ForeignKey("scan_pages.id"), index=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("return_pages.id"), index=True)
     upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id"), index=True)
     document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), index=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
@@ -73,14 +81,16 @@ class ReviewItem(OrgScoped, Base):
     decision: Mapped[dict | None] = mapped_column(JSON)  # {"action": ..., "value": ...}
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (UniqueConstraint("scan_page_id", "field_path", "kind"),
+    __table_args__ = (UniqueConstraint("page_id", "field_path", "kind"),
                       CheckConstraint(f"kind IN ({in_list(REVIEW_KINDS)})", name="kind"),
                       CheckConstraint(f"status IN ({in_list(REVIEW_STATUSES)})", name="status"))
 
 
 class DocumentReturn(OrgScoped, Base):
-    """A returned paper copy of a document read from a scan: complete per DOMAIN §5.6 or not
-    (``missing`` lists field names), and whether it has been applied to the case."""
+    """A returned copy of a document, of any kind (``input_kind``: docx, pdf, scan): complete per
+    DOMAIN §5.6 or not (``missing`` lists field names), and whether it has been applied to the
+    case. ``status``: review (a person must decide something first), applied, incomplete (applied,
+    but not evidence: something required is missing)."""
 
     __tablename__ = "document_returns"
 
@@ -88,6 +98,7 @@ class DocumentReturn(OrgScoped, Base):
     document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), index=True)
     upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id"), index=True)
     form: Mapped[str] = mapped_column(String(40))
+    input_kind: Mapped[str | None] = mapped_column(String(8))
     values: Mapped[dict] = mapped_column(JSON, default=dict)
     complete: Mapped[bool] = mapped_column(Boolean, default=False)
     missing: Mapped[list] = mapped_column(JSON, default=list)

@@ -375,23 +375,6 @@ class Upload(OrgScoped, Base):
     __table_args__ = (CheckConstraint(f"status IN ({in_list(UPLOAD_STATUSES)})", name="status"),)
 
 
-class ParsedResult(Base):
-    """What a parser read from an upload: per field value, confidence and source region."""
-
-    __tablename__ = "parsed_results"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id"), index=True)
-    document_id: Mapped[str | None] = mapped_column(ForeignKey("documents.id"), index=True)
-    values: Mapped[dict] = mapped_column(default=dict)
-    readings: Mapped[dict] = mapped_column(default=dict)  # field -> {value, confidence, source}
-    changes: Mapped[dict] = mapped_column(default=dict)  # field -> {issued, read} differences
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, review, applied...
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-    upload: Mapped[Upload] = relationship()
-
-
 class Job(Base):
     """A background job's progress row; the Huey task only carries its id."""
 
@@ -445,11 +428,14 @@ class ReleasedNumber(Base):
 
 
 class AuditLog(Base):
-    """Append-only log of who did what, from which unit, with before/after values (§8.4)."""
+    """Append-only log of who did what, from which unit, with before/after values (§8.4).
+    Hash-chained (``seq``, ``prev_hash``, ``hash``): see ``cases.store.audit``."""
 
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     who: Mapped[str] = mapped_column(String(80))
     org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id"), index=True)
     action: Mapped[str] = mapped_column(String(40))
@@ -457,6 +443,8 @@ class AuditLog(Base):
     before: Mapped[dict | None] = mapped_column(JSON)
     after: Mapped[dict | None] = mapped_column(JSON)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 Index("ix_case_events_case_occurred", CaseEvent.case_id, CaseEvent.occurred_at)
@@ -518,7 +506,7 @@ def from_json(spec: FormSpec, data: Mapping[str, Any]) -> dict:
 # Each area of the case engine keeps its tables in its own module on the same ``Base``. Importing
 # them here makes ``Base.metadata`` complete for ``create_schema`` and Alembic.
 EXTRA_MODEL_MODULES = ("cases.engine.models", "cases.handover.models", "cases.ledgers.models",
-                       "cases.returns.models")
+                       "cases.returns.models", "cases.store.audit", "cases.accounts.models")
 
 
 def load_all_models() -> None:

@@ -93,7 +93,7 @@ LAYOUT = (
             row(lv("reason_note", 5)),
         ), widths=W6),
         Spacer(2),
-        Rows("attempts", widths=(12, 30, 50, 30, 34)),
+        Rows("attempts", widths=(12, 30, 50, 30, 34), keep=True),
         Spacer(2),
         Grid(rows=(
             row(lv("school_opinion", 5, 14)),
@@ -102,7 +102,7 @@ LAYOUT = (
             row(Label("学校公章"), Value("school_seal", span=5, height_mm=28)),
             row(lv("township_receiver"), lv("township_received_on", 3)),
             row(lv("education_receiver"), lv("education_received_on", 3)),
-        ), widths=W6),
+        ), widths=W6, keep=True),
     )),
 )
 

@@ -23,29 +23,29 @@ H = Filled.HAND
 S = Filled.SYSTEM
 
 PUPIL_COLUMNS = (
-    F("name", "姓名", Kind.NAME, required=True),
+    F("name", "姓名", Kind.NAME, required=True, max_length=12),
     F("sex", "性别", Kind.CHOICE, required=True, choices=codes.SEX, compact=True),
     F("birth_date", "出生日期", Kind.DATE, required=True),
     F("id_number", "身份证号", Kind.ID_NUMBER, required=True),
     F("xueji_no", "全国学籍号", Kind.XUEJI_NO, required=True),
     F("primary_class", "原就读小学/班级", max_length=40),
     F("hukou_code", "户籍地区划代码", max_length=12, help="统计用区划代码，6位或12位"),
-    F("hukou_place", "户籍地", required=True, max_length=60, help="乡镇/村/组"),
+    F("hukou_place", "户籍地", required=True, max_length=24, help="乡镇/村/组"),
     F("residence", "现居住地", max_length=60),
-    F("guardian_name", "监护人", Kind.NAME, required=True),
+    F("guardian_name", "监护人", Kind.NAME, required=True, max_length=12),
     F("guardian_relation", "关系", Kind.CHOICE, required=True, choices=codes.RELATIONSHIPS, compact=True),
     F("guardian_phone", "联系电话", Kind.PHONE, required=True),
     F("special_groups", "特殊群体", Kind.MULTI, choices=codes.SPECIAL_GROUPS, compact=True),
     F("file_handed", "档案", Kind.BOOL, compact=True, help="纸质学籍档案已移交"),
     F("intended_class", "拟就读班级", max_length=20),
-    F("remarks", "移交备注", max_length=60, help="已知转出、外地就读等"),
+    F("remarks", "移交备注", max_length=30, help="已知转出、外地就读等"),
     # the receiving school, at autumn registration
     F("registered", "报到", Kind.BOOL, filled=H, compact=True),
     F("registered_on", "报到日期", Kind.DATE, filled=H),
     F("whereabouts", "未报到去向", Kind.CHOICE, filled=H, choices=codes.HANDOVER_WHEREABOUTS, compact=True),
     F("notified_on", "通报移交学校日期", Kind.DATE, filled=H),
     F("case_no", "劝返案件号", filled=H, max_length=30),
-    F("receiver_remarks", "接收备注", filled=H, max_length=60),
+    F("receiver_remarks", "接收备注", filled=H, max_length=30),
 )
 
 FIELDS = (
@@ -105,7 +105,7 @@ LAYOUT = (
              "G06事实无人抚养，G07困境儿童，G08低保家庭，G18学困生（其余见代码表）。"
              "档案：纸质学籍档案已移交打☑。报到、接收备注由接收学校在秋季学期注册时填写。",
              indent=False, style="small"),
-        Rows("pupils", columns=PRINTED_COLUMNS, widths=ROW_WIDTHS),
+        Rows("pupils", columns=PRINTED_COLUMNS, widths=ROW_WIDTHS, keep_tail=1),
         Spacer(2),
         Grid(rows=(
             row(lv("arrived_count", 3), lv("not_arrived_count", 3)),
@@ -114,7 +114,7 @@ LAYOUT = (
             row(Label("移交学校(盖章)"), Value("from_school_seal", height_mm=32),
                 Label("接收学校(盖章)"), Value("to_school_seal", height_mm=32),
                 Label("中心校(盖章)"), Value("central_school_seal", span=3, height_mm=32)),
-        ), widths=W8),
+        ), widths=W8, keep=True),
         Para("本表一式四份，移交学校、接收学校、中心校和县教育局各存一份。", indent=False, style="small"),
     )),
 )

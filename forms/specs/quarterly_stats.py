@@ -119,7 +119,7 @@ LAYOUT = (
             row(lv("remarks", 5)),
             row(lv("filler_name"), lv("checker_name"), lv("unit_head")),
             row(Label("单位(盖章)"), Value("unit_seal", span=3, height_mm=28), lv("fill_date")),
-        ), widths=W6),
+        ), widths=W6, keep=True),
     )),
 )
 

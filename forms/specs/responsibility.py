@@ -285,6 +285,8 @@ def _check_terms(data: dict, _variant, _options) -> dict[str, str]:
     errs: dict[str, str] = {}
     if not data.get("clauses"):
         errs["clauses"] = "须至少有一条责任条款（由条款库生成：agreement_defaults）"
+    if not data.get("targets"):
+        errs["targets"] = "须至少有一项目标任务（默认取自条款库：agreement_defaults）"
     for i, t in enumerate(data.get("targets") or []):
         m = _PERCENT_RE.match((t.get("target") or "").replace(" ", ""))
         if not m:

@@ -38,18 +38,13 @@ values compared with the issued PDF), ``boxes`` (printed tick and character boxe
 the pages of a document merged). The names below are the pipeline's public surface.
 """
 
+from parsers.base import FieldReading, issued_value, resolve_field
 from parsers.scan.boxes import BoxWriting, box_writing, boxed_text, single_digit, tick_boxes_from_pdf
 from parsers.scan.handwriting import interpret_hand, match_name, parse_hand_date
 from parsers.scan.identify import PageIdentity, identify_page
 from parsers.scan.ink import ReferencePages, compare_ink
 from parsers.scan.read import PageReading, merge_readings, png_bytes, read_page
-from parsers.scan.readings import (
-    DEFAULT_THRESHOLD,
-    FieldReading,
-    ReadContext,
-    issued_value,
-    resolve_field,
-)
+from parsers.scan.readings import DEFAULT_THRESHOLD, ReadContext
 from parsers.scan.split import split_all, split_pages
 
 __all__ = [

@@ -14,11 +14,12 @@ import numpy as np
 from forms import validators as v
 from forms.pdfium_lock import PDFIUM_LOCK
 from forms.spec import BOX_CHARS, Field, Kind
+from parsers.base import BBox, FieldReading, jsonable
 from parsers.images import ink_mask, to_gray
 from parsers.ocr import OcrEngine, OcrFailed, OcrText
 from parsers.scan.handwriting import confirm_reason, digits_only, interpret_hand
 from parsers.scan.ink import INK_SEARCH_PT, ReferencePages, ink_shift
-from parsers.scan.readings import CONFIRM_KINDS, BBox, FieldReading, ReadContext, jsonable, recognize
+from parsers.scan.readings import CONFIRM_KINDS, ReadContext, recognize
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ import numpy as np
 from forms import validators as v
 from forms.spec import Field, Kind
 from parsers import marks
+from parsers.base import FieldReading, jsonable
 from parsers.images import ink_mask, to_gray
 from parsers.ocr import OcrEngine, OcrFailed, OcrText
-from parsers.scan.readings import CONFIRM_KINDS, FieldReading, ReadContext, jsonable, norm_text, recognize
+from parsers.scan.readings import CONFIRM_KINDS, ReadContext, norm_text, recognize
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forms.pdfium_lock import PDFIUM_LOCK
+from forms.errors import UnreadableDocument
 from parsers.align import DEFAULT_CROP_DPI
-from parsers.images import ink_mask, to_gray
+from parsers.images import CorruptImage, ink_mask, render_pdf, to_gray
 
 log = logging.getLogger(__name__)
 
@@ -62,26 +62,10 @@ class ReferencePages:
             return got
 
     def _render(self, page_no: int) -> np.ndarray:
-        import pypdfium2 as pdfium
-
-        from forms.errors import UnreadableDocument
-
-        with PDFIUM_LOCK:
-            try:
-                doc = pdfium.PdfDocument(self._pdf)
-            except pdfium.PdfiumError as e:
-                raise UnreadableDocument(f"签发的 PDF 无法读取：{e}") from e
-            try:
-                if not 1 <= page_no <= len(doc):
-                    raise UnreadableDocument(f"签发的 PDF 没有第{page_no}页")
-                page = doc[page_no - 1]
-                bitmap = page.render(scale=self.dpi / 72.0, grayscale=True)
-                pixels = np.array(bitmap.to_numpy(), copy=True)
-                bitmap.close()
-                page.close()
-            finally:
-                doc.close()
-        return to_gray(pixels) if pixels.ndim == 3 else pixels
+        try:
+            return render_pdf(self._pdf, dpi=self.dpi, pages=[page_no], grey=True, name="签发的 PDF")[0]
+        except CorruptImage as e:
+            raise UnreadableDocument(e.message) from e
 
     def crop(self, page_no: int, bbox_pt: Sequence[float], pad_pt: float = 0.0) -> np.ndarray:
         """The box (grown by ``pad_pt``) cut from the rendered page, sampled like ``Aligned.crop``."""

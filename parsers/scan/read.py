@@ -17,6 +17,7 @@ import numpy as np
 from forms.spec import Field, Filled, Kind, format_value, is_blank
 from parsers import marks
 from parsers.align import AlignmentFailed, TemplatePage, align
+from parsers.base import BBox, FieldReading, issued_value, jsonable, resolve_field
 from parsers.images import PageImage, rotate_quarter
 from parsers.ocr import OcrEngine, OcrFailed, OcrText
 from parsers.scan.boxes import BoxWriting, box_writing, read_boxed
@@ -27,16 +28,11 @@ from parsers.scan.readings import (
     MARK_KINDS,
     MAX_PRINTED_CHECK,
     TICK_KINDS,
-    BBox,
-    FieldReading,
     OcrBatch,
     ReadContext,
     inset,
-    issued_value,
-    jsonable,
     norm_text,
     recognize,
-    resolve_field,
 )
 from parsers.scan.ticks import tick_evidence
 

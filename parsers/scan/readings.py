@@ -1,6 +1,6 @@
-"""Result types of the scan reading and what its steps share: ``FieldReading`` (one field read
-from a scan), ``ReadContext`` (what reading a document's pages needs), field paths, and batched
-line recognition."""
+"""What the steps of the scan reading share: ``ReadContext`` (what reading a document's pages
+needs), the kinds of fields read as ticks and marks, and batched line recognition. Readings are
+``parsers.base.FieldReading``, the one type every parser returns."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from forms.spec import Field, FormSpec, Kind, Variant
+from forms.spec import FormSpec, Kind, Variant
+from parsers.base import BBox
 from parsers.ocr import OcrEngine, OcrText, split_lines
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BBox = tuple[float, float, float, float]
 DEFAULT_THRESHOLD = 0.9
 # A person always confirms what is read of a field marked ``Field.confirm`` in its spec (DOMAIN
 # §5.6 3(b): the service date and method). Signatures, seals and fingerprints are confirmed by
@@ -30,44 +30,11 @@ DEFAULT_THRESHOLD = 0.9
 CONFIRM_KINDS = frozenset({Kind.PHONE})
 # Printed values longer than this are statute texts and clause paragraphs: not re-read on scans.
 MAX_PRINTED_CHECK = 60
-PATH_RE = re.compile(r"^([a-z_][a-z0-9_]*)\[(\d+)\]\.([a-z_][a-z0-9_]*)$")
 MARK_KINDS = (Kind.SIGNATURE, Kind.SEAL)
 TICK_KINDS = (Kind.CHOICE, Kind.MULTI, Kind.BOOL)
 
 
 # ---- reading -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FieldReading:
-    """One field as read from a scan.
-
-    ``origin``: "printed" (compared with the issued value), "hand" (OCR'd), "tick" or "mark".
-    ``status``: match | mismatch | unchecked | read | blank | invalid | ambiguous | low.
-    ``value``: JSON-safe proposed value (dates as ISO strings, marks as booleans).
-    ``bbox_px``: the crop's box in the upright page image; ``bbox_pt`` in PDF points."""
-
-    path: str
-    kind: str
-    origin: str
-    status: str
-    value: Any
-    text: str
-    confidence: float
-    needs_review: bool
-    reason: str = ""
-    page_no: int = 0
-    bbox_pt: BBox = (0.0, 0.0, 0.0, 0.0)
-    bbox_px: tuple[int, int, int, int] = (0, 0, 0, 0)
-    issued: Any = None
-    confirm: bool = False  # a person must confirm it even when confident (DOMAIN §5.6 3(b))
-
-    def to_json(self) -> dict:
-        return {"path": self.path, "kind": self.kind, "origin": self.origin, "status": self.status,
-                "value": self.value, "text": self.text, "confidence": round(float(self.confidence), 4),
-                "needs_review": self.needs_review, "reason": self.reason, "page": self.page_no,
-                "bbox_pt": [round(x, 2) for x in self.bbox_pt], "bbox_px": list(self.bbox_px),
-                "issued": self.issued, "confirm": self.confirm}
 
 
 @dataclass(frozen=True)
@@ -92,33 +59,6 @@ class ReadContext:
     # The issued PDF rendered at the crop resolution: printed values are compared with it ink for
     # ink and only OCR'd when they differ. None: every printed value is OCR'd.
     reference: ReferencePages | None = None
-
-
-def resolve_field(spec: FormSpec, path: str) -> tuple[Field, str, int | None, str | None]:
-    """(field, top-level name, row, column) for ``name`` or ``table[i].column``."""
-    m = PATH_RE.match(path)
-    if m:
-        table = spec.field(m.group(1))
-        return table.column(m.group(3)), m.group(1), int(m.group(2)), m.group(3)
-    return spec.field(path), path, None, None
-
-
-def issued_value(issued: Mapping[str, Any], path: str) -> Any:
-    """The issued snapshot's value at ``path`` (None for a blank printed row)."""
-    m = PATH_RE.match(path)
-    if not m:
-        return issued.get(path)
-    rows = issued.get(m.group(1)) or []
-    i = int(m.group(2))
-    return rows[i].get(m.group(3)) if i < len(rows) and isinstance(rows[i], Mapping) else None
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, (list, tuple)):
-        return [jsonable(x) for x in value]
-    return value
 
 
 def inset(b: Sequence[float], d: float) -> BBox:
