@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from cases.store.storage import Store
+from parsers.preflight import DEFAULT_LIMITS, Limits
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Services:
     pdf_timeout: float = 120
     max_upload_bytes: int = 64 * 1024 * 1024
     default_profile: str = "henan-weihui-2022"
+    limits: Limits = DEFAULT_LIMITS  # what one upload may expand to (parsers.preflight)
     extra: dict = field(default_factory=dict)
 
     @classmethod
