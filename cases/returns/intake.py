@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from cases.documents.issuing import get_org
 from cases.returns.apply import READ_STATUSES, finish_document
-from cases.returns.models import ReturnPage, ReviewItem
+from cases.returns.models import READ_JOB_KIND, ReturnPage, ReviewItem
 from cases.returns.queries import upload_result
 from cases.store import audit, jobs
 from cases.store.models import Case, Document, Pupil, Upload
@@ -51,7 +51,7 @@ from parsers.scan.parser import ScanParser
 
 log = logging.getLogger(__name__)
 
-JOB_KIND = "return_read"
+JOB_KIND = READ_JOB_KIND
 MIMES = {"docx": DOCX_MIME, "pdf": "application/pdf", "png": "image/png", "jpeg": "image/jpeg",
          "tiff": "image/tiff"}
 
@@ -255,7 +255,7 @@ def process_upload(services: Services, upload_id: int, *, job_id: str | None = N
         try:
             parser = parser_for(path, mime)
             lookup = DocumentLookup(lookup_session, services, release=True)
-            for unit in parser.read(path, secret=services.qr_secret, lookup=lookup, options=read_options(services),
+            for unit in parser.read(path, secret=services.qr_keys, lookup=lookup, options=read_options(services),
                                     skip=done):
                 total = max(total, unit.total)
                 if progress and not done:
