@@ -21,8 +21,9 @@ from cases.ledgers import indicators, reporting
 from cases.ledgers import ledger as ledgers
 from forms import validators as v
 from forms.errors import ValidationFailed
-from web.api import check_scope, current_user, db, doc_json, page_args, services
+from web.api import check_scope, current_user, db, doc_json, services
 from web.auth import log_export, log_unmask, requires, unmask_reason
+from web.paging import next_link, page_args
 
 blp = Blueprint("ledgers", __name__, url_prefix="/api/v1", description="台账、指标与统计表")
 
@@ -76,6 +77,7 @@ def ledger(kind: str):
         session.commit()
     return {"kind": kind, "title": ledgers.KIND_TITLES[kind], "org_id": page.org_id, "org_name": page.org_name,
             "as_of": page.as_of.isoformat(), "total": page.total, "limit": limit, "offset": offset,
+            "next": next_link(limit, offset, page.total),
             "columns": [{"key": k, "heading": h} for k, h in page.columns], "items": page.rows,
             "aggregate": ledgers.aggregate(session, scope).as_json() if offset == 0 else None}
 
