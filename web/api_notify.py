@@ -22,9 +22,10 @@ from cases.notify import channels as svc
 from cases.notify import delivery, messages
 from cases.store.models import Org, utcnow
 from forms.errors import Forbidden, NotFound, ValidationFailed
-from web.api import check_scope, current_user, page_args, scope_org
+from web.api import check_scope, current_user, scope_org
 from web.auth import principal, requires
 from web.context import db
+from web.paging import envelope, page_args, paged_list
 
 blp = Blueprint("notify", __name__, url_prefix="/api/v1", description="消息推送（企业微信、钉钉、邮件）")
 
@@ -61,7 +62,7 @@ def _org_arg() -> Org:
 def list_channels():
     org = _org_arg()
     check_scope(org.id)
-    return {"org_id": org.id, "items": [svc.channel_json(c) for c in svc.channels_in(db(), org)]}
+    return paged_list(svc.channels_in(db(), org), svc.channel_json, org_id=org.id)
 
 
 @blp.route("/notify/channels", methods=["POST"])
@@ -123,8 +124,7 @@ def list_deliveries():
     channel_id = request.args.get("channel_id", type=int)
     total, rows = delivery.deliveries_in(db(), org, status=request.args.get("status") or None,
                                          channel_id=channel_id, limit=limit, offset=offset)
-    return {"org_id": org.id, "total": total, "limit": limit, "offset": offset,
-            "items": [delivery.delivery_json(d) for d in rows]}
+    return envelope([delivery.delivery_json(d) for d in rows], total, limit, offset, org_id=org.id)
 
 
 # ---- a user's own channels ------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def _own_org() -> Org:
 @requires("account.self")
 def my_channels():
     org = _own_org()
-    return {"items": [svc.channel_json(c) for c in svc.channels_in(db(), org, user_id=principal().user_id)]}
+    return paged_list(svc.channels_in(db(), org, user_id=principal().user_id), svc.channel_json)
 
 
 @blp.route("/me/notify/channels", methods=["POST"])
