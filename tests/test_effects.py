@@ -23,7 +23,7 @@ from forms.registry import all_specs
 from forms.spec import EFFECT_ACTIONS, Effect, Field, FormSpec, Kind
 from tests.test_handover import world  # noqa: F401  (the demo county's handover plan)
 
-REPORT_ID = "EFFECTREPORT1"
+REPORT_ID = "EFFECTREPRT1"
 USER = "township-reviewer"
 
 
