@@ -107,3 +107,4 @@ def init_web(app: Flask) -> None:
     from web import ops_cli
 
     ops_cli.register(app)
+    ops_cli.register_backup(app)
