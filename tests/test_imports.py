@@ -37,6 +37,7 @@ CASES_ROOMS = {
     "handover": {"store", "engine", "documents"},
     "returns": {"store", "engine", "documents", "handover"},
     "accounts": {"store", "engine"},
+    "dossier": {"store", "engine", "documents", "ledgers", "returns"},
     "demo": {"store", "engine", "documents", "handover", "ledgers", "returns", "accounts"},
 }
 # Entry points that read the configuration themselves (what a command line or worker starts from).

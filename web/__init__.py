@@ -16,7 +16,8 @@ class BaoxueApi(Api):
 
 
 # Each area of the service adds its endpoints in its own module with a ``blp`` Blueprint.
-AREA_API_MODULES = ("web.api_engine", "web.api_handover", "web.api_ledgers", "web.api_scans", "web.auth.api")
+AREA_API_MODULES = ("web.api_engine", "web.api_handover", "web.api_ledgers", "web.api_scans", "web.auth.api",
+                    "web.api_dossier")
 
 
 def _area_blueprints():

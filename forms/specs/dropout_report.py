@@ -114,6 +114,7 @@ SPEC = FormSpec(
     fields=FIELDS,
     layout=LAYOUT,
     number_abbr="辍报",
+    dossier_item=5,
     description="学校向乡(镇)人民政府和教育部门报送的辍学情况报告单（一式三份）",
     checks=(
         check_person_identity("student_id_number", sex="student_sex", birth="student_birth_date",
