@@ -24,9 +24,11 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cases.engine import casework
+from cases.engine.deadlines import due_date
+from cases.engine.profiles import load_profile
 from cases.store import audit
-from cases.store.models import Case, CaseEvent, Guardian, Org, Pupil, SchoolClass, descendants
-from cases.store.numbering import next_case_number
+from cases.store.models import Case, Guardian, Org, Pupil, SchoolClass, descendants
 from forms import validators
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,9 @@ GRADE_NAMES = ("一", "二", "三", "四", "五", "六", "七", "八", "九")
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹"
 BOY_CHARS = "浩宇轩子涵博文俊杰明轩晨阳志强家豪一鸣天佑思远嘉乐振宇"
 GIRL_CHARS = "欣怡梓涵雨萱佳琪诗雨静怡思彤可馨语嫣梦琪紫萱雅婷心悦"
-# Open demo cases: (target state, reason code, transitions walked to get there).
+# Open demo cases: (target state, reason code, transitions walked to get there). Each case is
+# opened by the engine (``open_case``, T1) and walked through ``apply_action`` with the facts and
+# persuasion records its guards ask for, so its events, deadlines and 问题清单 are the engine's own.
 CASE_PLAN = (
     ("ABSENT", "R01", ("T1",)),
     ("VERIFY", "R06", ("T1", "T3")),
@@ -62,14 +66,7 @@ CASE_PLAN = (
     ("NOTICED", "R01", ("T1", "T3", "T4", "T7", "T8")),
     ("JOINT", "R02", ("T1", "T3", "T4", "T7", "T8", "T10")),
 )
-TRANSITIONS = {  # code: (from, to, acting level, actor title)
-    "T1": ("ATTENDING", "ABSENT", "school", "班主任"),
-    "T3": ("ABSENT", "VERIFY", "school", "学校"),
-    "T4": ("VERIFY", "SUSPECTED", "school", "学校"),
-    "T7": ("SUSPECTED", "REPORTED", "school", "学校"),
-    "T8": ("REPORTED", "NOTICED", "township", "乡(镇)人民政府"),
-    "T10": ("NOTICED", "JOINT", "township", "乡(镇)人民政府"),
-}
+ACTORS = {"T1": "班主任", "T3": "学校", "T4": "学校", "T7": "学校", "T8": "乡(镇)人民政府", "T10": "乡(镇)人民政府"}
 
 
 @dataclass(frozen=True)
@@ -108,6 +105,42 @@ def _summary(session: Session, county: Org, created: bool) -> DemoSummary:
                        villages=sum(o.kind == "village" for o in below), schools=len(school_ids),
                        classes=count(SchoolClass), pupils=count(Pupil), guardians=count(Guardian),
                        cases=count(Case))
+
+
+def _plan(path: tuple[str, ...], opened: dt.date, holidays) -> dict[str, dt.date]:
+    """The day of each transition of ``path`` for a case opened on ``opened``: 3 and 5 days of
+    absence for T3/T4, the report the day after the 10-working-day persuasion window ends, the
+    township signing for it that day and serving the notice the day after (T8), the joint team
+    the day after that (R02 外出打工 needs partners at once)."""
+    window = load_profile(REGION_PROFILE).timer("persuasion_window")
+    days = {"T1": opened, "T3": opened + dt.timedelta(days=3), "T4": opened + dt.timedelta(days=5)}
+    days["T7"] = due_date(window, days["T4"], holidays=holidays).date + dt.timedelta(days=1)
+    days["T8"] = days["T7"] + dt.timedelta(days=1)
+    days["T10"] = days["T8"] + dt.timedelta(days=1)
+    return {code: days[code] for code in path}
+
+
+def _walk_case(session: Session, pupil: Pupil, reason: str, path: tuple[str, ...], today: dt.date) -> Case:
+    """Open a case for ``pupil`` and take it along ``path`` through the engine, ending 2 days before
+    ``today``, with three failed school persuasion attempts inside the window once suspected."""
+    holidays = casework.holiday_tables(session)
+    span = _plan(path, today, holidays)[path[-1]] - today
+    days = _plan(path, today - span - dt.timedelta(days=2), holidays)
+    case = casework.open_case(session, pupil, reason_code=reason, opened_on=days["T1"], actor=ACTORS["T1"])
+    facts = {"T3": {"unexcused_days": 3}, "T4": {"unexcused_days": 5},
+             "T8": {"report_received_on": days.get("T7"), "notice_served_on": days.get("T8")}}
+    for code in path[1:]:
+        if code == "T7":  # the school's persuasion inside the window, all refused
+            for n in (1, 3, 5):
+                casework.record_attempt(session, case, {
+                    "date": (days["T4"] + dt.timedelta(days=n)).isoformat(), "persons": "班主任、专人",
+                    "method": "visit" if n != 3 else "phone", "result": "refused", "stage": "school",
+                    "statements": "监护人称孩子不愿上学（演示数据）"}, actor="专人")
+        data = {"facts": {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in facts.get(code, {}).items()},
+                "note": "演示数据"}
+        casework.apply_action(session, case, code, actor=ACTORS[code], data=data,
+                              occurred_at=dt.datetime.combine(days[code], dt.time(9 + len(path) % 6), CHINA_TZ))
+    return case
 
 
 def load_demo(session: Session, *, seed: int = 1, today: dt.date | None = None) -> DemoSummary:
@@ -210,21 +243,8 @@ def load_demo(session: Session, *, seed: int = 1, today: dt.date | None = None) 
     # Open cases: older pupils, as dropouts are concentrated in junior grades.
     candidates = [p for g in (7, 8, 9, 6) for p in pupils_by_grade.get(g, [])]
     chosen = rng.sample(candidates, len(CASE_PLAN))
-    for (state, reason, path), (pupil, school, township) in zip(CASE_PLAN, chosen, strict=True):
-        opened = today - dt.timedelta(days=3 * len(path) + 2)
-        case = Case(number=next_case_number(session, county=county, year=opened.year), pupil_id=pupil.id,
-                    org_id=school.id, township_org_id=township.id, state=state, reason_code=reason,
-                    opened_on=opened, episode=1, profile=REGION_PROFILE)
-        session.add(case)
-        session.flush()
-        for step, code in enumerate(path):
-            from_state, to_state, level, actor = TRANSITIONS[code]
-            day = opened + dt.timedelta(days=3 * step)
-            at = dt.datetime(day.year, day.month, day.day, 9 + step % 6, 0, tzinfo=CHINA_TZ)
-            session.add(CaseEvent(case_id=case.id, org_id=(school if level == "school" else township).id,
-                                  kind="transition", from_state=from_state, to_state=to_state,
-                                  transition=code, actor=actor, occurred_at=at,
-                                  data={"absent_days": 1 + 2 * step, "note": "演示数据"}))
+    for (_state, reason, path), (pupil, _school, _township) in zip(CASE_PLAN, chosen, strict=True):
+        _walk_case(session, pupil, reason, path, today)
     audit.record(session, who="demo", org=county, action="demo.load", target=f"org:{county.id}",
                  after={"seed": seed, "school_year": year})
     session.flush()

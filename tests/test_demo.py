@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from cases import demo
+from cases.engine.models import Deadline
 from cases.store.db import create_schema, make_engine, make_session_factory, session_scope
 from cases.store.models import Case, CaseEvent, Guardian, Org, Pupil, SchoolClass
 from forms import validators
@@ -58,13 +59,24 @@ def test_demo_cases_walk_the_workflow(session):
     assert [c.state for c in cases] == ["ABSENT", "VERIFY", "SUSPECTED", "REPORTED", "NOTICED", "JOINT"]
     assert [c.number for c in cases] == [f"2026-419901-{i:05d}" for i in range(1, 7)]
     for c in cases:
-        events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == c.id).order_by(CaseEvent.id)).all()
+        events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == c.id, CaseEvent.kind == "transition")
+                                 .order_by(CaseEvent.id)).all()
         assert events[0].from_state == "ATTENDING" and events[-1].to_state == c.state
         for a, b in zip(events, events[1:], strict=False):
             assert a.to_state == b.from_state and a.occurred_at < b.occurred_at
         assert all(e.occurred_at.tzinfo is not None for e in events)
         assert session.get(Org, c.township_org_id).kind == "township"
-        assert c.opened_on < TODAY
+        assert c.opened_on < TODAY and events[-1].occurred_at.date() < TODAY
+    # walked by the engine: its timers started and its guards met (3 refused school attempts before T7)
+    started = {c.state: {d.timer for d in session.scalars(select(Deadline).where(Deadline.case_id == c.id))}
+               for c in cases}
+    assert started["ABSENT"] == {"contact_guardian"}
+    assert {"persuasion_window", "school_report"} <= started["SUSPECTED"]
+    assert "township_notice" in started["REPORTED"] and "return_deadline" in started["NOTICED"]
+    joint = cases[-1]
+    attempts = session.scalars(select(CaseEvent).where(CaseEvent.case_id == joint.id,
+                                                       CaseEvent.kind == "attempt")).all()
+    assert [a.data["result"] for a in attempts] == ["refused"] * 3
 
 
 def _snapshot(url, seed):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cases.engine import casework as engine
 from cases.store.models import Case, Org, Pupil
@@ -93,3 +93,34 @@ def test_scope_and_holidays(client, app_session, demo):
     assert res.status_code == 201 and res.json["year"] == 2028
     res = client.post("/api/v1/admin/holidays", json={"year": 2028, "holidays": "2028-01-01"})
     assert res.status_code == 422 and "holidays" in res.json["fields"]
+
+
+def test_post_cases_opens_only_in_the_initial_state_through_open_case(client, app_session, demo):
+    """POST /cases is the engine's open_case (T1 into ABSENT, contact timer started); any other
+    requested state is refused naming the field, and nothing is written."""
+    from cases.engine.models import Deadline
+    from cases.store.models import CaseEvent
+
+    pupil = app_session.scalars(select(Pupil).where(Pupil.id.not_in(select(Case.pupil_id))).order_by(Pupil.id)).first()
+    before = app_session.scalar(select(func.count()).select_from(Case))
+    for state in ("CLOSED", "SUSPECTED", "JOINT", "nonsense"):
+        res = client.post("/api/v1/cases", json={"pupil_id": pupil.id, "state": state, "opened_on": "2026-03-02"})
+        assert res.status_code == 422, (state, res.json)
+        assert set(res.json["fields"]) == {"state"} and "ABSENT" in res.json["fields"]["state"]
+    app_session.expire_all()
+    assert app_session.scalar(select(func.count()).select_from(Case)) == before
+
+    res = client.post("/api/v1/cases", json={"pupil_id": pupil.id, "opened_on": "2026-03-02", "reason_code": "R01"})
+    assert res.status_code == 201, res.json
+    out = res.json
+    assert out["state"] == "ABSENT" and out["pupil_id"] == pupil.id and out["org_id"] == pupil.org_id
+    case = app_session.get(Case, out["id"])
+    assert case.opened_on == D(2026, 3, 2) and case.reason_code == "R01" and case.episode == 1
+    events = app_session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)).all()
+    assert [(e.kind, e.transition, e.from_state, e.to_state) for e in events] == [
+        ("transition", "T1", "ATTENDING", "ABSENT")]
+    timers = app_session.scalars(select(Deadline).where(Deadline.case_id == case.id)).all()
+    assert [t.timer for t in timers] == ["contact_guardian"] and timers[0].due_on == D(2026, 3, 2)
+
+    again = client.post("/api/v1/cases", json={"pupil_id": pupil.id, "state": "ABSENT"})
+    assert again.status_code == 409 and case.number in again.json["message"]

@@ -16,10 +16,11 @@ from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
 from cases.documents import issuing as svc
+from cases.engine.casework import open_case
+from cases.engine.workflow import TRANSITIONS_BY_CODE
 from cases.returns import intake, queries
 from cases.store import audit
 from cases.store.models import Case, Document, Guardian, Job, Org, Pupil, Upload, descendants, in_scope
-from cases.store.numbering import next_case_number
 from forms import validators as v
 from forms.errors import NotFound, ValidationFailed
 from forms.registry import all_specs, get_spec
@@ -39,6 +40,8 @@ from web.auth import (
     work_org,
 )
 from web.context import db, services
+
+INITIAL_STATE = TRANSITIONS_BY_CODE["T1"].target  # where open_case (T1) puts a new episode
 
 blp = Blueprint("api", __name__, url_prefix="/api/v1", description="控辍保学文书与案卷")
 
@@ -326,46 +329,24 @@ def list_cases():
 @blp.arguments(s.CaseIn)
 @blp.response(201, s.CaseOut)
 def create_case(body):
-    from cases.store.models import CASE_STATES, CaseEvent, utcnow
-
+    """Open a case (a new episode) for a pupil. A case is opened only in its initial state
+    (无故缺勤 ``ABSENT``, through T1) by the engine's ``open_case``: numbering, responsible school and
+    township, the first timers. Any later state is reached through ``POST /cases/<id>/actions``."""
+    requested = body.get("state")
+    if requested not in (None, INITIAL_STATE):
+        raise ValidationFailed(f"新案件只能以初始状态（{INITIAL_STATE}）立案，其他状态须经流转到达",
+                               fields={"state": f"只能为 {INITIAL_STATE}；其他状态请通过 /cases/<id>/actions 流转"})
     session = db()
     pupil = session.get(Pupil, body["pupil_id"])
     if pupil is None:
         raise ValidationFailed("学生不存在", fields={"pupil_id": "不存在"})
-    if body["state"] not in CASE_STATES:
-        raise ValidationFailed("状态代码无效", fields={"state": "可选：" + "、".join(CASE_STATES)})
-    org_id = body.get("org_id") or pupil.org_id
     authorize_row(pupil)
-    check_scope(org_id)
-    if body.get("township_org_id"):
-        check_scope(body["township_org_id"])
-    school = session.get(Org, pupil.org_id)
-    chain = [school, *reversed(_ancestors(session, school))]
-    county = next((o for o in chain if o.kind == "county"), chain[-1])
-    township = body.get("township_org_id") or next((o.id for o in chain if o.kind == "township"), None)
-    open_ep = session.scalar(select(Case).where(Case.pupil_id == pupil.id, Case.state != "CLOSED"))
-    if open_ep is not None:
-        raise ValidationFailed("该学生已有未销号的案件", fields={"pupil_id": f"案件 {open_ep.number} 未销号"})
-    episode = (session.scalar(select(func.max(Case.episode)).where(Case.pupil_id == pupil.id)) or 0) + 1
-    opened = body.get("opened_on") or dt.date.today()
-    case = Case(number=next_case_number(session, county=county, year=opened.year), pupil_id=pupil.id,
-                org_id=org_id, township_org_id=township, state=body["state"],
-                reason_code=body.get("reason_code"), opened_on=opened, episode=episode,
-                profile=svc.profile_name(session, school, services()))
-    session.add(case)
-    session.flush()
-    session.add(CaseEvent(case_id=case.id, org_id=org_id, kind="opened", to_state=case.state,
-                          actor=current_user(), occurred_at=utcnow(), data={}))
-    audit.record(session, who=current_user(), org=org_id, action="case.create", target=f"case:{case.id}",
+    case = open_case(session, pupil, reason_code=body.get("reason_code"),
+                     opened_on=body.get("opened_on") or dt.date.today(), actor=current_user(), source="manual")
+    audit.record(session, who=current_user(), org=case.org_id, action="case.create", target=f"case:{case.id}",
                  after={"number": case.number, "state": case.state})
     session.commit()
     return _case_json(case)
-
-
-def _ancestors(session, org: Org) -> list[Org]:
-    from cases.store.models import ancestors
-
-    return ancestors(session, org)
 
 
 @blp.route("/cases/<int:case_id>")

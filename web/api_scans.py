@@ -12,6 +12,8 @@ PDF in the request.)
   "value": ...} records who and when.
 * ``GET /scans/unidentified``; ``POST /scans/pages/<id>/assign`` {"document_id", "page_no"}.
 * ``GET /returns?form=&issuer_id=&year=&variant=``: "N of M returned".
+* ``GET /documents/<id>/geometry``: where every field, label, character box and tick box sits on
+  each page of an issued document (PDF points, top-left), for integrators' own capture.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ import marshmallow as ma
 from flask import request, send_file, url_for
 from flask_smorest import Blueprint
 
-from cases.returns import intake, queries, review
+from cases.returns import geometry, intake, queries, review
 from cases.returns.models import ReturnPage, ReviewItem
-from cases.store.models import Org
+from cases.store.models import Document, Org
 from forms.errors import NotFound, ValidationFailed
-from web.api import check_scope, current_user, db, scope_org, services, uploaded_file
+from web.api import check_scope, current_user, db, get_scoped, scope_org, services, uploaded_file
 from web.auth import authorize_row, requires
 
 blp = Blueprint("scans", __name__, url_prefix="/api/v1", description="扫描件与照片识别、人工复核")
@@ -166,3 +168,19 @@ def returns_count():
     year = int(args["year"]) if (args.get("year") or "").isdigit() else None
     return queries.returned_count(db(), form=args["form"], issuer_id=int(args["issuer_id"]), year=year,
                                 variant=args.get("variant") or None)
+
+
+@blp.route("/documents/<doc_id>/geometry")
+@requires("document.read")
+def document_geometry(doc_id: str):
+    """Per page of an issued document: part, size, QR square, table outlines, and for every field
+    its value box, label box, Chinese label, kind, limits, printed character boxes (one digit each,
+    grouped) and tick boxes with the choice each stands for. Boxes ``[x0, top, x1, bottom]`` in PDF
+    points, origin top-left."""
+    doc = get_scoped(Document, doc_id, "文书")
+    if not doc.geometry or not (doc.geometry.get("pages") or []):
+        raise NotFound(f"文书 {doc.number_text or doc.id} 没有版面记录（未生成 PDF）",
+                       fields={"doc_id": "没有 PDF 版面"})
+    store = services().store
+    pdf = store.read_bytes(store.relpath_for(doc.pdf_sha256, ".pdf")) if doc.pdf_sha256 else None
+    return geometry.document_geometry(doc, pdf)

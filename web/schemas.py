@@ -117,11 +117,10 @@ class PupilOut(Schema):
 
 class CaseIn(Schema):
     pupil_id = fields.Integer(required=True)
-    org_id = fields.Integer(allow_none=True, metadata={"description": "责任单位，默认为学籍学校"})
-    township_org_id = fields.Integer(allow_none=True)
     reason_code = fields.String(allow_none=True)
     opened_on = fields.Date(allow_none=True)
-    state = fields.String(load_default="ABSENT")
+    state = fields.String(allow_none=True, metadata={
+        "description": "只能为 ABSENT（初始状态，可省略）；其他状态须经 /cases/<id>/actions 流转到达"})
 
 
 class CaseOut(Schema):

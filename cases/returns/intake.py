@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from cases.documents.issuing import get_org
 from cases.returns.apply import READ_STATUSES, finish_document
-from cases.returns.models import ReturnPage, ReviewItem
+from cases.returns.models import READ_JOB_KIND, ReturnPage, ReviewItem
 from cases.returns.queries import upload_result
 from cases.store import audit, jobs
 from cases.store.models import Case, Document, Pupil, Upload
@@ -50,7 +50,7 @@ from parsers.scan.parser import ScanParser
 
 log = logging.getLogger(__name__)
 
-JOB_KIND = "return_read"
+JOB_KIND = READ_JOB_KIND
 MIMES = {"docx": DOCX_MIME, "pdf": "application/pdf", "png": "image/png", "jpeg": "image/jpeg",
          "tiff": "image/tiff"}
 

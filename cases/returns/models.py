@@ -19,6 +19,8 @@ PAGE_STATUSES = ("read", "unidentified", "blank", "failed", "assigned")
 INPUT_KINDS = ("docx", "pdf", "scan")
 REVIEW_KINDS = ("low_confidence", "invalid", "ambiguous", "tamper", "confirm", "discrepancy")
 REVIEW_STATUSES = ("open", "accepted", "corrected", "rejected")
+# The background job kind that reads a returned file (``cases.returns.intake.read_return``).
+READ_JOB_KIND = "return_read"
 
 
 class ReturnPage(OrgScoped, Base):

@@ -3,6 +3,7 @@ documents returned), the unidentified pages, "N of M returned", a document's his
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from cases.documents.issuing import document_json
 from cases.returns.apply import best_readings
-from cases.returns.models import DocumentReturn, ReturnPage, ReviewItem
-from cases.store.models import AuditLog, Document, Org, Upload
+from cases.returns.models import READ_JOB_KIND, DocumentReturn, ReturnPage, ReviewItem
+from cases.store.models import AuditLog, Document, Job, Org, Upload
 from forms.errors import NotFound
 
 
@@ -42,10 +43,78 @@ def _open_counts(session: Session, upload_id: int, column) -> dict:
         ReviewItem.upload_id == upload_id, ReviewItem.status == "open").group_by(column)).all())
 
 
+# Why a field was accepted without a person, by its reading's status (issue 15 item 7).
+_ACCEPTED_WHY = {
+    "match": "印制内容与签发值一致",
+    "unchecked": "印制的长文本不逐字核对，以签发值为准",
+    "blank": "未填写（空白）",
+}
+# Why it went to review, when the reader gave no reason of its own.
+_REVIEW_WHY = {
+    "mismatch": "印制内容与签发值不一致，可能被改动",
+    "invalid": "识别结果未通过校验",
+    "ambiguous": "无法判断勾选或笔迹",
+    "low": "识别把握不足",
+    "blank": "应有内容但未识别到",
+}
+
+
+def field_reason(reading: Mapping[str, Any]) -> str:
+    """Why a field of a returned unit went to review or was accepted, in words for a person: the
+    reader's own reason when it gave one, else one made from the reading's status and confidence."""
+    own = (reading.get("reason") or "").strip()
+    conf = float(reading.get("confidence") or 0.0)
+    status = reading.get("status") or ""
+    if reading.get("needs_review"):
+        if own:
+            return own
+        if reading.get("confirm"):
+            return "须人工确认"
+        why = _REVIEW_WHY.get(status, "须人工确认")
+        return f"{why}（置信度 {conf:.2f}）" if status in ("low", "read") else why
+    if own:
+        return own
+    if status in _ACCEPTED_WHY:
+        return _ACCEPTED_WHY[status]
+    if reading.get("origin") == "mark":
+        seen = "有" if reading.get("value") else "没有"
+        return f"判断为{seen}签名或印章（置信度 {conf:.2f}）"
+    if reading.get("origin") == "tick":
+        ticked = "未勾选任何选项" if reading.get("value") in (None, "", []) else "勾选明确"
+        return f"{ticked}（置信度 {conf:.2f}）"
+    return f"识别可信（置信度 {conf:.2f}），校验通过"
+
+
+def upload_job(session: Session, upload: Upload) -> Job | None:
+    """The latest reading job of an upload (None: read in the request, or never queued)."""
+    rows = session.scalars(select(Job).where(Job.kind == READ_JOB_KIND, Job.org_id == upload.org_id,
+                                             Job.created_at >= upload.uploaded_at - dt.timedelta(minutes=5))
+                           .order_by(Job.created_at.desc())).all()
+    return next((j for j in rows if list(j.payload or [])[:1] == [upload.id]), None)
+
+
+def _job_json(job: Job | None) -> dict | None:
+    if job is None:
+        return None
+    return {"id": job.id, "status": job.status, "done": job.done, "total": job.total, "attempts": job.attempts,
+            "error": job.error, "updated_at": job.updated_at.isoformat() if job.updated_at else None}
+
+
+def _field_json(r: Mapping[str, Any], item: ReviewItem | None) -> dict:
+    return {"value": r.get("value"), "confidence": r.get("confidence"), "status": r.get("status"),
+            "needs_review": r.get("needs_review"), "origin": r.get("origin"), "text": r.get("text"),
+            "issued": r.get("issued"), "decision": "review" if r.get("needs_review") else "accepted",
+            "reason": field_reason(r),
+            "review_item": ({"id": item.id, "kind": item.kind, "status": item.status}
+                            if item is not None else None)}
+
+
 def upload_outcome(session: Session, upload_id: int) -> dict:
     """Per-unit outcome of a returned file (every kind; GET /scans/<id> and /uploads/<id>): each
-    page (or the whole DOCX/PDF) with its document, status, reason and fields, and each document
-    returned in it with its completeness and status."""
+    page (or the whole DOCX/PDF) with its document, status, reason and fields (each with why it
+    was accepted or went to review), each document returned in it with its completeness and
+    status, and the reading job's state. A job that failed (also one the reaper gave up on) makes
+    the outcome ``failed`` with the job's reason, whatever the upload row still says."""
     upload = session.get(Upload, upload_id)
     if upload is None:
         raise NotFound(f"上传 {upload_id} 不存在")
@@ -53,18 +122,22 @@ def upload_outcome(session: Session, upload_id: int) -> dict:
                             .order_by(ReturnPage.page_index)).all()
     rets = session.scalars(select(DocumentReturn).where(DocumentReturn.upload_id == upload_id)
                            .order_by(DocumentReturn.id)).all()
+    items = {(it.page_id, it.field_path): it for it in session.scalars(
+        select(ReviewItem).where(ReviewItem.upload_id == upload_id).order_by(ReviewItem.id))}
     open_by_page = _open_counts(session, upload_id, ReviewItem.page_id)
     open_by_doc = _open_counts(session, upload_id, ReviewItem.document_id)
+    job = upload_job(session, upload)
+    status, error = upload.status, upload.error
+    if job is not None and job.status == "failed" and status != "failed":
+        status, error = "failed", job.error or "读取任务失败"
     return {
         "upload_id": upload.id, "filename": upload.original_filename, "sha256": upload.sha256,
-        "status": upload.status, "error": upload.error, "org_id": upload.org_id,
+        "status": status, "error": error, "org_id": upload.org_id, "job": _job_json(job),
         "pages": [{"id": p.id, "index": p.page_index, "status": p.status, "input_kind": p.input_kind,
                    "document_id": p.document_id, "page_no": p.page_no, "method": p.method, "rotation": p.rotation,
                    "reason": p.reason, "warnings": list(p.warnings or []), "align": p.align_method,
                    "seconds": p.seconds, "open_review_items": open_by_page.get(p.id, 0),
-                   "fields": {k: {"value": r["value"], "confidence": r["confidence"], "status": r["status"],
-                                  "needs_review": r["needs_review"], "reason": r.get("reason", "")}
-                              for k, r in (p.readings or {}).items()}}
+                   "fields": {k: _field_json(r, items.get((p.id, k))) for k, r in (p.readings or {}).items()}}
                   for p in pages],
         "documents": [{"document_id": r.document_id, "form": r.form, "input_kind": r.input_kind,
                        "complete": r.complete, "missing": r.missing, "status": r.status,
