@@ -176,10 +176,8 @@ class Variant:
     title: str
     number_abbr: str = ""  # e.g. 限返: 文号 = {org prefix}{abbr}〔{year}〕{seq}号
     data: Mapping[str, Any] = field(default_factory=dict)
-<<<<<<< HEAD
     # Where this variant's documents go in the case dossier when it differs from the form's.
     dossier_item: int | None = None
-=======
     # Who issues this variant by default, when not the form's ``FormSpec.issuer``.
     issuer: str = ""
 
@@ -232,7 +230,6 @@ class IssueContext:
 # Default issuers a spec may name (``FormSpec.issuer`` / ``Variant.issuer``), resolved from the
 # case's school upwards by the service.
 ISSUERS = ("school", "township", "education_bureau")
->>>>>>> main
 
 
 Check = Callable[[dict, "Variant | None", Mapping[str, Any]], dict[str, str]]
@@ -255,11 +252,9 @@ class FormSpec:
     checks: tuple[Check, ...] = ()  # cross-field checks -> {field path: message}
     orientation: str = "portrait"
     description: str = ""
-<<<<<<< HEAD
     # The item of the closed-loop case dossier (DOMAIN §8.3, 1–13) its documents belong to; None:
     # not part of a case dossier (or placed by the case state on the day it was issued).
     dossier_item: int | None = None
-=======
     # Who issues the form for a case by default (one of ``ISSUERS``; a variant may say otherwise).
     issuer: str = "township"
     # What a complete returned copy does to the case (see ``Effect``).
@@ -288,7 +283,6 @@ class FormSpec:
         for who in (self.issuer, *(x.issuer for x in self.variants if x.issuer)):
             if who not in ISSUERS:
                 raise ValueError(f"{self.code}: unknown issuer {who!r}")
->>>>>>> main
 
     # ---- lookup ---------------------------------------------------------------------------
     def field(self, name: str) -> Field:
