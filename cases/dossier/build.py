@@ -601,7 +601,7 @@ def build_dossier(session: Session, services: Services, case: Case, *, today: dt
     # The manifest pages show the file list; their number is known after setting them once.
     man["manifest_pages"], man["pages"] = 1, body_pages + 1
     for _ in range(3):
-        mpdf = P.text_pages(_manifest_lines(man, mf.public_key_hex(services.qr_secret)), footer=footer)
+        mpdf = P.text_pages(_manifest_lines(man, mf.public_key_hex(services.qr_keys.current)), footer=footer)
         n = _count_pages(mpdf)
         if n == man["manifest_pages"]:
             break
@@ -612,7 +612,7 @@ def build_dossier(session: Session, services: Services, case: Case, *, today: dt
     marks.append(P.Bookmark("闭环核查结果", checks_page - 1))
     marks.append(P.Bookmark("卷宗清单", manifest_page - 1))
     P.add_bookmarks(out, [P.Bookmark("封面", 0), P.Bookmark("目录", cover_n), *marks])
-    P.attach_manifest(out, mf.sign(man, services.qr_secret))
+    P.attach_manifest(out, mf.sign(man, services.qr_keys.current))
     title = f"控辍保学个案卷宗 {case.number}"
     try:
         data = P.save_pdfa(out, title=title, subject=f"{case.number} 卷宗（{len(files)} 份原件）", validate=validate)

@@ -44,8 +44,9 @@ def sign(manifest: dict, secret: str) -> bytes:
     return json.dumps(envelope, ensure_ascii=False, indent=1).encode("utf-8")
 
 
-def check_signature(envelope: dict, secret: str) -> list[str]:
-    """What is wrong with the envelope's signature (empty: it is this server's and valid)."""
+def check_signature(envelope: dict, secret: str, retired: tuple[str, ...] = ()) -> list[str]:
+    """What is wrong with the envelope's signature (empty: it is this server's and valid). A
+    dossier signed with a retired server key (``retired``: QR_OLD_SECRETS) still verifies."""
     sig = envelope.get("signature") or {}
     manifest = envelope.get("manifest")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -53,7 +54,7 @@ def check_signature(envelope: dict, secret: str) -> list[str]:
     if sig.get("alg") != ALGORITHM:
         return [f"签名算法不是 {ALGORITHM}"]
     problems = []
-    if sig.get("public_key") != public_key_hex(secret):
+    if sig.get("public_key") not in {public_key_hex(k) for k in (secret, *retired)}:
         problems.append("签名公钥不是本服务器的公钥（卷宗不是本系统签发，或服务器密钥已更换）")
     try:
         key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(sig.get("public_key") or ""))
