@@ -10,6 +10,7 @@ APT_PACKAGES=(
   libreoffice-writer-nogui fonts-noto-cjk fontconfig qpdf fonts-arphic-ukai fonts-arphic-uming
   tesseract-ocr tesseract-ocr-chi-sim poppler-utils
   libgl1 libglib2.0-0 curl ca-certificates
+  chromium
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

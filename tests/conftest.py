@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.conftest_db"]
+pytest_plugins = ["tests.conftest_db", "tests.conftest_browser"]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -12,6 +12,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "db_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.db)
+        # Browser tests (real Chromium against a live server, tests/conftest_browser.py).
+        if "web" in getattr(item, "fixturenames", ()) or "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture

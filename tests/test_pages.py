@@ -16,7 +16,7 @@ def _school(app_session) -> int:
 
 
 def test_index_lists_every_form(client):
-    html = client.get("/").get_data(as_text=True)
+    html = client.get("/forms").get_data(as_text=True)
     for title in ("义务教育阶段学生辍学情况报告单", "限期返校通知书", "责令复学通知书", "整班移交"):
         assert title in html
 

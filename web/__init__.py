@@ -17,19 +17,22 @@ class BaoxueApi(Api):
 
 # Each area of the service adds its endpoints in its own module with a ``blp`` Blueprint.
 AREA_API_MODULES = ("web.api_engine", "web.api_handover", "web.api_ledgers", "web.api_scans", "web.auth.api")
+# The HTML pages: each module has a Flask ``bp`` Blueprint (templates/web/, base.html, web.messages).
+PAGE_MODULES = ("web.pages_work", "web.pages_cases", "web.pages_returns", "web.pages_handover",
+                "web.pages_ledgers", "web.pages_audit", "web.pages_admin")
 
 
-def _area_blueprints():
+def _area_blueprints(modules=AREA_API_MODULES):
     import importlib
 
-    for name in AREA_API_MODULES:
+    for name in modules:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:
             if e.name != name:
                 raise
             continue
-        yield module.blp
+        yield getattr(module, "blp", None) or module.bp
 
 
 def init_web(app: Flask) -> None:
@@ -77,4 +80,9 @@ def init_web(app: Flask) -> None:
         api.register_blueprint(blueprint)
     register_form_schemas(api)
     app.register_blueprint(pages)
+    for blueprint in _area_blueprints(PAGE_MODULES):
+        app.register_blueprint(blueprint)
+    from web.layout import init_layout
+
+    init_layout(app)
     register_error_handlers(app)

@@ -75,10 +75,10 @@ def _return_view(spec) -> dict:
             "change_labels": CHANGE_LABELS, "return_status": RETURN_STATUS, "input_kinds": INPUT_KINDS}
 
 
-@pages.route("/")
+@pages.route("/forms")
 @requires("forms.read")
-def index():
-    """Home: the forms, the upload form, and the latest documents the user may see."""
+def forms():
+    """The forms, the upload form, and the latest documents the user may see."""
     session = _db()
     docs = None
     if can("document.read"):
@@ -86,8 +86,17 @@ def index():
         cond = visible(Document, "document.read")
         docs = session.scalars(q.where(cond) if cond is not None else q).all()
     orgs = _orgs("upload.create") if can("upload.create") else []
-    return render_template("index.html", specs=list(all_specs().values()), docs=docs, orgs=orgs,
+    return render_template("forms.html", specs=list(all_specs().values()), docs=docs, orgs=orgs,
                            may_issue=can("document.issue"))
+
+
+@pages.route("/")
+@requires("forms.read")
+def index():
+    """Home after login: the work queue of the user's role and scope (``web.workqueue``)."""
+    from web.workqueue import work_queue
+
+    return render_template("index.html", queue=work_queue())
 
 
 def _form_rows(spec, variant_code):

@@ -1,0 +1,40 @@
+"""Real Chromium against a live server (tests/conftest_browser.py): every demo role logs in and
+opens its home page and every page of its navigation; each page is screenshotted under
+output/screenshots/ and its text checked for English codes and Python literals."""
+
+from __future__ import annotations
+
+import pytest
+
+from cases.accounts.demo import DEMO_ACCOUNTS
+
+ROLES = [username for username, *_ in DEMO_ACCOUNTS]
+
+
+@pytest.mark.parametrize("username", ROLES)
+def test_each_role_logs_in_and_every_navigation_page_reads_in_chinese(web, username):
+    page = web.login(username)
+    text = web.check(page, f"{username}-home")
+    assert "工作台" in text and "退出" in text
+    links = page.eval_on_selector_all("nav.main a", "els => els.map(e => [e.textContent, e.getAttribute('href')])")
+    assert links and links[0][0] == "工作台"
+    for label, href in links:
+        body = web.visit(page, href, f"{username}-{href.strip('/').replace('/', '-') or 'home'}")
+        assert label in body or href == "/"
+
+
+def test_login_page_and_errors_are_pages_in_chinese(web):
+    page = web.new_page()
+    text = web.visit(page, "/login", "login")
+    assert "登录" in text and "用户名" in text
+    page = web.login("demo.teacher")
+    text = web.visit(page, "/documents/x1y2z3w4q5", "error-404", status=404)
+    assert "不存在" in text or "找不到" in text
+
+
+def test_phone_layout_has_the_navigation_and_no_horizontal_scroll_on_home(web):
+    page = web.login("demo.township", viewport=(390, 844))
+    web.check(page, "phone-home")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390 + 1, f"page wider than a phone: {width}px"
+    assert page.is_visible("nav.main")

@@ -1,0 +1,46 @@
+"""What every page shares: the vendored static files (htmx, the style sheet, the page script), the
+navigation by role and the message catalogue (``web.messages``) as Jinja globals and filters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, Flask, current_app, g, request, send_from_directory, url_for
+
+from web.auth import can, public
+from web.messages import NAV, init_messages, t
+from web.workqueue import page_url
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+bp = Blueprint("ui", __name__)
+
+
+@bp.route("/static/<path:filename>")
+@public
+def static(filename: str):
+    """htmx (vendored from the npm package htmx.org, no CDN), the style sheet and the page script."""
+    return send_from_directory(STATIC_DIR, filename, max_age=3600)
+
+
+def nav_items() -> list[dict]:
+    """The navigation of the logged-in user: entries whose page exists and whose action the user's
+    roles grant somewhere."""
+    if g.get("principal") is None:
+        return []
+    out = []
+    for key, endpoint, action in NAV:
+        if endpoint not in current_app.view_functions or not can(action):
+            continue
+        url = url_for(endpoint)
+        active = request.endpoint == endpoint or (url != "/" and request.path.startswith(url))
+        out.append({"text": t(key), "url": url, "active": active})
+    return out
+
+
+def init_layout(app: Flask) -> None:
+    init_messages(app)
+    app.register_blueprint(bp)
+    app.jinja_env.globals["nav_items"] = nav_items
+    app.jinja_env.globals["can"] = can
+    app.jinja_env.globals["url_or_none"] = page_url
