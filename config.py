@@ -29,8 +29,13 @@ class Config:
     # "production" refuses to start with default or short secrets; anything else is development.
     ENV_NAME = os.environ.get("BAOXUE_ENV", "development").strip().lower()
     SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
-    # Key of the HMAC printed in every page's QR code. Changing it invalidates printed codes.
+    # Key of the HMAC printed in every page's QR code (signs new pages). To rotate it, move the old
+    # value into BAOXUE_QR_OLD_SECRETS (comma- or space-separated): pages printed with a retired
+    # key still verify, and their outcome says "旧密钥".
     QR_HMAC_SECRET = os.environ.get("BAOXUE_QR_SECRET", DEV_QR_SECRET)
+    QR_OLD_SECRETS = tuple(os.environ.get("BAOXUE_QR_OLD_SECRETS", "").replace(",", " ").split())
+    # The public development key: a code it verifies is refused in production.
+    QR_DEV_SECRET = DEV_QR_SECRET
     # Sessions: end after this long without a request, and at the latest this long after login.
     PERMANENT_SESSION_LIFETIME = dt.timedelta(minutes=int(os.environ.get("BAOXUE_SESSION_IDLE_MINUTES", "120")))
     SESSION_MAX_HOURS = float(os.environ.get("BAOXUE_SESSION_MAX_HOURS", "12"))
@@ -86,6 +91,12 @@ def secret_problems(config: Mapping) -> list[str]:
             out.append(f"{env} 仍是公开的开发默认值")
         elif len(value) < MIN_SECRET_LENGTH:
             out.append(f"{env} 太短（{len(value)} 个字符，至少 {MIN_SECRET_LENGTH} 个）")
+    old = config.get("QR_OLD_SECRETS") or ()
+    for n, value in enumerate([old] if isinstance(old, str) else old, 1):
+        if value == DEV_QR_SECRET:
+            out.append(f"BAOXUE_QR_OLD_SECRETS 第{n}个是公开的开发默认值（开发密钥签的二维码不能当作旧密钥接受）")
+        elif len(value) < MIN_SECRET_LENGTH:
+            out.append(f"BAOXUE_QR_OLD_SECRETS 第{n}个太短（{len(value)} 个字符，至少 {MIN_SECRET_LENGTH} 个）")
     return out
 
 

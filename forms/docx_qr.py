@@ -22,7 +22,7 @@ import segno
 from lxml import etree
 
 from forms import identity as ident_mod
-from forms.identity import Identity
+from forms.identity import Identity, QrKeys
 from forms.layout import QR_RIGHT_MM, QR_SIZE_MM, QR_TOP_MM
 from forms.stamp import QR_ERROR, QUIET_MODULES
 
@@ -71,7 +71,7 @@ def _section_break_only(p) -> bool:
 
 
 def add_page_codes(docx: bytes, starts: Sequence[tuple[int, int | None, int]], page_widths_mm: Sequence[float],
-                   identity: Identity, secret: str) -> bytes:
+                   identity: Identity, secret: QrKeys | str) -> bytes:
     """``docx`` with page *i*'s code anchored on page *i* (see the module docstring).
 
     ``starts``: (body element index, table row or None, page) from the converter; ``page_widths_mm``:

@@ -103,7 +103,7 @@ def _page_images(pdf: bytes, dpi: int) -> list:
         doc.close()
 
 
-def qr_problems(pdf: bytes, secret: str, doc_id: str | None = None, dpi: int = 150) -> list[Problem]:
+def qr_problems(pdf: bytes, secret: ident.QrKeys | str, doc_id: str | None = None, dpi: int = 150) -> list[Problem]:
     """Every page's code decodes, verifies, and says page i of n (of this document)."""
     import numpy as np
     import zxingcpp
@@ -362,7 +362,8 @@ def _printed_columns(part: L.Part, name: str, f) -> list:
 
 
 def check_document(pdf: bytes, spec: FormSpec, variant: Variant | None, cleaned: Mapping[str, Any], *,
-                   secret: str, doc_id: str | None = None, faces: Iterable[str] = DEFAULT_FACES) -> list[Problem]:
+                   secret: ident.QrKeys | str, doc_id: str | None = None,
+                   faces: Iterable[str] = DEFAULT_FACES) -> list[Problem]:
     """Every rule of the module docstring over one rendered, stamped document."""
     return [*pdf_problems(pdf, faces), *qr_problems(pdf, secret, doc_id),
             *layout_problems(pdf, spec, variant, cleaned)]

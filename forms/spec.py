@@ -109,6 +109,11 @@ class Field:
     # own number (DOMAIN §5.0.1): the series' abbreviation (送回). It has its own counter per issuer
     # and year, shared by every variant of the form, so no two documents print the same number.
     series: str = ""
+    # Prefill: where the service finds this value in a case's facts, a dotted path of the facts'
+    # own vocabulary (``cases.documents.prefill.case_facts``), e.g. "pupil.name", "guardian.phone",
+    # "issuer.title". A TABLE's ``source`` names a list of rows; its columns' sources are read in
+    # each row's facts. No source: the service never fills the field from a case.
+    source: str = ""
 
     @property
     def hand_boxes(self) -> bool:
@@ -171,6 +176,58 @@ class Variant:
     title: str
     number_abbr: str = ""  # e.g. 限返: 文号 = {org prefix}{abbr}〔{year}〕{seq}号
     data: Mapping[str, Any] = field(default_factory=dict)
+    # Who issues this variant by default, when not the form's ``FormSpec.issuer``.
+    issuer: str = ""
+
+
+# What a returned copy of a form can do to its case (DOMAIN §5.6 item 4), each implemented once,
+# generically, by cases/returns/apply.py: the action's parameters, each naming a field of the form.
+EFFECT_ACTIONS: dict[str, tuple[str, ...]] = {
+    # a notice was served: the service date (DATE/DATETIME) and method; starts the return deadline
+    "service": ("served", "method"),
+    # rows of a table ticked on arrival: per row, whether registered, when, and where to if not
+    "registrations": ("registered", "registered_on", "whereabouts"),
+    # a report signed for: the day each receiving unit ("township", "education") received it
+    "receipts": ("township", "education"),
+}
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What a returned copy of the form does to its case once no review item of it is open.
+
+    ``action``: a key of ``EFFECT_ACTIONS``; ``args``: each parameter of the action -> the field
+    path holding it (``table[].column`` for a value read per row). ``when_any``: the effect (and
+    its ``complete`` rule) applies only when the returned pages hold one of these fields, e.g. the
+    送达回证 part of a notice; empty: always. ``complete``: whether that returned part counts as
+    evidence and what is missing (cleaned values -> (complete, missing field names)); default: every
+    signature and seal zone on the returned pages present."""
+
+    action: str
+    args: Mapping[str, str] = field(default_factory=dict)
+    when_any: tuple[str, ...] = ()
+    complete: Callable[[Mapping[str, Any]], tuple[bool, list[str]]] | None = None
+
+    def applies(self, paths: Iterable[str]) -> bool:
+        """Whether a return holding values at ``paths`` is the part this effect reads."""
+        return not self.when_any or any(p in self.when_any for p in paths)
+
+
+@dataclass(frozen=True)
+class IssueContext:
+    """What the service tells a spec's ``system_values`` when a document is issued."""
+
+    issued_on: dt.date
+    # a region-profile timer's length (e.g. "return_deadline" -> 5 working days)
+    timer_length: Callable[[str], int]
+    # when a region-profile timer started on a day falls due; None when the date may be wrong
+    # (a holiday table missing), so it is never printed
+    due: Callable[[str, dt.date], dt.date | None]
+
+
+# Default issuers a spec may name (``FormSpec.issuer`` / ``Variant.issuer``), resolved from the
+# case's school upwards by the service.
+ISSUERS = ("school", "township", "education_bureau")
 
 
 Check = Callable[[dict, "Variant | None", Mapping[str, Any]], dict[str, str]]
@@ -193,6 +250,34 @@ class FormSpec:
     checks: tuple[Check, ...] = ()  # cross-field checks -> {field path: message}
     orientation: str = "portrait"
     description: str = ""
+    # Who issues the form for a case by default (one of ``ISSUERS``; a variant may say otherwise).
+    issuer: str = "township"
+    # What a complete returned copy does to the case (see ``Effect``).
+    effects: tuple[Effect, ...] = ()
+    # SYSTEM values computed at issue from the data and ``IssueContext`` (legal-basis rows, the
+    # return deadline...): (data, variant, context) -> {field: value}; blanks only are filled.
+    system_values: Callable[[Mapping[str, Any], Variant | None, IssueContext], dict] | None = None
+
+    def __post_init__(self) -> None:
+        paths = dict(self.walk())
+        for f in self.fields:
+            if f.kind == Kind.TABLE and any(c.source for c in f.columns) and not f.source:
+                raise ValueError(f"{self.code}.{f.name}: columns have sources but the table has none")
+        for e in self.effects:
+            params = EFFECT_ACTIONS.get(e.action)
+            if params is None:
+                raise ValueError(f"{self.code}: unknown effect {e.action!r}")
+            for key, path in e.args.items():
+                if key not in params:
+                    raise ValueError(f"{self.code}: effect {e.action} has no parameter {key!r}")
+                if path not in paths:
+                    raise ValueError(f"{self.code}: effect {e.action}.{key} names no field {path!r}")
+            for path in e.when_any:
+                if path not in paths:
+                    raise ValueError(f"{self.code}: effect {e.action} when_any names no field {path!r}")
+        for who in (self.issuer, *(x.issuer for x in self.variants if x.issuer)):
+            if who not in ISSUERS:
+                raise ValueError(f"{self.code}: unknown issuer {who!r}")
 
     # ---- lookup ---------------------------------------------------------------------------
     def field(self, name: str) -> Field:
@@ -294,12 +379,50 @@ class FormSpec:
         return [f.name for f in self.fields
                 if f.mask_on_print and not is_blank(cleaned.get(f.name)) and f.prints_full(cleaned)]
 
+    # ---- case effects and prefill ----------------------------------------------------------------
+    def effect_for(self, paths: Iterable[str]) -> Effect | None:
+        """The effect whose completeness rule judges a return holding values at ``paths`` (the
+        first declared with a ``complete`` rule that applies), else None."""
+        paths = list(paths)
+        return next((e for e in self.effects if e.complete is not None and e.applies(paths)), None)
+
+    def default_issuer(self, variant: Variant | None) -> str:
+        return (variant.issuer if variant is not None and variant.issuer else "") or self.issuer
+
+    def prefill(self, facts: Mapping[str, Any]) -> dict:
+        """Values of every field with a ``source`` found in ``facts`` (blank facts left out):
+        a table's rows from the list at its source, each row's columns from that row's facts."""
+        out: dict[str, Any] = {}
+        for f in self.fields:
+            if not f.source:
+                continue
+            value = resolve(facts, f.source)
+            if f.kind == Kind.TABLE:
+                if not isinstance(value, (list, tuple)):
+                    continue
+                value = [{c.name: cell for c in f.columns if c.source
+                          and (cell := resolve(row, c.source)) not in (None, "", [])}
+                         for row in value]
+            if value not in (None, "", []):
+                out[f.name] = value
+        return out
+
     def walk(self) -> Iterable[tuple[str, Field]]:
         """Every field with its path; table columns as ``table[].column``."""
         for f in self.fields:
             yield f.name, f
             for c in f.columns:
                 yield f"{f.name}[].{c.name}", c
+
+
+def resolve(facts: Any, path: str) -> Any:
+    """The value at a dotted ``path`` of nested mappings (None where a step is missing)."""
+    value = facts
+    for key in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
 
 
 # ---- value cleaning, printing, reading ----------------------------------------------------------

@@ -24,7 +24,7 @@ from pypdf.generic import ArrayObject, DecodedStreamObject, NameObject
 
 from forms import identity as ident_mod
 from forms.errors import UnreadableDocument
-from forms.identity import Identity
+from forms.identity import Identity, QrKeys
 from forms.layout import QR_RIGHT_MM, QR_SIZE_MM, QR_TOP_MM
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def _stamp_page(writer: PdfWriter, page, payload: str) -> None:
     page[NameObject("/Contents")] = ArrayObject(new)
 
 
-def stamp_pdf(pdf_bytes: bytes, identity: Identity, secret: str, *, title: str | None = None
+def stamp_pdf(pdf_bytes: bytes, identity: Identity, secret: QrKeys | str, *, title: str | None = None
               ) -> tuple[bytes, int]:
     """Put the identity QR code on every page and the identity into the metadata.
 

@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 from forms import layout as L
 from forms.errors import UnsupportedInput
 from forms.geometry import Located, PartLocation, norm, unwrap
-from forms.identity import Identity
+from forms.identity import Identity, QrKeys
 from forms.pdfium_lock import with_pdfium_lock
 from forms.registry import all_specs
 from forms.spec import Field, Filled, FormSpec, Kind, Variant, clean_value, is_blank, read_value
@@ -239,7 +239,7 @@ class Parser(Protocol):
         """How well this parser fits the file (higher wins); None: not this parser's kind."""
         ...
 
-    def read(self, path: Path, *, secret: str, lookup: Lookup, options: ReadOptions,
+    def read(self, path: Path, *, secret: QrKeys | str, lookup: Lookup, options: ReadOptions,
              skip: Collection[int] = ()) -> Iterator[PageRead]:
         """Identify and read every unit of the file; raise a BaoxueError when the file cannot be read."""
         ...

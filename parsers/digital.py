@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from forms.errors import UnsupportedInput
+from forms.identity import QrKeys
 from forms.spec import Kind, is_blank
 from parsers.base import (
     FieldReading,
@@ -108,10 +109,10 @@ class DigitalParser:
 
     background = False
 
-    def parse(self, path: Path, *, secret: str) -> ParsedForm:  # pragma: no cover - each parser's own
+    def parse(self, path: Path, *, secret: QrKeys | str) -> ParsedForm:  # pragma: no cover - each parser's own
         raise NotImplementedError
 
-    def read(self, path: Path, *, secret: str, lookup: Lookup, options: ReadOptions,
+    def read(self, path: Path, *, secret: QrKeys | str, lookup: Lookup, options: ReadOptions,
              skip: Collection[int] = ()) -> Iterator[PageRead]:
         """The file as one unit (``parsers.base.Parser``); ``options`` are not needed to read text."""
         if 0 in skip:

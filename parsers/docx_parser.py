@@ -201,7 +201,7 @@ class DocxParser(DigitalParser):
         except zipfile.BadZipFile:
             return None
 
-    def parse(self, path: Path, *, secret: str) -> ParsedForm:
+    def parse(self, path: Path, *, secret: ident.QrKeys | str) -> ParsedForm:
         path = Path(path)
         try:
             document = docx.Document(str(path))
@@ -216,6 +216,8 @@ class DocxParser(DigitalParser):
             decoded = ident.decode(qr, secret)  # TamperedDocument when forged
             identity = ident.Identity(decoded.doc_id, decoded.form, decoded.variant, decoded.version)
             method = "qr"
+            if decoded.retired_key:
+                warnings.append(decoded.key_note)
         elif props.get("BaoxueForm") and props.get("BaoxueDocId"):
             identity = ident.Identity(props["BaoxueDocId"], props["BaoxueForm"], props.get("BaoxueVariant") or None,
                                       props.get("BaoxueTemplateVersion") or "")

@@ -89,7 +89,7 @@ def qr_from_pages(data: bytes, limit_pages: int = 50, dpi: int = 200) -> list[st
     return found
 
 
-def identify(reader: PdfReader, secret: str, data: bytes | None = None
+def identify(reader: PdfReader, secret: ident.QrKeys | str, data: bytes | None = None
              ) -> tuple[ident.Identity | None, list[str], str]:
     """The document identity from QR payloads or metadata (module docstring)."""
     info = pdf_info(reader)
@@ -111,6 +111,7 @@ def identify(reader: PdfReader, secret: str, data: bytes | None = None
         pages = len(reader.pages)
         if d.pages and d.pages != pages:
             warnings.append(f"二维码标明共{d.pages}页，文件有{pages}页")
+        warnings.extend(dict.fromkeys(x.key_note for x in decoded if x.retired_key))
         return ident.Identity(d.doc_id, d.form, d.variant, d.version), warnings, "qr"
     if info.get("BaoxueForm") and info.get("BaoxueDocId"):
         warnings.append("PDF 没有二维码信息，文书标识来自元数据，未经校验")
@@ -133,7 +134,7 @@ class PdfParser(DigitalParser):
             return None
         return 100 if pdf_kind(path) == "digital" else None
 
-    def parse(self, path: Path, *, secret: str) -> ParsedForm:
+    def parse(self, path: Path, *, secret: ident.QrKeys | str) -> ParsedForm:
         path = Path(path)
         data = path.read_bytes()
         try:

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from forms.errors import UnsupportedInput
+from forms.identity import QrKeys
 from parsers.base import ParsedForm, Parser, sniff
 from parsers.docx_parser import DocxParser
 from parsers.pdf_parser import PdfParser
@@ -67,7 +68,7 @@ def parser_for(path: Path | str, mime: str | None = None) -> Parser:
     return parser
 
 
-def parse_file(path: Path | str, *, secret: str, mime: str | None = None) -> ParsedForm:
+def parse_file(path: Path | str, *, secret: QrKeys | str, mime: str | None = None) -> ParsedForm:
     """Identify and read a DOCX or digital PDF without looking its document up (what the file
     itself says). A scan or photo cannot be read without its issued document: UnsupportedInput."""
     path = Path(path)

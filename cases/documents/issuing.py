@@ -75,8 +75,8 @@ def render_files(services: Services, spec: FormSpec, variant: Variant | None, cl
     docx = render.render_docx(spec, variant, cleaned, identity, extra={"doc": doc_extra},
                               fonts=services.fonts)
     raw_pdf, starts = pdf.get_converter(services.pdf_workers, services.pdf_timeout).convert_with_layout(docx)
-    stamped, pages = stamp.stamp_pdf(raw_pdf, identity, services.qr_secret)
-    docx = docx_qr.add_page_codes(docx, starts, stamp.page_widths_mm(stamped), identity, services.qr_secret)
+    stamped, pages = stamp.stamp_pdf(raw_pdf, identity, services.qr_keys)
+    docx = docx_qr.add_page_codes(docx, starts, stamp.page_widths_mm(stamped), identity, services.qr_keys)
     if not want_pdf:
         return Rendered(docx, None, None, None)
     geo = geometry.record_geometry(stamped, spec, variant)

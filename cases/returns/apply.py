@@ -5,7 +5,8 @@ it, with every decided review item applied (accepted: the proposed value; correc
 person's value; rejected: no value; a printed value is never replaced). Once no review item of
 the document is open, the returned copy is recorded (``DocumentReturn``: complete per §5.6 item
 4 or what is missing) and applied: a complete 送达回证 records the service (the return deadline
-starts); a returned 交接表 records each row's 报到 tick. A value that conflicts with the record
+starts); a returned 交接表 records each row's 报到 tick — whatever the form's spec declares in
+``FormSpec.effects``, each kind of effect implemented once here. A value that conflicts with the record
 never overwrites it: it becomes a ``discrepancy`` review item.
 """
 
@@ -13,20 +14,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cases.engine.casework import record_service
+from cases.engine.casework import record_receipt, record_service
 from cases.handover.plans import record_row_tick
 from cases.returns.models import DocumentReturn, ReturnPage, ReviewItem
 from cases.store import audit
 from cases.store.models import Case, CaseEvent, Document, utcnow
 from forms.errors import NotFound, ValidationFailed
 from forms.registry import get_spec
-from forms.spec import Kind, clean_value
+from forms.spec import EFFECT_ACTIONS, Kind, clean_value
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +96,13 @@ def _cleaned(spec, values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def completeness(spec, values: Mapping[str, Any]) -> tuple[bool, list[str]]:
-    """DOMAIN §5.6 item 4: whether a returned form counts as evidence, and what is missing.
-    The 回证 follows ``guardian_notice.receipt_complete``; other forms need every signature and
-    seal zone that was on the returned pages present."""
+    """DOMAIN §5.6 item 4: whether a returned form counts as evidence, and what is missing: the
+    rule of the spec's effect for the part returned (``Effect.complete``, e.g. the 回证's), else
+    every signature and seal zone that was on the returned pages present."""
     cleaned = _cleaned(spec, values)
-    if spec.code == "guardian_notice" and any(p in values for p in ("service_method", "recipient_signature")):
-        from forms.specs.guardian_notice import receipt_complete
-
-        return receipt_complete(cleaned)
+    effect = spec.effect_for(values)
+    if effect is not None:
+        return effect.complete(cleaned)
     missing = [p for p in values if "[" not in p and spec.field(p).kind in (Kind.SIGNATURE, Kind.SEAL)
                and not cleaned.get(p)]
     return (not missing, sorted(missing))
@@ -140,11 +141,9 @@ def _try_apply(session: Session, doc: Document, ret: DocumentReturn, *, user: st
     if open_items(session, ret.upload_id, doc.id):
         ret.status = "review"
         return
-    if doc.form == "guardian_notice" and "service_method" in values:
-        if not _apply_receipt(session, doc, ret, values, user=user):
-            return
-    elif doc.form == "handover":
-        _apply_handover(session, doc, values, user=user)
+    for effect in spec.effects:
+        if effect.applies(values) and not ACTIONS[effect.action](session, doc, ret, spec, effect, values, user=user):
+            return  # waits for a person
     ret.status = "applied" if ret.complete else "incomplete"
     ret.applied_at = utcnow()
     audit.record(session, who=user, org=doc.org_id, action="document.returned", target=f"document:{doc.id}",
@@ -156,57 +155,117 @@ def _try_apply(session: Session, doc: Document, ret: DocumentReturn, *, user: st
                                                           "source": ret.input_kind}))
 
 
-def _apply_receipt(session: Session, doc: Document, ret: DocumentReturn, values: Mapping, *, user: str) -> bool:
+def _args(spec, effect, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The effect's parameters -> spec-cleaned values read (top-level fields; None when not read)."""
+    cleaned = _cleaned(spec, {path: values.get(path) for path in effect.args.values() if "[" not in path})
+    return {key: cleaned.get(path) for key, path in effect.args.items()}
+
+
+def _day(value: Any) -> dt.date | None:
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def _page(session: Session, ret: DocumentReturn, doc: Document) -> ReturnPage:
+    return session.scalar(select(ReturnPage).where(ReturnPage.upload_id == ret.upload_id,
+                                                   ReturnPage.document_id == doc.id).limit(1))
+
+
+def _discrepancy(session: Session, doc: Document, ret: DocumentReturn, *, path: str, proposed: dict,
+                 recorded: dict, reason: str) -> bool:
+    """A value read that differs from the record never overwrites it: unless a person already
+    accepted (or corrected) the difference for this copy, a ``discrepancy`` review item is opened
+    (once) and the document waits. Returns True when the person accepted it."""
+    accepted = session.scalar(select(ReviewItem).where(
+        ReviewItem.upload_id == ret.upload_id, ReviewItem.document_id == doc.id, ReviewItem.field_path == path,
+        ReviewItem.kind == "discrepancy", ReviewItem.status.in_(("accepted", "corrected"))))
+    if accepted is not None:
+        return True
+    page = _page(session, ret, doc)
+    exists = session.scalar(select(ReviewItem).where(
+        ReviewItem.page_id == page.id, ReviewItem.field_path == path, ReviewItem.kind == "discrepancy"))
+    if exists is None:
+        session.add(ReviewItem(
+            page_id=page.id, upload_id=ret.upload_id, document_id=doc.id, case_id=doc.case_id,
+            org_id=doc.org_id, field_path=path, kind="discrepancy", proposed={"value": proposed},
+            recorded={"value": recorded}, confidence=0.0, reason=reason))
+    ret.status = "review"
+    return False
+
+
+def _case_events(session: Session, case_id: int, kind: str) -> list[CaseEvent]:
+    return list(session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.kind == kind)
+                                .order_by(CaseEvent.id)))
+
+
+def apply_service(session: Session, doc: Document, ret: DocumentReturn, spec, effect, values: Mapping, *,
+                  user: str) -> bool:
     """A complete 回证 records the service (return deadline starts). A service already on record
     with another date or method is never overwritten: a discrepancy item goes to review instead.
     Returns False when the document waits for a person."""
     if not ret.complete or not doc.case_id:
         return True
-    cleaned = _cleaned(get_spec(doc.form), values)
-    served = cleaned.get("service_time")
-    served_on = served.date() if isinstance(served, dt.datetime) else served
-    method = cleaned.get("service_method")
+    args = _args(spec, effect, values)
+    served_on, method = _day(args["served"]), args["method"]
     case = session.get(Case, doc.case_id)
-    previous = [e for e in session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id,
-                                                                   CaseEvent.kind == "service"))
+    previous = [e for e in _case_events(session, case.id, "service")
                 if (e.data or {}).get("document_id") == doc.id]
     if previous:
         old = previous[-1].data
         if old.get("served_on") == served_on.isoformat() and old.get("method") == method:
             return True  # the same service, already on record
-        page = session.scalar(select(ReturnPage).where(ReturnPage.upload_id == ret.upload_id,
-                                                     ReturnPage.document_id == doc.id))
-        accepted = session.scalar(select(ReviewItem).where(
-            ReviewItem.upload_id == ret.upload_id, ReviewItem.document_id == doc.id,
-            ReviewItem.kind == "discrepancy", ReviewItem.status.in_(("accepted", "corrected"))))
-        if accepted is None:
-            exists = session.scalar(select(ReviewItem).where(
-                ReviewItem.page_id == page.id, ReviewItem.field_path == "service_time",
-                ReviewItem.kind == "discrepancy"))
-            if exists is None:
-                session.add(ReviewItem(
-                    page_id=page.id, upload_id=ret.upload_id, document_id=doc.id, case_id=case.id,
-                    org_id=doc.org_id, field_path="service_time", kind="discrepancy",
-                    proposed={"value": {"served_on": served_on.isoformat(), "method": method}},
-                    recorded={"value": {"served_on": old.get("served_on"), "method": old.get("method")}},
-                    confidence=0.0, reason="扫描件的送达日期/方式与案卷记录不一致：不自动覆盖，请核对"))
-            ret.status = "review"
+        if not _discrepancy(session, doc, ret, path=effect.args["served"],
+                            proposed={"served_on": served_on.isoformat(), "method": method},
+                            recorded={"served_on": old.get("served_on"), "method": old.get("method")},
+                            reason="扫描件的送达日期/方式与案卷记录不一致：不自动覆盖，请核对"):
             return False
     record_service(session, case, document_id=doc.id, served_on=served_on, method=method, complete=True,
                    actor=user)
     return True
 
 
-def _apply_handover(session: Session, doc: Document, values: Mapping, *, user: str) -> None:
-    """Each row's 报到 tick (and date / whereabouts) goes to the handover engine."""
-    import re
+def apply_receipts(session: Session, doc: Document, ret: DocumentReturn, spec, effect, values: Mapping, *,
+                   user: str) -> bool:
+    """A complete returned report records the day each receiving unit signed for it (the
+    township's starts the timers that run from its receipt). A receipt already on record for the
+    document with another day is never overwritten: a discrepancy item goes to review instead."""
+    if not ret.complete or not doc.case_id:
+        return True
+    case = session.get(Case, doc.case_id)
+    args = _args(spec, effect, values)
+    recorded = _case_events(session, case.id, "receipt")
+    for by in EFFECT_ACTIONS["receipts"]:
+        day = _day(args.get(by))
+        if day is None:
+            continue
+        same = [e.data for e in recorded if (e.data or {}).get("by", "township") == by
+                and (e.data or {}).get("document_id") in (doc.id, None)]
+        if any(d.get("received_on") == day.isoformat() for d in same):
+            continue  # already on record
+        if same and not _discrepancy(session, doc, ret, path=effect.args[by],
+                                     proposed={"received_on": day.isoformat(), "by": by},
+                                     recorded={"received_on": same[-1].get("received_on"), "by": by},
+                                     reason="退回件的签收日期与案卷记录不一致：不自动覆盖，请核对"):
+            return False
+        record_receipt(session, case, document_id=doc.id, received_on=day, by=by, actor=user)
+    return True
 
-    rows: dict[int, dict] = {}
-    for path, value in values.items():
-        m = re.match(r"^pupils\[(\d+)\]\.(registered|registered_on|whereabouts)$", path)
-        if m:
-            rows.setdefault(int(m.group(1)), {})[m.group(2)] = value
-    for i, row in sorted(rows.items()):
+
+def _row_values(effect, values: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
+    """Per row index (from 0), the effect's parameters read in that row (``table[].column`` args)."""
+    rows: dict[int, dict[str, Any]] = {}
+    for key, arg in effect.args.items():
+        table, _, column = arg.partition("[].")
+        for path, value in values.items():
+            m = re.fullmatch(rf"{re.escape(table)}\[(\d+)\]\.{re.escape(column)}", path)
+            if m:
+                rows.setdefault(int(m.group(1)), {})[key] = value
+    return rows
+
+
+def apply_registrations(session: Session, doc: Document, ret: DocumentReturn, spec, effect, values: Mapping,
+                        *, user: str) -> bool:
+    """Each row's 报到 tick (and date / whereabouts) goes to the handover engine."""
+    for i, row in sorted(_row_values(effect, values).items()):
         if row.get("registered") is None and not row.get("whereabouts"):
             continue
         on = row.get("registered_on")
@@ -216,5 +275,9 @@ def _apply_handover(session: Session, doc: Document, values: Mapping, *, user: s
                             whereabouts=row.get("whereabouts"), actor=user)
         except (NotFound, ValidationFailed) as e:
             log.warning("handover %s row %d not recorded: %s", doc.id, i + 1, e.message)
+    return True
 
 
+# ``forms.spec.EFFECT_ACTIONS`` -> how this service applies it (returns False: waits for a person)
+ACTIONS = {"service": apply_service, "receipts": apply_receipts, "registrations": apply_registrations}
+assert set(ACTIONS) == set(EFFECT_ACTIONS), "every effect a spec can declare is applied here"

@@ -245,7 +245,7 @@ def process_upload(services: Services, upload_id: int, *, job_id: str | None = N
         try:
             parser = parser_for(path, mime)
             lookup = DocumentLookup(lookup_session, services, release=True)
-            for unit in parser.read(path, secret=services.qr_secret, lookup=lookup, options=read_options(services),
+            for unit in parser.read(path, secret=services.qr_keys, lookup=lookup, options=read_options(services),
                                     skip=done):
                 total = max(total, unit.total)
                 if progress and not done:

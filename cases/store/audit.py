@@ -329,7 +329,8 @@ def verify(session: Session, *, anchor_file: Path | None = None) -> Verification
     last = expected - 1
     head = session.get(AuditChainHead, 1)
     if head is not None and head.seq > last:
-        return out.fail(f"最后的第{last + 1}至{head.seq}条缺失：条目被删除", seq=last + 1)
+        missing = f"第{head.seq}条" if head.seq == last + 1 else f"第{last + 1}至{head.seq}条"
+        return out.fail(f"最后的{missing}缺失：条目被删除", seq=last + 1)
     if head is not None and head.seq < last:
         return out.fail(f"第{head.seq + 1}条起的条目不是通过日志写入的：条目被插入", seq=head.seq + 1)
     if head is not None and head.seq == last and head.hash != prev:

@@ -467,13 +467,16 @@ def verify_store(ctx: JobContext, store_root: str) -> str:
 def main() -> None:  # pragma: no cover - exercised by running a worker (tests/test_worker_kill.py)
     """Run a consumer for the configured queue (``python -m cases.store.jobs``), with the reaper."""
     from cases.store.services import Services, register
-    from config import Config
+    from config import Config, secret_problems
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = {k: getattr(Config, k) for k in dir(Config) if k.isupper()}
+    problems = secret_problems(settings)
+    if problems and Config.ENV_NAME == "production":  # the worker signs page codes too
+        raise SystemExit("BAOXUE_ENV=production，后台任务进程拒绝启动：" + "；".join(problems))
     huey = init_jobs(Config)
     # The job kinds find the store, secrets and converter settings through the one registry.
-    register(Services.from_config({k: getattr(Config, k) for k in dir(Config) if k.isupper()},
-                                  _state.session_factory))
+    register(Services.from_config(settings, _state.session_factory))
     # Modules that register more job kinds with @job_task must be imported before consuming.
     for module in (*JOB_MODULES, *getattr(Config, "JOB_MODULES", ())):
         importlib.import_module(module)

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from cases.store.storage import Store
+from forms.identity import QrKeys
 
 
 @dataclass
@@ -22,7 +23,7 @@ class Services:
     session_factory: sessionmaker[Session]
     store: Store
     output_dir: Path
-    qr_secret: str
+    qr_keys: QrKeys
     fonts: tuple[str, ...] = ("FandolFang", "FandolSong", "Noto Serif CJK SC", "Noto Sans CJK SC")
     pdf_workers: int = 1
     pdf_timeout: float = 120
@@ -35,11 +36,20 @@ class Services:
         """Services from a settings mapping (Flask ``app.config`` or a Config's attributes)."""
         out = Path(config["OUTPUT_DIR"])
         return cls(session_factory=session_factory, store=Store(out / "store"), output_dir=out,
-                   qr_secret=config["QR_HMAC_SECRET"], fonts=tuple(config[k] for k in (
+                   qr_keys=qr_keys_from(config), fonts=tuple(config[k] for k in (
                        "FONT_BODY", "FONT_TITLE", "FONT_TABLE", "FONT_HEADING")),
                    pdf_workers=int(config["PDF_WORKERS"]), pdf_timeout=float(config["PDF_TIMEOUT"]),
                    max_upload_bytes=int(config["MAX_UPLOAD_BYTES"]),
                    default_profile=config["DEFAULT_REGION_PROFILE"])
+
+
+def qr_keys_from(config: Mapping[str, Any]) -> QrKeys:
+    """The QR keys of a settings mapping: current, retired (``QR_OLD_SECRETS``) and, in production,
+    the public development key refused."""
+    production = str(config.get("ENV_NAME") or "").lower() == "production"
+    dev = config.get("QR_DEV_SECRET")
+    return QrKeys.build(config["QR_HMAC_SECRET"], config.get("QR_OLD_SECRETS") or (),
+                        refused=(dev,) if production and dev else ())
 
 
 _REGISTERED: dict[str, Services] = {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from forms import codes
 from forms.checks import check_dates_order, check_person_identity, require_when
 from forms.layout import PORTRAIT_W6, Grid, Label, Part, Rows, Spacer, Title, Value, labeller, row
-from forms.spec import Field, Filled, FormSpec, Kind
+from forms.spec import Effect, Field, Filled, FormSpec, Kind
 
 F = Field
 
@@ -115,6 +115,10 @@ SPEC = FormSpec(
     layout=LAYOUT,
     number_abbr="辍报",
     description="学校向乡(镇)人民政府和教育部门报送的辍学情况报告单（一式三份）",
+    issuer="school",
+    # the receiving units' 签收 dates: the township's starts its clock (卫辉: 2 days to notice)
+    effects=(Effect("receipts", {"township": "township_received_on",
+                                 "education": "education_received_on"}),),
     checks=(
         check_person_identity("student_id_number", sex="student_sex", birth="student_birth_date",
                               xueji="student_xueji_no"),

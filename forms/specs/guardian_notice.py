@@ -34,7 +34,7 @@ from forms.layout import (
     labeller,
     row,
 )
-from forms.spec import Field, Filled, FormSpec, Kind, Variant
+from forms.spec import Effect, Field, Filled, FormSpec, Kind, Variant
 
 F = Field
 H = Filled.HAND
@@ -367,6 +367,9 @@ SPEC = FormSpec(
     variants=VARIANTS,
     description="乡(镇)人民政府、教育部门或司法部门向监护人发出的返校通知书，"
                 "每份打印存根、正本、送达回证三联，共用同一文号",
+    # a complete 送达回证 records the service: the return deadline starts (DOMAIN §5.2.3)
+    effects=(Effect("service", {"served": "service_time", "method": "service_method"},
+                    when_any=("service_method", "recipient_signature"), complete=receipt_complete),),
     checks=(
         check_person_identity("student_id_number", sex="student_sex"),
         _check_dates,

@@ -16,7 +16,7 @@ import re
 from forms import codes
 from forms.checks import check_person_identity
 from forms.layout import Grid, Label, Para, Part, Rows, Spacer, Title, Value, labeller, row
-from forms.spec import Field, Filled, FormSpec, Kind
+from forms.spec import Effect, Field, Filled, FormSpec, Kind
 
 F = Field
 H = Filled.HAND
@@ -188,6 +188,10 @@ SPEC = FormSpec(
     number_abbr="移交",
     orientation="landscape",
     description="乡(镇)中心校组织移交学校向接收初中整班移交六年级毕业生时填写，接收学校秋季注册时逐人核对",
+    # each row's 报到 tick (date, or where to if not) goes to the handover plan
+    effects=(Effect("registrations", {"registered": "pupils[].registered",
+                                      "registered_on": "pupils[].registered_on",
+                                      "whereabouts": "pupils[].whereabouts"}),),
     checks=(
         check_person_identity("id_number", sex="sex", birth="birth_date", xueji="xueji_no",
                               table="pupils"),

@@ -51,7 +51,7 @@ class PageIdentity:
                 "doc_number": self.doc_number, "rotation": self.rotation, "reason": self.reason}
 
 
-def identify_page(page: PageImage, *, secret: str, engine: OcrEngine | None = None) -> PageIdentity:
+def identify_page(page: PageImage, *, secret: ident.QrKeys | str, engine: OcrEngine | None = None) -> PageIdentity:
     """Identify one page: verified QR code first, then OCR of the printed caption/number."""
     if page_is_blank(page):
         return PageIdentity(page.index, "blank", reason="空白页（没有内容）")
@@ -67,7 +67,7 @@ def identify_page(page: PageImage, *, secret: str, engine: OcrEngine | None = No
             reasons.append("二维码不是本系统生成的文书标识（其他文件的页面）")
             continue
         return PageIdentity(page.index, "identified", found.doc_id, found.form, found.variant, found.page,
-                            found.pages, "qr", rotation=hit.rotation, qr=hit)
+                            found.pages, "qr", rotation=hit.rotation, reason=found.key_note, qr=hit)
     if any(r.startswith("二维码校验失败") for r in reasons):
         # A forged code must not be bypassed by reading the printed number instead.
         return PageIdentity(page.index, "unidentified", reason="；".join(reasons))

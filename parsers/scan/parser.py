@@ -11,6 +11,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from forms.errors import BaoxueError, MissingTool, NotFound, UnknownDocument, UnreadableDocument
+from forms.identity import QrKeys
 from forms.spec import Kind
 from parsers.align import AlignmentFailed
 from parsers.base import Issued, Lookup, PageRead, ReadOptions, pdf_kind, sniff
@@ -79,7 +80,7 @@ class ScanParser:
             return 100
         return None
 
-    def read(self, path: Path, *, secret: str, lookup: Lookup, options: ReadOptions,
+    def read(self, path: Path, *, secret: QrKeys | str, lookup: Lookup, options: ReadOptions,
              skip: Collection[int] = ()) -> Iterator[PageRead]:
         """Every page not in ``skip``, identified and read (``parsers.base.Parser``). A file that
         cannot be loaded raises the loader's error (damaged, too large...)."""

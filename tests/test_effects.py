@@ -1,0 +1,149 @@
+"""A form's effects on its case are declared in its spec (``FormSpec.effects``) and applied by one
+generic code path (cases/returns/apply.py): a returned 报告单's 签收 dates become receipts, a
+returned 交接表's row ticks become registrations, a 回证's service a service (tests/test_returns.py).
+Each test stores what a returned file was read as (the readings a parser writes) and lets the
+pipeline finish the document, on a real database."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from cases.engine.models import Deadline
+from cases.handover.models import HandoverRow
+from cases.returns.apply import ACTIONS, finish_document
+from cases.returns.models import DocumentReturn, ReturnPage, ReviewItem
+from cases.store.models import Case, CaseEvent, Document, Org, Upload
+from forms.registry import all_specs
+from forms.spec import EFFECT_ACTIONS, Effect, Field, FormSpec, Kind
+from tests.test_handover import world  # noqa: F401  (the demo county's handover plan)
+
+REPORT_ID = "EFFECTREPORT1"
+USER = "township-reviewer"
+
+
+def _reading(value) -> dict:
+    return {"value": value, "confidence": 0.99, "needs_review": False, "status": "ok", "origin": "hand"}
+
+
+def _returned(session, doc: Document, values: dict, *, n: int = 1) -> int:
+    """An upload of ``doc`` read as ``values`` (path -> value); returns the upload id."""
+    up = Upload(sha256=f"{n:064x}", original_filename=f"returned-{n}.docx", size=1, stored_path=f"x/{n}",
+                org_id=doc.org_id, status="parsed")
+    session.add(up)
+    session.flush()
+    session.add(ReturnPage(upload_id=up.id, page_index=0, document_id=doc.id, status="read", method="metadata",
+                           input_kind="docx", org_id=up.org_id,
+                           readings={p: _reading(v) for p, v in values.items()}))
+    session.commit()
+    return up.id
+
+
+def test_every_declared_effect_is_applied_by_cases():
+    assert set(ACTIONS) == set(EFFECT_ACTIONS)
+    declared = {e.action for s in all_specs().values() for e in s.effects}
+    assert declared == {"service", "receipts", "registrations"}
+
+
+def test_a_spec_naming_a_field_it_lacks_is_refused():
+    fields = (Field("doc_number", "编号"), Field("got_on", "签收日期", Kind.DATE))
+    with pytest.raises(ValueError, match="names no field 'received_on'"):
+        FormSpec("x", "x", "1", fields, (), effects=(Effect("receipts", {"township": "received_on"}),))
+    with pytest.raises(ValueError, match="no parameter 'when'"):
+        FormSpec("x", "x", "1", fields, (), effects=(Effect("receipts", {"when": "got_on"}),))
+    with pytest.raises(ValueError, match="unknown effect"):
+        FormSpec("x", "x", "1", fields, (), effects=(Effect("archive", {}),))
+    with pytest.raises(ValueError, match="unknown issuer"):
+        FormSpec("x", "x", "1", fields, (), issuer="village")
+
+
+@pytest.fixture
+def report(app, app_session, demo):
+    """A 报告单 issued by the school of a demo case."""
+    case = app_session.scalars(select(Case).order_by(Case.id)).first()
+    app_session.add(Document(id=REPORT_ID, org_id=case.pupil.org_id, case_id=case.id, form="dropout_report",
+                             family="dropout_report:辍报", template_version="2026.1", year=2025, seq=3,
+                             number_text="辍报〔2025〕3号", status="issued", data={}))
+    app_session.commit()
+    return app_session.get(Document, REPORT_ID)
+
+
+SIGNED = {"teacher_signature": True, "principal_signature": True, "school_seal": True}
+
+
+def test_a_returned_report_records_each_receipt_once(app_session, report):
+    s = app_session
+    up = _returned(s, report, {**SIGNED, "township_receiver": "赵敏", "township_received_on": "2025-09-22",
+                               "education_received_on": "2025-09-23"})
+    ret = finish_document(s, up, REPORT_ID, user=USER)
+    assert (ret.status, ret.complete, ret.missing) == ("applied", True, [])
+    receipts = s.scalars(select(CaseEvent).where(CaseEvent.case_id == report.case_id, CaseEvent.kind == "receipt")
+                         .order_by(CaseEvent.id)).all()
+    assert [e.data for e in receipts] == [
+        {"document_id": REPORT_ID, "received_on": "2025-09-22", "by": "township"},
+        {"document_id": REPORT_ID, "received_on": "2025-09-23", "by": "education"}]
+    # the same copy returned again changes nothing
+    again = _returned(s, report, {**SIGNED, "township_received_on": "2025-09-22"}, n=2)
+    assert finish_document(s, again, REPORT_ID, user=USER).status == "applied"
+    assert len(s.scalars(select(CaseEvent).where(CaseEvent.kind == "receipt")).all()) == 2
+
+
+def test_a_returned_report_with_another_receipt_day_goes_to_review(app_session, report):
+    s = app_session
+    finish_document(s, _returned(s, report, {**SIGNED, "township_received_on": "2025-09-22"}), REPORT_ID, user=USER)
+    up = _returned(s, report, {**SIGNED, "township_received_on": "2025-09-25"}, n=2)
+    ret = finish_document(s, up, REPORT_ID, user=USER)
+    assert ret.status == "review"
+    [item] = s.scalars(select(ReviewItem).where(ReviewItem.upload_id == up)).all()
+    assert (item.kind, item.field_path, item.status) == ("discrepancy", "township_received_on", "open")
+    assert item.proposed == {"value": {"received_on": "2025-09-25", "by": "township"}}
+    assert item.recorded == {"value": {"received_on": "2025-09-22", "by": "township"}}
+    assert len(s.scalars(select(CaseEvent).where(CaseEvent.kind == "receipt")).all()) == 1
+
+
+def test_an_unsigned_report_records_no_receipt(app_session, report):
+    s = app_session
+    up = _returned(s, report, {"teacher_signature": True, "principal_signature": False, "school_seal": True,
+                               "township_received_on": "2025-09-22"})
+    ret = finish_document(s, up, REPORT_ID, user=USER)
+    assert (ret.status, ret.complete, ret.missing) == ("incomplete", False, ["principal_signature"])
+    assert s.scalars(select(CaseEvent).where(CaseEvent.kind == "receipt")).all() == []
+
+
+def test_the_township_receipt_starts_the_notice_clock(app_session, report):
+    """卫辉: the township's 2-day notice timer runs from its receipt of the 报告单."""
+    s = app_session
+    case = s.get(Case, report.case_id)
+    school = s.get(Org, case.pupil.org_id)
+    from cases.engine.casework import profile_name_for
+
+    if profile_name_for(s, school) != "henan-weihui-2022":
+        pytest.skip("the demo case is not under the 卫辉 profile")
+    finish_document(s, _returned(s, report, {**SIGNED, "township_received_on": "2025-09-22"}), REPORT_ID,
+                    user=USER)
+    timers = s.scalars(select(Deadline).where(Deadline.case_id == case.id, Deadline.timer == "township_notice"))
+    assert [d.start_on for d in timers] == [dt.date(2025, 9, 22)]
+
+
+def test_a_returned_handover_table_records_its_row_ticks(world, services):  # noqa: F811
+    """Row ticks on a returned 交接表 (read by any parser) become registrations of the plan."""
+    from cases.handover import plans as ho
+    from tests.test_handover import _run_job
+
+    s, plan = world["s"], world["plan"]
+    _run_job(s, ho.start_plan_render(s, services, plan, fmt="docx", data={"handover_date": "2027-07-10"},
+                                     user="县教育局"))
+    doc = s.get(Document, plan.entries[2].document_id)
+    up = _returned(s, doc, {"pupils[0].registered": True, "pupils[0].registered_on": "2027-09-01",
+                            "pupils[1].registered": False, "pupils[1].whereabouts": "transfer_out",
+                            "pupils[2].registered_on": None})
+    ret = finish_document(s, up, doc.id, user=USER)
+    assert ret.status == "applied"
+    rows = {r.row_index: r for r in s.scalars(select(HandoverRow).where(HandoverRow.entry_id == plan.entries[2].id))}
+    assert (rows[1].registered, rows[1].registered_on) == (True, dt.date(2027, 9, 1))
+    assert (rows[2].registered, rows[2].whereabouts) == (False, "transfer_out")
+    assert not rows[3].registered and rows[3].whereabouts is None
+    assert s.scalar(select(DocumentReturn).where(DocumentReturn.document_id == doc.id)).status == "applied"
+
