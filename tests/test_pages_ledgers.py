@@ -9,6 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from cases.ledgers import reporting
 from cases.ledgers.models import LedgerSnapshot
 from cases.store.models import Org
 from tests.conftest import client_for
@@ -54,9 +55,13 @@ def test_ledger_page_drills_down_and_files_a_snapshot(bureau, app):
     x = c.get(f"/api/v1/ledgers/township?org_id={dong.id}&format=xlsx")
     assert x.status_code == 200 and x.data[:2] == b"PK"
     # file a snapshot from the page: redirected to it, with its hash; verify re-runs it
-    day = dt.date.today() - dt.timedelta(days=1)
+    day = reporting.nearest_as_of(dt.date.today())[0]  # the last 15th or month-end
+    assert f"将截至 {day.year}年{day.month}月{day.day}日 的县级台账归档" in text(c.get("/ledgers"))
+    third = f"{day.year}-{day.month:02d}-03"
+    bad = c.post("/ledgers/snapshots", data={"org_id": dong.id, "kind": "township", "as_of": third})
+    assert bad.status_code == 422 and "不是规定的统计时点" in text(bad)
     r = c.post("/ledgers/snapshots", data={"org_id": dong.id, "kind": "township", "as_of": day.isoformat()})
-    assert r.status_code == 302
+    assert r.status_code == 302, r.get_data(as_text=True)[-1500:]
     s = app.extensions["baoxue"].session_factory()
     snap = s.scalars(select(LedgerSnapshot)).one()
     got = (snap.org_id, snap.kind, snap.as_of.isoformat(), snap.filed_by)

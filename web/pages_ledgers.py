@@ -16,7 +16,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from cases.accounts.policy import Target
-from cases.ledgers import indicators
+from cases.ledgers import indicators, reporting
 from cases.ledgers import ledger as ledgers
 from cases.ledgers.models import LedgerSnapshot
 from cases.store.models import Org
@@ -122,7 +122,10 @@ def index():
     snaps = list(session.scalars(select(LedgerSnapshot).where(LedgerSnapshot.org_id == org.id)
                                  .order_by(LedgerSnapshot.filed_at.desc()).limit(20)))
     columns = [(k, h) for k, h in page.columns if k not in ("id_number", "xueji_no", "school_code", "address")]
-    return render_template("ledgers/index.html", org=org, kind=kind, kinds=kinds, titles=ledgers.KIND_TITLES,
+    # a ledger is filed as of a 15th or a month-end: the latest such date up to the one shown
+    file_as_of = as_of if reporting.defined_as_of(as_of) else reporting.nearest_as_of(as_of)[0]
+    return render_template("ledgers/index.html", file_as_of=file_as_of, org=org, kind=kind, kinds=kinds,
+                           titles=ledgers.KIND_TITLES,
                            as_of=as_of, page=page, agg=agg, children=_children(agg), columns=columns,
                            trail=_trail(org, "ledger.read"), snaps=snaps, offset=offset, limit=limit,
                            people=people(x.filed_by for x in snaps),
