@@ -61,6 +61,13 @@ def _node(action: str) -> Org | None:
         org = work_org()
         if org is None:
             return None
+        if org.kind not in LEVELS:  # a department or bureau: the jurisdiction it serves
+            ids = [int(x) for x in org.path.strip("/").split("/") if x][::-1]
+            nodes = {o.id: o for o in db().scalars(select(Org).where(Org.id.in_(ids)))}
+            org = next((nodes[i] for i in ids if i in nodes and nodes[i].kind in LEVELS
+                        and can(action, Target.org(nodes[i].path))), None)
+            if org is None:
+                return None
     else:
         org = db().get(Org, org_id)
         if org is None:
