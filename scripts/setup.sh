@@ -9,7 +9,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-pip python3-uno
   libreoffice-writer-nogui fonts-noto-cjk fontconfig qpdf fonts-arphic-ukai fonts-arphic-uming
   tesseract-ocr tesseract-ocr-chi-sim poppler-utils
-  libgl1 libglib2.0-0 curl ca-certificates
+  libgl1 libglib2.0-0 curl ca-certificates jq
   chromium
 )
 missing=()

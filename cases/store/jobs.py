@@ -466,6 +466,7 @@ def verify_store(ctx: JobContext, store_root: str) -> str:
 
 def main() -> None:  # pragma: no cover - exercised by running a worker (tests/test_worker_kill.py)
     """Run a consumer for the configured queue (``python -m cases.store.jobs``), with the reaper."""
+    from cases.store.models import load_all_models
     from cases.store.services import Services, register
     from config import Config, secret_problems
 
@@ -474,6 +475,9 @@ def main() -> None:  # pragma: no cover - exercised by running a worker (tests/t
     problems = secret_problems(settings)
     if problems and Config.ENV_NAME == "production":  # the worker signs page codes too
         raise SystemExit("BAOXUE_ENV=production，后台任务进程拒绝启动：" + "；".join(problems))
+    # Every table on the metadata: a job's audit entry names its user (a key into the accounts'
+    # table), which SQLAlchemy must know to order the flush.
+    load_all_models()
     huey = init_jobs(Config)
     # The job kinds find the store, secrets and converter settings through the one registry.
     register(Services.from_config(settings, _state.session_factory))
