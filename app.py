@@ -19,7 +19,10 @@ class InsecureConfiguration(RuntimeError):
 
 
 class JSONProvider(DefaultJSONProvider):
-    """ISO 8601 dates in every JSON answer (Flask's default is an HTTP date string)."""
+    """ISO 8601 dates in every JSON answer (Flask's default is an HTTP date string); Chinese as
+    itself, not ``\\uXXXX`` escapes (UTF-8 on the wire)."""
+
+    ensure_ascii = False
 
     @staticmethod
     def default(o):

@@ -79,8 +79,8 @@ class Server:
                     raise RuntimeError(f"server did not start; see {folder / 'server.log'}") from None
                 time.sleep(0.5)
         for kind in ("township", "county", "school"):
-            got = srv.get(f"/orgs?kind={kind}")
-            srv.issuers[kind] = [o["id"] for o in (got["items"] if isinstance(got, dict) else got)]
+            got = srv.get(f"/orgs?kind={kind}&limit=500")
+            srv.issuers[kind] = [o["id"] for o in got["items"]]
         return srv
 
     def stop(self) -> None:

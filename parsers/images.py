@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from forms.errors import UnreadableDocument, UnsupportedInput
+from parsers.preflight import ImageTooLarge  # noqa: F401  (raised here too; one class for the limit)
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,6 @@ class EmptyDocument(UnreadableDocument):
     """The file holds no pages at all."""
 
     code = "empty_document"
-
-
-class ImageTooLarge(UnsupportedInput):
-    """A page has more pixels than we are willing to decode."""
-
-    code = "image_too_large"
-    http_status = 413
 
 
 class UnsupportedImageFormat(UnsupportedInput):

@@ -179,8 +179,9 @@ def test_work_org_header_only_narrows(app, make_user, client, county, app_sessio
     r = c.get("/api/v1/orgs", headers={"X-Baoxue-Org": str(other.id)})
     assert r.status_code == 403 and "不在您的管辖范围内" in r.get_json()["message"]
     assert c.get("/api/v1/orgs", headers={"X-Baoxue-Org": "999999"}).status_code == 403
-    assert [o["name"] for o in c.get("/api/v1/orgs").get_json()] == ["青禾县", "东河镇"]
-    assert [o["name"] for o in c.get("/api/v1/orgs", headers={"X-Baoxue-Org": str(east.id)}).get_json()] == ["东河镇"]
+    assert [o["name"] for o in c.get("/api/v1/orgs").get_json()["items"]] == ["青禾县", "东河镇"]
+    narrowed = c.get("/api/v1/orgs", headers={"X-Baoxue-Org": str(east.id)}).get_json()["items"]
+    assert [o["name"] for o in narrowed] == ["东河镇"]
 
 
 def test_audit_log_records_the_authenticated_user(app, make_user, county, app_session):

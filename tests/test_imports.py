@@ -37,7 +37,8 @@ CASES_ROOMS = {
     "handover": {"store", "engine", "documents"},
     "returns": {"store", "engine", "documents", "handover"},
     "accounts": {"store", "engine"},
-    "demo": {"store", "engine", "documents", "handover", "ledgers", "returns", "accounts"},
+    "notify": {"store", "engine", "ledgers", "returns", "accounts"},
+    "demo": {"store", "engine", "documents", "handover", "ledgers", "returns", "accounts", "notify"},
 }
 # Entry points that read the configuration themselves (what a command line or worker starts from).
 CONFIG_READERS = {"app", "cases.store.jobs", "cases.demo", "cases.engine.casework", "migrations.env"}

@@ -166,7 +166,7 @@ def test_corrupt_empty_and_huge_inputs_give_clear_errors():
     Image.new("1", (20000, 20000), 1).save(buf, format="PNG")
     with pytest.raises(BaoxueError) as e:
         images.probe_upload(buf.getvalue(), "huge.png")
-    assert e.value.code == "image_too_large" and e.value.http_status == 413
+    assert e.value.code == "image_too_large" and e.value.http_status == 422
     assert images.probe_upload((SAMPLES / "issued.pdf").read_bytes(), "scan.pdf") == "pdf"
 
 

@@ -160,7 +160,7 @@ def test_huge_image_refused_from_its_header(client, notice, app_session):
     buf = io.BytesIO()
     Image.new("1", (20000, 20000), 1).save(buf, format="PNG")  # a few KB, 400 MP
     r = _post(client, notice["org_id"], buf.getvalue(), "huge.png")
-    assert r.status_code == 413 and r.json["error"] == "image_too_large"
+    assert r.status_code == 422 and r.json["error"] == "image_too_large"
     assert "400000000 pixels" in r.json["message"] and "huge.png" in r.json["message"]
     assert _count(app_session, Upload) == 0
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cases.store.models import Org, Upload
-from cases.store.storage import StorageFailed, Store, save_upload
+from cases.store.storage import Store, save_upload
 from forms.errors import NotFound, ValidationFailed
 
 PDF = b"%PDF-1.4\n% synthetic test bytes\n"
@@ -112,13 +112,49 @@ def test_empty_and_oversized_uploads_name_the_file(session, tmp_path, school):
     assert session.scalar(select(func.count()).select_from(Upload)) == 0
 
 
-def test_failed_row_leaves_no_row_and_says_why(session, tmp_path, school):
+def test_failed_row_leaves_no_row_no_file_and_says_why(session, tmp_path, school):
     store = Store(tmp_path)
-    with pytest.raises(StorageFailed, match="坏.pdf"):
+    with pytest.raises(ValidationFailed, match="org_id") as e:
         save_upload(session, store, filename="坏.pdf", data=PDF, org=987654, user="u", mime=None)  # no such org
+    assert "org_id" in e.value.fields
     assert session.scalar(select(func.count()).select_from(Upload)) == 0
     digest = hashlib.sha256(PDF).hexdigest()
-    assert store.exists(f"objects/{digest[:2]}/{digest[2:4]}/{digest}.pdf")  # kept for a retry
+    rel = f"objects/{digest[:2]}/{digest[2:4]}/{digest}.pdf"
+    assert not store.exists(rel)  # store -> row -> move: no file without its row
+    assert list((tmp_path / "staging").iterdir()) == []
     ok = save_upload(session, store, filename="好.pdf", data=PDF, org=school, user="u", mime=None)
+    assert not store.exists(rel)  # staged until the row commits
     session.commit()
-    assert ok.id is not None
+    assert ok.id is not None and store.exists(rel) and store.read_bytes(rel) == PDF
+    assert list((tmp_path / "staging").iterdir()) == []
+
+
+def test_rolled_back_upload_leaves_nothing_in_the_store(session, tmp_path, school):
+    store = Store(tmp_path)
+    up = save_upload(session, store, filename="a.pdf", data=PDF, org=school, user="u", mime=None)
+    rel = up.stored_path
+    session.rollback()
+    assert not store.exists(rel) and list((tmp_path / "staging").iterdir()) == []
+
+
+def test_store_check_finds_orphans_finishes_interrupted_moves_and_deletes(session, tmp_path, school):
+    from cases.store.maintenance import check_store
+
+    store = Store(tmp_path)
+    up = save_upload(session, store, filename="a.pdf", data=PDF, org=school, user="u", mime=None)
+    session.commit()
+    orphan_digest, orphan = store.put_bytes(b"no row refers to me", ".bin")
+    # a committed row whose move to the store was interrupted: its file is still in staging
+    staged = store.stage(b"%PDF-1.4 interrupted", ".pdf")
+    session.add(Upload(sha256=staged.sha256, original_filename="b.pdf", size=20, stored_path=staged.relpath,
+                       org_id=school.id, uploaded_by="u", status="stored"))
+    session.commit()
+    report = check_store(session, store, min_age_s=0)
+    assert report.orphans == [orphan] and report.repaired == [staged.relpath] and report.missing == []
+    assert store.read_bytes(staged.relpath) == b"%PDF-1.4 interrupted" and not staged.tmp.exists()
+    assert report.files == 2 and not report.ok  # counted before the repair
+    young = check_store(session, store, min_age_s=3600)  # a young file may belong to a running unit of work
+    assert young.orphans == [] and young.ok
+    gone = check_store(session, store, delete=True, min_age_s=0)
+    assert gone.deleted == 1 and not store.exists(orphan) and store.exists(up.stored_path)
+    assert check_store(session, store, min_age_s=0).ok

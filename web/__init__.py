@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, g
 from flask_smorest import Api
+from werkzeug.routing import IntegerConverter
 
 from web.errors import handle_http_error, register_error_handlers
 
@@ -35,7 +36,17 @@ def _area_blueprints(modules=AREA_API_MODULES):
         yield getattr(module, "blp", None) or module.bp
 
 
+class DbIntConverter(IntegerConverter):
+    """``<int:...>`` that matches only ids the database can hold (0 .. 2^63-1): a larger number in
+    a URL is a 404 like any id that does not exist, never an overflow deep in the driver."""
+
+    def __init__(self, url_map, fixed_digits=0, min=None, max=None, signed=False):  # noqa: A002
+        super().__init__(url_map, fixed_digits, min, 2**63 - 1 if max is None else max, signed)
+
+
 def init_web(app: Flask) -> None:
+    # Before any route is added: every ``<int:...>`` of every blueprint uses it.
+    app.url_map.converters["int"] = DbIntConverter
     from cases.store import jobs
     from cases.store.db import create_schema, make_engine, make_session_factory
     from cases.store.services import Services, register
@@ -86,3 +97,6 @@ def init_web(app: Flask) -> None:
 
     init_layout(app)
     register_error_handlers(app)
+    from web import ops_cli
+
+    ops_cli.register(app)

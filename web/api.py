@@ -13,15 +13,28 @@ import io
 
 from flask import request, send_file, url_for
 from flask_smorest import Blueprint
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from cases.documents import issuing as svc
 from cases.engine.casework import open_case
 from cases.engine.workflow import TRANSITIONS_BY_CODE
 from cases.returns import intake, queries
 from cases.store import audit
-from cases.store.models import Case, Document, Guardian, Job, Org, Pupil, Upload, descendants, in_scope
+from cases.store.models import (
+    Case,
+    Document,
+    Guardian,
+    Job,
+    Org,
+    Pupil,
+    SchoolClass,
+    Upload,
+    descendants,
+    in_scope,
+)
 from forms import validators as v
+from forms.codes import GRADES
 from forms.errors import NotFound, ValidationFailed
 from forms.registry import all_specs, get_spec
 from forms.spec import Kind
@@ -40,6 +53,7 @@ from web.auth import (
     work_org,
 )
 from web.context import db, services
+from web.paging import page_args, paged, paged_list
 
 INITIAL_STATE = TRANSITIONS_BY_CODE["T1"].target  # where open_case (T1) puts a new episode
 
@@ -58,6 +72,9 @@ def scope_org() -> Org | None:
     return work_org()
 
 
+GRADE_NAMES = {c.code: c.label for c in GRADES}
+
+
 def check_scope(org_id: int | None, action: str | None = None) -> None:
     """Refuse (403) an organisation outside what the user may ``action`` (default: the route's)."""
     authorize_org(org_id, action)
@@ -69,7 +86,11 @@ def _org_json(o: Org) -> dict:
 
 
 def _pupil_json(p: Pupil, unmask: bool = False) -> dict:
-    return {"id": p.id, "org_id": p.org_id, "class_id": p.class_id, "name": p.name, "sex": p.sex,
+    k = p.school_class
+    school = db().get(Org, p.org_id)
+    return {"id": p.id, "org_id": p.org_id, "school_name": school.name if school else None,
+            "class_id": p.class_id, "class_name": k.name if k else None, "grade": k.grade if k else None,
+            "grade_name": GRADE_NAMES.get(str(k.grade)) if k else None, "name": p.name, "sex": p.sex,
             "birth_date": p.birth_date, "id_number": p.id_number if unmask else v.mask_id(p.id_number),
             "xueji_no": p.xueji_no if unmask else v.mask_id(p.xueji_no), "ethnicity": p.ethnicity,
             "hukou_text": p.hukou_text, "address": p.address, "special_groups": p.special_groups or [],
@@ -112,19 +133,26 @@ def scoped(q, model, action: str | None = None):
     if cond is not None:
         q = q.where(cond)
     if request.args.get("org_id"):
-        org = db().get(Org, int(request.args["org_id"])) if request.args["org_id"].isdigit() else None
+        org = db().get(Org, int_arg("org_id"))
         if org is None:
             raise NotFound("机构不存在", fields={"org_id": "不存在"})
         q = q.where(model.in_scope(org))
     return q
 
 
-def page(q, to_json):
-    """``{"total", "items"}`` for one page of a query (``?limit=`` ≤ 500, ``?offset=``)."""
-    limit, offset = page_args()
-    session = db()
-    total = session.scalar(select(func.count()).select_from(q.subquery()))
-    return {"total": total, "items": [to_json(x) for x in session.scalars(q.limit(limit).offset(offset))]}
+def page(q, to_json, **extra):
+    """One page of a query in the shared list shape (``web.paging``: total, limit, offset, next,
+    items)."""
+    return paged(db(), q, to_json, **extra)
+
+
+def int_arg(name: str) -> int:
+    """The query parameter ``name`` as a database id; a 422 naming it when it is not one (an id
+    beyond the 64-bit range cannot exist: it is refused the same way, never an overflow)."""
+    raw = (request.args.get(name) or "").strip()
+    if not raw.isdigit() or len(raw) > 18:
+        raise ValidationFailed(f"参数 {name} 应为编号（正整数）", fields={name: "应为正整数"})
+    return int(raw)
 
 
 def uploaded_file(what: str = "文件") -> tuple[str, bytes, int]:
@@ -141,15 +169,6 @@ def uploaded_file(what: str = "文件") -> tuple[str, bytes, int]:
         raise ValidationFailed("上传参数不完整", fields=errors)
     check_scope(int(org_id))
     return f.filename, f.read(), int(org_id)
-
-
-def page_args():
-    try:
-        limit = min(max(int(request.args.get("limit", 50)), 1), 500)
-        offset = max(int(request.args.get("offset", 0)), 0)
-    except ValueError:
-        raise ValidationFailed("分页参数应为整数", fields={"limit": "整数", "offset": "整数"}) from None
-    return limit, offset
 
 
 # ---- service -------------------------------------------------------------------------------------
@@ -207,18 +226,20 @@ def register_form_schemas(api) -> None:
 
 @blp.route("/orgs")
 @requires("org.read")
-@blp.response(200, s.OrgOut(many=True))
 def list_orgs():
-    """Organisations in scope (``?parent_id=`` for one level, ``?kind=`` to filter)."""
+    """Organisations in scope, paged (``?parent_id=`` for one level, ``?kind=``, ``?name=`` to
+    filter)."""
     q = select(Org).order_by(Org.path)
     cond = visible(Org)
     if cond is not None:
         q = q.where(cond)
     if request.args.get("parent_id"):
-        q = q.where(Org.parent_id == int(request.args["parent_id"]))
+        q = q.where(Org.parent_id == int_arg("parent_id"))
     if request.args.get("kind"):
         q = q.where(Org.kind == request.args["kind"])
-    return [_org_json(o) for o in db().scalars(q)]
+    if request.args.get("name"):
+        q = q.where(Org.name == request.args["name"])
+    return page(q, _org_json)
 
 
 @blp.route("/orgs", methods=["POST"])
@@ -250,9 +271,12 @@ def get_org(org_id: int):
 @requires("pupil.read")
 def list_pupils():
     """Pupils in scope, ID numbers masked. ``?org_id=`` school or any ancestor; ``?q=`` name."""
-    q = scoped(select(Pupil).order_by(Pupil.id), Pupil)
+    q = scoped(select(Pupil).order_by(Pupil.id), Pupil).options(selectinload(Pupil.school_class),
+                                                                 selectinload(Pupil.guardians))
     if request.args.get("class_id"):
-        q = q.where(Pupil.class_id == int(request.args["class_id"]))
+        q = q.where(Pupil.class_id == int_arg("class_id"))
+    if request.args.get("grade"):
+        q = q.where(Pupil.class_id.in_(select(SchoolClass.id).where(SchoolClass.grade == int_arg("grade"))))
     if request.args.get("q"):
         q = q.where(Pupil.name.contains(request.args["q"]))
     return page(q, _pupil_json)
@@ -407,7 +431,7 @@ def list_documents():
         if request.args.get(key):
             q = q.where(getattr(Document, key) == request.args[key])
     if request.args.get("case_id"):
-        q = q.where(Document.case_id == int(request.args["case_id"]))
+        q = q.where(Document.case_id == int_arg("case_id"))
     return page(q, doc_json)
 
 
@@ -567,4 +591,4 @@ def get_upload(upload_id: int):
             "document_id": u.document_id, "uploaded_at": u.uploaded_at.isoformat(), "uploaded_by": u.uploaded_by}
 
 
-__all__ = ["blp", "register_form_schemas", "descendants", "in_scope"]
+__all__ = ["blp", "register_form_schemas", "descendants", "in_scope", "page_args", "paged_list"]

@@ -20,6 +20,7 @@ from cases.store.models import Org, in_scope
 from forms.errors import NotFound, ValidationFailed
 from web.api import check_scope, current_user, db, get_scoped, scope_org, uploaded_file
 from web.auth import authorize_row, requires, visible
+from web.paging import paged, paged_list
 
 blp = Blueprint("engine", __name__, url_prefix="/api/v1", description="案件流程、时限、问题清单、考勤导入")
 
@@ -185,8 +186,8 @@ def post_evidence(case_id: int):
 def list_evidence(case_id: int):
     session = db()
     case = _case(case_id)
-    return {"items": [_evidence_json(e) for e in session.scalars(
-        select(Evidence).where(Evidence.case_id == case.id).order_by(Evidence.id))]}
+    return paged(session, select(Evidence).where(Evidence.case_id == case.id).order_by(Evidence.id),
+                 _evidence_json)
 
 
 @blp.route("/evidence/<int:evidence_id>/verify", methods=["POST"])
@@ -278,7 +279,7 @@ def list_referrals(case_id: int):
     cond = visible(Referral)  # a department sees only the letters sent to it
     if cond is not None:
         q = q.where(cond)
-    return {"items": [_referral_json(r) for r in session.scalars(q)]}
+    return paged(session, q, _referral_json)
 
 
 @blp.route("/referrals/<int:referral_id>/reply", methods=["POST"])
@@ -309,8 +310,7 @@ def list_overdue():
     """Open deadlines past due in the subtree of ``?org_id=`` (default: the caller's scope)."""
     org = _org_arg()
     today = engine._date(request.args["today"], "today") if request.args.get("today") else None
-    items = engine.overdue(db(), org, today)
-    return {"org_id": org.id, "total": len(items), "items": items}
+    return paged_list(engine.overdue(db(), org, today), org_id=org.id)
 
 
 @blp.route("/problems")
@@ -321,7 +321,7 @@ def list_problems():
     q = select(Problem).where(in_scope(Problem.org_id, org)).order_by(Problem.id)
     if request.args.get("status"):
         q = q.where(Problem.status == request.args["status"])
-    return {"org_id": org.id, "items": [_problem_json(p) for p in db().scalars(q)]}
+    return paged(db(), q, _problem_json, org_id=org.id)
 
 
 def _problem_json(p: Problem) -> dict:

@@ -18,6 +18,7 @@ from forms.codes import HANDOVER_WHEREABOUTS
 from forms.errors import NotFound, ValidationFailed
 from web.api import check_scope, current_user, db, job_json, services
 from web.auth import log_export, requires
+from web.paging import paged_list
 from web.schemas import JobOut
 
 blp = Blueprint("handover", __name__, url_prefix="/api/v1", description="整班移交")
@@ -138,7 +139,7 @@ def get_plan(plan_id: int):
 def plan_rows(plan_id: int):
     """Every 交接表 row of the plan with its reconciliation state."""
     plan = _plan(plan_id)
-    return {"items": [ho.row_json(r) for e in plan.entries for r in e.rows]}
+    return paged_list([r for e in plan.entries for r in e.rows], ho.row_json)
 
 
 @blp.route("/handover/plans/<int:plan_id>/roster", methods=["POST"])

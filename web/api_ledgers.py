@@ -17,12 +17,13 @@ import io
 from flask import request, send_file
 from flask_smorest import Blueprint
 
-from cases.ledgers import indicators
+from cases.ledgers import indicators, reporting
 from cases.ledgers import ledger as ledgers
 from forms import validators as v
 from forms.errors import ValidationFailed
-from web.api import check_scope, current_user, db, doc_json, page_args, services
+from web.api import check_scope, current_user, db, doc_json, services
 from web.auth import log_export, log_unmask, requires, unmask_reason
+from web.paging import next_link, page_args
 
 blp = Blueprint("ledgers", __name__, url_prefix="/api/v1", description="台账、指标与统计表")
 
@@ -76,6 +77,7 @@ def ledger(kind: str):
         session.commit()
     return {"kind": kind, "title": ledgers.KIND_TITLES[kind], "org_id": page.org_id, "org_name": page.org_name,
             "as_of": page.as_of.isoformat(), "total": page.total, "limit": limit, "offset": offset,
+            "next": next_link(limit, offset, page.total),
             "columns": [{"key": k, "heading": h} for k, h in page.columns], "items": page.rows,
             "aggregate": ledgers.aggregate(session, scope).as_json() if offset == 0 else None}
 
@@ -88,7 +90,7 @@ def file_snapshot(kind: str):
     body = request.get_json(silent=True) or {}
     org_id = _int_arg("org_id")
     check_scope(org_id)
-    as_of = _date_arg(body.get("as_of")) or dt.date.today()
+    as_of = _date_arg(body.get("as_of"))
     snap = ledgers.file_snapshot(session, kind, org_id, as_of, user=current_user())
     session.commit()
     return ledgers.snapshot_json(snap, with_rows=False), 201
@@ -118,6 +120,59 @@ def correct_snapshot(snapshot_id: int):
     new = ledgers.file_correction(session, snap, reason=str(body.get("reason") or ""), user=current_user())
     session.commit()
     return ledgers.snapshot_json(new, with_rows=False), 201
+
+
+def _org(org_id: int):
+    from cases.store.models import Org
+    from forms.errors import NotFound
+
+    org = db().get(Org, org_id)
+    if org is None:
+        raise NotFound(f"机构 {org_id} 不存在", fields={"org_id": "不存在"})
+    return org
+
+
+@blp.route("/reports/calendar")
+@requires("ledger.read")
+def report_calendar():
+    """The reporting calendar (DOMAIN §6.3) of the units under ``org_id``: every report due from
+    ``from`` to ``to`` (default: this month and next), its as-of date and what was filed for it."""
+    org_id = _int_arg("org_id")
+    check_scope(org_id)
+    today = _date_arg(request.args.get("today"), "today") or dt.date.today()
+    start = _date_arg(request.args.get("from"), "from") or today.replace(day=1)
+    end = _date_arg(request.args.get("to"), "to") or reporting.month_end(
+        today.year + (today.month == 12), today.month % 12 + 1)
+    items = reporting.calendar(db(), _org(org_id), start, end, today)
+    return {"org_id": org_id, "from": start.isoformat(), "to": end.isoformat(), "today": today.isoformat(),
+            "items": items}
+
+
+@blp.route("/reports/not-filed")
+@requires("ledger.read")
+def reports_not_filed():
+    """The "not filed" list of a jurisdiction: reports whose as-of date has passed and that no unit
+    under ``org_id`` has filed (``overdue`` once the due date is past), as of ``today``."""
+    org_id = _int_arg("org_id")
+    check_scope(org_id)
+    today = _date_arg(request.args.get("today"), "today") or dt.date.today()
+    items = reporting.not_filed(db(), _org(org_id), today)
+    return {"org_id": org_id, "today": today.isoformat(), "total": len(items), "items": items}
+
+
+@blp.route("/reports/reminders")
+@requires("ledger.read")
+def report_reminders():
+    """The reminders the scheduler raised for reports not filed (T−1, due today, overdue)."""
+    from sqlalchemy import select
+
+    from cases.ledgers.models import ReportReminder
+
+    org_id = _int_arg("org_id")
+    check_scope(org_id)
+    rows = db().scalars(select(ReportReminder).where(ReportReminder.in_scope(_org(org_id)))
+                        .order_by(ReportReminder.due_on.desc(), ReportReminder.id)).all()
+    return {"org_id": org_id, "items": [reporting.reminder_json(r) for r in rows]}
 
 
 @blp.route("/indicators")

@@ -7,7 +7,8 @@ PDF in the request.)
   stored before the answer and read by a background job, whatever its kind. ``GET /jobs/<id>``
   (foundation API) shows pages done / total.
 * ``GET /scans/<upload_id>``: per-page outcome and per-document completeness.
-* ``GET /review?org_id=&status=``: review items with their crop image URL;
+* ``GET /review?org_id=&status=&upload_id=&document_id=&case_id=&kind=&reason=``: review items,
+  paged, with their crop image URL;
   ``GET /review/<id>/crop.png``; ``POST /review/<id>`` {"action": "accept"|"correct"|"reject",
   "value": ...} records who and when.
 * ``GET /scans/unidentified``; ``POST /scans/pages/<id>/assign`` {"document_id", "page_no"}.
@@ -28,8 +29,9 @@ from cases.returns import geometry, intake, queries, review
 from cases.returns.models import ReturnPage, ReviewItem
 from cases.store.models import Document, Org
 from forms.errors import NotFound, ValidationFailed
-from web.api import check_scope, current_user, db, get_scoped, scope_org, services, uploaded_file
+from web.api import check_scope, current_user, db, get_scoped, int_arg, scope_org, services, uploaded_file
 from web.auth import authorize_row, requires
+from web.paging import paged, paged_list
 
 blp = Blueprint("scans", __name__, url_prefix="/api/v1", description="扫描件与照片识别、人工复核")
 
@@ -88,8 +90,8 @@ def scan_outcome(upload_id: int):
 @blp.route("/scans/unidentified")
 @requires("review.read")
 def unidentified_pages():
-    """Pages no document could be found for, with the reason, for a person to assign."""
-    return {"items": [_page_json(p) for p in queries.list_unidentified(db(), scope_org())]}
+    """Pages no document could be found for, with the reason, for a person to assign (paged)."""
+    return paged_list(queries.list_unidentified(db(), scope_org()), _page_json)
 
 
 @blp.route("/scans/pages/<int:page_id>/assign", methods=["POST"])
@@ -110,20 +112,26 @@ def assign_page(body, page_id: int):
 @blp.route("/review")
 @requires("review.read")
 def review_list():
-    """Review queue: ``org_id`` (default: the caller's scope), ``status`` (open, accepted,
-    corrected, rejected, all)."""
+    """Review queue, paged (``limit``, ``offset``, ``next``), oldest first. Filters: ``org_id``
+    (default: the caller's scope), ``status`` (open — the default —, accepted, corrected, rejected,
+    all), ``upload_id``, ``document_id``, ``case_id``, ``kind`` (low_confidence, invalid, ambiguous,
+    tamper, confirm, discrepancy), ``reason`` (a part of the reason text), ``field`` (a part of
+    the field path)."""
+    args = request.args
     org = scope_org()
-    if request.args.get("org_id"):
-        value = request.args["org_id"]
-        if not value.isdigit():
-            raise ValidationFailed("org_id 应为机构编号", fields={"org_id": "整数"})
-        check_scope(int(value))
-        org = db().get(Org, int(value))
+    if args.get("org_id"):
+        org_id = int_arg("org_id")
+        check_scope(org_id)
+        org = db().get(Org, org_id)
         if org is None:
-            raise NotFound(f"机构 {value} 不存在")
-    status = request.args.get("status", "open")
-    items = review.list_review(db(), org, status=status)
-    return {"items": [_item_json(it) for it in items]}
+            raise NotFound(f"机构 {org_id} 不存在", fields={"org_id": "不存在"})
+    q = review.review_query(org, status=args.get("status") or "open",
+                            upload_id=int_arg("upload_id") if args.get("upload_id") else None,
+                            document_id=args.get("document_id") or None,
+                            case_id=int_arg("case_id") if args.get("case_id") else None,
+                            kind=args.get("kind") or None, reason=args.get("reason") or None,
+                            field=args.get("field") or None)
+    return paged(db(), q, _item_json)
 
 
 def _item(item_id: int) -> ReviewItem:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from flask import jsonify, redirect, render_template, request, url_for
+from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from forms.errors import BaoxueError
@@ -89,8 +90,31 @@ def handle_unexpected(e: Exception):
                                 "fields": {}})
 
 
+def handle_integrity_error(e: IntegrityError):
+    """A constraint the checks before flush (``cases.store.integrity``) could not foresee, e.g. two
+    requests racing for the same unique value: 409, never a 500."""
+    log.warning("integrity error on %s %s: %s", request.method, request.path, str(e.orig)[:300])
+    return error_response(409, {"error": "conflict", "fields": {},
+                                "message": "与已有记录冲突（可能是重复提交或并发修改），请刷新后重试"})
+
+
+def handle_data_error(e: DataError):
+    log.warning("data error on %s %s: %s", request.method, request.path, str(e.orig)[:300])
+    return error_response(422, {"error": "validation_failed", "message": "输入的值超出允许的范围或格式",
+                                "fields": {}})
+
+
+def handle_overflow(e: OverflowError):
+    # A number from the request too large for the database driver (ids are checked by the URL
+    # converter; this catches ones in a body or query string).
+    return error_response(422, {"error": "validation_failed", "message": "输入的数值超出允许的范围", "fields": {}})
+
+
 def register_error_handlers(app):
     app.register_error_handler(BaoxueError, handle_baoxue_error)
+    app.register_error_handler(IntegrityError, handle_integrity_error)
+    app.register_error_handler(DataError, handle_data_error)
+    app.register_error_handler(OverflowError, handle_overflow)
     app.register_error_handler(HTTPException, handle_http_error)
     if not app.config.get("TESTING"):
         app.register_error_handler(Exception, handle_unexpected)

@@ -38,9 +38,27 @@ def nav_items() -> list[dict]:
     return out
 
 
+def person(username: str | None) -> str:
+    """A user as people know them: the display name of the account (cached for the request);
+    names written by the system (demo data, jobs) read “系统”."""
+    if not username:
+        return "—"
+    cache = g.setdefault("person_names", {})
+    if username not in cache:
+        from sqlalchemy import select
+
+        from cases.accounts.models import User
+        from web.context import db
+
+        name = db().scalar(select(User.display_name).where(User.username == username))
+        cache[username] = name or (username if not username.isascii() else "系统")
+    return cache[username]
+
+
 def init_layout(app: Flask) -> None:
     init_messages(app)
     app.register_blueprint(bp)
     app.jinja_env.globals["nav_items"] = nav_items
     app.jinja_env.globals["can"] = can
+    app.jinja_env.filters["person"] = person
     app.jinja_env.globals["url_or_none"] = page_url

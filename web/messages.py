@@ -54,9 +54,15 @@ _OWN: dict[str, dict[str, str]] = {
     "attempt_stage": {"school": "学校劝返", "township": "乡（镇）劝返", "joint": "联合劝返"},
     "receipt_by": {"township": "乡(镇)人民政府", "education": "教育部门"},
     "event_kind": {"opened": "立案", "transition": "流转", "attempt": "劝返记录", "facts": "登记情况",
-                   "service": "送达", "receipt": "报告单签收", "evidence": "销号材料", "referral": "部门函件",
+                   "service": "送达", "receipt": "报告单签收",
+                   "document_returned": "回收文书", "registration": "报到", "evidence": "销号材料",
+                   "referral": "部门函件",
                    "document": "生成文书", "return": "回收文书", "alert": "时限提醒", "breach": "时限逾期",
                    "attendance": "考勤", "note": "备注"},
+    "audit_action": {"document.issue": "生成", "document.void": "作废", "document.returned": "收回",
+                     "document.print_full_id": "打印（含完整身份证号）",
+                     "document.download_full_id.pdf": "下载 PDF（含完整身份证号）",
+                     "document.download_full_id.docx": "下载 DOCX（含完整身份证号）"},
     "bool": {"True": "是", "False": "否"},
     # Input names that error messages refer to (a spec's own fields are labelled from the spec).
     "field": {"file": "文件", "files": "文件", "org_id": "单位", "issuer_id": "签发机构", "reason": "理由",
@@ -112,6 +118,7 @@ def _from_homes() -> dict[str, dict[str, str]]:
     from cases.accounts.policy import ACTIONS, ROLES
     from cases.engine import workflow
     from cases.engine.closure import EVIDENCE_KINDS, OUTCOMES
+    from cases.engine.profiles import ORGS
     from forms import codes
 
     def choices(items) -> dict[str, str]:
@@ -120,7 +127,7 @@ def _from_homes() -> dict[str, dict[str, str]]:
     return {
         "case_state": dict(workflow.STATES),
         "transition": {t.code: t.label for t in workflow.TRANSITIONS},
-        "actor": dict(workflow.ACTORS),
+        "actor": {**ORGS, **workflow.ACTORS},
         "action": {a.code: a.label for a in ACTIONS.values()},
         "role": {r.code: r.label for r in ROLES.values()},
         "outcome": dict(OUTCOMES),

@@ -184,3 +184,28 @@ def upload_page():
                             user=_user(), attach=bool(request.form.get("attach")), mime=f.mimetype)
     spec = get_spec(result["document"]["form"]) if result.get("document") else None
     return render_template("upload_result.html", result=result, spec=spec, **_return_view(spec))
+
+
+@pages.route("/documents/<doc_id>/pages/<int:page_no>.png")
+@requires("document.read")
+def document_preview(doc_id: str, page_no: int):
+    """One page of the issued PDF as a small PNG for the preview in the page (rendered by the one
+    PDF rasteriser; a preview of a page printing a full ID number is logged like a download)."""
+    import io
+
+    from flask import send_file
+    from PIL import Image
+
+    from parsers.images import render_pdf
+
+    session = _db()
+    doc = svc.get_document(session, doc_id)
+    authorize_row(doc)
+    data = svc.document_file(_services(), doc, "pdf", session=session, who=_user())
+    session.commit()
+    pixels = render_pdf(data, dpi=60, pages=[page_no], name=doc.number_text or "PDF")[0]
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG", optimize=True)
+    buf.seek(0)
+    response = send_file(buf, mimetype="image/png", max_age=3600)
+    return response

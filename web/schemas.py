@@ -101,7 +101,11 @@ class GuardianOut(Schema):
 class PupilOut(Schema):
     id = fields.Integer()
     org_id = fields.Integer()
+    school_name = fields.String(allow_none=True)
     class_id = fields.Integer(allow_none=True)
+    class_name = fields.String(allow_none=True, metadata={"description": "班级名称，如“六(1)班”"})
+    grade = fields.Integer(allow_none=True, metadata={"description": "年级 1–9"})
+    grade_name = fields.String(allow_none=True, metadata={"description": "年级名称，如“六年级”"})
     name = fields.String()
     sex = fields.String()
     birth_date = fields.Date(allow_none=True)

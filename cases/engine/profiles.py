@@ -146,8 +146,15 @@ class AgeScope:
         return dt.date(year, month, day)
 
 
+# The as-of rules a report may name (DOMAIN §6.3, [S3]): the 15th of the due month, the last day of
+# the month before it.
+REPORT_AS_OF = ("day_15", "previous_month_end")
+
+
 @dataclass(frozen=True)
 class PrefectureReport:
+    """One half-monthly report: due on ``due_day`` of a month, as of ``as_of`` (``REPORT_AS_OF``)."""
+
     due_day: int
     as_of: str
 
@@ -160,6 +167,8 @@ class Reporting:
     prefecture_report: tuple[PrefectureReport, ...]
     quarterly_stats_form: str | None
     xueji_review_weeks: int
+    # The township's half-monthly report: due days and as-of rules (empty: no township report).
+    township_schedule: tuple[PrefectureReport, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -423,19 +432,33 @@ def profile_from_dict(data: Mapping, *, name: str | None = None) -> RegionProfil
 
     rep_raw = r.get(data, "reporting", "", dict)
     periods = {"monthly", "quarterly", "half_monthly", "weekly"}
-    prefecture = []
-    for i, item in enumerate(r.get(rep_raw, "prefecture_report", "reporting", list)):
-        path = f"reporting.prefecture_report[{i}]"
-        due = r.nonneg(item, "due_day", path)
-        if not 1 <= due <= 28:
-            r.fail(f"{path}.due_day", "应在1–28之间")
-        prefecture.append(PrefectureReport(due, r.get(item, "as_of", path, str)))
+
+    def schedule(key: str, optional: bool = False) -> tuple[PrefectureReport, ...]:
+        out = []
+        items = r.get(rep_raw, key, "reporting", list, optional=True) if optional else \
+            r.get(rep_raw, key, "reporting", list)
+        for i, item in enumerate(items or []):
+            path = f"reporting.{key}[{i}]"
+            due = r.nonneg(item, "due_day", path)
+            if not 1 <= due <= 28:
+                r.fail(f"{path}.due_day", "应在1–28之间")
+            as_of = r.choice(item, "as_of", path, set(REPORT_AS_OF))
+            if as_of == "day_15" and due <= 15:
+                r.fail(f"{path}.due_day", "截至15日的报表应在16日以后报送")
+            out.append(PrefectureReport(due, as_of))
+        return tuple(out)
+
+    prefecture = schedule("prefecture_report")
+    township_schedule = schedule("township_report_schedule", optional=True)
     reporting = Reporting(r.choice(rep_raw, "school_screening", "reporting", periods),
                           r.choice(rep_raw, "education_screening", "reporting", periods),
                           r.choice(rep_raw, "township_report", "reporting", periods, optional=True),
                           tuple(prefecture),
                           r.get(rep_raw, "quarterly_stats_form", "reporting", str, optional=True),
-                          r.nonneg(rep_raw, "xueji_review_weeks", "reporting"))
+                          r.nonneg(rep_raw, "xueji_review_weeks", "reporting"),
+                          township_schedule)
+    if reporting.township_report == "half_monthly" and len(township_schedule) != 2:
+        r.fail("reporting.township_report_schedule", "乡镇半月报需要两个报送日（截至15日、截至上月末）")
 
     hand_raw = r.get(data, "handover", "", dict)
     handover = Handover(r.get(hand_raw, "enabled", "handover", bool),

@@ -38,6 +38,7 @@ from sqlalchemy import String, and_, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from cases.ledgers.models import LEDGER_KINDS, LedgerSnapshot
+from cases.ledgers.reporting import check_as_of
 from cases.store import audit
 from cases.store.models import Case, CaseEvent, Document, Guardian, Org, Pupil, SchoolClass, utcnow
 from forms import codes
@@ -874,9 +875,12 @@ def _all_rows(session: Session, scope: Scope) -> list[dict]:
 
 
 def file_snapshot(session: Session, kind: str, org_id: int, as_of: dt.date, *, user: str) -> LedgerSnapshot:
-    """File (freeze) the ledger of ``kind`` for ``org_id`` as of ``as_of``; the caller commits."""
-    if as_of > dt.date.today():
+    """File (freeze) the ledger of ``kind`` for ``org_id`` as of ``as_of``; the caller commits.
+    Only a defined as-of date (the 15th or a month-end, ``reporting.check_as_of``) may be filed;
+    a later change to a filed one is a 更正 (``file_correction``)."""
+    if as_of is not None and as_of > dt.date.today():
         raise ValidationFailed("不能报送未来日期的台账", fields={"as_of": "不能晚于今天"})
+    as_of = check_as_of(kind, as_of, dt.date.today())
     filed_at = utcnow()
     scope = make_scope(session, kind, org_id, as_of, recorded_until=filed_at)
     rows = _all_rows(session, scope)

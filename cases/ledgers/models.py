@@ -18,7 +18,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, Integer, Numeric, String, Text, event
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cases.store.models import Base, Case, CaseEvent, Document, OrgScoped, Pupil, utcnow
@@ -59,6 +71,28 @@ class LedgerSnapshot(OrgScoped, Base):
 @event.listens_for(LedgerSnapshot, "before_delete")
 def _snapshot_is_frozen(mapper, connection, target: LedgerSnapshot) -> None:
     raise PermissionError("a filed ledger snapshot is frozen: file a 更正 (correction) instead of editing it")
+
+
+REMINDER_STAGES = ("due_soon", "due_today", "overdue")
+
+
+class ReportReminder(OrgScoped, Base):
+    """A reminder of the reporting calendar (``cases.ledgers.reporting``): the report of ledger
+    ``kind`` of unit ``org_id`` as of ``as_of`` is due on ``due_on`` and not filed. One per report
+    and stage (T−1 ``due_soon``, ``due_today``, ``overdue``): the reminder run is idempotent."""
+
+    __tablename__ = "report_reminders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    stage: Mapped[str] = mapped_column(String(12))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("org_id", "kind", "as_of", "stage"),
+                      CheckConstraint("stage IN ('due_soon', 'due_today', 'overdue')", name="stage"))
 
 
 class IndicatorTarget(Base):

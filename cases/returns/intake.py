@@ -40,11 +40,12 @@ from cases.returns.queries import upload_result
 from cases.store import audit, jobs
 from cases.store.models import Case, Document, Pupil, Upload
 from cases.store.services import Services, registered
-from cases.store.storage import save_upload
+from cases.store.storage import clean_filename, fs_name, save_upload
 from forms.errors import BaoxueError, Conflict, NotFound, UnknownDocument, UnsupportedInput, ValidationFailed
 from forms.registry import get_spec
 from parsers.base import DOCX_MIME, FieldReading, Issued, PageRead, ReadOptions, sniff
 from parsers.images import probe_upload
+from parsers.preflight import check_file
 from parsers.registry import parser_for
 from parsers.scan.parser import ScanParser
 
@@ -135,17 +136,13 @@ def read_options(services: Services) -> ReadOptions:
 @contextlib.contextmanager
 def _staged(services: Services, name: str, data: bytes) -> Iterator[Path]:
     """A private copy of the file under its own name (every message names the user's file)."""
-    staging = services.output_dir / "staging" / uuid.uuid4().hex / name
+    staging = services.output_dir / "staging" / uuid.uuid4().hex / fs_name(name)
     staging.parent.mkdir(parents=True, exist_ok=True)
     staging.write_bytes(data)
     try:
         yield staging
     finally:
         shutil.rmtree(staging.parent, ignore_errors=True)
-
-
-def _clean_name(filename: str | None) -> str:
-    return Path(str(filename or "upload").replace("\\", "/")).name or "upload"
 
 
 def receive(session: Session, services: Services, *, filename: str, data: bytes, org_id: int, user: str,
@@ -158,11 +155,17 @@ def receive(session: Session, services: Services, *, filename: str, data: bytes,
     result (``cases.returns.queries.upload_result``). A file that is none of our forms is refused
     (UnsupportedInput, nothing stored) unless ``attach``: then it is kept as a plain attachment."""
     org = get_org(session, org_id)
-    name = _clean_name(filename)
+    name, note = clean_filename(filename)
     if not data:
         raise ValidationFailed(f"文件“{name}”是空的", fields={"file": f"{name}：文件为空"})
+    if len(data) > services.max_upload_bytes:
+        raise ValidationFailed(f"文件“{name}”超过大小上限（{services.max_upload_bytes / 1048576:g} MB）",
+                               fields={"file": f"{name}：{len(data)} 字节"}, limit="max_upload_bytes")
     with _staged(services, name, data) as path:
         kind = sniff(path)
+        # Bounded checks before anything is parsed, stored or queued (parsers.preflight): a bomb,
+        # a password, too many pages/frames/pixels are refused here, whatever ``attach`` says.
+        facts = check_file(path, kind, name=name, limits=services.limits)
         try:
             if kind in ("png", "jpeg", "tiff", "pdf") or background:
                 # header checks (damaged file, image too large); the scans endpoint takes only images
@@ -171,8 +174,8 @@ def receive(session: Session, services: Services, *, filename: str, data: bytes,
         except UnsupportedInput:
             if not attach:
                 raise
-            return _attach(session, services, name=name, data=data, org=org, user=user, mime=mime,
-                           source_device=source_device)
+            return _noted(_attach(session, services, name=name, data=data, org=org, user=user, mime=mime,
+                                  source_device=source_device), note)
     upload = save_upload(session, services.store, filename=name, data=data, org=org, user=user,
                          mime=MIMES.get(kind or "", mime), source_device=source_device,
                          max_bytes=services.max_upload_bytes)
@@ -180,9 +183,9 @@ def receive(session: Session, services: Services, *, filename: str, data: bytes,
                  after={"filename": name, "sha256": upload.sha256, "kind": kind})
     upload_id = upload.id
     if background or parser.background:
-        job_id = jobs.submit(session, JOB_KIND, upload_id, total=0, org_id=org.id)  # commits upload + job
-        return {"upload_id": upload_id, "job_id": job_id, "status": "queued", "filename": name,
-                "sha256": upload.sha256}
+        job_id = jobs.submit(session, JOB_KIND, upload_id, total=facts.get("pages", 0), org_id=org.id)  # commits
+        return _noted({"upload_id": upload_id, "job_id": job_id, "status": "queued", "filename": name,
+                       "sha256": upload.sha256}, note)
     session.commit()
     try:
         process_upload(services, upload_id, user=user)
@@ -194,9 +197,16 @@ def receive(session: Session, services: Services, *, filename: str, data: bytes,
         upload.status, upload.error = "attached", None
         audit.record(session, who=user, org=org, action="upload.attach", target=f"upload:{upload.id}")
         session.commit()
-        return {"upload_id": upload_id, "status": "attached", "filename": name, "sha256": upload.sha256}
+        return _noted({"upload_id": upload_id, "status": "attached", "filename": name, "sha256": upload.sha256},
+                      note)
     session.expire_all()
-    return upload_result(session, upload_id)
+    return _noted(upload_result(session, upload_id), note)
+
+
+def _noted(out: dict, note: str | None) -> dict:
+    if note:
+        out["filename_note"] = note
+    return out
 
 
 def _attach(session: Session, services: Services, *, name: str, data: bytes, org, user: str, mime: str | None,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases.returns.apply import finish_document, raw_value
-from cases.returns.models import ReviewItem
+from cases.returns.models import REVIEW_KINDS, REVIEW_STATUSES, ReviewItem
 from cases.store import audit
 from cases.store.models import Document, Org, to_json, utcnow
 from forms.errors import Conflict, NotFound, ValidationFailed
@@ -56,12 +56,37 @@ def _check_correction(item: ReviewItem, value: Any) -> Any:
     return to_json({"v": cleaned})["v"]
 
 
-def list_review(session: Session, org: Org | None, *, status: str = "open", limit: int = 100,
-                offset: int = 0) -> list[ReviewItem]:
-    """Review items in ``org``'s subtree (all when None), oldest first."""
-    stmt = select(ReviewItem).order_by(ReviewItem.id).limit(limit).offset(offset)
+def review_query(org: Org | None, *, status: str = "open", upload_id: int | None = None,
+                 document_id: str | None = None, case_id: int | None = None, kind: str | None = None,
+                 reason: str | None = None, field: str | None = None):
+    """The query of review items in ``org``'s subtree (all when None), oldest first, narrowed by
+    status (``all`` for every status), upload, document, case, kind, a part of the reason text and
+    a part of the field path. Unknown status or kind: a 422 naming the allowed values."""
+    stmt = select(ReviewItem).order_by(ReviewItem.id)
     if status != "all":
+        if status not in REVIEW_STATUSES:
+            raise ValidationFailed("复核状态无效", fields={"status": "可选：all、" + "、".join(REVIEW_STATUSES)})
         stmt = stmt.where(ReviewItem.status == status)
+    if kind:
+        if kind not in REVIEW_KINDS:
+            raise ValidationFailed("复核类型无效", fields={"kind": "可选：" + "、".join(REVIEW_KINDS)})
+        stmt = stmt.where(ReviewItem.kind == kind)
     if org is not None:
         stmt = stmt.where(ReviewItem.in_scope(org))
-    return list(session.scalars(stmt))
+    if upload_id is not None:
+        stmt = stmt.where(ReviewItem.upload_id == upload_id)
+    if document_id:
+        stmt = stmt.where(ReviewItem.document_id == document_id)
+    if case_id is not None:
+        stmt = stmt.where(ReviewItem.case_id == case_id)
+    if reason:
+        stmt = stmt.where(ReviewItem.reason.contains(reason))
+    if field:
+        stmt = stmt.where(ReviewItem.field_path.contains(field))
+    return stmt
+
+
+def list_review(session: Session, org: Org | None, *, status: str = "open", limit: int = 100,
+                offset: int = 0, **filters) -> list[ReviewItem]:
+    """Review items in ``org``'s subtree (all when None), oldest first (filters: ``review_query``)."""
+    return list(session.scalars(review_query(org, status=status, **filters).limit(limit).offset(offset)))

@@ -73,8 +73,14 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded values after commit (handy for returning rows to the web layer)."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    """Sessions that keep loaded values after commit (handy for returning rows to the web layer),
+    checking foreign keys, text lengths and integer ranges before each flush
+    (``cases.store.integrity``)."""
+    from cases.store.integrity import install
+
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    install(factory)
+    return factory
 
 
 def create_schema(engine: Engine) -> None:

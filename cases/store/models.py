@@ -506,7 +506,8 @@ def from_json(spec: FormSpec, data: Mapping[str, Any]) -> dict:
 # Each area of the case engine keeps its tables in its own module on the same ``Base``. Importing
 # them here makes ``Base.metadata`` complete for ``create_schema`` and Alembic.
 EXTRA_MODEL_MODULES = ("cases.engine.models", "cases.handover.models", "cases.ledgers.models",
-                       "cases.returns.models", "cases.store.audit", "cases.accounts.models")
+                       "cases.returns.models", "cases.store.audit", "cases.accounts.models",
+                       "cases.notify.models")
 
 
 def load_all_models() -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cases.store.storage import Store
 from forms.identity import QrKeys
+from parsers.preflight import DEFAULT_LIMITS, Limits
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Services:
     pdf_timeout: float = 120
     max_upload_bytes: int = 64 * 1024 * 1024
     default_profile: str = "henan-weihui-2022"
+    limits: Limits = DEFAULT_LIMITS  # what one upload may expand to (parsers.preflight)
     extra: dict = field(default_factory=dict)
 
     @classmethod

@@ -17,7 +17,7 @@ from pathlib import Path
 import marshmallow as ma
 from flask import current_app, request
 from flask_smorest import Blueprint
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from cases.accounts import policy
 from cases.accounts import service as accounts
@@ -27,6 +27,7 @@ from cases.store.models import AuditLog, Org
 from forms.errors import NotFound, ValidationFailed
 from web.auth.core import account, authorize_org, hasher, principal, requires, visible
 from web.context import db
+from web.paging import paged
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="账号、角色、令牌与审计日志")
 
@@ -82,8 +83,8 @@ def roles():
 @requires("account.self")
 def list_tokens():
     """The caller's own tokens (never the token itself: it was shown once)."""
-    rows = db().scalars(select(ApiToken).where(ApiToken.user_id == account().id).order_by(ApiToken.id))
-    return {"items": [accounts.token_json(t) for t in rows]}
+    q = select(ApiToken).where(ApiToken.user_id == account().id).order_by(ApiToken.id)
+    return paged(db(), q, accounts.token_json)
 
 
 @blp.route("/tokens", methods=["POST"])
@@ -134,7 +135,7 @@ def list_users():
         q = q.where(or_(User.username.contains(request.args["q"]), User.display_name.contains(request.args["q"])))
     if (request.args.get("org_id") or "").isdigit():
         q = q.where(User.org_id == int(request.args["org_id"]))
-    return {"items": [accounts.user_json(u) for u in db().scalars(q)]}
+    return paged(db(), q, accounts.user_json)
 
 
 @blp.route("/users", methods=["POST"])
@@ -199,8 +200,6 @@ def _audit_json(e: AuditLog) -> dict:
 def audit_entries():
     """Audit entries of the caller's scope, newest first: ``?target=``, ``?action=``, ``?who=``,
     ``?limit=`` (≤ 500), ``?offset=``."""
-    from web.api import page_args
-
     q = select(AuditLog).order_by(AuditLog.seq.desc())
     cond = visible(AuditLog)
     if cond is not None:
@@ -208,9 +207,7 @@ def audit_entries():
     for key in ("target", "action", "who"):
         if request.args.get(key):
             q = q.where(getattr(AuditLog, key) == request.args[key])
-    limit, offset = page_args()
-    total = db().scalar(select(func.count()).select_from(q.subquery()))
-    return {"total": total, "items": [_audit_json(e) for e in db().scalars(q.limit(limit).offset(offset))]}
+    return paged(db(), q, _audit_json)
 
 
 @blp.route("/audit/verify")
