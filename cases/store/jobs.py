@@ -475,8 +475,10 @@ def main() -> None:  # pragma: no cover - exercised by running a worker (tests/t
     problems = secret_problems(settings)
     if problems and Config.ENV_NAME == "production":  # the worker signs page codes too
         raise SystemExit("BAOXUE_ENV=production，后台任务进程拒绝启动：" + "；".join(problems))
-    # Every table on the metadata: a job's audit entry names its user (a key into the accounts'
-    # table), which SQLAlchemy must know to order the flush.
+    # Every table on Base (audit_log.user_id refers to the accounts' users: flushing an audit entry
+    # in a batch job failed with NoReferencedTableError when only some model modules were imported).
+    from cases.store.models import load_all_models
+
     load_all_models()
     huey = init_jobs(Config)
     # The job kinds find the store, secrets and converter settings through the one registry.
