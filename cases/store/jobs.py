@@ -466,7 +466,6 @@ def verify_store(ctx: JobContext, store_root: str) -> str:
 
 def main() -> None:  # pragma: no cover - exercised by running a worker (tests/test_worker_kill.py)
     """Run a consumer for the configured queue (``python -m cases.store.jobs``), with the reaper."""
-    from cases.store.models import load_all_models
     from cases.store.services import Services, register
     from config import Config, secret_problems
 
