@@ -39,7 +39,7 @@ _OWN: dict[str, dict[str, str]] = {
     "review_status": {"open": "待复核", "accepted": "已确认", "corrected": "已更正", "rejected": "已驳回"},
     "review_kind": {"low_confidence": "识别把握不大", "invalid": "填写内容不合规", "ambiguous": "有多种可能",
                     "tamper": "印制内容被改动", "confirm": "须人工确认", "discrepancy": "与签发内容不一致"},
-    "review_action": {"accept": "确认", "correct": "更正", "reject": "驳回"},
+    "review_action": {"accept": "确认", "correct": "改正", "reject": "驳回"},
     "change": {"changed": "印制内容被改动", "cleared": "印制内容被删除", "filled_in": "已填写"},
     "deadline_status": {"waiting": "待起算", "open": "进行中", "met": "已按时完成", "breached": "已逾期",
                         "cancelled": "已取消", "elapsed": "期限已过"},

@@ -9,12 +9,13 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from cases.documents import issuing as svc
-from cases.returns import intake, queries
+from cases.returns import queries
 from cases.store.models import Document, Org
 from forms.errors import ValidationFailed
 from forms.registry import all_specs, get_spec
 from forms.spec import Filled, Kind
 from parsers.base import resolve_field
+from web import messages
 from web.auth import authorize_org, authorize_row, can, principal, requires, visible
 from web.context import db as _db
 from web.context import services as _services
@@ -37,22 +38,18 @@ def _orgs(action: str, *conditions) -> list[Org]:
 
 # ---- showing a returned copy in words (labels from the spec, no codes on the page) ----------------------
 
-CHANGE_LABELS = {"changed": "印制内容被改动", "cleared": "印制内容被删除", "filled_in": "已填写"}
-RETURN_STATUS = {"review": "待人工复核", "applied": "已应用到案件", "incomplete": "已收回，但不完整"}
-INPUT_KINDS = {"docx": "Word 文档", "pdf": "PDF 文件", "scan": "扫描件或照片", "mixed": "多种"}
-
-
-def _field_label(spec, path: str) -> str:
+def field_label(spec, path: str) -> str:
+    """The printed label of a field path (table cells as 表名第N行·列名); never the code."""
     if spec is None:
-        return path
+        return messages.field_label(path)
     try:
         f, name, row, _col = resolve_field(spec, path)
     except KeyError:
-        return path
+        return messages.field_label(path)
     return f"{spec.field(name).label}第{row + 1}行·{f.label}" if row is not None else f.label
 
 
-def _shown(spec, path: str, value) -> str:
+def shown_value(spec, path: str, value) -> str:
     """A read value as a person writes it: 有/无 for marks, choice labels, dates as read."""
     if value is None or value == "" or value == []:
         return ""
@@ -71,8 +68,7 @@ def _shown(spec, path: str, value) -> str:
 
 
 def _return_view(spec) -> dict:
-    return {"label": lambda path: _field_label(spec, path), "shown": lambda path, v: _shown(spec, path, v),
-            "change_labels": CHANGE_LABELS, "return_status": RETURN_STATUS, "input_kinds": INPUT_KINDS}
+    return {"label": lambda path: field_label(spec, path), "shown": lambda path, v: shown_value(spec, path, v)}
 
 
 @pages.route("/forms")
@@ -169,21 +165,6 @@ def document_page(doc_id: str):
     history = queries.document_history(session, doc)
     spec = get_spec(doc.form)
     return render_template("document.html", doc=doc, spec=spec, history=history, **_return_view(spec))
-
-
-@pages.route("/upload", methods=["POST"])
-@requires("upload.create")
-def upload_page():
-    f = request.files.get("file")
-    org_id = request.form.get("org_id", "")
-    if f is None or not f.filename or not org_id.isdigit():
-        raise ValidationFailed("请选择文件和上传单位",
-                               fields={"file": "必填", "org_id": "必填"})
-    authorize_org(int(org_id))
-    result = intake.receive(_db(), _services(), filename=f.filename, data=f.read(), org_id=int(org_id),
-                            user=_user(), attach=bool(request.form.get("attach")), mime=f.mimetype)
-    spec = get_spec(result["document"]["form"]) if result.get("document") else None
-    return render_template("upload_result.html", result=result, spec=spec, **_return_view(spec))
 
 
 @pages.route("/documents/<doc_id>/pages/<int:page_no>.png")

@@ -11,7 +11,7 @@ document.addEventListener("keydown", function (e) {
   if (el.tagName === "INPUT" || el.tagName === "TEXTAREA") { el.focus(); el.select && el.select(); } else { el.click(); }
 });
 /* After htmx swaps in new content, focus the element marked autofocus inside it. */
-document.addEventListener("htmx:afterSettle", function (e) {
-  var f = e.target.querySelector && e.target.querySelector("[autofocus]");
+document.addEventListener("htmx:afterSettle", function () {
+  var f = document.querySelector("[hx-target] [autofocus], #review-item [autofocus]");
   if (f) f.focus();
 });
