@@ -26,6 +26,7 @@ import zipfile
 
 import pytest
 from sqlalchemy import select
+from werkzeug.routing import AnyConverter, IntegerConverter
 
 from cases.accounts import policy
 from cases.accounts import service as accounts
@@ -106,9 +107,9 @@ def world(app, demo, app_session, client):
             "school": school}
 
 
-def _value(name: str, converter: str, records) -> tuple[str, object | None]:
+def _value(name: str, converter, records) -> tuple[str, object | None]:
     """A path parameter's value and the record it names (None: a made-up id or a constant)."""
-    if name == "kind" and converter == "AnyConverter":
+    if name == "kind" and isinstance(converter, AnyConverter):
         return "pdf", None
     if name == "kind":  # ledgers
         return "school", None
@@ -118,14 +119,14 @@ def _value(name: str, converter: str, records) -> tuple[str, object | None]:
         return "x.css", None
     row = records.get(name)
     if row is None:
-        return (str(MISSING_INT) if converter == "IntegerConverter" else MISSING_STR), None
+        return (str(MISSING_INT) if isinstance(converter, IntegerConverter) else MISSING_STR), None
     return str(row.id), row
 
 
 def _url(rule, records) -> tuple[str, list]:
     url, named = rule.rule, []
     for name, converter in rule._converters.items():  # noqa: SLF001 - werkzeug has no public accessor
-        value, row = _value(name, type(converter).__name__, records)
+        value, row = _value(name, converter, records)
         url = re.sub(r"<(?:[^<>:]+(?:\([^)]*\))?:)?" + name + ">", value, url)
         if row is not None:
             named.append(row)
