@@ -112,8 +112,10 @@ class Field:
     # Prefill: where the service finds this value in a case's facts, a dotted path of the facts'
     # own vocabulary (``cases.documents.prefill.case_facts``), e.g. "pupil.name", "guardian.phone",
     # "issuer.title". A TABLE's ``source`` names a list of rows; its columns' sources are read in
-    # each row's facts. No source: the service never fills the field from a case.
+    # each row's facts. "a|b": the first of these found. No source: never filled from a case.
     source: str = ""
+    # Prefilled when the case's facts give no value (e.g. the 报告单 always goes to both units).
+    default: Any = None
 
     @property
     def hand_boxes(self) -> bool:
@@ -389,14 +391,15 @@ class FormSpec:
     def default_issuer(self, variant: Variant | None) -> str:
         return (variant.issuer if variant is not None and variant.issuer else "") or self.issuer
 
-    def prefill(self, facts: Mapping[str, Any]) -> dict:
+    def prefill(self, facts: Mapping[str, Any], *, defaults: bool = True) -> dict:
         """Values of every field with a ``source`` found in ``facts`` (blank facts left out):
-        a table's rows from the list at its source, each row's columns from that row's facts."""
+        a table's rows from the list at its source, each row's columns from that row's facts;
+        with ``defaults``, a field's ``default`` where its source gave nothing."""
         out: dict[str, Any] = {}
         for f in self.fields:
-            if not f.source:
-                continue
-            value = resolve(facts, f.source)
+            value = resolve(facts, f.source) if f.source else None
+            if defaults and value in (None, "", []) and f.default is not None:
+                value = f.default
             if f.kind == Kind.TABLE:
                 if not isinstance(value, (list, tuple)):
                     continue
@@ -415,14 +418,16 @@ class FormSpec:
                 yield f"{f.name}[].{c.name}", c
 
 
-def resolve(facts: Any, path: str) -> Any:
-    """The value at a dotted ``path`` of nested mappings (None where a step is missing)."""
-    value = facts
-    for key in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
+def resolve(facts: Any, source: str) -> Any:
+    """The value at a dotted path of nested mappings (None where a step is missing); for
+    "a|b", the first path holding a value."""
+    for path in source.split("|"):
+        value = facts
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if value not in (None, "", []):
+            return value
+    return None
 
 
 # ---- value cleaning, printing, reading ----------------------------------------------------------

@@ -6,7 +6,10 @@ pipeline finish the document, on a real database."""
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
+import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -20,7 +23,7 @@ from forms.registry import all_specs
 from forms.spec import EFFECT_ACTIONS, Effect, Field, FormSpec, Kind
 from tests.test_handover import world  # noqa: F401  (the demo county's handover plan)
 
-REPORT_ID = "EFFECTREPORT1"
+REPORT_ID = "EFFECTREPRT1"
 USER = "township-reviewer"
 
 
@@ -147,3 +150,100 @@ def test_a_returned_handover_table_records_its_row_ticks(world, services):  # no
     assert not rows[3].registered and rows[3].whereabouts is None
     assert s.scalar(select(DocumentReturn).where(DocumentReturn.document_id == doc.id)).status == "applied"
 
+
+
+# ---- no form knowledge in cases/ -----------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+# Names that are a form's field names *and* another vocabulary of the store, allowed only in the
+# module where that other meaning lives. Nothing else in cases/ may name a form's field.
+OTHER_VOCABULARY = {
+    # workflow facts and case event keys (CaseFacts, transition facts, receipt events)
+    "cases/engine/casework.py": {"facts", "over_age", "deferred", "period", "received_on"},
+    "cases/engine/workflow.py": {"over_age", "deferred", "returned"},
+    "cases/engine/timers.py": {"period", "returned"},
+    "cases/engine/attendance.py": {"facts"},
+    "cases/demo.py": {"facts"},
+    # a returned copy's status; the receipt event's key
+    "cases/returns/apply.py": {"returned", "received_on"},
+    "cases/returns/queries.py": {"returned"},
+    "cases/returns/review.py": {"returned"},
+    # the roster and plan import's columns; a plan's state
+    "cases/handover/plans.py": {"school_code", "class_name", "hukou_code", "hukou_place", "residence",
+                                "guardian_name", "guardian_relation", "guardian_phone", "handover_year", "closed"},
+    "cases/handover/models.py": {"closed"},
+    # the 台账's own row columns and indicator definitions
+    "cases/ledgers/ledger.py": {"school_code", "class_name", "guardian_phone", "g01", "band", "aid_policies",
+                                "period", "unit_name"},
+    "cases/ledgers/models.py": {"g01"},
+    "cases/ledgers/indicators.py": {"formula"},
+}
+# The quarterly statistics (季报) are computed by the ledger room into tables named by that form's
+# columns: not yet declared in its spec (left for later), so its table names are not checked here.
+NOT_YET_DECLARED = ("quarterly_stats",)
+
+
+def _vocabulary() -> tuple[set[str], set[str]]:
+    """(field names of the forms, the facts' and store's own names: sources, columns, effect words)."""
+    import importlib
+    import pkgutil
+
+    from cases.store.db import Base
+
+    for m in pkgutil.walk_packages([str(ROOT / "cases")], "cases."):
+        if m.name.endswith(".models"):
+            importlib.import_module(m.name)
+    fields, vocab = set(), set()
+    for code, spec in all_specs().items():
+        for _path, f in spec.walk():
+            if code not in NOT_YET_DECLARED:
+                fields.add(f.name)
+            for alt in f.source.split("|"):
+                vocab.update(x for x in alt.split(".") if x)
+    for table in Base.metadata.tables.values():
+        vocab.update(c.name for c in table.columns)
+    for action, params in EFFECT_ACTIONS.items():
+        vocab.update((action, *params))
+    return fields, vocab
+
+
+def test_no_form_field_name_and_no_spec_code_branch_in_cases():
+    fields, vocab = _vocabulary()
+    form_only = fields - vocab
+    assert {"service_time", "service_method", "recipient_signature", "township_received_on",
+            "student_name", "party_a_name", "g01_count"} <= form_only
+    found = []
+    for path in sorted((ROOT / "cases").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"spec\.code\s*[!=]=", text):
+            found.append((rel, "spec.code =="))
+        allowed = OTHER_VOCABULARY.get(rel, set())
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if node.value in form_only and node.value not in allowed:
+                    found.append((f"{rel}:{node.lineno}", node.value))
+    assert not found, f"form knowledge in cases/ (declare it in the spec: Field.source / FormSpec.effects): {found}"
+
+
+# ---- prefill from the spec's sources -----------------------------------------------------------
+
+def test_prefill_reads_sources_alternatives_rows_and_defaults():
+    spec = all_specs()["dropout_report"]
+    facts = {"pupil": {"name": "王小明", "address": "东关村三组"}, "guardian": {"name": "王建国"},
+             "case": {"attempts": [{"date": "2025-09-10", "persons": "李老师", "stage": "school"}]}}
+    data = spec.prefill(facts)
+    assert data["student_name"] == "王小明" and data["guardian_name"] == "王建国"
+    assert data["guardian_address"] == "东关村三组"  # the guardian's own address, else the pupil's
+    assert data["attempts"] == [{"date": "2025-09-10", "persons": "李老师"}]  # columns only
+    assert data["send_to"] == ["township", "education"] and data["poverty_category"] == "none"
+    assert "send_to" not in spec.prefill(facts, defaults=False)
+    assert "student_sex" not in data  # no fact, no value
+
+
+def test_the_default_issuer_is_named_by_the_spec():
+    specs = all_specs()
+    notice = specs["guardian_notice"]
+    assert specs["dropout_report"].default_issuer(None) == "school"
+    assert notice.default_issuer(notice.variant("xianqi")) == "township"
+    assert notice.default_issuer(notice.variant("quanfan")) == "education_bureau"

@@ -176,13 +176,17 @@ def uploaded_file(what: str = "文件") -> tuple[str, bytes, int]:
 @blp.route("/health")
 @public
 def health():
-    """Service status: database reachable, external tools installed (and versions)."""
+    """Service status: database reachable, external tools installed (and versions), and the last
+    run of each scheduled task (deadline sweep, report reminders, push deliveries)."""
+    from cases.notify.scheduler import status as scheduler_status
+
     db().execute(select(1))
     tools = {}
     for name in ("soffice", "tesseract", "pdftoppm"):
         info = probe(name)
         tools[name] = {"installed": info.installed, "version": info.version}
-    return {"status": "ok", "database": services().session_factory.kw["bind"].dialect.name, "tools": tools}
+    return {"status": "ok", "database": services().session_factory.kw["bind"].dialect.name, "tools": tools,
+            "scheduler": scheduler_status(db())}
 
 
 @blp.route("/forms")

@@ -69,9 +69,12 @@ def start_responsibility_batch(session: Session, services: Services, body: dict,
     if not children:
         raise ValidationFailed(f"“{parent.name}”没有下级单位", fields={"parent_org_id": "没有下级单位"})
     items = []
+    spec = get_spec("responsibility")
     for child in children:
-        # parties by their full names (青禾县人民政府, 西岭乡人民政府), as they sign
-        data = {"party_a_name": issuer_title(parent), **body["data"], "party_b_name": issuer_title(child)}
+        # parties by their full names (青禾县人民政府, 西岭乡人民政府), as they sign: the superior
+        # unless the request names it, the subordinate always
+        data = {**spec.prefill({"superior": {"title": issuer_title(parent)}}, defaults=False), **body["data"],
+                **spec.prefill({"subordinate": {"title": issuer_title(child)}}, defaults=False)}
         items.append({"form": "responsibility", "variant": body["variant"], "issuer_id": body["issuer_id"],
                       "data": data, "label": child.name})
     return submit_batch(session, services, "responsibility", items, fmt=body["format"], user=user,

@@ -1,12 +1,13 @@
 """System-filled values of a document: what the service knows that the user need not type.
 
 * ``options_for_profile``: profile-dependent validation options for specs (attempt minimums).
-* ``complete_data``: SYSTEM fields before validation (issue date, the legal-basis rows from the
-  versioned library, the return deadline in working days from the region profile and, when the
-  service date is already known, the computed date; the 责任书 clause library).
-* ``data_from_case`` / ``default_issuer``: prefill a form from a case record.
+* ``complete_data``: values at issue: the fields whose spec sources are the issue's date and
+  issuer, then the spec's own ``system_values`` (legal-basis rows, the return deadline in working
+  days from the region profile...), given an ``IssueContext`` of the region profile's timers.
+* ``case_facts`` / ``data_from_case`` / ``default_issuer``: prefill a form from a case record.
 
-Field names come from the specs; this module only decides *values*.
+The facts are named in the store's own words (pupil, guardian, school, case...); each form's spec
+says which of its fields takes which fact (``Field.source``). No form's field is named here.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cases.engine.profiles import load_profile
-from cases.store.models import Case, Org, ancestors
+from cases.store.models import Case, Org, Pupil, ancestors
 from forms import validators as v
-from forms.spec import FormSpec, Variant, is_blank
+from forms.spec import FormSpec, IssueContext, Variant, is_blank
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +31,6 @@ def options_for_profile(profile_name: str | None) -> dict:
     school = profile.school
     return {"min_attempts": school.home_visits_before_report or school.min_attempts,
             "profile": profile.name}
-
-
-def _has(spec: FormSpec, name: str) -> bool:
-    return any(f.name == name for f in spec.fields)
-
-
-def _set_default(spec: FormSpec, data: dict, name: str, value: Any) -> None:
-    if _has(spec, name) and is_blank(data.get(name)) and value is not None:
-        data[name] = value
 
 
 def return_deadline(service_date: dt.date, profile_name: str | None):
@@ -68,38 +60,37 @@ def _date_list(days: list[dt.date]) -> str:
     return "、".join(out)
 
 
+def issue_context(profile_name: str | None, issued_on: dt.date) -> IssueContext:
+    """The region profile's timers, as a spec's ``system_values`` sees them at issue."""
+    profile = load_profile(profile_name)
+
+    def due(timer: str, start: dt.date) -> dt.date | None:
+        from cases.engine.deadlines import due_date
+
+        result = due_date(profile.timer(timer), start)
+        if result.provisional:
+            # never print a date that may be wrong: leave it blank, say why in the log
+            log.warning("%s left blank: %s", timer, result.warning)
+            return None
+        return result.date
+
+    return IssueContext(issued_on=issued_on, timer_length=lambda timer: profile.timer(timer).length, due=due)
+
+
 def complete_data(spec: FormSpec, variant: Variant | None, data: dict, *, profile: str | None,
                   issued_on: dt.date, issuer: Org | None = None) -> dict:
-    """Fill SYSTEM fields the caller left blank; never overwrite what the caller gave."""
+    """Fill SYSTEM values the caller left blank; never overwrite what the caller gave."""
     data = dict(data)
+    facts: dict[str, Any] = {"issue": {"date": issued_on.isoformat()}}
     if issuer is not None:
-        _set_default(spec, data, "issuer_name", issuer_title(issuer))
-    _set_default(spec, data, "issue_date", issued_on.isoformat())
-    if spec.code == "guardian_notice" and variant is not None:
-        from forms.legal import legal_basis_rows
-
-        prof = load_profile(profile)
-        _set_default(spec, data, "legal_basis",
-                     legal_basis_rows(variant.code, issued_on, reason=data.get("reason_code")))
-        _set_default(spec, data, "return_deadline_days", prof.return_deadline.length)
-        service = data.get("service_time") or data.get("stub_service_date")
-        if service and is_blank(data.get("return_deadline_date")):
-            try:
-                served = v.parse_datetime(service).date()
-            except ValueError:
-                served = None  # reported by validation against its own field
-            if served is not None:
-                result = return_deadline(served, profile)
-                if result.provisional:
-                    # never print a date that may be wrong: leave it blank, say why in the log
-                    log.warning("return deadline left blank: %s", result.warning)
-                else:
-                    data["return_deadline_date"] = result.date.isoformat()
-    if spec.code == "responsibility" and variant is not None:
-        from forms.specs.responsibility import agreement_defaults
-
-        for name, value in agreement_defaults(variant.code).items():
-            _set_default(spec, data, name, value)
+        facts["issuer"] = {"title": issuer_title(issuer)}
+    for name, value in spec.prefill(facts, defaults=False).items():
+        if is_blank(data.get(name)):
+            data[name] = value
+    if spec.system_values is not None:
+        for name, value in spec.system_values(data, variant, issue_context(profile, issued_on)).items():
+            if is_blank(data.get(name)) and value is not None:
+                data[name] = value
     return data
 
 
@@ -109,13 +100,15 @@ def _chain(session: Session, org: Org) -> list[Org]:
 
 
 def default_issuer(session: Session, case: Case, spec: FormSpec, variant: Variant | None) -> int:
-    """Who issues a form for a case by default: the school reports (报告单); the township serves
-    限期返校/敦返/责令 notices; the county education bureau issues 劝返复学通知书 (§5.2)."""
+    """Who issues a form for a case by default, as its spec says (``FormSpec.issuer``): the
+    school (报告单); the county's education bureau (劝返复学通知书, §5.2; the school when the
+    county has none); else the case's township (限期返校/敦返/责令 notices)."""
     school = session.get(Org, case.pupil.org_id)
-    if spec.code == "dropout_report":
+    who = spec.default_issuer(variant)
+    if who == "school":
         return school.id
     chain = _chain(session, school)
-    if spec.code == "guardian_notice" and variant is not None and variant.code == "quanfan":
+    if who == "education_bureau":
         county = next((o for o in chain if o.kind == "county"), None)
         if county is not None:
             bureau = next((c for c in county.children if c.kind == "education_bureau"), None)
@@ -128,19 +121,30 @@ def default_issuer(session: Session, case: Case, spec: FormSpec, variant: Varian
     return (township or school).id
 
 
-def _attempt_row(data: dict) -> dict:
-    return {k: data.get(k) for k in ("date", "persons", "method", "result")}
+def pupil_facts(pupil: Pupil) -> dict[str, Any]:
+    """A pupil as the facts of a form name it (``Field.source`` "pupil.…", "guardian.…")."""
+    guardian = pupil.guardians[0] if pupil.guardians else None
+    other = pupil.guardians[1] if len(pupil.guardians) > 1 else None
+    return {
+        "pupil": {"name": pupil.name, "sex": pupil.sex, "ethnicity": pupil.ethnicity,
+                  "birth_date": pupil.birth_date.isoformat() if pupil.birth_date else None,
+                  "id_number": pupil.id_number, "xueji_no": pupil.xueji_no, "hukou_text": pupil.hukou_text,
+                  "address": pupil.address, "poverty_category": pupil.poverty_category,
+                  "special_groups": list(pupil.special_groups or [])},
+        "guardian": {"name": guardian.name, "relation": guardian.relation, "phone": guardian.phone,
+                     "address": guardian.address} if guardian else {},
+        "guardian2": {"name": other.name} if other else {},
+    }
 
 
-def data_from_case(session: Session, case: Case, spec: FormSpec, variant: Variant | None) -> dict:
-    """Values a form can take from the case record (pupil, guardian, school, township)."""
+def case_facts(session: Session, case: Case) -> dict[str, Any]:
+    """What the case record says, by the store's names, for a form's ``Field.source``: the pupil,
+    guardians, class, school, township, the case (opened, reason, persuasion attempts) and today."""
     pupil = case.pupil
     school = session.get(Org, pupil.org_id)
     chain = _chain(session, school)
     township = session.get(Org, case.township_org_id) if case.township_org_id else \
         next((o for o in chain if o.kind == "township"), None)
-    guardian = pupil.guardians[0] if pupil.guardians else None
-    other = pupil.guardians[1] if len(pupil.guardians) > 1 else None
     klass = pupil.school_class
     attempts = [e for e in case.events if e.kind == "attempt"]
     attempt_days = []
@@ -149,34 +153,21 @@ def data_from_case(session: Session, case: Case, spec: FormSpec, variant: Varian
             attempt_days.append(v.parse_date((e.data or {}).get("date")))
         except (ValueError, TypeError):
             continue  # an attempt without a readable date is counted, not listed
-    known = {
-        "school_name": school.name, "school_code": school.code,
-        "township_name": township.name if township else None,
-        "student_name": pupil.name, "student_sex": pupil.sex, "student_ethnicity": pupil.ethnicity,
-        "student_birth_date": pupil.birth_date.isoformat() if pupil.birth_date else None,
-        "student_id_number": pupil.id_number, "student_xueji_no": pupil.xueji_no,
-        "grade": str(klass.grade) if klass else None, "class_name": klass.name if klass else None,
-        "hukou_place": pupil.hukou_text, "home_address": pupil.address,
-        "poverty_category": pupil.poverty_category or "none",
-        "special_groups": list(pupil.special_groups or []),
-        "guardian_name": guardian.name if guardian else None,
-        "guardian_relation": guardian.relation if guardian else None,
-        "guardian_phone": guardian.phone if guardian else None,
-        "absent_since": case.opened_on.isoformat(), "reason": case.reason_code,
-        "return_school": school.name,
-        # the 报告单 always goes to both (DOMAIN §5.1)
-        "send_to": ["township", "education"],
-        "report_date": dt.date.today().isoformat(),
-        "attempts": [_attempt_row(e.data) for e in attempts] or None,
-        "persuasion_count": len(attempts) or None,
-        "persuasion_dates": _date_list(attempt_days) or None,
-        "guardian_address": (guardian.address if guardian else None) or pupil.address,
-        "guardian2_name": other.name if other else None,
-        # the 回证 is served on the guardian at home unless the server writes otherwise
-        "recipient_name": guardian.name if guardian else None,
-        "service_place": (guardian.address if guardian else None) or pupil.address,
+    return {
+        **pupil_facts(pupil),
+        "class": {"grade": str(klass.grade), "name": klass.name} if klass else {},
+        "school": {"name": school.name, "code": school.code},
+        "township": {"name": township.name} if township else {},
+        "case": {"opened_on": case.opened_on.isoformat(), "reason_code": case.reason_code,
+                 "attempts": [dict(e.data or {}) for e in attempts], "attempt_count": len(attempts) or None,
+                 "attempt_days": _date_list(attempt_days) or None},
+        "today": dt.date.today().isoformat(),
     }
-    return {k: val for k, val in known.items() if _has(spec, k) and val not in (None, "", [])}
+
+
+def data_from_case(session: Session, case: Case, spec: FormSpec, variant: Variant | None) -> dict:
+    """Values a form takes from the case record, as its spec's field sources say."""
+    return spec.prefill(case_facts(session, case))
 
 
 def referral_letter_data(session: Session, case: Case, referral) -> tuple[str, dict]:
@@ -189,7 +180,6 @@ def referral_letter_data(session: Session, case: Case, referral) -> tuple[str, d
 
     spec = get_spec("referral_letter")
     variant = spec.variant(variant_for(referral.to_department, case.reason_code))
-    data = data_from_case(session, case, spec, variant)
     sender = session.get(Org, referral.org_id)
     if referral.to_org_id:
         to_unit = session.get(Org, referral.to_org_id).name
@@ -198,13 +188,8 @@ def referral_letter_data(session: Session, case: Case, referral) -> tuple[str, d
     else:
         county = next((o for o in _chain(session, sender) if o.kind == "county"), None)
         to_unit = f"{county.name if county else ''}{DEPARTMENT_UNITS.get(referral.to_department, '')}" or None
-    data.update({
-        "issue_date": referral.sent_on.isoformat(),
-        "from_unit": issuer_title(sender),
-        "to_department": referral.to_department,
-        "to_unit": to_unit,
-        "facts": referral.reason,
-        "request_text": referral.request or variant.data["default_request"],
-        "reply_by": (referral.sent_on + dt.timedelta(days=REPLY_DAYS)).isoformat(),
-    })
-    return variant.code, {k: val for k, val in data.items() if val not in (None, "", [])}
+    facts = {**case_facts(session, case), "variant": dict(variant.data), "referral": {
+        "sent_on": referral.sent_on.isoformat(), "from_unit": issuer_title(sender),
+        "to_department": referral.to_department, "to_unit": to_unit, "reason": referral.reason,
+        "request": referral.request, "reply_by": (referral.sent_on + dt.timedelta(days=REPLY_DAYS)).isoformat()}}
+    return variant.code, spec.prefill(facts)

@@ -42,6 +42,7 @@ from cases.store.models import Case, CaseEvent, Document, Org, Pupil, ancestors,
 from cases.store.numbering import next_case_number
 from forms import codes
 from forms.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from forms.registry import get_spec
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +329,8 @@ def build_facts(session: Session, case: Case, today: dt.date, *, extra: Mapping[
         elif e.kind == "service" and data.get("complete"):
             served = dt.date.fromisoformat(data["served_on"])
             doc = session.get(Document, data.get("document_id")) if data.get("document_id") else None
-            variant = doc.variant if doc is not None and doc.form == "guardian_notice" else variant
+            if doc is not None and any(x.action == "service" for x in get_spec(doc.form).effects):
+                variant = doc.variant  # the variant of the notice served
         elif e.kind == "receipt":
             day = dt.date.fromisoformat(data["received_on"])
             if data.get("by", "township") == "township":

@@ -4,20 +4,28 @@ and one batch render of the 交接表 of every class named in a plan."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases.documents.batch import submit_batch
+from cases.documents.prefill import pupil_facts
 from cases.store.models import Org, Pupil, SchoolClass, ancestors
 from cases.store.services import Services
+from forms.codes import SPECIAL_GROUPS
 from forms.errors import NotFound, ValidationFailed
+from forms.registry import get_spec
+
+FORM = "handover"  # the spec of the 交接表
+GROUPS = tuple(c.code for c in SPECIAL_GROUPS)  # counted per class: facts "class.groups.<code>"
 
 
 def handover_data(session: Session, klass: SchoolClass, receiving: Org,
                   pupils: list[Pupil] | None = None) -> dict:
     """A 交接表 for one grade-6 class, from the store: header, counts and one row per pupil
-    (``pupils`` in the given order, e.g. a plan's row order; default: the class's pupils by id)."""
+    (``pupils`` in the given order, e.g. a plan's row order; default: the class's pupils by id),
+    each value where the 交接表's spec sources it (``Field.source``)."""
     school = session.get(Org, klass.org_id)
     chain = [school, *reversed(ancestors(session, school))]
     township = next((o for o in chain if o.kind == "township"), None)
@@ -30,26 +38,21 @@ def handover_data(session: Session, klass: SchoolClass, receiving: Org,
         pupils = session.scalars(select(Pupil).where(Pupil.class_id == klass.id).order_by(Pupil.id)).all()
     rows = []
     for p in pupils:
-        g = p.guardians[0] if p.guardians else None
-        rows.append({
-            "name": p.name, "sex": p.sex, "birth_date": p.birth_date.isoformat() if p.birth_date else None,
-            "id_number": p.id_number, "xueji_no": p.xueji_no, "primary_class": f"{klass.name}",
-            "hukou_place": _hukou_short(session, p) or p.hukou_text or p.address, "residence": p.address,
-            "guardian_name": g.name if g else None, "guardian_relation": g.relation if g else None,
-            "guardian_phone": g.phone if g else None, "special_groups": list(p.special_groups or []),
-            # 档案 is ticked on paper when the file is actually handed over, never pre-ticked
-        })
-    groups = [set(r["special_groups"]) for r in rows]
-    return {
-        "county_name": county.name if county else "", "handover_year": dt.date.today().year,
-        "township_name": township.name if township else "",
-        "central_school": central.name if central else None,
-        "from_school": school.name, "from_school_code": school.code or "", "from_class": klass.name,
-        "to_school": receiving.name, "to_school_code": receiving.code or "",
-        "expected_count": len(rows), "g01_count": sum("G01" in g for g in groups),
-        "disabled_count": sum("G03" in g for g in groups), "left_behind_count": sum("G02" in g for g in groups),
-        "handover_date": dt.date.today().isoformat(), "pupils": rows,
+        facts = pupil_facts(p)
+        facts["pupil"]["hukou_short"] = _hukou_short(session, p) or p.hukou_text or p.address
+        facts["class"] = {"name": klass.name}
+        rows.append(facts)  # 档案 is ticked on paper when the file is actually handed over, never pre-ticked
+    groups = Counter(g for p in pupils for g in set(p.special_groups or []))
+    facts = {
+        "county": {"name": county.name} if county else {}, "year": dt.date.today().year,
+        "township": {"name": township.name} if township else {},
+        "central_school": {"name": central.name} if central else {},
+        "school": {"name": school.name, "code": school.code},
+        "class": {"name": klass.name, "pupils": rows, "size": len(rows), "groups": {g: groups[g] for g in GROUPS}},
+        "receiving_school": {"name": receiving.name, "code": receiving.code},
+        "today": dt.date.today().isoformat(),
     }
+    return get_spec(FORM).prefill(facts)
 
 
 def _hukou_short(session: Session, pupil: Pupil) -> str | None:
@@ -79,9 +82,9 @@ def start_handover_batch(session: Session, services: Services, body: dict, *, us
             errors[f"plan[{i}].receiving_school_id"] = "接收学校不存在"
         if klass is not None and receiving is not None:
             data = {**handover_data(session, klass, receiving), **body["data"]}
-            items.append({"form": "handover", "variant": None, "issuer_id": body["issuer_id"],
+            items.append({"form": FORM, "variant": None, "issuer_id": body["issuer_id"],
                           "data": data, "label": f"{klass.name}"})
     if errors:
         raise ValidationFailed("整班移交方案有误", fields=errors)
-    return submit_batch(session, services, "handover", items, fmt=body["format"], user=user,
+    return submit_batch(session, services, FORM, items, fmt=body["format"], user=user,
                    org_id=body["issuer_id"])

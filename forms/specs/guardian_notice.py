@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from forms import codes, legal
+from forms import validators as v
 from forms.checks import check_person_identity
 from forms.layout import (
     PORTRAIT_W6,
@@ -34,7 +35,7 @@ from forms.layout import (
     labeller,
     row,
 )
-from forms.spec import Effect, Field, Filled, FormSpec, Kind, Variant
+from forms.spec import Effect, Field, Filled, FormSpec, IssueContext, Kind, Variant, is_blank
 
 F = Field
 H = Filled.HAND
@@ -43,26 +44,27 @@ S = Filled.SYSTEM
 FIELDS = (
     # ---- shared by the three parts --------------------------------------------------------------
     F("doc_number", "文号", filled=S),
-    F("issue_date", "发文日期", Kind.DATE, filled=S, boxes=8),
+    F("issue_date", "发文日期", Kind.DATE, filled=S, boxes=8, source="issue.date"),
     F("issuer_name", "发文机关", required=True, max_length=40,
-      help="如：某某县某某镇人民政府；责令复学通知书由乡(镇)人民政府署名，司法所会签"),
+      help="如：某某县某某镇人民政府；责令复学通知书由乡(镇)人民政府署名，司法所会签", source="issuer.title"),
     F("countersigner_name", "会签单位", max_length=40, help="仅责令复学通知书：会签的司法所"),
-    F("guardian_name", "监护人", Kind.NAME, required=True),
-    F("guardian2_name", "监护人(二)", Kind.NAME, help="父母双方均为受文人时填写"),
-    F("guardian_relation", "与学生关系", Kind.CHOICE, required=True, choices=codes.RELATIONSHIPS),
-    F("guardian_phone", "监护人电话", Kind.PHONE, required=True),
-    F("guardian_address", "家庭住址", required=True, max_length=80),
-    F("student_name", "学生姓名", Kind.NAME, required=True),
-    F("student_sex", "性别", Kind.CHOICE, required=True, choices=codes.SEX),
+    F("guardian_name", "监护人", Kind.NAME, required=True, source="guardian.name"),
+    F("guardian2_name", "监护人(二)", Kind.NAME, help="父母双方均为受文人时填写", source="guardian2.name"),
+    F("guardian_relation", "与学生关系", Kind.CHOICE, required=True, choices=codes.RELATIONSHIPS,
+      source="guardian.relation"),
+    F("guardian_phone", "监护人电话", Kind.PHONE, required=True, source="guardian.phone"),
+    F("guardian_address", "家庭住址", required=True, max_length=80, source="guardian.address|pupil.address"),
+    F("student_name", "学生姓名", Kind.NAME, required=True, source="pupil.name"),
+    F("student_sex", "性别", Kind.CHOICE, required=True, choices=codes.SEX, source="pupil.sex"),
     F("student_id_number", "身份证号", Kind.ID_NUMBER, mask_on_print=True,
-      help="无身份证号的儿童(G12)可不填；打印时只显示前6位和后4位"),
-    F("school_name", "就读学校", required=True, max_length=40),
-    F("grade", "年级", Kind.CHOICE, required=True, choices=codes.GRADES, compact=True),
-    F("class_name", "班级", max_length=20),
+      help="无身份证号的儿童(G12)可不填；打印时只显示前6位和后4位", source="pupil.id_number"),
+    F("school_name", "就读学校", required=True, max_length=40, source="school.name"),
+    F("grade", "年级", Kind.CHOICE, required=True, choices=codes.GRADES, compact=True, source="class.grade"),
+    F("class_name", "班级", max_length=20, source="class.name"),
     # ---- 正本: facts, legal basis, demand, consequences, contacts ----------------------------------
-    F("absent_since", "未到校起始日期", Kind.DATE, required=True),
-    F("persuasion_count", "已劝返次数", Kind.INT, required=True),
-    F("persuasion_dates", "历次劝返日期", max_length=120),
+    F("absent_since", "未到校起始日期", Kind.DATE, required=True, source="case.opened_on"),
+    F("persuasion_count", "已劝返次数", Kind.INT, required=True, source="case.attempt_count"),
+    F("persuasion_dates", "历次劝返日期", max_length=120, source="case.attempt_days"),
     F("legal_basis", "法律依据", Kind.TABLE, filled=S, max_rows=20, columns=(
         F("law", "法律名称", filled=S, max_length=60),
         F("article", "条款", filled=S, max_length=30),
@@ -75,7 +77,7 @@ FIELDS = (
       help="自送达之日起的工作日数，取自地区配置(卫辉：5)"),
     F("return_deadline_date", "返校截止日期", Kind.DATE, filled=S,
       help="送达日期已知时由系统按工作日历计算；未知时打印空白"),
-    F("return_school", "报到学校", required=True, max_length=40),
+    F("return_school", "报到学校", required=True, max_length=40, source="school.name"),
     F("report_place", "报到地点", required=True, max_length=60),
     F("contact_person", "联系人", Kind.NAME, required=True),
     F("contact_phone", "联系电话", Kind.PHONE, required=True),
@@ -95,9 +97,11 @@ FIELDS = (
     F("stub_remarks", "存根备注", filled=H, max_length=100),
     # ---- 送达回证 --------------------------------------------------------------------------------
     F("receipt_number", "回证编号", filled=S, series="送回"),
-    F("recipient_name", "受送达人", Kind.NAME, filled=H, case_person=True, help="可预填监护人姓名"),
+    F("recipient_name", "受送达人", Kind.NAME, filled=H, case_person=True, help="可预填监护人姓名",
+      source="guardian.name"),
     F("recipient_relation", "受送达人与学生关系", Kind.CHOICE, filled=H, choices=codes.RELATIONSHIPS),
-    F("service_place", "送达地点", filled=H, max_length=80, help="可预填家庭住址"),
+    F("service_place", "送达地点", filled=H, max_length=80, help="可预填家庭住址",
+      source="guardian.address|pupil.address"),
     F("service_time", "送达时间", Kind.DATETIME, filled=H, confirm=True),
     F("service_method", "送达方式", Kind.CHOICE, filled=H, choices=codes.SERVICE_METHODS, confirm=True),
     F("recipient_signature", "受送达人签名(捺印)", Kind.SIGNATURE, filled=H),
@@ -133,7 +137,7 @@ VARIANTS = (
                         "依法发出责令复学通知书；情节严重的，依法追究你的法律责任。",
         "countersign": False,
     }),
-    Variant("quanfan", "劝返复学通知书", number_abbr="劝返", data={
+    Variant("quanfan", "劝返复学通知书", number_abbr="劝返", issuer="education_bureau", data={
         "issuer_kind": "教育行政部门/学校",
         "facts": "学校已多次家访劝返，该生至今未返校就读。依照下列法律规定，你应当保证被监护人"
                  "接受并完成义务教育：",
@@ -281,6 +285,29 @@ def receipt_complete(values: Mapping[str, Any]) -> tuple[bool, list[str]]:
     return (not missing, missing)
 
 
+# ---- values the service computes at issue -------------------------------------------------------
+
+def system_values(data: Mapping[str, Any], variant: Variant | None, ctx: IssueContext) -> dict:
+    """The legal-basis rows of the variant from the versioned library, the return deadline's
+    length from the region profile and, when the service date is already known (a notice issued
+    after it was served), the deadline date; a date that may be wrong is left blank."""
+    if variant is None:
+        return {}
+    out = {"legal_basis": legal.legal_basis_rows(variant.code, ctx.issued_on, reason=data.get("reason_code")),
+           "return_deadline_days": ctx.timer_length("return_deadline")}
+    service = data.get("service_time") or data.get("stub_service_date")
+    if service and is_blank(data.get("return_deadline_date")):
+        try:
+            served = v.parse_datetime(service).date()
+        except ValueError:
+            served = None  # reported by validation against its own field
+        if served is not None:
+            due = ctx.due("return_deadline", served)
+            if due is not None:
+                out["return_deadline_date"] = due.isoformat()
+    return out
+
+
 # ---- cross-field checks --------------------------------------------------------------------------
 
 def _day(value: Any) -> dt.date | None:
@@ -367,6 +394,7 @@ SPEC = FormSpec(
     variants=VARIANTS,
     description="乡(镇)人民政府、教育部门或司法部门向监护人发出的返校通知书，"
                 "每份打印存根、正本、送达回证三联，共用同一文号",
+    system_values=system_values,
     # a complete 送达回证 records the service: the return deadline starts (DOMAIN §5.2.3)
     effects=(Effect("service", {"served": "service_time", "method": "service_method"},
                     when_any=("service_method", "recipient_signature"), complete=receipt_complete),),

@@ -41,16 +41,16 @@ FIELDS = (
     F("validity_to", "有效期至", Kind.DATE, required=True),
     F("basis", "签订依据", required=True, max_length=200,
       help="法律和文件号，如：《中华人民共和国义务教育法》、某政办〔2025〕12号"),
-    F("party_a_name", "甲方", required=True, max_length=40),
+    F("party_a_name", "甲方", required=True, max_length=40, source="superior.title"),
     F("party_a_person", "甲方负责人", Kind.NAME, required=True),
     F("party_a_post", "甲方职务", required=True, max_length=30),
-    F("party_b_name", "乙方", required=True, max_length=40),
+    F("party_b_name", "乙方", required=True, max_length=40, source="subordinate.title"),
     F("party_b_person", "乙方负责人", Kind.NAME),
     F("party_b_post", "乙方职务", max_length=30),
     F("party_c_name", "丙方", max_length=40),
     F("party_c_person", "丙方负责人", Kind.NAME),
     F("party_c_post", "丙方职务", max_length=30),
-    F("student_name", "学生姓名", Kind.NAME, help="仅学校与家长签订的责任书"),
+    F("student_name", "学生姓名", Kind.NAME, help="仅学校与家长签订的责任书", source="pupil.name"),
     F("student_class", "就读学校及班级", max_length=40),
     F("clauses", "责任条款", Kind.TABLE, filled=S, max_rows=40, columns=(
         F("clause_id", "条款编号", filled=S, max_length=20),
@@ -310,4 +310,5 @@ SPEC = FormSpec(
     description="层层签订的控辍保学责任书：县—乡、县—部门、局—校、整班移交三方、乡—村、村—组、"
                 "校—师、校—家长",
     checks=(_check_period, _check_parties, _check_terms),
+    system_values=lambda _data, variant, _ctx: agreement_defaults(variant.code) if variant is not None else {},
 )
