@@ -71,6 +71,10 @@ class Config:
     # Number of warm LibreOffice processes used for DOCX -> PDF.
     PDF_WORKERS = int(os.environ.get("BAOXUE_PDF_WORKERS", str(min(2, os.cpu_count() or 1))))
     PDF_TIMEOUT = float(os.environ.get("BAOXUE_PDF_TIMEOUT", "120"))
+    # LibreOffice failing this many conversions in a row (after its own restart and retry) counts
+    # as unavailable: issuing answers 503 with Retry-After for PDF_RETRY_AFTER_S seconds.
+    PDF_FAILURES_BEFORE_503 = int(os.environ.get("BAOXUE_PDF_FAILURES_BEFORE_503", "3"))
+    PDF_RETRY_AFTER_S = float(os.environ.get("BAOXUE_PDF_RETRY_AFTER_S", "30"))
     DEFAULT_REGION_PROFILE = os.environ.get("BAOXUE_REGION_PROFILE", "henan-weihui-2022")
     # Push alerts (cases/notify): the address of this service in links, the mail server, retries.
     PUBLIC_URL = os.environ.get("BAOXUE_PUBLIC_URL", "http://127.0.0.1:8000")

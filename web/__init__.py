@@ -73,6 +73,11 @@ def init_web(app: Flask) -> None:
         if session is not None:
             session.close()
 
+    from forms.converter_health import BREAKER
+
+    BREAKER.configure(failures=app.config.get("PDF_FAILURES_BEFORE_503", 3),
+                      retry_after_s=app.config.get("PDF_RETRY_AFTER_S", 30))
+
     if app.config.get("PDF_PREWARM"):
         import threading
 
