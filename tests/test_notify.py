@@ -479,3 +479,50 @@ def test_scheduler_registers_periodic_tasks_and_records_runs(app, app_session, m
     app_session.expire_all()
     row = app_session.get(SchedulerRun, "sweep")
     assert row.status == "error" and row.error == "RuntimeError: database gone" and row.runs == 2
+
+
+def _review_items(session, school: Org, n: int, at_time: dt.datetime) -> None:
+    """``n`` open review items of one returned notice of ``school`` (the rows the returns pipeline writes)."""
+    from cases.returns.models import ReturnPage, ReviewItem
+    from cases.store.models import Document, Upload
+
+    doc_id = f"R{at_time:%H%M}{n:02d}"[:12]
+    session.add(Document(id=doc_id, org_id=school.id, form="guardian_notice", variant="xianqi",
+                         family="guardian_notice:限返", template_version="2026.1", year=2025, status="issued", data={}))
+    up = Upload(org_id=school.id, sha256="a" * 64, original_filename="回证.jpg", size=1, stored_path="x/y.jpg")
+    session.add(up)
+    session.flush()
+    page = ReturnPage(org_id=school.id, upload_id=up.id, page_index=0, status="read", document_id=doc_id)
+    session.add(page)
+    session.flush()
+    for i in range(n):
+        session.add(ReviewItem(org_id=school.id, page_id=page.id, upload_id=up.id, document_id=doc_id,
+                               field_path=f"service_date.{i}", kind="low_confidence", created_at=at_time))
+    session.commit()
+
+
+def test_new_review_items_over_n_once_a_day(notify_app, client, app_session, demo, webhooks):
+    factory = notify_app.extensions["baoxue"].session_factory
+    county, townships = _orgs(app_session, demo)
+    ch = client.post(f"{B}/notify/channels", json={
+        "org_id": townships[0].id, "kind": "wecom", "name": "东河镇复核提醒", "review_threshold": 3,
+        "target": f"{webhooks.url}/wecom/review?key=r", "events": ["review_items"]}).get_json()
+    app_session.get(Channel, ch["id"]).created_at = at(D(2025, 10, 9), 8)
+    app_session.commit()
+    school = app_session.scalar(select(Org).where(Org.name == "东河镇柳湾小学"))
+    _review_items(app_session, school, 3, at(D(2025, 10, 9), 10))
+    scheduler.run_all(at(D(2025, 10, 9), 11), factory=factory)
+    assert webhooks.requests == []  # 3 is not over the threshold of 3
+    _review_items(app_session, school, 2, at(D(2025, 10, 9), 12))
+    scheduler.run_all(at(D(2025, 10, 9), 13), factory=factory)
+    got = webhooks.accepted("/wecom/review")
+    assert len(got) == 1
+    text = got[0]["body"]["text"]["content"].splitlines()
+    assert text[0] == "【控辍保学】待复核5条：东河镇"
+    assert text[2] == "事项：有5条新的回收件识别结果待人工复核（提醒阈值3条）"
+    _review_items(app_session, school, 9, at(D(2025, 10, 9), 14))
+    scheduler.run_all(at(D(2025, 10, 9), 15), factory=factory)
+    assert len(webhooks.accepted("/wecom/review")) == 1  # once a day
+    scheduler.run_all(at(D(2025, 10, 10), 9), factory=factory)  # the next day: the 9 new since the last message
+    got = webhooks.accepted("/wecom/review")
+    assert len(got) == 2 and got[1]["body"]["text"]["content"].splitlines()[0] == "【控辍保学】待复核9条：东河镇"
