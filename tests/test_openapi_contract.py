@@ -133,7 +133,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(live_api, tm
            "-H", f"Authorization: Bearer {token}", "--checks", "all",
            "--exclude-checks", "positive_data_acceptance", "--max-examples", examples, "--workers", "2",
            "--phases", "examples,coverage,fuzzing", "--seed", "20261207", "--no-color",
-           "--exclude-path-regex", EXCLUDED, "--generation-database", "none", "--report", "junit", "--report-dir", str(tmp_path / "report")]
+           "--exclude-path-regex", EXCLUDED,
+           "--generation-database", "none", "--report", "junit", "--report-dir", str(tmp_path / "report")]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     out = run.stdout + run.stderr
     summary = out[out.rfind("SUMMARY"):] if "SUMMARY" in out else out[-3000:]
