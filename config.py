@@ -71,7 +71,24 @@ class Config:
     # Number of warm LibreOffice processes used for DOCX -> PDF.
     PDF_WORKERS = int(os.environ.get("BAOXUE_PDF_WORKERS", str(min(2, os.cpu_count() or 1))))
     PDF_TIMEOUT = float(os.environ.get("BAOXUE_PDF_TIMEOUT", "120"))
+    # LibreOffice failing this many conversions in a row (after its own restart and retry) counts
+    # as unavailable: issuing answers 503 with Retry-After for PDF_RETRY_AFTER_S seconds.
+    PDF_FAILURES_BEFORE_503 = int(os.environ.get("BAOXUE_PDF_FAILURES_BEFORE_503", "3"))
+    PDF_RETRY_AFTER_S = float(os.environ.get("BAOXUE_PDF_RETRY_AFTER_S", "30"))
     DEFAULT_REGION_PROFILE = os.environ.get("BAOXUE_REGION_PROFILE", "henan-weihui-2022")
+    # Push alerts (cases/notify): the address of this service in links, the mail server, retries.
+    PUBLIC_URL = os.environ.get("BAOXUE_PUBLIC_URL", "http://127.0.0.1:8000")
+    SMTP_HOST = os.environ.get("BAOXUE_SMTP_HOST", "127.0.0.1")
+    SMTP_PORT = int(os.environ.get("BAOXUE_SMTP_PORT", "25"))
+    SMTP_FROM = os.environ.get("BAOXUE_SMTP_FROM", "baoxue@localhost")
+    SMTP_USER = os.environ.get("BAOXUE_SMTP_USER") or None
+    SMTP_PASSWORD = os.environ.get("BAOXUE_SMTP_PASSWORD") or None
+    SMTP_STARTTLS = _env_bool("BAOXUE_SMTP_STARTTLS", False)
+    # A failed delivery is tried again after NOTIFY_RETRY_BASE_S, then twice as long each time,
+    # NOTIFY_MAX_ATTEMPTS attempts in all; then it is recorded failed with the last reason.
+    NOTIFY_RETRY_BASE_S = float(os.environ.get("BAOXUE_NOTIFY_RETRY_BASE_S", "60"))
+    NOTIFY_MAX_ATTEMPTS = int(os.environ.get("BAOXUE_NOTIFY_MAX_ATTEMPTS", "5"))
+    NOTIFY_HTTP_TIMEOUT_S = float(os.environ.get("BAOXUE_NOTIFY_HTTP_TIMEOUT_S", "10"))
     # Start the LibreOffice converter when the app starts (the run script sets it) instead of on
     # the first PDF.
     PDF_PREWARM = _env_bool("BAOXUE_PDF_PREWARM", False)

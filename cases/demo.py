@@ -129,6 +129,9 @@ def _walk_case(session: Session, pupil: Pupil, reason: str, path: tuple[str, ...
     case = casework.open_case(session, pupil, reason_code=reason, opened_on=days["T1"], actor=ACTORS["T1"])
     facts = {"T3": {"unexcused_days": 3}, "T4": {"unexcused_days": 5},
              "T8": {"report_received_on": days.get("T7"), "notice_served_on": days.get("T8")}}
+    casework.record_attempt(session, case, {  # the same-day contact with the guardian (T1's duty)
+        "date": days["T1"].isoformat(), "persons": "班主任", "method": "phone", "result": "refused",
+        "stage": "school", "statements": "监护人称孩子身体不适（演示数据）"}, actor=ACTORS["T1"])
     for code in path[1:]:
         if code == "T7":  # the school's persuasion inside the window, all refused
             for n in (1, 3, 5):
@@ -140,6 +143,10 @@ def _walk_case(session: Session, pupil: Pupil, reason: str, path: tuple[str, ...
                 "note": "演示数据"}
         casework.apply_action(session, case, code, actor=ACTORS[code], data=data,
                               occurred_at=dt.datetime.combine(days[code], dt.time(9 + len(path) % 6), CHINA_TZ))
+        if code == "T3":  # the home visit that verifies the absence, the day the school takes it up
+            casework.record_attempt(session, case, {
+                "date": days["T3"].isoformat(), "persons": "班主任、村干部", "method": "visit", "result": "refused",
+                "stage": "school", "statements": "学生在家，不愿返校（演示数据）"}, actor="班主任")
     return case
 
 

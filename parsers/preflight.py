@@ -161,6 +161,11 @@ def check_pdf(path: Path, name: str, limits: Limits = DEFAULT_LIMITS) -> dict:
     except (pikepdf.PdfError, OSError, ValueError, RuntimeError) as e:
         raise UnreadableDocument(f"文件“{name}”：PDF 已损坏，无法读取（{str(e)[:200]}）", filename=name) from e
     with pdf:
+        if pdf.is_encrypted:
+            # Opens without a password (an owner password only) but the readers refuse encrypted
+            # files: refused here, before it is stored, with the same reason.
+            raise UnsupportedInput(f"文件“{name}”：PDF 已加密（设有权限密码），请上传未加密的文件",
+                                   fields={"file": f"{name}：PDF 已加密"}, filename=name)
         try:
             n = len(pdf.pages)
         except (pikepdf.PdfError, RuntimeError, ValueError) as e:

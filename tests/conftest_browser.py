@@ -35,10 +35,13 @@ OTHER_USER = "other.bureau"
 ALLOWED_WORDS = {"PDF", "DOCX", "Word", "XLSX", "CSV", "PNG", "JPEG", "JPG", "TIFF", "TIF", "QR", "API", "TOTP",
                  "HTTP", "ID", "OCR", "KB", "MB", "GB", "UTC", "Baoxue"}
 WORD = re.compile(r"[A-Za-z_][A-Za-z_]{2,}")
+EXTENSION = re.compile(r"\.[A-Za-z0-9]{2,5}\b")
 
 
 def english_words(text: str, extra: set[str] = frozenset()) -> list[str]:
-    """ASCII words in ``text`` that a Chinese page should not show (None, True, issued, ...)."""
+    """ASCII words in ``text`` that a Chinese page should not show (None, True, issued, ...). File
+    name extensions (``回证.png``, “支持 .docx”) are names, not words."""
+    text = EXTENSION.sub("", text)
     return sorted({w for w in WORD.findall(text) if w not in ALLOWED_WORDS and w not in extra})
 
 

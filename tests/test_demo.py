@@ -76,7 +76,11 @@ def test_demo_cases_walk_the_workflow(session):
     joint = cases[-1]
     attempts = session.scalars(select(CaseEvent).where(CaseEvent.case_id == joint.id,
                                                        CaseEvent.kind == "attempt")).all()
-    assert [a.data["result"] for a in attempts] == ["refused"] * 3
+    # the same-day contact (T1), the verifying home visit (T3), three attempts in the window (T5)
+    assert [(a.data["method"], a.data["result"]) for a in attempts] == [("phone", "refused"), ("visit", "refused"),
+        ("visit", "refused"), ("phone", "refused"), ("visit", "refused")]
+    met = {d.timer: d.status for d in session.scalars(select(Deadline).where(Deadline.case_id == joint.id))}
+    assert met["contact_guardian"] == "met" and met["verify_visit"] == "met" and met["persuasion_window"] == "met"
 
 
 def _snapshot(url, seed):

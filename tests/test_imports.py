@@ -41,7 +41,8 @@ CASES_ROOMS = {
     "demo": {"store", "engine", "documents", "handover", "ledgers", "returns", "accounts", "notify"},
 }
 # Entry points that read the configuration themselves (what a command line or worker starts from).
-CONFIG_READERS = {"app", "cases.store.jobs", "cases.demo", "cases.engine.casework", "migrations.env"}
+CONFIG_READERS = {"app", "cases.store.jobs", "cases.demo", "cases.engine.casework", "cases.notify.scheduler",
+                  "migrations.env"}
 
 
 def module_name(path: Path) -> str:

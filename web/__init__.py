@@ -17,7 +17,8 @@ class BaoxueApi(Api):
 
 
 # Each area of the service adds its endpoints in its own module with a ``blp`` Blueprint.
-AREA_API_MODULES = ("web.api_engine", "web.api_handover", "web.api_ledgers", "web.api_scans", "web.auth.api")
+AREA_API_MODULES = ("web.api_engine", "web.api_handover", "web.api_ledgers", "web.api_scans", "web.auth.api",
+                    "web.api_notify")
 # The HTML pages: each module has a Flask ``bp`` Blueprint (templates/web/, base.html, web.messages).
 PAGE_MODULES = ("web.pages_work", "web.pages_cases", "web.pages_returns", "web.pages_handover",
                 "web.pages_ledgers", "web.pages_audit", "web.pages_admin")
@@ -61,6 +62,7 @@ def init_web(app: Flask) -> None:
     jobs.init_jobs(app.config, session_factory=factory)
     # The job kinds register themselves when their modules are imported.
     from cases.documents import batch  # noqa: F401
+    from cases.notify import delivery  # noqa: F401  (the notify_deliver queue task)
     from cases.returns import intake  # noqa: F401
 
     register(services)
@@ -70,6 +72,11 @@ def init_web(app: Flask) -> None:
         session = g.pop("db_session", None)
         if session is not None:
             session.close()
+
+    from forms.converter_health import BREAKER
+
+    BREAKER.configure(failures=app.config.get("PDF_FAILURES_BEFORE_503", 3),
+                      retry_after_s=app.config.get("PDF_RETRY_AFTER_S", 30))
 
     if app.config.get("PDF_PREWARM"):
         import threading

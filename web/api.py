@@ -176,13 +176,22 @@ def uploaded_file(what: str = "文件") -> tuple[str, bytes, int]:
 @blp.route("/health")
 @public
 def health():
-    """Service status: database reachable, external tools installed (and versions)."""
+    """Service status: database reachable, external tools installed (and versions), the last run
+    of each scheduled task (deadline sweep, report reminders, push deliveries), and whether the PDF
+    converter can be used now (``pdf_converter.status`` "unavailable" with ``retry_after`` while
+    LibreOffice keeps failing: the service is then "degraded" and issuing answers 503)."""
+    from cases.notify.scheduler import status as scheduler_status
+    from forms.converter_health import BREAKER
+
     db().execute(select(1))
     tools = {}
     for name in ("soffice", "tesseract", "pdftoppm"):
         info = probe(name)
         tools[name] = {"installed": info.installed, "version": info.version}
-    return {"status": "ok", "database": services().session_factory.kw["bind"].dialect.name, "tools": tools}
+    converter = BREAKER.state()
+    return {"status": "degraded" if converter["status"] == "unavailable" else "ok",
+            "database": services().session_factory.kw["bind"].dialect.name, "tools": tools,
+            "scheduler": scheduler_status(db()), "pdf_converter": converter}
 
 
 @blp.route("/forms")

@@ -23,7 +23,7 @@ from forms import validators as v
 from forms.errors import ValidationFailed
 from web.api import check_scope, current_user, db, doc_json, services
 from web.auth import log_export, log_unmask, requires, unmask_reason
-from web.paging import next_link, page_args
+from web.paging import next_link, page_args, paged, paged_list
 
 blp = Blueprint("ledgers", __name__, url_prefix="/api/v1", description="台账、指标与统计表")
 
@@ -144,8 +144,8 @@ def report_calendar():
     end = _date_arg(request.args.get("to"), "to") or reporting.month_end(
         today.year + (today.month == 12), today.month % 12 + 1)
     items = reporting.calendar(db(), _org(org_id), start, end, today)
-    return {"org_id": org_id, "from": start.isoformat(), "to": end.isoformat(), "today": today.isoformat(),
-            "items": items}
+    return paged_list(items, org_id=org_id, today=today.isoformat(), **{"from": start.isoformat(),
+                                                                          "to": end.isoformat()})
 
 
 @blp.route("/reports/not-filed")
@@ -157,7 +157,7 @@ def reports_not_filed():
     check_scope(org_id)
     today = _date_arg(request.args.get("today"), "today") or dt.date.today()
     items = reporting.not_filed(db(), _org(org_id), today)
-    return {"org_id": org_id, "today": today.isoformat(), "total": len(items), "items": items}
+    return paged_list(items, org_id=org_id, today=today.isoformat())
 
 
 @blp.route("/reports/reminders")
@@ -170,9 +170,9 @@ def report_reminders():
 
     org_id = _int_arg("org_id")
     check_scope(org_id)
-    rows = db().scalars(select(ReportReminder).where(ReportReminder.in_scope(_org(org_id)))
-                        .order_by(ReportReminder.due_on.desc(), ReportReminder.id)).all()
-    return {"org_id": org_id, "items": [reporting.reminder_json(r) for r in rows]}
+    q = (select(ReportReminder).where(ReportReminder.in_scope(_org(org_id)))
+         .order_by(ReportReminder.due_on.desc(), ReportReminder.id))
+    return paged(db(), q, reporting.reminder_json, org_id=org_id)
 
 
 @blp.route("/indicators")

@@ -37,7 +37,10 @@ def handle_baoxue_error(e: BaoxueError):
         log.error("%s: %s", e.code, e.message)
     if e.http_status == 401:
         return unauthorized_response(e)
-    return error_response(e.http_status, e.to_dict())
+    response, status = error_response(e.http_status, e.to_dict())
+    if e.details.get("retry_after"):
+        response.headers["Retry-After"] = str(int(e.details["retry_after"]))
+    return response, status
 
 
 def unauthorized_response(e: BaoxueError):

@@ -28,7 +28,7 @@ from cases.engine.models import Deadline, Evidence, Referral
 from cases.store.models import Case, Document, Org, Pupil, SchoolClass
 from forms import codes
 from forms import validators as v
-from forms.errors import BaoxueError, ValidationFailed
+from forms.errors import BaoxueError, InvalidTransition, ValidationFailed
 from forms.registry import all_specs, get_spec
 from forms.spec import Filled, Kind
 from web.auth import authorize_org, authorize_row, can, principal, requires, visible
@@ -458,8 +458,14 @@ def _run(case: Case, form: str, action):
 
 def _case_with_errors(case: Case, form: str, e: BaoxueError):
     """The case page again with the errors beside the fields of the form the user posted; what was
-    typed is kept."""
-    return _render_case(case, errors=e.fields, message=e.message, form=form, status=e.http_status)
+    typed is kept. A refused transition is told in words (the engine's message names codes)."""
+    message = e.message
+    details = getattr(e, "details", None) or {}
+    if isinstance(e, InvalidTransition) and details.get("current_state_label") and details.get("reason"):
+        what = workflow.TRANSITIONS_BY_CODE.get(details.get("action", ""))
+        message = (f"当前状态为“{details['current_state_label']}”，不能办理"
+                   f"{'“' + what.label + '”' if what else '此事项'}：{details['reason']}")
+    return _render_case(case, errors=e.fields, message=message, form=form, status=e.http_status)
 
 
 # ---- issuing documents from the case ----------------------------------------------------------------

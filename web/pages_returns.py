@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from cases.returns import intake, queries
 from cases.returns import review as review_svc
 from cases.returns.models import ReturnPage, ReviewItem
-from cases.store.models import Case, Document, Org, Upload
+from cases.store.models import Case, Document, Org, Pupil, Upload
 from forms.errors import BaoxueError, ValidationFailed
 from forms.registry import get_spec
 from forms.spec import Kind
@@ -64,7 +64,8 @@ def _recent_uploads():
 @requires("upload.create")
 def upload_files():
     """One or several files (``file``), the uploading unit (``org_id``). Each file is stored and
-    queued on its own; a file that is refused says why beside its name and the others go on."""
+    read now (DOCX, digital PDF) or queued (scans, photos); a file that is refused says why beside
+    its name and the others go on."""
     files = [f for f in request.files.getlist("file") if f and f.filename]
     org_id = request.form.get("org_id", "")
     errors = {}
@@ -82,7 +83,7 @@ def upload_files():
         try:
             out = intake.receive(session, _services(), filename=f.filename, data=f.read(), org_id=int(org_id),
                                  user=_user(), attach=attach, mime=f.mimetype,
-                                 source_device=request.headers.get("User-Agent", "")[:100], background=True)
+                                 source_device=request.headers.get("User-Agent", "")[:100])
         except BaoxueError as e:
             session.rollback()
             rows.append({"filename": f.filename, "error": e.message})
@@ -233,3 +234,78 @@ def decide(item_id: int):
         return render_template("returns/_review_item.html", view=_item_view(item) if item else None,
                                remaining=total, decided=action)
     return redirect(url_for("returnpages.review", after=item_id))
+
+
+# ---- unidentified pages -----------------------------------------------------------------------------
+
+def _unidentified():
+    q = select(ReturnPage).where(ReturnPage.status == "unidentified").order_by(ReturnPage.id)
+    cond = visible(ReturnPage, "review.read")
+    return q.where(cond) if cond is not None else q
+
+
+@bp.route("/review/unidentified")
+@requires("review.read")
+def unidentified():
+    """Pages no document was found for: the page image, and a search for the document by its number
+    (文号) or the pupil's name to assign it to."""
+    session = db()
+    pages = session.scalars(_unidentified().limit(20)).all()
+    uploads = {u.id: u for u in session.scalars(select(Upload).where(Upload.id.in_({p.upload_id for p in pages})))}
+    q_text = (request.args.get("q") or "").strip()
+    found = []
+    if q_text:
+        dq = (select(Document).join(Case, Case.id == Document.case_id, isouter=True)
+              .where(Document.status == "issued").order_by(Document.created_at.desc()))
+        dq = dq.join(Pupil, Pupil.id == Case.pupil_id, isouter=True).where(
+            (Document.number_text.contains(q_text)) | (Pupil.name.contains(q_text)))
+        cond = visible(Document, "document.read")
+        found = session.scalars((dq.where(cond) if cond is not None else dq).limit(20)).all()
+    return render_template("returns/unidentified.html", pages=pages, uploads=uploads, q=q_text, found=found,
+                           page_id=request.args.get("page_id", ""), may_decide=can("review.decide"))
+
+
+@bp.route("/review/pages/<int:page_id>.png")
+@requires("review.read")
+def page_image(page_id: int):
+    """The page as uploaded (small), for a person to see which document it is."""
+    import io
+
+    from flask import send_file
+    from PIL import Image
+
+    from parsers.images import load_pages
+
+    session = db()
+    page = session.get(ReturnPage, page_id)
+    if page is None:
+        abort(404, description=f"扫描页 {page_id} 不存在")
+    authorize_row(page)
+    u = session.get(Upload, page.upload_id)
+    data = _services().store.read_bytes(u.stored_path)
+    pages = load_pages(data, filename=u.original_filename)
+    img = Image.fromarray(pages[page.page_index].pixels)
+    img.thumbnail((700, 1000))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    buf.seek(0)
+    return send_file(buf, mimetype="image/png", max_age=3600)
+
+
+@bp.route("/review/pages/<int:page_id>/assign", methods=["POST"])
+@requires("review.decide")
+def assign(page_id: int):
+    session = db()
+    page = session.get(ReturnPage, page_id)
+    if page is None:
+        abort(404, description=f"扫描页 {page_id} 不存在")
+    authorize_row(page)
+    doc = session.get(Document, request.form.get("document_id", ""))
+    raw_no = request.form.get("page_no", "")
+    if doc is None or not raw_no.isdigit() or int(raw_no) < 1:
+        raise ValidationFailed("请选择文书并填写页码",
+                               fields={"document_id": "请从查找结果中选择", "page_no": "从1开始的页码"})
+    authorize_row(doc, "document.read")
+    intake.assign_page(session, _services(), page_id, document_id=doc.id, page_no=int(raw_no), user=_user())
+    session.commit()
+    return redirect(url_for("returnpages.unidentified"))

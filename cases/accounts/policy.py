@@ -88,6 +88,8 @@ ACTIONS: dict[str, Action] = _actions(
     ("ledger.file", "归档台账、更正", True),
     ("indicator.read", "查看指标和统计表", False),
     ("report.issue", "生成统计表文书", True),
+    ("notify.read", "查看消息推送设置和发送记录", False),
+    ("notify.manage", "设置单位的消息推送（企业微信、钉钉、邮件）", True),
 )
 
 S, R, A, I = Scope.SUBTREE, Scope.REFERRED, Scope.AREA, Scope.INSTALLATION
@@ -110,6 +112,9 @@ def _grant(scope: Scope, actions: Iterable[str]) -> dict[str, Scope]:
 # What every logged-in user may do whatever their roles: their own account, the form catalogue,
 # the organisation tree of their own jurisdiction.
 BASELINE: Mapping[str, Scope] = _grant(S, ("account.self", "forms.read", "org.read"))
+# Push alerts: county and township offices (and the administrators below the county) set up their
+# units' channels; those who follow deadlines see what was sent.
+_NOTIFY_MANAGE = ("notify.read", "notify.manage")
 
 _READ_CASES = ("pupil.read", "case.read", "document.read", "job.read", "upload.read")
 
@@ -136,18 +141,18 @@ ROLES: dict[str, Role] = {r.code: r for r in (
         *_READ_CASES, "pupil.unmask", "case.create", "case.act", "case.refer", "evidence.verify",
         "referral.reply", "document.issue", "document.void", "batch.create", "upload.create",
         "review.read", "review.decide", "handover.read", "deadline.read", "ledger.read", "ledger.export",
-        "ledger.file", "indicator.read")),
+        "ledger.file", "indicator.read", *_NOTIFY_MANAGE)),
          description="本乡镇全部儿童和案件：限期返校/敦返复学通知书、联合劝返、乡镇台账"),
     Role("county_bureau", "县教育局/控辍办", _grant(S, (
         *_READ_CASES, "pupil.create", "pupil.unmask", "case.create", "case.act", "case.close", "case.refer",
         "evidence.verify", "referral.reply", "document.issue", "document.void", "batch.create",
         "upload.create", "review.read", "review.decide", "handover.read", "handover.manage",
         "handover.register", "deadline.read", "ledger.read", "ledger.export", "ledger.file",
-        "indicator.read", "report.issue")),
+        "indicator.read", "report.issue", *_NOTIFY_MANAGE)),
          totp_offered=True, description="全县两条线：县台账、部门函件、统计表、整班移交、销号审批"),
     Role("county_gov", "县政府", _grant(S, (
         "document.read", "document.issue", "document.void", "batch.create", "job.read", "handover.read",
-        "deadline.read", "ledger.read", "ledger.export", "indicator.read")),
+        "deadline.read", "ledger.read", "ledger.export", "indicator.read", "notify.read")),
          totp_offered=True, description="县级看板和台账；县对乡镇、县对部门责任书"),
     Role("department", "联控联保部门", {
         **_grant(R, ("pupil.read", "case.read", "document.read", "pupil.unmask", "referral.reply")),
@@ -155,12 +160,12 @@ ROLES: dict[str, Role] = {r.code: r for r in (
          description="只见转给本部门的案件及汇总数据"),
     Role("auditor", "督导/审计", _grant(S, (
         *_READ_CASES, "pupil.unmask", "review.read", "handover.read", "deadline.read", "ledger.read",
-        "ledger.export", "indicator.read", "audit.read", "inspection.write")),
+        "ledger.export", "indicator.read", "audit.read", "inspection.write", "notify.read")),
          totp_offered=True, description="辖区内全部记录（含作废和历史），只读；只写督导意见"),
     Role("prefecture", "市（州）/省", _grant(S, ("ledger.read", "ledger.export", "indicator.read")),
          description="本地区汇总数据和台账"),
     Role("admin", "系统管理员", {
-        **_grant(S, ("user.read", "user.manage", "org.create", "audit.read")),
+        **_grant(S, ("user.read", "user.manage", "org.create", "audit.read", *_NOTIFY_MANAGE)),
         **_grant(I, ("system.admin",))},
          totp_offered=True, description="为本级以下单位开设、停用账号；不删除账号"),
 )}

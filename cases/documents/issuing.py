@@ -1,8 +1,12 @@
 """Issuing a document: validate, number, render (DOCX, PDF with QR, field geometry) and store it.
 Called by web/ and by jobs; no Flask here.
 
-A document number is reserved in its own short transaction before rendering; if rendering then
-fails the document is marked 作废 with the reason, so a number is never lost silently nor reused.
+A document number is reserved in its own short transaction before rendering (rendering holds no
+database lock). If rendering then fails, nothing reached paper: the document row is removed and
+its numbers given back (``numbering.release_number``), so a failed request consumes no number and
+the series stays gapless; the failure is written to the audit log. While LibreOffice is
+unavailable (``forms.converter_health``) a request is refused with 503 before any number is
+reserved.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from sqlalchemy.orm import Session
 from cases.documents.prefill import complete_data, options_for_profile
 from cases.store import audit
 from cases.store.models import Case, CaseEvent, Document, Org, from_json, to_json, utcnow
-from cases.store.numbering import family_key, number_document, number_series_fields, void_number
+from cases.store.numbering import family_key, number_document, number_series_fields, release_number
 from cases.store.services import Services
 from forms import identity as ident
-from forms.errors import BaoxueError, Conflict, NotFound, RenderFailed, ValidationFailed
+from forms.converter_health import BREAKER
+from forms.errors import BaoxueError, Conflict, MissingTool, NotFound, RenderFailed, ToolFailed, ValidationFailed
 from forms.registry import get_spec
 from forms.spec import FormSpec, Variant
 
@@ -92,8 +97,10 @@ def issue_document(session: Session, services: Services, *, form: str, variant: 
     ``request_key`` makes the call idempotent: when a document was already issued under that key
     (a batch item run again after its worker died) it is returned as it is, with its number.
 
-    Invalid input raises ValidationFailed before anything is written. The number is reserved and
-    the row committed (status ``rendering``) before rendering; a render failure voids it."""
+    Invalid input raises ValidationFailed before anything is written; while LibreOffice is
+    unavailable ConverterUnavailable (503) is raised before any number is reserved. The number is
+    reserved and the row committed (status ``rendering``) before rendering; a render failure
+    removes the row and gives the number back (module docstring)."""
     if request_key is not None:
         done = session.scalar(select(Document).where(Document.request_key == request_key))
         if done is not None and done.status == "issued":
@@ -112,16 +119,19 @@ def issue_document(session: Session, services: Services, *, form: str, variant: 
     full = complete_data(spec, var, dict(data), profile=profile, issued_on=issued_on, issuer=issuer)
     cleaned = spec.validate(full, var, options=form_options(session, issuer, services))
 
+    BREAKER.check()  # LibreOffice known to be down: 503 now, no number reserved (the DOCX needs its layout too)
+
     doc = Document(id=ident.new_doc_id(), org_id=issuer.id, case_id=case.id if case else None,
                    form=spec.code, variant=var.code if var else None,
                    family=family_key(spec.code, spec.abbr(var)), template_version=spec.version,
                    year=issued_on.year, status="rendering", created_by=user, request_key=request_key)
     session.add(doc)
     number = number_document(session, doc, issuer=issuer, abbr=spec.abbr(var))
+    taken = [(doc.family, doc.seq)]
     cleaned[spec.number_field] = number
-    cleaned.update(number_series_fields(session, spec, doc, issuer=issuer))
+    cleaned.update(number_series_fields(session, spec, doc, issuer=issuer, taken=taken))
     doc.data = to_json(cleaned)
-    session.commit()  # the number is now taken, whatever happens next
+    session.commit()  # the number is reserved; given back below if rendering fails
 
     identity = ident.Identity(doc.id, spec.code, doc.variant, spec.version)
     try:
@@ -133,10 +143,15 @@ def issue_document(session: Session, services: Services, *, form: str, variant: 
             doc.pdf_sha256, _ = services.store.put_bytes(files.pdf, ".pdf")
             doc.pages, doc.geometry = files.pages, files.geometry
     except BaoxueError as e:
-        session.rollback()
-        void_number(session, doc, reason=f"生成失败：{e.message}", who=user)
-        session.commit()
-        raise RenderFailed(f"文书生成失败（文号{number}已作废）：{e.message}", document=doc.id) from e
+        # LibreOffice down or dying (not a document it cannot open): count it towards the breaker
+        converter = isinstance(e, (ToolFailed, MissingTool)) and not getattr(e, "fatal", False)
+        if converter:
+            BREAKER.failed(e.message)
+        _give_back(session, doc, taken, issuer=issuer, reason=e.message, who=user)
+        if converter:
+            raise BREAKER.unavailable() from e
+        raise RenderFailed(f"文书生成失败（未占用文号）：{e.message}", form=spec.code) from e
+    BREAKER.succeeded()
     doc.status = "issued"
     audit.record(session, who=user, org=issuer, action="document.issue", target=f"document:{doc.id}",
                  after={"number": number, "form": spec.code, "variant": doc.variant})
@@ -148,6 +163,24 @@ def issue_document(session: Session, services: Services, *, form: str, variant: 
     session.commit()
     log.info("issued %s %s as %s", spec.code, doc.variant or "", doc.id)
     return doc
+
+
+def _give_back(session: Session, doc: Document, taken: list[tuple[str, int]], *, issuer: Org, reason: str,
+               who: str) -> None:
+    """Rendering failed: nothing reached paper. Remove the document row and give its numbers back
+    in one transaction; the audit log keeps what happened."""
+    doc_id, number, form, variant, year = doc.id, doc.number_text, doc.form, doc.variant, doc.year
+    session.rollback()
+    row = session.get(Document, doc_id)
+    if row is not None:
+        session.delete(row)
+        session.flush()
+    for family, seq in reversed(taken):
+        release_number(session, org=issuer, family=family, year=year, seq=seq)
+    audit.record(session, who=who, org=issuer, action="document.render_failed", target=f"document:{doc_id}",
+                 after={"form": form, "variant": variant, "released_number": number, "reason": reason[:300]})
+    session.commit()
+    log.warning("rendering %s failed, number %s given back: %s", doc_id, number, reason)
 
 
 def _audit_full_prints(session: Session, spec, doc: Document, data: Mapping[str, Any], *, who: str,

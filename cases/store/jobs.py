@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 TaskFunc = Callable[..., str | None]
 _PAYLOAD_TYPES = (str, int, float, bool, type(None))
 # Modules defining job kinds, imported by the worker (python -m cases.store.jobs) before it consumes.
-JOB_MODULES = ("cases.documents.batch", "cases.returns.intake")
+JOB_MODULES = ("cases.documents.batch", "cases.returns.intake", "cases.notify.scheduler")
 
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 3
@@ -127,6 +127,10 @@ def init_jobs(config, *, session_factory: sessionmaker[Session] | None = None) -
     _state.wrapped = {}
     for kind in _TASKS:
         _wrap(kind)
+    for task_name in _PLAIN:
+        _wrap_plain(task_name)
+    for task_name in _PERIODIC:
+        _wrap_periodic(task_name)
     log.info("jobs: %s queue %r%s", type(huey).__name__, name, " (immediate)" if immediate else "")
     return huey
 
@@ -278,6 +282,73 @@ def job_task(kind: str) -> Callable[[TaskFunc], TaskFunc]:
         return fn
 
     return register
+
+
+# ---- plain and periodic tasks (no Job row: their own tables record what they did) ------------------
+
+_PLAIN: dict[str, Callable[..., Any]] = {}
+_PERIODIC: dict[str, tuple[Callable[[], Any], dict]] = {}
+
+
+def queue_task(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(*ids)`` as a plain queue task ``name`` (started with ``enqueue_task``). It keeps
+    its own record (e.g. a delivery row) and must be idempotent: a message may arrive twice."""
+
+    def register(fn):
+        _PLAIN[name] = fn
+        if _state.huey is not None:
+            _wrap_plain(name)
+        return fn
+
+    return register
+
+
+def periodic_task(name: str, **cron: str) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+    """Register ``fn()`` to run on the worker by the crontab ``cron`` (``minute="*/5"``...); the
+    consumer started by ``python -m cases.store.jobs`` runs it. It must be idempotent."""
+
+    def register(fn):
+        _PERIODIC[name] = (fn, cron)
+        if _state.huey is not None:
+            _wrap_periodic(name)
+        return fn
+
+    return register
+
+
+def periodic_tasks() -> dict[str, dict]:
+    """The registered periodic tasks and their crontab (of the imported modules)."""
+    return {name: dict(cron) for name, (_fn, cron) in _PERIODIC.items()}
+
+
+def _wrap_plain(name: str):
+    task = _state.huey.task(name=f"task_{name}")(_PLAIN[name])
+    _state.wrapped[f"task:{name}"] = task
+    return task
+
+
+def _wrap_periodic(name: str):
+    from huey import crontab
+
+    fn, cron = _PERIODIC[name]
+    task = _state.huey.periodic_task(crontab(**cron), name=f"periodic_{name}")(fn)
+    _state.wrapped[f"periodic:{name}"] = task
+    return task
+
+
+def enqueue_task(name: str, *args, delay: float | None = None) -> bool:
+    """Queue plain task ``name`` (after ``delay`` seconds). In immediate mode (tests) a task without
+    delay runs at once and a delayed one is left to the periodic re-run that picks it up; returns
+    whether it was queued or run."""
+    huey = get_huey()
+    task = _state.wrapped.get(f"task:{name}") or _wrap_plain(name)
+    if delay:
+        if huey.immediate:
+            return False
+        task.schedule(args=args, delay=delay)
+        return True
+    task(*args)
+    return True
 
 
 def kinds() -> dict[str, TaskFunc]:

@@ -7,19 +7,24 @@ missing (``ON CONFLICT DO NOTHING``, safe when two requests race), then incremen
 lock (SQLite) until the caller's transaction ends, so concurrent reservations queue up and each
 sees the previous value; a rolled-back transaction gives its number back, which keeps the
 sequence gapless. A number that reached paper is voided (作废), never reused.
+
+A number reserved by a request whose rendering then failed never reached paper: ``release_number``
+gives it back — the counter steps back when it is still the last number taken, otherwise the
+number waits in ``released_numbers`` and the next reservation of the series takes it first — so a
+failed request consumes no number and the series stays gapless.
 """
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from cases.store import audit
-from cases.store.models import Document, NumberSequence, Org
+from cases.store.models import Document, NumberSequence, Org, ReleasedNumber
 from forms.errors import Conflict, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,22 @@ def reserve_number(session: Session, *, org: Org | int, family: str, year: int) 
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise NotImplementedError(f"document numbering is not implemented for {dialect}")
     session.execute(ins)
+    # A number given back by a failed request is taken first (lowest first). Two requests racing
+    # for it: the DELETE of the second finds the row gone and takes a new number instead.
+    first = (select(ReleasedNumber.seq)
+             .where(ReleasedNumber.org_id == org_id, ReleasedNumber.family == family,
+                    ReleasedNumber.year == int(year))
+             .order_by(ReleasedNumber.seq).limit(1).scalar_subquery())
+    reused = session.execute(
+        delete(ReleasedNumber)
+        .where(ReleasedNumber.org_id == org_id, ReleasedNumber.family == family,
+               ReleasedNumber.year == int(year), ReleasedNumber.seq == first)
+        .returning(ReleasedNumber.seq)
+        .execution_options(synchronize_session=False)
+    ).scalar()
+    if reused is not None:
+        log.info("reusing released number %s of org %s family %s year %s", reused, org_id, family, year)
+        return reused
     seq = session.execute(
         update(NumberSequence)
         .where(NumberSequence.org_id == org_id, NumberSequence.family == family,
@@ -62,6 +83,22 @@ def reserve_number(session: Session, *, org: Org | int, family: str, year: int) 
     ).scalar_one()
     log.debug("reserved number %s for org %s family %s year %s", seq, org_id, family, year)
     return seq
+
+
+def release_number(session: Session, *, org: Org | int, family: str, year: int, seq: int) -> None:
+    """Give back ``seq`` (reserved by a request that failed before anything reached paper; the
+    caller's document row holding it must be gone or renumbered in the same transaction)."""
+    org_id = _org_id(org)
+    stepped = session.execute(
+        update(NumberSequence)
+        .where(NumberSequence.org_id == org_id, NumberSequence.family == family,
+               NumberSequence.year == int(year), NumberSequence.last_value == int(seq))
+        .values(last_value=NumberSequence.last_value - 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not stepped:
+        session.add(ReleasedNumber(org_id=org_id, family=family, year=int(year), seq=int(seq)))
+    log.info("released number %s of org %s family %s year %s", seq, org_id, family, year)
 
 
 def format_number(prefix: str, abbr: str, year: int, seq: int) -> str:
@@ -94,14 +131,19 @@ def number_document(session: Session, doc: Document, *, issuer: Org, abbr: str) 
     return doc.number_text
 
 
-def number_series_fields(session: Session, spec, doc: Document, *, issuer: Org) -> dict[str, str]:
+def number_series_fields(session: Session, spec, doc: Document, *, issuer: Org,
+                         taken: list[tuple[str, int]] | None = None) -> dict[str, str]:
     """Numbers of the spec's own-series fields (``Field.series``, e.g. the 送达回证's 回证编号):
     each series has its own counter per issuer and year, shared by all variants of the form, so a
-    回证 number is never printed twice. Call after ``number_document`` (same issuer and year)."""
+    回证 number is never printed twice. Call after ``number_document`` (same issuer and year).
+    Each (family, seq) reserved is appended to ``taken`` (to release them if rendering fails)."""
     out = {}
     for f in spec.fields:
         if f.series:
-            seq = reserve_number(session, org=issuer, family=family_key(spec.code, f.series), year=doc.year)
+            family = family_key(spec.code, f.series)
+            seq = reserve_number(session, org=issuer, family=family, year=doc.year)
+            if taken is not None:
+                taken.append((family, seq))
             out[f.name] = format_number(issuer.doc_prefix, f.series, doc.year, seq)
     return out
 

@@ -42,7 +42,9 @@ class Services:
                        "FONT_BODY", "FONT_TITLE", "FONT_TABLE", "FONT_HEADING")),
                    pdf_workers=int(config["PDF_WORKERS"]), pdf_timeout=float(config["PDF_TIMEOUT"]),
                    max_upload_bytes=int(config["MAX_UPLOAD_BYTES"]),
-                   default_profile=config["DEFAULT_REGION_PROFILE"])
+                   default_profile=config["DEFAULT_REGION_PROFILE"],
+                   extra={k: config[k] for k in config if isinstance(k, str)
+                          and k.startswith(("NOTIFY_", "SMTP_", "PUBLIC_URL"))})
 
 
 def qr_keys_from(config: Mapping[str, Any]) -> QrKeys:

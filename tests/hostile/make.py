@@ -248,6 +248,56 @@ def many_frames_tiff(n: int = 2000) -> bytes:
     return bytes(out)
 
 
+def _png(pixels) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG", dpi=(200, 200))
+    return buf.getvalue()
+
+
+def _genuine_qr():
+    """The 回证 page of the sample notice (200 dpi) and its QR code (payload, box)."""
+    from parsers.images import load_pages
+    from parsers.qr import find_codes
+
+    page = load_pages(_SAMPLES / "receipt_direct_flatbed200.jpg")[0]
+    hit = find_codes(page)[0]
+    xs, ys = [c[0] for c in hit.corners], [c[1] for c in hit.corners]
+    box = (int(min(xs)) - 10, int(min(ys)) - 10, int(max(xs)) + 10, int(max(ys)) + 10)
+    return page.pixels.copy(), hit.payload, box
+
+
+def forged_qr_png() -> bytes:
+    """The sample 回证 page whose code is replaced by one claiming another page (5/5 -> 4/5) with
+    the original MAC: a forged code."""
+    import segno
+    from PIL import Image
+
+    pixels, payload, (x0, y0, x1, y1) = _genuine_qr()
+    forged = payload.replace("|5/5|", "|4/5|")
+    buf = io.BytesIO()
+    segno.make(forged, error="m").save(buf, kind="png", scale=4, border=2)
+    code = Image.open(buf).convert("RGB").resize((x1 - x0, y1 - y0), Image.NEAREST)
+    pixels[y0:y1, x0:x1] = 255
+    pixels[y0:y1, x0:x1] = __import__("numpy").asarray(code)
+    return _png(pixels)
+
+
+def copied_qr_png() -> bytes:
+    """Another document's page (tests/samples/scans/foreign_page.png at 200 dpi, its own code
+    removed) carrying the genuine code cut from the sample 回证 page."""
+    import numpy as np
+    from PIL import Image
+
+    pixels, _payload, (x0, y0, x1, y1) = _genuine_qr()
+    other = Image.open(_SAMPLES / "foreign_page.png").convert("RGB")
+    other = np.asarray(other.resize((pixels.shape[1], pixels.shape[0]), Image.BILINEAR)).copy()
+    other[: int(other.shape[0] * 0.25), int(other.shape[1] * 0.3):] = 255  # the foreign code's corner
+    other[y0:y1, x0:x1] = pixels[y0:y1, x0:x1]
+    return _png(other)
+
+
 CORPUS: dict[str, Callable[[], bytes]] = {
     "zip_bomb.docx": zip_bomb_docx,
     "side_member_bomb.docx": side_member_bomb_docx,
@@ -263,6 +313,8 @@ CORPUS: dict[str, Callable[[], bytes]] = {
     "huge_30000.png": huge_png,
     "huge_header_20000.jpg": huge_jpeg_header,
     "frames_2000.tif": many_frames_tiff,
+    "forged_qr.png": forged_qr_png,
+    "copied_qr.png": copied_qr_png,
 }
 
 

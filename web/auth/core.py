@@ -54,9 +54,10 @@ from cases.accounts.models import User
 from cases.accounts.policy import ACTIONS, PUBLIC, Principal, Target
 from cases.accounts.scope import org_target, target_of
 from cases.accounts.scope import visible as visible_condition
+from cases.engine.models import Referral
 from cases.store.audit import ACTOR, record_export, record_unmask
-from cases.store.models import Org
-from forms.errors import Forbidden, Unauthorized, ValidationFailed
+from cases.store.models import Case, Document, Job, Org, Pupil, Upload
+from forms.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from web.context import db
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,34 @@ def gate():
         csrf.protect()
     if not policy.can(g.principal, action):
         raise Forbidden(f"您的角色无权{ACTIONS[action].label}", fields={}, action=action)
+    _authorize_path_records()
     return None
+
+
+# Path parameters that name a record: the record must exist (404) and be within reach for the
+# route's action (403) before the view runs — before its body is even validated, so that a request
+# about a record out of reach learns nothing from a 422, and a view cannot forget the check.
+PATH_RECORDS: dict[str, tuple[type, str]] = {
+    "case_id": (Case, "案件"), "doc_id": (Document, "文书"), "pupil_id": (Pupil, "学生"),
+    "upload_id": (Upload, "上传件"), "job_id": (Job, "任务"), "referral_id": (Referral, "部门函件"),
+}
+PATH_ORGS: dict[str, tuple[type | None, str]] = {"org_id": (None, "机构"), "user_id": (User, "用户")}
+
+
+def _authorize_path_records() -> None:
+    for name, value in (request.view_args or {}).items():
+        if name in PATH_RECORDS:
+            model, label = PATH_RECORDS[name]
+            row = db().get(model, value)
+            if row is None:
+                raise NotFound(f"{label} {value} 不存在")
+            authorize_row(row)
+        elif name in PATH_ORGS:
+            model, label = PATH_ORGS[name]
+            row = db().get(model or Org, value)
+            if row is None:
+                raise NotFound(f"{label} {value} 不存在")
+            authorize_org(row.id if model is None else row.org_id)
 
 
 # ---- helpers for views ------------------------------------------------------------------------------
