@@ -104,6 +104,7 @@ def init_web(app: Flask) -> None:
 
     init_layout(app)
     register_error_handlers(app)
-    from web import ops_cli
+    from web import dossier_cli, ops_cli
 
     ops_cli.register(app)
+    dossier_cli.register(app)
