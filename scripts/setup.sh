@@ -11,6 +11,7 @@ APT_PACKAGES=(
   tesseract-ocr tesseract-ocr-chi-sim poppler-utils
   libgl1 libglib2.0-0 curl ca-certificates jq
   chromium
+  postgresql-client
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

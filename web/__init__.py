@@ -107,4 +107,5 @@ def init_web(app: Flask) -> None:
     from web import dossier_cli, ops_cli
 
     ops_cli.register(app)
+    ops_cli.register_backup(app)
     dossier_cli.register(app)
