@@ -84,6 +84,7 @@ def test_township_clerk_uploads_a_receipt_scan_and_clears_the_review_queue_by_ke
         page.keyboard.press("a")
         page.wait_for_function("b => !document.querySelector('#review-item') || "
                                "document.querySelector('#review-item').innerText !== b", arg=before)
+        page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
         decided += 1
         if decided == 1:
             web.check(page, "review-after-first")
