@@ -178,6 +178,8 @@ class Variant:
     title: str
     number_abbr: str = ""  # e.g. 限返: 文号 = {org prefix}{abbr}〔{year}〕{seq}号
     data: Mapping[str, Any] = field(default_factory=dict)
+    # Where this variant's documents go in the case dossier when it differs from the form's.
+    dossier_item: int | None = None
     # Who issues this variant by default, when not the form's ``FormSpec.issuer``.
     issuer: str = ""
 
@@ -252,6 +254,9 @@ class FormSpec:
     checks: tuple[Check, ...] = ()  # cross-field checks -> {field path: message}
     orientation: str = "portrait"
     description: str = ""
+    # The item of the closed-loop case dossier (DOMAIN §8.3, 1–13) its documents belong to; None:
+    # not part of a case dossier (or placed by the case state on the day it was issued).
+    dossier_item: int | None = None
     # Who issues the form for a case by default (one of ``ISSUERS``; a variant may say otherwise).
     issuer: str = "township"
     # What a complete returned copy does to the case (see ``Effect``).
@@ -312,6 +317,10 @@ class FormSpec:
 
     def doc_title(self, variant: Variant | None) -> str:
         return variant.title if variant else self.title
+
+    def dossier_item_of(self, variant: Variant | None) -> int | None:
+        """The dossier item (DOMAIN §8.3) of a document of this form and variant."""
+        return (variant.dossier_item if variant and variant.dossier_item else None) or self.dossier_item
 
     def abbr(self, variant: Variant | None) -> str:
         return (variant.number_abbr if variant and variant.number_abbr else "") or self.number_abbr

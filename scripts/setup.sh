@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   python3 python3-venv python3-pip python3-uno
-  libreoffice-writer-nogui fonts-noto-cjk fontconfig qpdf fonts-arphic-ukai fonts-arphic-uming
+  libreoffice-writer-nogui fonts-noto-cjk fontconfig qpdf fonts-arphic-ukai fonts-arphic-uming fonts-dejavu-core
   tesseract-ocr tesseract-ocr-chi-sim poppler-utils
   libgl1 libglib2.0-0 curl ca-certificates jq
   chromium
+  postgresql-client
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

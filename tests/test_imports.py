@@ -37,6 +37,7 @@ CASES_ROOMS = {
     "handover": {"store", "engine", "documents"},
     "returns": {"store", "engine", "documents", "handover"},
     "accounts": {"store", "engine"},
+    "dossier": {"store", "engine", "documents", "ledgers", "returns"},
     "notify": {"store", "engine", "ledgers", "returns", "accounts"},
     "demo": {"store", "engine", "documents", "handover", "ledgers", "returns", "accounts", "notify"},
 }

@@ -32,9 +32,21 @@ def test_login_page_and_errors_are_pages_in_chinese(web):
     assert "不存在" in text or "找不到" in text
 
 
-def test_phone_layout_has_the_navigation_and_no_horizontal_scroll_on_home(web):
+def test_phone_layout_has_the_navigation_and_no_horizontal_scroll(web, live_server):
+    from sqlalchemy import select
+
+    from cases.store.models import Case
+
+    s = live_server.session()
+    try:
+        case_id = s.scalar(select(Case.id).where(Case.state == "NOTICED"))
+    finally:
+        s.close()
     page = web.login("demo.township", viewport=(390, 844))
     web.check(page, "phone-home")
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390 + 1, f"page wider than a phone: {width}px"
     assert page.is_visible("nav.main")
+    for path, name in (("/", "home"), (f"/cases/{case_id}", "case"), ("/cases", "cases"), ("/pupils", "pupils"),
+                       ("/upload", "upload"), ("/review", "review")):
+        web.visit(page, path, f"phone-{name}")
+        width = page.evaluate("document.body.scrollWidth")
+        assert width <= 390 + 1, f"{path} wider than a phone: {width}px"

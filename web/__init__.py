@@ -18,7 +18,7 @@ class BaoxueApi(Api):
 
 # Each area of the service adds its endpoints in its own module with a ``blp`` Blueprint.
 AREA_API_MODULES = ("web.api_engine", "web.api_handover", "web.api_ledgers", "web.api_scans", "web.auth.api",
-                    "web.api_notify")
+                    "web.api_notify", "web.api_dossier")
 # The HTML pages: each module has a Flask ``bp`` Blueprint (templates/web/, base.html, web.messages).
 PAGE_MODULES = ("web.pages_work", "web.pages_cases", "web.pages_returns", "web.pages_handover",
                 "web.pages_ledgers", "web.pages_audit", "web.pages_admin")
@@ -107,3 +107,4 @@ def init_web(app: Flask) -> None:
     from web import ops_cli
 
     ops_cli.register(app)
+    ops_cli.register_backup(app)

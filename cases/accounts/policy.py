@@ -90,6 +90,9 @@ ACTIONS: dict[str, Action] = _actions(
     ("report.issue", "生成统计表文书", True),
     ("notify.read", "查看消息推送设置和发送记录", False),
     ("notify.manage", "设置单位的消息推送（企业微信、钉钉、邮件）", True),
+    ("dossier.read", "下载个案卷宗、查看闭环核查", False),
+    ("dossier.verify", "核验卷宗文件", False),
+    ("inspection.sample", "随机抽取督查案件", True),
 )
 
 S, R, A, I = Scope.SUBTREE, Scope.REFERRED, Scope.AREA, Scope.INSTALLATION
@@ -141,18 +144,20 @@ ROLES: dict[str, Role] = {r.code: r for r in (
         *_READ_CASES, "pupil.unmask", "case.create", "case.act", "case.refer", "evidence.verify",
         "referral.reply", "document.issue", "document.void", "batch.create", "upload.create",
         "review.read", "review.decide", "handover.read", "deadline.read", "ledger.read", "ledger.export",
-        "ledger.file", "indicator.read", *_NOTIFY_MANAGE)),
+        "ledger.file", "indicator.read", *_NOTIFY_MANAGE, "dossier.read")),
          description="本乡镇全部儿童和案件：限期返校/敦返复学通知书、联合劝返、乡镇台账"),
     Role("county_bureau", "县教育局/控辍办", _grant(S, (
         *_READ_CASES, "pupil.create", "pupil.unmask", "case.create", "case.act", "case.close", "case.refer",
         "evidence.verify", "referral.reply", "document.issue", "document.void", "batch.create",
         "upload.create", "review.read", "review.decide", "handover.read", "handover.manage",
         "handover.register", "deadline.read", "ledger.read", "ledger.export", "ledger.file",
-        "indicator.read", "report.issue", *_NOTIFY_MANAGE)),
+        "indicator.read", "report.issue", *_NOTIFY_MANAGE, "dossier.read", "dossier.verify",
+        "inspection.sample")),
          totp_offered=True, description="全县两条线：县台账、部门函件、统计表、整班移交、销号审批"),
     Role("county_gov", "县政府", _grant(S, (
         "document.read", "document.issue", "document.void", "batch.create", "job.read", "handover.read",
-        "deadline.read", "ledger.read", "ledger.export", "indicator.read", "notify.read")),
+        "deadline.read", "ledger.read", "ledger.export", "indicator.read", "notify.read", "dossier.read",
+        "dossier.verify")),
          totp_offered=True, description="县级看板和台账；县对乡镇、县对部门责任书"),
     Role("department", "联控联保部门", {
         **_grant(R, ("pupil.read", "case.read", "document.read", "pupil.unmask", "referral.reply")),
@@ -160,7 +165,8 @@ ROLES: dict[str, Role] = {r.code: r for r in (
          description="只见转给本部门的案件及汇总数据"),
     Role("auditor", "督导/审计", _grant(S, (
         *_READ_CASES, "pupil.unmask", "review.read", "handover.read", "deadline.read", "ledger.read",
-        "ledger.export", "indicator.read", "audit.read", "inspection.write", "notify.read")),
+        "ledger.export", "indicator.read", "audit.read", "inspection.write", "notify.read", "dossier.read",
+        "dossier.verify", "inspection.sample")),
          totp_offered=True, description="辖区内全部记录（含作废和历史），只读；只写督导意见"),
     Role("prefecture", "市（州）/省", _grant(S, ("ledger.read", "ledger.export", "indicator.read")),
          description="本地区汇总数据和台账"),

@@ -115,6 +115,7 @@ SPEC = FormSpec(
     fields=FIELDS,
     layout=LAYOUT,
     number_abbr="辍报",
+    dossier_item=5,
     description="学校向乡(镇)人民政府和教育部门报送的辍学情况报告单（一式三份）",
     issuer="school",
     # the receiving units' 签收 dates: the township's starts its clock (卫辉: 2 days to notice)

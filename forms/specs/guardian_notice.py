@@ -155,7 +155,7 @@ VARIANTS = (
                         "通知书；情节严重的，依法提起诉讼，由你承担相应的法律责任。",
         "countersign": False,
     }),
-    Variant("zeling", "责令复学通知书", number_abbr="责令", data={
+    Variant("zeling", "责令复学通知书", number_abbr="责令", dossier_item=8, data={
         "issuer_kind": "乡(镇)人民政府(司法所会签)",
         "facts": "经学校、乡(镇)人民政府及有关部门多次联合劝返，你仍未送被监护人返校就读，"
                  "违反了下列法律规定：",
@@ -392,6 +392,7 @@ SPEC = FormSpec(
     fields=FIELDS,
     layout=layout,
     variants=VARIANTS,
+    dossier_item=6,
     description="乡(镇)人民政府、教育部门或司法部门向监护人发出的返校通知书，"
                 "每份打印存根、正本、送达回证三联，共用同一文号",
     system_values=system_values,
