@@ -89,6 +89,8 @@ class Config:
     NOTIFY_RETRY_BASE_S = float(os.environ.get("BAOXUE_NOTIFY_RETRY_BASE_S", "60"))
     NOTIFY_MAX_ATTEMPTS = int(os.environ.get("BAOXUE_NOTIFY_MAX_ATTEMPTS", "5"))
     NOTIFY_HTTP_TIMEOUT_S = float(os.environ.get("BAOXUE_NOTIFY_HTTP_TIMEOUT_S", "10"))
+    # Hosts a robot webhook may point at (comma-separated): the service posts nowhere else.
+    NOTIFY_WEBHOOK_HOSTS = os.environ.get("BAOXUE_NOTIFY_WEBHOOK_HOSTS", "qyapi.weixin.qq.com,oapi.dingtalk.com")
     # Start the LibreOffice converter when the app starts (the run script sets it) instead of on
     # the first PDF.
     PDF_PREWARM = _env_bool("BAOXUE_PDF_PREWARM", False)

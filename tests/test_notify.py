@@ -161,7 +161,8 @@ def mailbox():
 def notify_app(app, services, mailbox):
     services.extra.update({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": mailbox.port, "SMTP_FROM": "baoxue@test.local",
                            "PUBLIC_URL": "https://baoxue.example.test", "NOTIFY_RETRY_BASE_S": 60,
-                           "NOTIFY_MAX_ATTEMPTS": 4, "NOTIFY_HTTP_TIMEOUT_S": 3})
+                           "NOTIFY_MAX_ATTEMPTS": 4, "NOTIFY_HTTP_TIMEOUT_S": 3,
+                           "NOTIFY_WEBHOOK_HOSTS": "127.0.0.1,qyapi.weixin.qq.com,oapi.dingtalk.com"})
     return app
 
 
@@ -406,7 +407,8 @@ def test_report_due_reminders_are_pushed(notify_app, client, app_session, webhoo
     assert len(reporting.remind(app_session, D(2025, 10, 16))) == 0
 
 
-def test_channel_validation_permissions_and_masking(client, app_session, demo, make_user, webhooks):
+def test_channel_validation_permissions_and_masking(notify_app, client, app_session, demo, make_user, webhooks,
+                                                     services):
     county, townships = _orgs(app_session, demo)
     r = client.post(f"{B}/notify/channels", json={"org_id": county.id, "kind": "sms", "name": "", "target": "x",
                                                   "events": ["everything"], "quiet_hours": {"start": "25:00"}})
@@ -418,6 +420,10 @@ def test_channel_validation_permissions_and_masking(client, app_session, demo, m
     r = client.post(f"{B}/notify/channels", json={"org_id": county.id, "kind": "email", "name": "邮箱",
                                                   "target": "not-an-address"})
     assert r.status_code == 422 and "target" in r.get_json()["fields"]
+    # a webhook only to the robots' hosts (here also the local test receiver): nothing else is posted to
+    r = client.post(f"{B}/notify/channels", json={"org_id": county.id, "kind": "wecom", "name": "内网",
+                                                  "target": "http://10.0.0.5:6379/?key=x"})
+    assert r.status_code == 422 and "qyapi.weixin.qq.com" in r.get_json()["fields"]["target"]
     assert app_session.scalar(select(Channel.id)) is None
 
     east, west = townships[0], townships[1]
@@ -429,6 +435,10 @@ def test_channel_validation_permissions_and_masking(client, app_session, demo, m
     assert "secretkey12345678" not in json.dumps(ok.get_json())
     assert c.post(f"{B}/notify/channels", json={"org_id": west.id, "kind": "email", "name": "x",
                                                "target": "a@b.example.org"}).status_code == 403
+    test = c.post(f"{B}/notify/channels/{ok.get_json()['id']}/test")
+    assert test.status_code == 201 and test.get_json()["status"] == "sent" and test.get_json()["event"] == "test"
+    got = webhooks.accepted("/wecom/east")
+    assert len(got) == 1 and got[0]["body"]["text"]["content"].startswith("【控辍保学】推送测试：东河镇")
     r = c.patch(f"{B}/notify/channels/{ok.get_json()['id']}", json={"enabled": False, "review_threshold": 3})
     assert r.status_code == 200 and r.get_json()["enabled"] is False and r.get_json()["review_threshold"] == 3
     # a teacher may not manage the unit's channels, but may keep their own

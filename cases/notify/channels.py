@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases.accounts.models import User
+from cases.notify.delivery import webhook_hosts
 from cases.notify.models import CHANNEL_KINDS, EVENTS, Channel
 from cases.store import audit
 from cases.store.models import Org
@@ -57,8 +58,11 @@ def _clean(raw: Mapping[str, Any], current: Channel | None) -> dict:
                 errors["target"] = "应为电子邮件地址，如 zhang@example.org"
         elif kind in ("wecom", "dingtalk"):
             parts = urllib.parse.urlsplit(target)
+            allowed = webhook_hosts()
             if parts.scheme not in ("http", "https") or not parts.hostname or len(target) > 500:
                 errors["target"] = "应为机器人的Webhook地址（https://...）"
+            elif parts.hostname.lower() not in allowed:
+                errors["target"] = f"Webhook地址应在 {'、'.join(sorted(allowed))} 之下"
         out["target"] = target
     if "secret" in raw:
         secret = raw.get("secret")

@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8))
 DEFAULTS = {"PUBLIC_URL": "http://127.0.0.1:8000", "NOTIFY_RETRY_BASE_S": 60.0, "NOTIFY_MAX_ATTEMPTS": 5,
-            "NOTIFY_HTTP_TIMEOUT_S": 10.0, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": 25}
+            "NOTIFY_HTTP_TIMEOUT_S": 10.0, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": 25,
+            "NOTIFY_WEBHOOK_HOSTS": "qyapi.weixin.qq.com,oapi.dingtalk.com"}
 # Alerts and reminders older than this are not pushed any more (a channel made today does not
 # receive last month's alerts); the sweep runs every hour, so this only matters after an outage.
 LOOKBACK = dt.timedelta(days=3)
@@ -61,6 +62,12 @@ def settings() -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - no app or worker configured (a bare script): the defaults
         extra = {}
     return {**DEFAULTS, **{k: v for k, v in extra.items() if v is not None}}
+
+
+def webhook_hosts(cfg: dict | None = None) -> frozenset[str]:
+    raw = (cfg or settings()).get("NOTIFY_WEBHOOK_HOSTS") or ""
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    return frozenset(h.strip().lower() for h in items if h.strip())
 
 
 def session_factory() -> sessionmaker[Session]:
@@ -245,7 +252,7 @@ def deliver(delivery_id: int, *, now: dt.datetime | None = None,
         ch = session.get(Channel, d.channel_id)
         error = None
         try:
-            send(ch.kind, ch.target, ch.secret, d.subject, d.body, cfg)
+            send(ch.kind, ch.target, ch.secret, d.subject, d.body, cfg, webhook_hosts=webhook_hosts(cfg))
         except SendFailed as e:
             error = str(e)
         except Exception as e:  # noqa: BLE001 - recorded on the delivery, tried again

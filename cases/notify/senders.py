@@ -67,8 +67,12 @@ def _post_json(url: str, payload: dict, timeout: float, what: str) -> None:
 
 
 def send(kind: str, target: str, secret: str | None, subject: str, text: str,
-         settings: Mapping[str, Any]) -> None:
+         settings: Mapping[str, Any], *, webhook_hosts: frozenset[str] | None = None) -> None:
     timeout = float(settings.get("NOTIFY_HTTP_TIMEOUT_S") or 10)
+    if kind in ("wecom", "dingtalk") and webhook_hosts is not None:
+        host = (urllib.parse.urlsplit(target).hostname or "").lower()
+        if host not in webhook_hosts:
+            raise SendFailed(f"Webhook地址的主机 {host} 不在允许的范围内（NOTIFY_WEBHOOK_HOSTS）")
     if kind == "wecom":
         _post_json(target, {"msgtype": "text", "text": {"content": f"{subject}\n{text}"}}, timeout, "企业微信机器人")
     elif kind == "dingtalk":
