@@ -19,6 +19,7 @@ from forms.errors import ValidationFailed
 from web.api import current_user, db, get_scoped
 from web.auth import authorize_row, log_export, requires
 from web.context import services
+from web.openapi import PDF, produces
 
 blp = Blueprint("dossier", __name__, url_prefix="/api/v1", description="个案卷宗、核验、闭环核查、督查抽样")
 
@@ -31,6 +32,7 @@ def _attachment(data: bytes, mimetype: str, filename: str):
 
 @blp.route("/cases/<int:case_id>/dossier.pdf")
 @requires("dossier.read")
+@produces(PDF, description="案卷（PDF/A）")
 def case_dossier(case_id: int):
     """The case dossier (卷宗) as one PDF/A file: cover (pupil masked), 目录 with page numbers, the
     thirteen closed-loop items of DOMAIN §8.3 with issued PDFs and returned copies, "缺失" lines,
