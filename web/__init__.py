@@ -109,7 +109,8 @@ def init_web(app: Flask) -> None:
 
     init_layout(app)
     register_error_handlers(app)
-    from web import ops_cli
+    from web import dossier_cli, ops_cli
 
     ops_cli.register(app)
     ops_cli.register_backup(app)
+    dossier_cli.register(app)
