@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)
 TaskFunc = Callable[..., str | None]
 _PAYLOAD_TYPES = (str, int, float, bool, type(None))
 # Modules defining job kinds, imported by the worker (python -m cases.store.jobs) before it consumes.
-JOB_MODULES = ("cases.documents.batch", "cases.returns.intake", "cases.notify.scheduler")
+JOB_MODULES = ("cases.documents.batch", "cases.returns.intake", "cases.notify.scheduler",
+               "cases.dossier.jobs")
 
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 3
