@@ -10,6 +10,13 @@ Supervision: a listener is started lazily and waited for; a conversion that runs
 gets its soffice killed (which also unblocks the UNO call); a dead or killed listener is restarted
 and the document retried once. Each listener has a lock; N > 1 listeners form a pool. Everything is
 shut down at interpreter exit.
+
+Recycling (as Gotenberg's restart-after): a warm soffice grows 2–3 MiB per conversion and never
+gives it back, so a listener is quit and started afresh after ``recycle_after`` conversions or as
+soon as its processes' resident memory passes ``recycle_rss_mb`` — after the document that crossed
+the line was delivered, off the caller's path: the listener leaves the pool while it restarts (the
+others keep serving) and comes back warm. No request fails for it. ``nice`` runs soffice at a lower
+CPU priority, so that on a small machine the web threads answering reads are served first.
 """
 
 from __future__ import annotations
@@ -36,6 +43,53 @@ from forms.errors import MissingTool, ToolFailed
 log = logging.getLogger(__name__)
 
 _STARTUP_TIMEOUT = 60.0
+# Defaults for converters made by ``get_converter``; set once from the configuration (``configure``).
+SETTINGS = {"recycle_after": 200, "recycle_rss_mb": 700.0, "nice": 5}
+
+
+def configure(*, recycle_after: int | None = None, recycle_rss_mb: float | None = None,
+              nice: int | None = None) -> None:
+    """Set the recycling limits (0 = never) and soffice's CPU niceness for converters made from now."""
+    for key, value in (("recycle_after", recycle_after), ("recycle_rss_mb", recycle_rss_mb), ("nice", nice)):
+        if value is not None:
+            SETTINGS[key] = value
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:  # a child may have been started by any thread of the parent
+        try:
+            out += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and all its descendants (the soffice launcher and soffice.bin), MiB."""
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        total += _rss_kib(p)
+        todo.extend(_children(p))
+    return total / 1024
 _live: weakref.WeakSet[PdfConverter] = weakref.WeakSet()
 
 
@@ -72,7 +126,14 @@ def _kill_group(proc) -> None:
 class _Office:
     """One warm soffice listener, used by one thread at a time."""
 
-    def __init__(self, root: Path, index: int, timeout: float):
+    def __init__(self, root: Path, index: int, timeout: float, *, recycle_after: int = 0,
+                 recycle_rss_mb: float = 0, nice: int = 0):
+        self.recycle_after = recycle_after
+        self.recycle_rss_mb = recycle_rss_mb
+        self.nice = nice
+        self.since_start = 0  # conversions by the current soffice
+        self.recycles = 0
+        self.recycle_due: str | None = None  # why this listener is to be recycled before its next document
         self.root = root
         self.index = index
         self.timeout = timeout
@@ -95,8 +156,10 @@ class _Office:
         if not tools.probe("soffice").installed:
             raise MissingTool("LibreOffice (soffice) is not installed (run scripts/setup.sh)", tool="soffice")
         self.pipe = f"baoxue_{uuid.uuid4().hex}"
+        niced = ["nice", "-n", str(self.nice)] if self.nice and shutil.which("nice") else []
+        self.since_start, self.recycle_due = 0, None
         self.proc = tools.spawn([
-            "soffice", "--headless", "--invisible", "--nologo", "--norestore", "--nodefault",
+            *niced, "soffice", "--headless", "--invisible", "--nologo", "--norestore", "--nodefault",
             "--nolockcheck", f"--accept=pipe,name={self.pipe};urp;StarOffice.ComponentContext",
             f"-env:UserInstallation={self.profile.resolve().as_uri()}",
         ])
@@ -158,6 +221,8 @@ class _Office:
                 try:
                     pdf = self._convert_once(docx, layout)
                     self.conversions += 1
+                    self.since_start += 1
+                    self.recycle_due = self._recycle_reason()
                     return pdf
                 except ToolFailed as e:
                     if getattr(e, "fatal", False) or attempt == 2:
@@ -167,6 +232,30 @@ class _Office:
                     self.kill()
                     self.restarts += 1
         raise AssertionError("unreachable")
+
+    def rss_mb(self) -> float:
+        return tree_rss_mb(self.proc.pid) if self.proc is not None else 0.0
+
+    def _recycle_reason(self) -> str | None:
+        if self.recycle_after and self.since_start >= self.recycle_after:
+            return f"{self.since_start} conversions"
+        if self.recycle_rss_mb:
+            rss = self.rss_mb()
+            if rss > self.recycle_rss_mb:
+                return f"{rss:.0f} MiB resident (limit {self.recycle_rss_mb:.0f})"
+        return None
+
+    def recycle(self) -> None:
+        """Quit this soffice and start a fresh one (called with the listener out of the pool)."""
+        with self.lock:
+            reason, self.recycle_due = self.recycle_due, None
+            log.info("LibreOffice listener %d recycled after %s", self.index, reason)
+            self.stop()
+            self.recycles += 1
+            try:
+                self.start()
+            except (ToolFailed, MissingTool) as e:  # started again on its next document
+                log.warning("LibreOffice listener %d did not restart after recycling: %s", self.index, e)
 
     def _convert_once(self, docx: bytes, layout: bool = False):
         uno = _uno()
@@ -239,15 +328,19 @@ class PdfConverter:
     Thread-safe. Listeners start lazily (or with ``start()``), under ``base_dir`` (default: a new
     temporary directory) which holds their profiles and scratch files and is removed at shutdown."""
 
-    def __init__(self, workers: int = 1, timeout: float = 120, base_dir: Path | str | None = None):
+    def __init__(self, workers: int = 1, timeout: float = 120, base_dir: Path | str | None = None, *,
+                 recycle_after: int | None = None, recycle_rss_mb: float | None = None, nice: int | None = None):
         if workers < 1:
             raise ValueError("workers must be >= 1")
+        limits = {"recycle_after": SETTINGS["recycle_after"] if recycle_after is None else recycle_after,
+                  "recycle_rss_mb": SETTINGS["recycle_rss_mb"] if recycle_rss_mb is None else recycle_rss_mb,
+                  "nice": SETTINGS["nice"] if nice is None else nice}
         self.workers = workers
         self.timeout = timeout
         self._own_root = base_dir is None
         root = Path(tempfile.mkdtemp(prefix="baoxue-lo-")) if base_dir is None else Path(base_dir)
         self.root = root.resolve()  # LibreOffice needs an absolute user installation path
-        self._offices = [_Office(self.root, i, timeout) for i in range(workers)]
+        self._offices = [_Office(self.root, i, timeout, **limits) for i in range(workers)]
         self._idle: queue.Queue[_Office] = queue.Queue()
         for office in self._offices:
             self._idle.put(office)
@@ -282,6 +375,17 @@ class PdfConverter:
         try:
             return office.convert(docx, layout)
         finally:
+            if office.recycle_due and not self._closed:
+                # Off the caller's path: the document is delivered, the listener restarts apart.
+                threading.Thread(target=self._recycle, args=(office,), name=f"lo-recycle-{office.index}",
+                                 daemon=True).start()
+            else:
+                self._idle.put(office)
+
+    def _recycle(self, office: _Office) -> None:
+        try:
+            office.recycle()
+        finally:
             self._idle.put(office)
 
     def convert_many(self, docs: Iterable[bytes]) -> list[bytes]:
@@ -293,10 +397,12 @@ class PdfConverter:
             return list(ex.map(self.convert, docs))
 
     @property
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int | float]:
         return {"conversions": sum(o.conversions for o in self._offices),
                 "restarts": sum(o.restarts for o in self._offices),
-                "running": sum(o.alive() for o in self._offices)}
+                "recycles": sum(o.recycles for o in self._offices),
+                "running": sum(o.alive() for o in self._offices),
+                "rss_mb": round(sum(o.rss_mb() for o in self._offices), 1)}
 
     def pids(self) -> list[int]:
         return [o.proc.pid for o in self._offices if o.proc is not None]

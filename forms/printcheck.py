@@ -12,6 +12,8 @@ empty list: the document may go out). The rules:
   signature table kept together (``Grid(keep=True)``) — with none of the text it closes, and no
   part ends on a page holding only a line or two of text;
 * ``heading-last``: no heading (``Heading``, ``Title``) is the last line of a page;
+* ``heading-alone``: no page holds only what stands above a part's list (its title, number,
+  header grid and notes) while the list starts on a later page;
 * ``split``: a block marked keep-together (``Grid``/``Rows`` with ``keep``) lies on one page;
 * ``overflow``: no printed character lies outside the type area (the footer, the caption under the
   QR and punctuation hanging one character into the right margin excepted) or outside its table
@@ -255,6 +257,7 @@ def layout_problems(pdf: bytes, spec: FormSpec, variant: Variant | None,
         lines = [t for t, _b, box in last.lines if box is not None and not _is_furniture_line(t, part_names)]
         if not last.tables and len(lines) <= 2:
             out.append(Problem(last.number, "alone", f"the last page of {part.name} holds only {lines}"))
+    out += _heading_alone(analysis, parts)
     # split keep-together blocks
     for key, part in parts.items():
         loc = analysis.parts.get(key)
@@ -273,6 +276,34 @@ def layout_problems(pdf: bytes, spec: FormSpec, variant: Variant | None,
                 out.append(Problem(min(pages), "split", f"a keep-together block is split over pages {sorted(pages)}"))
     # every value printed
     out += _missing_values(analysis, spec, variant, cleaned, page_text)
+    return out
+
+
+def _heading_alone(analysis, parts: Mapping[str, L.Part]) -> list[Problem]:
+    """``heading-alone``: a part whose list (``Rows``) starts on a later page than the part, so
+    that its first page(s) hold only what stands above the list (title, number, header grid,
+    notes) — the 交接表 whose pupils begin on page 2 under nothing."""
+    out: list[Problem] = []
+    for key, part in parts.items():
+        loc = analysis.parts.get(key)
+        rows = next((b for b in part.blocks if isinstance(b, L.Rows)), None)
+        if loc is None or rows is None or rows.keep or part.blocks.index(rows) == 0:
+            continue  # a short list kept whole (keep=True) may move on with what follows it
+        pages = sorted(p.number for p in analysis.pages if p.part == key)
+        listed = sorted({it.source.get("page") for path, it in loc.located.items()
+                         if path.startswith(rows.field + "[") and it.source.get("page")})
+        if not (pages and listed and listed[0] > pages[0]):
+            continue
+        by_number = {p.number: p for p in analysis.pages}
+        for no in range(pages[0], listed[0]):
+            page = by_number[no]
+            # only where the page had room for the list: nearly a third of it left blank
+            bottom = max([box[3] for _t, _b, box in page.lines if box is not None
+                          and not G.FOOTER_RE.match(_t.strip())]
+                         + [t.bbox[3] for t in page.tables if t.bbox], default=0)
+            if bottom < page.height * 0.7:
+                out.append(Problem(no, "heading-alone", f"the page holds only the heading of {part.name}; "
+                                                        f"its list starts on page {listed[0]}"))
     return out
 
 

@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 _CUSTOM = "docProps/custom.xml"
 _CP_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/custom-properties}"
 BOOKMARK_PREFIX = "bx_part_"
+# Entities are never expanded nor fetched (uploads are refused with a DTD before this, see
+# parsers.preflight; this parser is the second line).
+_SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
 
 
 def custom_properties(path: Path) -> dict[str, str]:
@@ -54,7 +57,7 @@ def custom_properties(path: Path) -> dict[str, str]:
         with zipfile.ZipFile(path) as z:
             if _CUSTOM not in z.namelist():
                 return {}
-            root = etree.fromstring(z.read(_CUSTOM))
+            root = etree.fromstring(z.read(_CUSTOM), _SAFE_XML)
     except (zipfile.BadZipFile, etree.XMLSyntaxError, OSError) as e:
         log.debug("no custom properties in %s: %s", path, e)
         return {}

@@ -118,3 +118,35 @@ def test_released_number_is_taken_first(app_session, school):
     app_session.commit()
     assert [reserve_number(app_session, org=school, family="f", year=2026) for _ in range(3)] == [2, 3, 4]
     assert app_session.scalar(select(func.count()).select_from(ReleasedNumber)) == 0
+
+
+def test_a_render_left_unfinished_by_a_dead_process_gives_its_number_back(client, app_session, school, breaker):
+    import datetime as dt
+
+    first = _issue(client, school)
+    assert _seq(first) == 1
+    # a process reserved number 2 and died while rendering: its row stays "rendering"
+    from cases.store.numbering import number_document
+    from forms.registry import get_spec
+
+    spec = get_spec("dropout_report")
+    dead = Document(id="DEADRENDER01", org_id=school, form="dropout_report", family=spec_family(spec),
+                    template_version=spec.version, year=dt.date.today().year, status="rendering", created_by="x",
+                    created_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    app_session.add(dead)
+    number_document(app_session, dead, issuer=app_session.get(Org, school), abbr=spec.abbr(None))
+    app_session.commit()
+    assert dead.seq == 2
+    again = _issue(client, school)
+    assert again.status_code == 201, again.get_json()
+    assert _seq(again) == 2  # the dead render's number, not 3
+    app_session.expire_all()
+    assert app_session.get(Document, "DEADRENDER01") is None
+    assert app_session.scalar(select(func.count()).select_from(AuditLog).where(
+        AuditLog.action == "document.render_failed", AuditLog.target == "document:DEADRENDER01")) == 1
+
+
+def spec_family(spec) -> str:
+    from cases.store.numbering import family_key
+
+    return family_key(spec.code, spec.abbr(None))

@@ -111,9 +111,11 @@ def test_demo_second_load_adds_nothing(session):
 
 
 def test_demo_command_migrates_and_loads(db_url, capsys):
-    assert demo.main(["--database-url", db_url]) == 0
+    from config import Config  # the settings the command's __main__ passes in
+
+    assert demo.main(["--database-url", db_url], config=Config) == 0
     assert "300 pupils" in capsys.readouterr().out
-    assert demo.main(["--database-url", db_url]) == 0
+    assert demo.main(["--database-url", db_url], config=Config) == 0
     assert "already present" in capsys.readouterr().out
     engine = make_engine(db_url)
     try:

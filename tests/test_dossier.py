@@ -146,3 +146,75 @@ def test_dossier_access_follows_the_policy(app, make_user, case, county, app_ses
     _, gov = make_user("g1", ["county_gov"], org_id=county.id)
     r = client_for(app, gov).get(f"/api/v1/cases/{case.id}/dossier.pdf")
     assert r.status_code == 200 and r.data[:5] == b"%PDF-"
+
+
+def _flip_byte(path, offset: int = 100) -> None:
+    path.chmod(0o644)
+    raw = bytearray(path.read_bytes())
+    raw[offset] ^= 0x01
+    path.write_bytes(bytes(raw))
+
+
+def test_verify_passes_then_fails_after_a_page_is_removed_or_an_original_changes(app, app_session, services, case,
+                                                                                  make_user, county):
+    from cases.dossier.build import build_dossier
+
+    dossier = build_dossier(app_session, services, case)
+    good = app.config["OUTPUT_DIR"] / "good.pdf"
+    good.write_bytes(dossier.pdf)
+    runner = app.test_cli_runner()
+    r = runner.invoke(args=["dossier", "verify", str(good)])
+    assert r.exit_code == 0, r.output
+    assert "核验通过" in r.output and case.number in r.output
+
+    # the same dossier through the auditors' upload endpoint
+    _, token = make_user("auditor2", ["auditor"], org_id=county.id)
+    auditor = client_for(app, token)
+    r = auditor.post("/api/v1/dossiers/verify", data={"file": (io.BytesIO(dossier.pdf), "卷宗.pdf")},
+                     content_type="multipart/form-data")
+    assert r.status_code == 200 and r.get_json()["ok"] is True, r.get_json()
+    assert r.get_json()["files_checked"] == len(dossier.manifest["files"]) == 3
+    r = auditor.post("/api/v1/dossiers/verify", data={}, content_type="multipart/form-data")
+    assert r.status_code == 422 and "file" in r.get_json()["fields"]
+
+    # a page removed: the page count and the pages after it no longer match
+    with pikepdf.open(io.BytesIO(dossier.pdf)) as pdf:
+        del pdf.pages[5]
+        cut = app.config["OUTPUT_DIR"] / "cut.pdf"
+        pdf.save(cut)
+    r = runner.invoke(args=["dossier", "verify", str(cut)])
+    assert r.exit_code == 1
+    assert f"清单记载 {dossier.manifest['pages']} 页，文件有 {dossier.manifest['pages'] - 1} 页" in r.output
+    assert "第 6、7" in r.output and "核验未通过" in r.output
+
+    # a page's text edited (same page count): named by its number
+    with pikepdf.open(io.BytesIO(dossier.pdf)) as pdf:
+        page = pdf.pages[2]
+        page.Contents = pikepdf.Stream(pdf, page.Contents.read_bytes() + b"\nq Q\n")
+        edited = app.config["OUTPUT_DIR"] / "edited.pdf"
+        pdf.save(edited)
+    r = runner.invoke(args=["dossier", "verify", str(edited), "--json"])
+    out = json.loads(r.output)
+    assert r.exit_code == 1 and out["problems"] == ["第 3 页与签名时的内容不符（共 1 页）"]
+
+    # the manifest changed after signing
+    with pikepdf.open(io.BytesIO(dossier.pdf)) as pdf:
+        env = json.loads(pdf.attachments[P.MANIFEST_NAME].get_file().read_bytes())
+        env["manifest"]["files"][0]["sha256"] = "0" * 64
+        pdf.attachments[P.MANIFEST_NAME] = pikepdf.AttachedFileSpec(pdf, json.dumps(env).encode(),
+                                                                    filename=P.MANIFEST_NAME)
+        forged = app.config["OUTPUT_DIR"] / "forged.pdf"
+        pdf.save(forged)
+    r = runner.invoke(args=["dossier", "verify", str(forged)])
+    assert r.exit_code == 1 and "清单签名无效" in r.output
+
+    # one byte of an original in the store changed (the returned scan of the 回证)
+    scan = next(f for f in dossier.manifest["files"] if f["role"] == "returned")
+    _flip_byte(services.store.path(scan["store_path"]))
+    r = runner.invoke(args=["dossier", "verify", str(good)])
+    assert r.exit_code == 1
+    assert f"原件已被改动：{scan['label']}" in r.output
+    r = auditor.post("/api/v1/dossiers/verify", data={"file": (io.BytesIO(dossier.pdf), "卷宗.pdf")},
+                     content_type="multipart/form-data")
+    body = r.get_json()
+    assert body["ok"] is False and len(body["problems"]) == 1 and "原件已被改动" in body["problems"][0]

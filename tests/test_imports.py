@@ -229,3 +229,19 @@ def test_every_module_imports_alone():
     with ThreadPoolExecutor(2) as pool:
         failed = [f"{n}: {err}" for n, rc, err in pool.map(one, names) if rc != 0]
     assert failed == []
+
+
+def test_entry_points_read_config_only_where_they_start():
+    """Even an entry point reads ``config`` only in its ``if __name__ == "__main__":`` block (or at
+    module level, as the app factory does), never inside a function: a function gets its settings
+    passed in, so a library call never builds state from the environment behind the caller's back."""
+    mods = modules()
+    wrong = []
+    for name in sorted(CONFIG_READERS & set(mods)):
+        for fn in ast.walk(ast.parse(mods[name].read_text(encoding="utf-8"))):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(fn):
+                    if (isinstance(node, ast.ImportFrom) and node.module == "config") or (
+                            isinstance(node, ast.Import) and any(a.name == "config" for a in node.names)):
+                        wrong.append(f"{name}:{node.lineno} in {fn.name}()")
+    assert wrong == []

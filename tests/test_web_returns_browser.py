@@ -84,6 +84,7 @@ def test_township_clerk_uploads_a_receipt_scan_and_clears_the_review_queue_by_ke
         page.keyboard.press("a")
         page.wait_for_function("b => !document.querySelector('#review-item') || "
                                "document.querySelector('#review-item').innerText !== b", arg=before)
+        page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
         decided += 1
         if decided == 1:
             web.check(page, "review-after-first")
@@ -92,6 +93,7 @@ def test_township_clerk_uploads_a_receipt_scan_and_clears_the_review_queue_by_ke
     assert page.evaluate("window.__marker") == "same page"
     text = web.check(page, "review-empty")
     assert "没有待复核的项目" in text and decided == remaining
+    print(f"review by keyboard: {decided} items in {time.monotonic() - started:.1f} s = {per_minute:.0f}/min")
     assert per_minute >= 6, f"{per_minute:.1f} decisions per minute"
     s = live_server.session()
     try:

@@ -71,3 +71,34 @@ def test_an_unidentified_page_is_shown_and_assigned_to_a_document_found_by_its_n
     assert img.status_code == 200 and img.data.startswith(b"\x89PNG")
     r = client.post(f"/review/pages/{pages[0].id}/assign", data={"document_id": "", "page_no": "1"}, headers=HTML)
     assert r.status_code == 422 and "请选择文书并填写页码" in r.get_data(as_text=True)
+
+
+def test_review_decisions_through_htmx_answer_the_next_item(client, notice, app_session):  # noqa: F811
+    from sqlalchemy import select
+
+    from cases.returns.models import ReviewItem
+
+    name, data = returned_file("scan_png")
+    _post(client, notice["org_id"], [(name, data)])
+    items = app_session.scalars(select(ReviewItem).where(ReviewItem.status == "open").order_by(ReviewItem.id)).all()
+    assert len(items) >= 2
+    hx = {**HTML, "HX-Request": "true"}
+    page = client.get("/review", headers=HTML).get_data(as_text=True)
+    assert f'/review/{items[0].id}"' in page and f'>{len(items)}</b>' in page
+    place = next((it for it in items if it.field_path == "service_place"), None)
+    target = place or items[0]
+    value = "东河镇杏林村6号" if place else None
+    r = client.post(f"/review/{target.id}", data={"action": "correct", "value": value or ""}, headers=hx)
+    assert r.status_code == 200
+    frag = r.get_data(as_text=True)
+    assert frag.lstrip().startswith('<div id="review-item"') and "<html" not in frag  # a fragment, no reload
+    assert "已改正" in frag and f">{len(items) - 1}</b>" in frag
+    app_session.expire_all()
+    decided = app_session.get(ReviewItem, target.id)
+    assert decided.status == "corrected" and decided.decision["action"] == "correct"
+    if place:
+        assert decided.decision["value"] == value
+    # a decided item cannot be decided again: the answer names why, as a fragment
+    r = client.post(f"/review/{target.id}", data={"action": "accept"}, headers=hx)
+    text = r.get_data(as_text=True)
+    assert r.status_code == 409 and "该项已由" in text and "已更正" in text and "corrected" not in text

@@ -7,10 +7,14 @@ from flask_smorest import Api
 from werkzeug.routing import IntegerConverter
 
 from web.errors import handle_http_error, register_error_handlers
+from web.openapi import ErrorOut, finish_spec
 
 
 class BaoxueApi(Api):
-    """flask-smorest Api whose HTTP errors use our body ``{"error", "message", "fields"}``."""
+    """flask-smorest Api whose HTTP errors use our body ``{"error", "message", "fields"}`` — and
+    whose document says so (``web.openapi``)."""
+
+    ERROR_SCHEMA = ErrorOut
 
     def handle_http_exception(self, error):
         return handle_http_error(error)
@@ -97,6 +101,7 @@ def init_web(app: Flask) -> None:
     for blueprint in _area_blueprints():
         api.register_blueprint(blueprint)
     register_form_schemas(api)
+    finish_spec(app, api)
     app.register_blueprint(pages)
     for blueprint in _area_blueprints(PAGE_MODULES):
         app.register_blueprint(blueprint)
@@ -104,7 +109,8 @@ def init_web(app: Flask) -> None:
 
     init_layout(app)
     register_error_handlers(app)
-    from web import ops_cli
+    from web import dossier_cli, ops_cli
 
     ops_cli.register(app)
     ops_cli.register_backup(app)
+    dossier_cli.register(app)

@@ -53,7 +53,8 @@ from web.auth import (
     work_org,
 )
 from web.context import db, services
-from web.paging import page_args, paged, paged_list
+from web.openapi import DOCX, PAGE_QUERY, PDF, ZIP, produces, query
+from web.paging import int_arg, page_args, paged, paged_list
 
 INITIAL_STATE = TRANSITIONS_BY_CODE["T1"].target  # where open_case (T1) puts a new episode
 
@@ -146,15 +147,6 @@ def page(q, to_json, **extra):
     return paged(db(), q, to_json, **extra)
 
 
-def int_arg(name: str) -> int:
-    """The query parameter ``name`` as a database id; a 422 naming it when it is not one (an id
-    beyond the 64-bit range cannot exist: it is refused the same way, never an overflow)."""
-    raw = (request.args.get(name) or "").strip()
-    if not raw.isdigit() or len(raw) > 18:
-        raise ValidationFailed(f"参数 {name} 应为编号（正整数）", fields={name: "应为正整数"})
-    return int(raw)
-
-
 def uploaded_file(what: str = "文件") -> tuple[str, bytes, int]:
     """The multipart ``file`` and ``org_id`` (the uploading unit, checked against the caller's scope);
     a 422 naming both when missing."""
@@ -165,6 +157,8 @@ def uploaded_file(what: str = "文件") -> tuple[str, bytes, int]:
         errors["file"] = f"请选择要上传的{what}"
     if not org_id.isdigit():
         errors["org_id"] = "必填，应为机构编号"
+    if "attach" in request.form and request.form["attach"].strip().lower() not in s.ATTACH_VALUES:
+        errors["attach"] = "应为 true 或 false"
     if errors:
         raise ValidationFailed("上传参数不完整", fields=errors)
     check_scope(int(org_id))
@@ -235,6 +229,9 @@ def register_form_schemas(api) -> None:
 
 @blp.route("/orgs")
 @requires("org.read")
+@query(("parent_id", "int", False, "上级机构，只列其直接下级"),
+       ("kind", "str", False, "机构类型，如 county、township、school"),
+       ("name", "str", False, "机构名称（完全相同）"), *PAGE_QUERY)
 def list_orgs():
     """Organisations in scope, paged (``?parent_id=`` for one level, ``?kind=``, ``?name=`` to
     filter)."""
@@ -278,6 +275,8 @@ def get_org(org_id: int):
 
 @blp.route("/pupils")
 @requires("pupil.read")
+@query(("org_id", "int", False, "学校或其上级机构"), ("class_id", "int", False, "班级"),
+       ("grade", "int", False, "年级 1–9"), ("q", "str", False, "姓名的一部分"), *PAGE_QUERY)
 def list_pupils():
     """Pupils in scope, ID numbers masked. ``?org_id=`` school or any ancestor; ``?q=`` name."""
     q = scoped(select(Pupil).order_by(Pupil.id), Pupil).options(selectinload(Pupil.school_class),
@@ -350,6 +349,7 @@ def get_pupil(pupil_id: int):
 
 @blp.route("/cases")
 @requires("case.read")
+@query(("org_id", "int", False, "机构（含下级）"), ("state", "str", False, "案件状态代码"), *PAGE_QUERY)
 def list_cases():
     q = scoped(select(Case).order_by(Case.id), Case)
     if request.args.get("state"):
@@ -434,6 +434,11 @@ def render_for_case(body, case_id: int):
 
 @blp.route("/documents")
 @requires("document.read")
+@query(("org_id", "int", False, "机构（含下级）"),
+       ("form", "str", False, "表单代码"),
+       ("variant", "str", False, "变体代码"), ("status", "str", False, "issued、void…"),
+       ("case_id", "int", False, "案件"),
+       *PAGE_QUERY)
 def list_documents():
     q = scoped(select(Document).order_by(Document.created_at.desc()), Document)
     for key in ("form", "variant", "status"):
@@ -463,6 +468,7 @@ def document(doc_id: str):
 
 @blp.route("/documents/<doc_id>/<any(docx, pdf):kind>")
 @requires("document.read")
+@produces(PDF, DOCX, description="PDF 或 DOCX 文件")
 def document_file(doc_id: str, kind: str):
     doc = svc.get_document(db(), doc_id)
     authorize_row(doc)
@@ -548,6 +554,7 @@ def job_status(job_id: str):
 
 @blp.route("/jobs/<job_id>/result")
 @requires("job.read")
+@produces(ZIP, description="批量生成的文书（ZIP）")
 def job_result(job_id: str):
     """The job's result file (a ZIP of the documents of a batch). Every download is logged as an
     export."""
@@ -600,4 +607,4 @@ def get_upload(upload_id: int):
             "document_id": u.document_id, "uploaded_at": u.uploaded_at.isoformat(), "uploaded_by": u.uploaded_by}
 
 
-__all__ = ["blp", "register_form_schemas", "descendants", "in_scope", "page_args", "paged_list"]
+__all__ = ["blp", "register_form_schemas", "descendants", "in_scope", "int_arg", "page_args", "paged_list"]

@@ -12,10 +12,14 @@ from flask import request, send_file
 from flask_smorest import Blueprint
 
 from cases.dossier.build import build_dossier
+from cases.dossier.verify import verify_dossier
+from cases.store import audit
 from cases.store.models import Case
+from forms.errors import ValidationFailed
 from web.api import current_user, db, get_scoped
-from web.auth import log_export, requires
+from web.auth import authorize_row, log_export, requires
 from web.context import services
+from web.openapi import PDF, produces
 
 blp = Blueprint("dossier", __name__, url_prefix="/api/v1", description="个案卷宗、核验、闭环核查、督查抽样")
 
@@ -28,6 +32,7 @@ def _attachment(data: bytes, mimetype: str, filename: str):
 
 @blp.route("/cases/<int:case_id>/dossier.pdf")
 @requires("dossier.read")
+@produces(PDF, description="案卷（PDF/A）")
 def case_dossier(case_id: int):
     """The case dossier (卷宗) as one PDF/A file: cover (pupil masked), 目录 with page numbers, the
     thirteen closed-loop items of DOMAIN §8.3 with issued PDFs and returned copies, "缺失" lines,
@@ -41,3 +46,26 @@ def case_dossier(case_id: int):
                scope={"case": case.id, "files": len(dossier.manifest["files"]), "pages": dossier.manifest["pages"]})
     session.commit()
     return _attachment(dossier.pdf, "application/pdf", dossier.filename)
+
+
+@blp.route("/dossiers/verify", methods=["POST"])
+@requires("dossier.verify")
+@blp.doc(requestBody={"content": {"multipart/form-data": {"schema": {
+    "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}})
+def verify_upload():
+    """Verify a dossier file an auditor holds (multipart ``file``): the manifest's signature, every
+    page, every listed original against the store. 200 with ``ok`` and each ``problem`` named (a
+    file that fails verification is an answer, not an error); 422 without a file."""
+    f = request.files.get("file")
+    if f is None or not f.filename:
+        raise ValidationFailed("请选择要核验的卷宗 PDF 文件", fields={"file": "必填"})
+    data = f.read()
+    keys = services().qr_keys
+    result = verify_dossier(db(), services().store, data, secret=keys.current, retired=tuple(keys.retired))
+    case_id = (result.case or {}).get("id")
+    if case_id is not None and db().get(Case, case_id) is not None:
+        authorize_row(db().get(Case, case_id))  # verifying names the case's originals: in scope only
+    audit.record(db(), who=current_user(), org=None, action="dossier.verify", target=f"case:{case_id}",
+                 after={"ok": result.ok, "problems": len(result.problems), "file": f.filename[:100]})
+    db().commit()
+    return result.as_json()

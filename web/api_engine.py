@@ -20,6 +20,7 @@ from cases.store.models import Org, in_scope
 from forms.errors import NotFound, ValidationFailed
 from web.api import check_scope, current_user, db, get_scoped, scope_org, uploaded_file
 from web.auth import authorize_row, requires, visible
+from web.openapi import PAGE_QUERY, query
 from web.paging import paged, paged_list
 
 blp = Blueprint("engine", __name__, url_prefix="/api/v1", description="案件流程、时限、问题清单、考勤导入")
@@ -306,6 +307,7 @@ def referral_reply(referral_id: int):
 
 @blp.route("/overdue")
 @requires("deadline.read")
+@query(("org_id", "int", False, "机构（含下级）"), ("today", "date", False, "今天"), *PAGE_QUERY)
 def list_overdue():
     """Open deadlines past due in the subtree of ``?org_id=`` (default: the caller's scope)."""
     org = _org_arg()
@@ -315,6 +317,7 @@ def list_overdue():
 
 @blp.route("/problems")
 @requires("deadline.read")
+@query(("org_id", "int", False, "机构（含下级）"), ("status", ["open", "resolved"], False, "状态"), *PAGE_QUERY)
 def list_problems():
     """The 问题清单 of the subtree of ``?org_id=`` (``?status=open|resolved``)."""
     org = _org_arg()

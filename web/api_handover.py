@@ -18,6 +18,7 @@ from forms.codes import HANDOVER_WHEREABOUTS
 from forms.errors import NotFound, ValidationFailed
 from web.api import check_scope, current_user, db, job_json, services
 from web.auth import log_export, requires
+from web.openapi import JSON, PAGE_QUERY, XLSX, produces, query
 from web.paging import paged_list
 from web.schemas import JobOut
 
@@ -136,6 +137,7 @@ def get_plan(plan_id: int):
 
 @blp.route("/handover/plans/<int:plan_id>/rows")
 @requires("handover.read")
+@query(*PAGE_QUERY)
 def plan_rows(plan_id: int):
     """Every 交接表 row of the plan with its reconciliation state."""
     plan = _plan(plan_id)
@@ -241,6 +243,8 @@ def close_window(body, plan_id: int):
 
 @blp.route("/handover/plans/<int:plan_id>/report")
 @requires("handover.read")
+@produces(JSON, XLSX, description="15日核查报告（JSON）；format=xlsx 时为 Excel 文件")
+@query(("as_of", "date", False, "截至日期"), ("format", ["json", "xlsx"], False, "xlsx：下载 Excel"))
 def report(plan_id: int):
     """The county's 15-day check report; ``?format=xlsx`` for the workbook, ``?as_of=`` a date."""
     session = db()

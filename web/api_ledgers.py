@@ -23,6 +23,7 @@ from forms import validators as v
 from forms.errors import ValidationFailed
 from web.api import check_scope, current_user, db, doc_json, services
 from web.auth import log_export, log_unmask, requires, unmask_reason
+from web.openapi import JSON, PAGE_QUERY, XLSX, produces, query
 from web.paging import next_link, page_args, paged, paged_list
 
 blp = Blueprint("ledgers", __name__, url_prefix="/api/v1", description="台账、指标与统计表")
@@ -30,16 +31,24 @@ blp = Blueprint("ledgers", __name__, url_prefix="/api/v1", description="台账�
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+_RANGES = {"year": (2000, 2100), "quarter": (1, 4)}
+
+
 def _int_arg(name: str, *, required: bool = True, default: int | None = None) -> int | None:
-    raw = request.args.get(name) if request.method == "GET" else (request.get_json(silent=True) or {}).get(name)
+    body = request.get_json(silent=True) if request.method != "GET" else None
+    raw = request.args.get(name) if request.method == "GET" else (body if isinstance(body, dict) else {}).get(name)
     if raw in (None, ""):
         if required:
             raise ValidationFailed(f"缺少参数 {name}", fields={name: "必填"})
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except (TypeError, ValueError):
         raise ValidationFailed(f"参数 {name} 应为整数", fields={name: "应为整数"}) from None
+    low, high = _RANGES.get(name, (0, 2**63 - 1))
+    if not low <= value <= high:
+        raise ValidationFailed(f"参数 {name} 超出范围", fields={name: f"应在 {low}–{high} 之间"})
+    return value
 
 
 def _date_arg(raw: str | None, name: str = "as_of") -> dt.date | None:
@@ -53,6 +62,9 @@ def _date_arg(raw: str | None, name: str = "as_of") -> dt.date | None:
 
 @blp.route("/ledgers/<kind>")
 @requires("ledger.read")
+@produces(JSON, XLSX, description="台账（JSON）；format=xlsx 时为 Excel 文件")
+@query(("org_id", "int", True, "机构编号"), ("as_of", "date", False, "截至日期，默认今天"),
+       ("format", ["json", "xlsx"], False, "xlsx：下载 Excel"), *PAGE_QUERY)
 def ledger(kind: str):
     """A ledger of ``kind`` for node ``org_id`` as of ``as_of`` (default today)."""
     session = db()
@@ -134,6 +146,8 @@ def _org(org_id: int):
 
 @blp.route("/reports/calendar")
 @requires("ledger.read")
+@query(("org_id", "int", True, "机构编号"), ("today", "date", False, "今天"), ("from", "date", False, "起"),
+       ("to", "date", False, "止"))
 def report_calendar():
     """The reporting calendar (DOMAIN §6.3) of the units under ``org_id``: every report due from
     ``from`` to ``to`` (default: this month and next), its as-of date and what was filed for it."""
@@ -150,6 +164,7 @@ def report_calendar():
 
 @blp.route("/reports/not-filed")
 @requires("ledger.read")
+@query(("org_id", "int", True, "机构编号"), ("today", "date", False, "今天"))
 def reports_not_filed():
     """The "not filed" list of a jurisdiction: reports whose as-of date has passed and that no unit
     under ``org_id`` has filed (``overdue`` once the due date is past), as of ``today``."""
@@ -162,6 +177,7 @@ def reports_not_filed():
 
 @blp.route("/reports/reminders")
 @requires("ledger.read")
+@query(("org_id", "int", True, "机构编号"))
 def report_reminders():
     """The reminders the scheduler raised for reports not filed (T−1, due today, overdue)."""
     from sqlalchemy import select
@@ -177,6 +193,8 @@ def report_reminders():
 
 @blp.route("/indicators")
 @requires("indicator.read")
+@query(("org_id", "int", True, "机构编号"), ("year", "int", False, "学年起始年"),
+       ("reference", "date", False, "参照日"))
 def indicator_list():
     """The §6.4 indicators of node ``org_id`` for school year ``year`` with targets and pass/fail."""
     session = db()
@@ -193,6 +211,9 @@ def indicator_list():
 
 @blp.route("/reports/quarterly")
 @requires("indicator.read")
+@produces(JSON, XLSX, description="统计表数字（JSON）；format=xlsx 时为 Excel 文件")
+@query(("org_id", "int", True, "机构编号"), ("year", "int", True, "年份"), ("quarter", "int", True, "季度 1–4"),
+       ("format", ["json", "xlsx"], False, "xlsx：下载 Excel"))
 def quarterly():
     """The 统计表 figures of node ``org_id`` for ``year``/``quarter`` (``&format=xlsx``)."""
     session = db()

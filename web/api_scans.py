@@ -26,12 +26,14 @@ from flask import request, send_file, url_for
 from flask_smorest import Blueprint
 
 from cases.returns import geometry, intake, queries, review
-from cases.returns.models import ReturnPage, ReviewItem
+from cases.returns.models import REVIEW_KINDS, ReturnPage, ReviewItem
 from cases.store.models import Document, Org
 from forms.errors import NotFound, ValidationFailed
 from web.api import check_scope, current_user, db, get_scoped, int_arg, scope_org, services, uploaded_file
 from web.auth import authorize_row, requires
+from web.openapi import PAGE_QUERY, PNG, produces, query
 from web.paging import paged, paged_list
+from web.schemas import UploadForm
 
 blp = Blueprint("scans", __name__, url_prefix="/api/v1", description="扫描件与照片识别、人工复核")
 
@@ -65,6 +67,7 @@ def _page_json(p: ReturnPage) -> dict:
 
 @blp.route("/scans", methods=["POST"])
 @requires("upload.create")
+@blp.doc(requestBody={"content": {"multipart/form-data": {"schema": UploadForm}}})
 def upload_scan():
     """Upload a scan or photo (PNG, JPEG, TIFF, image-only PDF; many pages of several documents in
     any order and rotation). Answers 202 with the job id at once; the file is stored first."""
@@ -89,6 +92,7 @@ def scan_outcome(upload_id: int):
 
 @blp.route("/scans/unidentified")
 @requires("review.read")
+@query(*PAGE_QUERY)
 def unidentified_pages():
     """Pages no document could be found for, with the reason, for a person to assign (paged)."""
     return paged_list(queries.list_unidentified(db(), scope_org()), _page_json)
@@ -111,6 +115,12 @@ def assign_page(body, page_id: int):
 
 @blp.route("/review")
 @requires("review.read")
+@query(("org_id", "int", False, "机构（含下级），默认为当前用户的范围"),
+       ("status", ["open", "accepted", "corrected", "rejected", "all"], False, "默认 open"),
+       ("upload_id", "int", False, "上传"), ("document_id", "str", False, "文书编号"),
+       ("case_id", "int", False, "案件"),
+       ("kind", list(REVIEW_KINDS), False, "复核类型"), ("reason", "str", False, "原因中的文字"),
+       ("field", "str", False, "字段路径的一部分"), *PAGE_QUERY)
 def review_list():
     """Review queue, paged (``limit``, ``offset``, ``next``), oldest first. Filters: ``org_id``
     (default: the caller's scope), ``status`` (open — the default —, accepted, corrected, rejected,
@@ -125,11 +135,11 @@ def review_list():
         org = db().get(Org, org_id)
         if org is None:
             raise NotFound(f"机构 {org_id} 不存在", fields={"org_id": "不存在"})
-    q = review.review_query(org, status=args.get("status") or "open",
+    q = review.review_query(org, status=args.get("status", "open"),
                             upload_id=int_arg("upload_id") if args.get("upload_id") else None,
                             document_id=args.get("document_id") or None,
                             case_id=int_arg("case_id") if args.get("case_id") else None,
-                            kind=args.get("kind") or None, reason=args.get("reason") or None,
+                            kind=args.get("kind"), reason=args.get("reason") or None,
                             field=args.get("field") or None)
     return paged(db(), q, _item_json)
 
@@ -144,6 +154,7 @@ def _item(item_id: int) -> ReviewItem:
 
 @blp.route("/review/<int:item_id>/crop.png")
 @requires("review.read")
+@produces(PNG, description="读取该值的图像区域（PNG）")
 def review_crop(item_id: int):
     """The image region the value was read from."""
     it = _item(item_id)
@@ -167,14 +178,18 @@ def review_decide(body, item_id: int):
 
 @blp.route("/returns")
 @requires("document.read")
+@query(("form", "str", True, "表单代码"), ("issuer_id", "int", True, "签发机构"),
+       ("year", "int", False, "年份"), ("variant", "str", False, "变体代码"))
 def returns_count():
     """"N of M returned": ``form``, ``issuer_id``, optional ``year`` and ``variant``."""
     args = request.args
-    if not args.get("form") or not (args.get("issuer_id") or "").isdigit():
-        raise ValidationFailed("缺少参数", fields={"form": "必填", "issuer_id": "必填，整数"})
-    check_scope(int(args["issuer_id"]))
-    year = int(args["year"]) if (args.get("year") or "").isdigit() else None
-    return queries.returned_count(db(), form=args["form"], issuer_id=int(args["issuer_id"]), year=year,
+    missing = {k: v for k, v in (("form", "必填"), ("issuer_id", "必填，整数")) if not args.get(k)}
+    if missing:
+        raise ValidationFailed("缺少参数", fields=missing)
+    issuer_id = int_arg("issuer_id")
+    check_scope(issuer_id)
+    year = int_arg("year") if "year" in args else None
+    return queries.returned_count(db(), form=args["form"], issuer_id=issuer_id, year=year,
                                 variant=args.get("variant") or None)
 
 

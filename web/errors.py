@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify, redirect, render_template, request, url_for
+from flask import jsonify, make_response, redirect, render_template, request, url_for
 from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
@@ -17,6 +17,11 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                405: "method_not_allowed", 409: "conflict", 413: "too_large",
                415: "unsupported_media_type", 422: "validation_failed", 429: "too_many_requests",
                500: "internal_error"}
+
+
+_CN_DEFAULTS = {400: "请求格式有误", 404: "没有这个地址", 405: "此地址不支持该请求方法",
+                415: "不支持的内容类型", 500: "服务器内部错误，请稍后重试或联系管理员",
+                503: "服务暂时不可用，请稍后重试"}
 
 
 def wants_json() -> bool:
@@ -62,6 +67,10 @@ def http_error_body(e: HTTPException) -> dict:
             for name, msgs in _flatten(errs):
                 fields[name] = "；".join(str(m) for m in msgs) if isinstance(msgs, list) else str(msgs)
     message = e.description or e.name
+    if status in _CN_DEFAULTS and e.description == type(e).description:  # Werkzeug's English default
+        message = _CN_DEFAULTS[status]
+        if status == 405 and getattr(e, "valid_methods", None):
+            message += "（可用：" + "、".join(sorted(set(e.valid_methods) - {"HEAD", "OPTIONS"})) + "）"
     if status == 413:
         message = "上传的文件太大"
     if status == 429:
@@ -84,7 +93,12 @@ def _flatten(errs, prefix=""):
 
 
 def handle_http_error(e: HTTPException):
-    return error_response(e.code or 500, http_error_body(e))
+    response = make_response(error_response(e.code or 500, http_error_body(e)))
+    # Werkzeug's own headers for the answer: ``Allow`` on a 405, ``Retry-After`` on a 429/503.
+    for name, value in e.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def handle_unexpected(e: Exception):
@@ -113,7 +127,23 @@ def handle_overflow(e: OverflowError):
     return error_response(422, {"error": "validation_failed", "message": "输入的数值超出允许的范围", "fields": {}})
 
 
+def refuse_non_object_json():
+    """A JSON request body must be one JSON object (every body of this API is): an array, a bare
+    value or broken JSON is refused here with a 400/422 naming it, before any route reads it."""
+    if request.method not in ("POST", "PUT", "PATCH") or not request.is_json or not request.content_length:
+        return None
+    body = request.get_json(silent=True)
+    if body is None:
+        return error_response(400, {"error": "bad_request", "message": "请求体不是有效的 JSON",
+                                    "fields": {"body": "无效的 JSON"}})
+    if not isinstance(body, dict):
+        return error_response(422, {"error": "validation_failed", "message": "请求体应为 JSON 对象",
+                                    "fields": {"body": "JSON 对象"}})
+    return None
+
+
 def register_error_handlers(app):
+    app.before_request(refuse_non_object_json)
     app.register_error_handler(BaoxueError, handle_baoxue_error)
     app.register_error_handler(IntegrityError, handle_integrity_error)
     app.register_error_handler(DataError, handle_data_error)

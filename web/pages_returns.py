@@ -217,18 +217,30 @@ def decide(item_id: int):
             value = {"true": True, "false": False}.get(value or "", None)
         elif view["kind"] == "multi":
             value = request.form.getlist("value")
-    error = None
+    error, status = None, 200
+    if item.status != "open":  # decided meanwhile (another person, another tab): say who and how
+        from web.layout import person
+        from web.messages import label
+
+        how = label(item.status, "review_status")
+        error, status = f"该项已由{person(item.decided_by)}处理（{how}），无需再处理", 409
+        item_next, total = _next_item(item_id)
+        ctx = {"view": _item_view(item_next) if item_next else None, "remaining": total, "error": error}
+        if _htmx():
+            return render_template("returns/_review_item.html", **ctx), status
+        return render_template("returns/review.html", **ctx), status
     try:
         review_svc.decide(session, item_id, action=action, value=value, user=_user())
         session.commit()
     except BaoxueError as e:
         session.rollback()
         error = e.message + ("：" + "；".join(str(x) for x in e.fields.values()) if e.fields else "")
+        status = e.http_status
     if error is not None:
         ctx = {"view": _item_view(session.get(ReviewItem, item_id)), "remaining": _next_item()[1], "error": error}
         if _htmx():
-            return render_template("returns/_review_item.html", **ctx), 422
-        return render_template("returns/review.html", **ctx), 422
+            return render_template("returns/_review_item.html", **ctx), status
+        return render_template("returns/review.html", **ctx), status
     if _htmx():
         item, total = _next_item(item_id)
         return render_template("returns/_review_item.html", view=_item_view(item) if item else None,

@@ -6,7 +6,7 @@ fields for OpenAPI, generated from the spec so there is no second list of fields
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates
 
 from forms import validators as v
 from forms.spec import FormSpec, Kind
@@ -213,10 +213,17 @@ class JobOut(Schema):
     result_url = fields.String(allow_none=True)
 
 
+ATTACH_VALUES = ["true", "false", "1", "0", "yes", "no", "on", "off"]
+
+
 class UploadForm(Schema):
+    class Meta:  # other form fields are ignored
+        unknown = INCLUDE
+
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
     org_id = fields.Integer(required=True)
-    attach = fields.Boolean(load_default=False)
+    attach = fields.String(validate=validate.OneOf(ATTACH_VALUES),
+                           metadata={"description": "true：不是本系统文书的文件作为附件保留（默认 false）"})
 
 
 _KIND_FIELDS = {

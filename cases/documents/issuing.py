@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +121,7 @@ def issue_document(session: Session, services: Services, *, form: str, variant: 
     cleaned = spec.validate(full, var, options=form_options(session, issuer, services))
 
     BREAKER.check()  # LibreOffice known to be down: 503 now, no number reserved (the DOCX needs its layout too)
+    release_stale_renders(session, issuer=issuer, family=family_key(spec.code, spec.abbr(var)), year=issued_on.year)
 
     doc = Document(id=ident.new_doc_id(), org_id=issuer.id, case_id=case.id if case else None,
                    form=spec.code, variant=var.code if var else None,
@@ -163,6 +165,30 @@ def issue_document(session: Session, services: Services, *, form: str, variant: 
     session.commit()
     log.info("issued %s %s as %s", spec.code, doc.variant or "", doc.id)
     return doc
+
+
+STALE_RENDER = dt.timedelta(minutes=30)
+
+
+def release_stale_renders(session: Session, *, issuer: Org, family: str, year: int,
+                          older_than: dt.timedelta = STALE_RENDER) -> int:
+    """Documents of this series left ``rendering`` by a process that died mid-render (a render
+    takes seconds; its converter gives up within minutes): nothing reached paper, so their numbers
+    are given back before the next one is reserved. Returns how many."""
+    cutoff = utcnow() - older_than
+    stale = session.scalars(select(Document).where(
+        Document.org_id == issuer.id, Document.family == family, Document.year == year,
+        Document.status == "rendering", Document.created_at < cutoff)).all()
+    for doc in stale:
+        taken = [(doc.family, doc.seq)] if doc.seq is not None else []
+        spec = get_spec(doc.form)
+        for f in spec.fields:
+            text = (doc.data or {}).get(f.name) if f.series else None
+            m = re.search(r"〕(\d+)号$", str(text or ""))
+            if m:
+                taken.append((family_key(spec.code, f.series), int(m.group(1))))
+        _give_back(session, doc, taken, issuer=issuer, reason="生成过程中断（进程退出），未出具", who="system")
+    return len(stale)
 
 
 def _give_back(session: Session, doc: Document, taken: list[tuple[str, int]], *, issuer: Org, reason: str,

@@ -1020,24 +1020,24 @@ def load_holiday_table(session: Session, data: Mapping, *, actor: str) -> Holida
 
 # ---- command line -------------------------------------------------------------------------------------
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m cases.engine.casework sweep [--today YYYY-MM-DD]`` on DATABASE_URL."""
+def main(argv: list[str] | None = None, *, config) -> int:
+    """``python -m cases.engine.casework sweep [--today YYYY-MM-DD]`` on ``config.DATABASE_URL``
+    (the settings are passed in by the ``__main__`` block)."""
+    from cases.store import jobs
     from cases.store.db import make_engine, make_session_factory, session_scope
-    from config import Config
 
     parser = argparse.ArgumentParser(prog="python -m cases.engine.casework")
     parser.add_argument("command", choices=["sweep"])
     parser.add_argument("--today", type=dt.date.fromisoformat, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from cases.store import jobs
 
-    engine = make_engine(Config.DATABASE_URL)
+    engine = make_engine(config.DATABASE_URL)
     factory = make_session_factory(engine)
+    jobs.init_jobs(config, session_factory=factory)
     with session_scope(factory) as session:
         counts = sweep(session, args.today)
     # Background jobs whose worker died are queued again (or failed) by the sweep as well.
-    jobs.init_jobs(Config, session_factory=factory)
     counts["jobs"] = {k: len(v) for k, v in jobs.reap().items()}
     log.info("sweep done: %s", counts)
     sys.stdout.write(f"{counts}\n")
@@ -1045,4 +1045,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from config import Config
+
+    sys.exit(main(config=Config))

@@ -145,11 +145,11 @@ def status(session: Session, now: dt.datetime | None = None) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m cases.notify.scheduler run <task|all> [--now ISO]``: one run by hand."""
+def main(argv: list[str] | None = None, *, config) -> int:
+    """``python -m cases.notify.scheduler run <task|all> [--now ISO]``: one run by hand, with the
+    settings ``config`` (passed in by the ``__main__`` block)."""
     from cases.store.db import make_engine, make_session_factory
     from cases.store.services import Services, register
-    from config import Config
 
     parser = argparse.ArgumentParser(description="Run a scheduler task once.")
     parser.add_argument("command", choices=["run"])
@@ -159,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO)
     from cases.store.jobs import init_jobs
 
-    factory = make_session_factory(make_engine(Config.DATABASE_URL))
-    init_jobs(Config, session_factory=factory)
-    register(Services.from_config({k: getattr(Config, k) for k in dir(Config) if k.isupper()}, factory))
+    factory = make_session_factory(make_engine(config.DATABASE_URL))
+    init_jobs(config, session_factory=factory)
+    register(Services.from_config({k: getattr(config, k) for k in dir(config) if k.isupper()}, factory))
     now = args.now.replace(tzinfo=args.now.tzinfo or delivery.CHINA_TZ) if args.now else None
     result = run_all(now, factory=factory) if args.task == "all" else RUNNERS[args.task](now, factory=factory)
     print(result)
@@ -169,4 +169,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    from config import Config
+
+    sys.exit(main(config=Config))

@@ -67,7 +67,7 @@ def review_query(org: Org | None, *, status: str = "open", upload_id: int | None
         if status not in REVIEW_STATUSES:
             raise ValidationFailed("复核状态无效", fields={"status": "可选：all、" + "、".join(REVIEW_STATUSES)})
         stmt = stmt.where(ReviewItem.status == status)
-    if kind:
+    if kind is not None:
         if kind not in REVIEW_KINDS:
             raise ValidationFailed("复核类型无效", fields={"kind": "可选：" + "、".join(REVIEW_KINDS)})
         stmt = stmt.where(ReviewItem.kind == kind)

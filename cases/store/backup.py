@@ -81,17 +81,22 @@ def _run(cmd: list[str], env: dict, what: str) -> None:
         raise BackupFailed(f"{what}失败：{out.stderr.strip()[-800:]}")
 
 
-def _counts(engine) -> dict[str, int]:
-    names = sorted(inspect(engine).get_table_names())
-    with engine.connect() as conn:
-        return {n: conn.execute(text(f'SELECT COUNT(*) FROM "{n}"')).scalar_one() for n in names}
+def _counts(bind) -> dict[str, int]:
+    """Rows per table, on an engine or inside a connection's transaction."""
+    if hasattr(bind, "connect") and not hasattr(bind, "execute"):
+        with bind.connect() as conn:
+            return _counts(conn)
+    names = sorted(inspect(bind).get_table_names())
+    return {n: bind.execute(text(f'SELECT COUNT(*) FROM "{n}"')).scalar_one() for n in names}
 
 
-def _revision(engine) -> str | None:
-    with engine.connect() as conn:
-        if "alembic_version" not in inspect(conn).get_table_names():
-            return None
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+def _revision(bind) -> str | None:
+    if hasattr(bind, "connect") and not hasattr(bind, "execute"):
+        with bind.connect() as conn:
+            return _revision(conn)
+    if "alembic_version" not in inspect(bind).get_table_names():
+        return None
+    return bind.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def create_backup(url: str, store: Store, dest: Path | str) -> dict:
@@ -103,12 +108,6 @@ def create_backup(url: str, store: Store, dest: Path | str) -> dict:
     dest.mkdir(parents=True, exist_ok=True)
     u = normalise_url(url)
     kind = u.get_backend_name()
-    engine = create_engine(u)
-    try:
-        counts = _counts(engine)
-        revision = _revision(engine)
-    finally:
-        engine.dispose()
     if kind == "sqlite":
         db_file = dest / "database.sqlite3"
         src = sqlite3.connect(u.database, timeout=30)
@@ -118,11 +117,27 @@ def create_backup(url: str, store: Store, dest: Path | str) -> dict:
         finally:
             dst.close()
             src.close()
+        copy = create_engine(f"sqlite:///{db_file}")
+        try:  # the row counts of the copy itself
+            counts, revision = _counts(copy), _revision(copy)
+        finally:
+            copy.dispose()
     elif kind == "postgresql":
         db_file = dest / "database.pgdump"
         args, env, schema = _pg_args(u)
-        _run(["pg_dump", "--format=custom", "--no-owner", "--no-privileges", *args,
-              *(["-n", schema] if schema else []), "-f", str(db_file)], env, "pg_dump")
+        engine = create_engine(u)
+        try:
+            # One snapshot for the counts and the dump: exported by a repeatable-read transaction
+            # held open while pg_dump reads it, so rows written meanwhile are in neither.
+            with engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    snapshot = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+                    counts, revision = _counts(conn), _revision(conn)
+                    _run(["pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--snapshot={snapshot}",
+                          *args, *(["-n", schema] if schema else []), "-f", str(db_file)], env, "pg_dump")
+        finally:
+            engine.dispose()
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise BackupFailed(f"不支持的数据库：{kind}")
     files = {db_file.name: {"sha256": _sha256(db_file), "size": db_file.stat().st_size}}

@@ -27,8 +27,8 @@ Surviving workers (a queue hands a message out once: a worker killed mid-job tak
 Every job kind must therefore be idempotent: run twice, it leaves what running once leaves
 (scan pages and review items are unique per page, batch items per ``Document.request_key``).
 
-Worker: ``python -m cases.store.jobs`` (or ``huey_consumer cases.store.jobs.huey``), with the same
-environment as the web service.
+Worker: ``python -m cases.store.jobs``, with the same environment as the web service (its
+``__main__`` block passes the settings in).
 """
 
 from __future__ import annotations
@@ -136,19 +136,11 @@ def init_jobs(config, *, session_factory: sessionmaker[Session] | None = None) -
 
 
 def get_huey() -> Huey:
-    """The configured Huey instance (built from ``config.Config`` on first use if needed)."""
+    """The Huey instance built by ``init_jobs`` (the app factory and the worker call it first,
+    with their settings: this module never reads the configuration itself)."""
     if _state.huey is None:
-        from config import Config
-
-        init_jobs(Config)
+        raise RuntimeError("后台任务未初始化：先以配置调用 cases.store.jobs.init_jobs(config)")
     return _state.huey
-
-
-def __getattr__(name: str):
-    # ``huey_consumer cases.store.jobs.huey`` looks the instance up as a module attribute.
-    if name == "huey":
-        return get_huey()
-    raise AttributeError(name)
 
 
 def _factory() -> sessionmaker[Session]:
@@ -535,31 +527,32 @@ def verify_store(ctx: JobContext, store_root: str) -> str:
     return str(out)
 
 
-def main() -> None:  # pragma: no cover - exercised by running a worker (tests/test_worker_kill.py)
-    """Run a consumer for the configured queue (``python -m cases.store.jobs``), with the reaper."""
+def main(config, secret_problems: Callable[[Mapping], list[str]]) -> None:  # pragma: no cover
+    """Run a consumer for the queue of ``config`` (``python -m cases.store.jobs``), with the reaper;
+    ``secret_problems``: what is wrong with the settings' secrets (refused in production).
+    Exercised by running a worker (tests/test_worker_kill.py)."""
     from cases.store.services import Services, register
-    from config import Config, secret_problems
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = {k: getattr(Config, k) for k in dir(Config) if k.isupper()}
+    settings = {k: getattr(config, k) for k in dir(config) if k.isupper()}
     problems = secret_problems(settings)
-    if problems and Config.ENV_NAME == "production":  # the worker signs page codes too
+    if problems and getattr(config, "ENV_NAME", "") == "production":  # the worker signs page codes too
         raise SystemExit("BAOXUE_ENV=production，后台任务进程拒绝启动：" + "；".join(problems))
     # Every table on Base (audit_log.user_id refers to the accounts' users: flushing an audit entry
     # in a batch job failed with NoReferencedTableError when only some model modules were imported).
     from cases.store.models import load_all_models
 
     load_all_models()
-    huey = init_jobs(Config)
+    huey = init_jobs(config)
     # The job kinds find the store, secrets and converter settings through the one registry.
     register(Services.from_config(settings, _state.session_factory))
     # Modules that register more job kinds with @job_task must be imported before consuming.
-    for module in (*JOB_MODULES, *getattr(Config, "JOB_MODULES", ())):
+    for module in (*JOB_MODULES, *getattr(config, "JOB_MODULES", ())):
         importlib.import_module(module)
     stop = threading.Event()
     threading.Thread(target=run_reaper, args=(stop,), name="job-reaper", daemon=True).start()
     try:
-        huey.create_consumer(workers=int(getattr(Config, "JOB_WORKERS", 2)), worker_type="thread").run()
+        huey.create_consumer(workers=int(getattr(config, "JOB_WORKERS", 2)), worker_type="thread").run()
     finally:
         stop.set()
 
@@ -568,5 +561,6 @@ if __name__ == "__main__":  # pragma: no cover
     # Run through the importable module, not ``__main__``: job kinds registered by other modules
     # (cases.documents.batch imports ``cases.store.jobs``) must land in the registry the consumer serves.
     from cases.store import jobs as _jobs
+    from config import Config, secret_problems
 
-    _jobs.main()
+    _jobs.main(Config, secret_problems)

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from cases.store.storage import Store
+from forms import pdf
 from forms.identity import QrKeys
 from parsers.preflight import DEFAULT_LIMITS, Limits
 
@@ -37,6 +38,8 @@ class Services:
     def from_config(cls, config: Mapping[str, Any], session_factory) -> Services:
         """Services from a settings mapping (Flask ``app.config`` or a Config's attributes)."""
         out = Path(config["OUTPUT_DIR"])
+        pdf.configure(recycle_after=config.get("PDF_RECYCLE_AFTER"), recycle_rss_mb=config.get("PDF_RECYCLE_RSS_MB"),
+                      nice=config.get("PDF_NICE"))
         return cls(session_factory=session_factory, store=Store(out / "store"), output_dir=out,
                    qr_keys=qr_keys_from(config), fonts=tuple(config[k] for k in (
                        "FONT_BODY", "FONT_TITLE", "FONT_TABLE", "FONT_HEADING")),

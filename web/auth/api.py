@@ -27,7 +27,8 @@ from cases.store.models import AuditLog, Org
 from forms.errors import NotFound, ValidationFailed
 from web.auth.core import account, authorize_org, hasher, principal, requires, visible
 from web.context import db
-from web.paging import paged
+from web.openapi import PAGE_QUERY, query
+from web.paging import int_arg, paged
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="账号、角色、令牌与审计日志")
 
@@ -81,6 +82,7 @@ def roles():
 
 @blp.route("/tokens")
 @requires("account.self")
+@query(*PAGE_QUERY)
 def list_tokens():
     """The caller's own tokens (never the token itself: it was shown once)."""
     q = select(ApiToken).where(ApiToken.user_id == account().id).order_by(ApiToken.id)
@@ -125,6 +127,7 @@ def _user(user_id: int, action: str) -> User:
 
 @blp.route("/users")
 @requires("user.read")
+@query(("q", "str", False, "用户名或姓名的一部分"), ("org_id", "int", False, "机构"), *PAGE_QUERY)
 def list_users():
     """Accounts at the administrator's node and below (``?q=`` name, ``?org_id=``)."""
     q = select(User).join(Org, Org.id == User.org_id, isouter=True).order_by(User.id)
@@ -133,8 +136,8 @@ def list_users():
         q = q.where(Org.path.startswith(p.org_path))
     if request.args.get("q"):
         q = q.where(or_(User.username.contains(request.args["q"]), User.display_name.contains(request.args["q"])))
-    if (request.args.get("org_id") or "").isdigit():
-        q = q.where(User.org_id == int(request.args["org_id"]))
+    if "org_id" in request.args:
+        q = q.where(User.org_id == int_arg("org_id"))
     return paged(db(), q, accounts.user_json)
 
 
@@ -197,6 +200,7 @@ def _audit_json(e: AuditLog) -> dict:
 
 @blp.route("/audit")
 @requires("audit.read")
+@query(("target", "str", False, "对象"), ("action", "str", False, "操作"), ("who", "str", False, "用户名"), *PAGE_QUERY)
 def audit_entries():
     """Audit entries of the caller's scope, newest first: ``?target=``, ``?action=``, ``?who=``,
     ``?limit=`` (≤ 500), ``?offset=``."""

@@ -8,7 +8,19 @@ document.addEventListener("keydown", function (e) {
   var el = document.querySelector('[data-key="' + (e.key.length === 1 ? e.key.toLowerCase() : e.key) + '"]');
   if (!el || el.disabled) return;
   e.preventDefault();
-  if (el.tagName === "INPUT" || el.tagName === "TEXTAREA") { el.focus(); el.select && el.select(); } else { el.click(); }
+  // While the previous decision is on its way or being swapped in, a key waits for nothing: it is
+  // dropped rather than sent twice or sent as a full-page form.
+  if (document.querySelector(".htmx-request, .htmx-swapping, .htmx-settling")) return;
+  if (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT") { el.focus(); el.select && el.select(); return; }
+  var form = el.form;
+  if (form && form.getAttribute("hx-post") && window.htmx) {
+    var values = {};
+    if (el.name) values[el.name] = el.value;
+    htmx.ajax("POST", form.getAttribute("hx-post"), {source: form, target: form.getAttribute("hx-target"),
+                                                    swap: form.getAttribute("hx-swap") || "innerHTML", values: values});
+    return;
+  }
+  el.click();
 });
 /* After htmx swaps in new content, focus the element marked autofocus inside it. */
 document.addEventListener("htmx:afterSettle", function () {

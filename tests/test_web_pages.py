@@ -1,0 +1,63 @@
+"""The case pages through the Flask client, on SQLite and PostgreSQL: every page answers 200 in
+Chinese, the pupil search finds by name, pinyin initials, 学籍号 end and ID tail, and a refused
+action or invalid attempt answers the case page with the reason (nothing written)."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from cases.store.models import Case, CaseEvent, Pupil
+
+HTML = {"Accept": "text/html"}
+
+
+def _text(r) -> str:
+    assert r.status_code == 200, r.get_data(as_text=True)[:1000]
+    html = r.get_data(as_text=True)
+    assert not re.search(r">\s*(None|True|False)\s*<", html)
+    return html
+
+
+def test_pupil_search_by_name_initials_xueji_and_id_tail(client, demo, app_session):
+    from web.pages_cases import initials
+
+    p = app_session.scalars(select(Pupil).order_by(Pupil.id)).first()
+    for q in (p.name, initials(p.name).split("|")[0], p.xueji_no[-12:], p.id_number[-4:]):
+        html = _text(client.get("/pupils", query_string={"q": q}, headers=HTML))
+        assert p.name in html, q
+        assert p.id_number not in html  # masked
+    html = _text(client.get("/pupils", headers=HTML))
+    assert "班级花名册" in html and "六年级" in html
+
+
+def test_every_case_page_renders(client, demo, app_session):
+    for case in app_session.scalars(select(Case)).all():
+        html = _text(client.get(f"/cases/{case.id}", headers=HTML))
+        assert case.pupil.name in html and "下一步办理" in html
+    case = app_session.scalars(select(Case).order_by(Case.id)).first()
+    for form, variant in (("guardian_notice", "xianqi"), ("guardian_notice", "zeling"), ("dropout_report", ""),
+                          ("referral_letter", "xiecha")):
+        html = _text(client.get(f"/cases/{case.id}/issue", query_string={"form": form, "variant": variant},
+                                headers=HTML))
+        assert "需要填写" in html and "从案卷带入" in html
+    for path in ("/", "/cases", "/cases?state=all", "/documents", "/upload", "/review", "/review/unidentified",
+                 "/forms"):
+        _text(client.get(path, headers=HTML))
+
+
+def test_invalid_attempt_and_refused_action_answer_the_case_page(client, demo, app_session):
+    case = app_session.scalars(select(Case).where(Case.state == "SUSPECTED")).first()
+    before = app_session.query(CaseEvent).filter(CaseEvent.case_id == case.id).count()
+    r = client.post(f"/cases/{case.id}/attempts", data={"date": "", "method": "visit", "result": "refused",
+                                                        "persons": ""}, headers=HTML)
+    assert r.status_code == 422
+    html = r.get_data(as_text=True)
+    assert "劝返记录有" in html and "必填" in html and case.pupil.name in html
+    r = client.post(f"/cases/{case.id}/act", data={"code": "T9"}, headers=HTML)  # not from SUSPECTED
+    assert r.status_code == 409
+    html = r.get_data(as_text=True)
+    assert "当前状态为“疑似辍学”，不能办理“限期内返校”" in html and "SUSPECTED" not in html
+    app_session.expire_all()
+    assert app_session.query(CaseEvent).filter(CaseEvent.case_id == case.id).count() == before
