@@ -11,12 +11,15 @@ from urllib.parse import quote
 from flask import request, send_file
 from flask_smorest import Blueprint
 
+from cases.dossier import checks as chk
+from cases.dossier import sampling
 from cases.dossier.build import build_dossier
+from cases.dossier.casefile import load_case_file
 from cases.dossier.verify import verify_dossier
 from cases.store import audit
-from cases.store.models import Case
+from cases.store.models import Case, Org
 from forms.errors import ValidationFailed
-from web.api import current_user, db, get_scoped
+from web.api import check_scope, current_user, db, get_scoped, scope_org
 from web.auth import authorize_row, log_export, requires
 from web.context import services
 from web.openapi import PDF, produces
@@ -69,3 +72,83 @@ def verify_upload():
                  after={"ok": result.ok, "problems": len(result.problems), "file": f.filename[:100]})
     db().commit()
     return result.as_json()
+
+
+# ---- closed-loop checks ---------------------------------------------------------------------------
+
+@blp.route("/cases/<int:case_id>/checks")
+@requires("case.read")
+def case_checks(case_id: int):
+    """The closed-loop consistency findings of one case (DOMAIN §8.3), each naming the rule."""
+    session = db()
+    case = get_scoped(Case, case_id, "案件")
+    findings = chk.run_checks(session, load_case_file(session, case))
+    return {"case_id": case.id, "case_number": case.number, "findings": [f.as_json() for f in findings],
+            "rules": [{"rule": r, "label": label} for r, label in chk.RULES.items()]}
+
+
+def _org_arg() -> Org:
+    raw = request.args.get("org_id", "")
+    org = db().get(Org, int(raw)) if raw.isdigit() else scope_org()
+    if org is None:
+        raise ValidationFailed("需要 org_id（或 X-Baoxue-Org）", fields={"org_id": "必填，机构编号"})
+    check_scope(org.id)
+    return org
+
+
+@blp.route("/checks")
+@requires("dossier.read")
+def jurisdiction_checks():
+    """The closed-loop findings of every case of a node (``?org_id=``; ``format=xlsx`` for the
+    worksheet). Each finding names the case and the rule; the XLSX download is logged as an export."""
+    session = db()
+    org = _org_arg()
+    findings = chk.jurisdiction_checks(session, org)
+    if request.args.get("format") == "xlsx":
+        log_export(org.id, "checks", records=len(findings), fmt="xlsx", scope={"org": org.id})
+        session.commit()
+        return _attachment(chk.report_xlsx(org, findings),
+                           "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                           f"闭环核查-{org.name}.xlsx")
+    return chk.report_json(org, findings)
+
+
+# ---- inspector sampling ---------------------------------------------------------------------------
+
+@blp.route("/samples", methods=["POST"])
+@requires("inspection.sample")
+def create_sample():
+    """Draw N cases at random per township of ``org_id``: {"org_id", "per_township", "seed"?,
+    "purpose"?}. The seed (made when not given), the population and the draw are stored and audited."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValidationFailed("请求体应为 JSON 对象", fields={"body": "JSON 对象"})
+    raw = body.get("org_id")
+    org = db().get(Org, raw) if isinstance(raw, int) else None
+    if org is None:
+        raise ValidationFailed("抽样机构不存在", fields={"org_id": "必填，机构编号"})
+    check_scope(org.id)
+    sample = sampling.draw_sample(db(), org, body.get("per_township"), user=current_user(), seed=body.get("seed"),
+                                  purpose=body.get("purpose"))
+    db().commit()
+    return sampling.sample_json(db(), sample), 201
+
+
+def _sample(sample_id: int):
+    sample = sampling.get_sample(db(), sample_id)
+    authorize_row(sample)
+    return sample
+
+
+@blp.route("/samples/<int:sample_id>")
+@requires("dossier.read")
+def get_sample(sample_id: int):
+    """A stored sample: seed, population per township, the cases drawn."""
+    return sampling.sample_json(db(), _sample(sample_id))
+
+
+@blp.route("/samples/<int:sample_id>/reproduce")
+@requires("dossier.read")
+def reproduce_sample(sample_id: int):
+    """Draw the sample again from its seed and check the population against the database."""
+    return sampling.reproduce(db(), _sample(sample_id))

@@ -169,6 +169,8 @@ def run_checks(session: Session, cf: CaseFile) -> list[Finding]:
     for snap in cf.snapshots:
         if snap.as_of < case.opened_on or (closed is not None and snap.as_of >= closed) or snap.as_of > cf.today:
             continue
+        if case.created_at and snap.filed_at < case.created_at:
+            continue  # filed before the case was recorded: it could not list it
         row = next((r for r in snap.rows or [] if r.get("case_id") == case.id), None)
         if row is None:
             add("missing_from_snapshot", f"{snap.as_of.isoformat()} 的{_kind_label(snap.kind)}台账快照（{snap.id}）"

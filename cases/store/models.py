@@ -507,7 +507,7 @@ def from_json(spec: FormSpec, data: Mapping[str, Any]) -> dict:
 # them here makes ``Base.metadata`` complete for ``create_schema`` and Alembic.
 EXTRA_MODEL_MODULES = ("cases.engine.models", "cases.handover.models", "cases.ledgers.models",
                        "cases.returns.models", "cases.store.audit", "cases.accounts.models",
-                       "cases.notify.models")
+                       "cases.notify.models", "cases.dossier.models")
 
 
 def load_all_models() -> None:
