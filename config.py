@@ -73,8 +73,8 @@ class Config:
     PDF_TIMEOUT = float(os.environ.get("BAOXUE_PDF_TIMEOUT", "120"))
     # Each warm LibreOffice is quit and started afresh after this many conversions or above this
     # resident memory (MiB), off the request's path (0 = never); it runs at this CPU niceness.
-    PDF_RECYCLE_AFTER = int(os.environ.get("BAOXUE_PDF_RECYCLE_AFTER", "200"))
-    PDF_RECYCLE_RSS_MB = float(os.environ.get("BAOXUE_PDF_RECYCLE_RSS_MB", "700"))
+    PDF_RECYCLE_AFTER = int(os.environ.get("BAOXUE_PDF_RECYCLE_AFTER", "100"))
+    PDF_RECYCLE_RSS_MB = float(os.environ.get("BAOXUE_PDF_RECYCLE_RSS_MB", "500"))
     PDF_NICE = int(os.environ.get("BAOXUE_PDF_NICE", "5"))
     # LibreOffice failing this many conversions in a row (after its own restart and retry) counts
     # as unavailable: issuing answers 503 with Retry-After for PDF_RETRY_AFTER_S seconds.

@@ -27,6 +27,10 @@ file name ``spec.template_name(variant)``. Blocks of ``forms.layout`` become:
   and placed at the bottom of the type area of that page, lines between rules.
 * ``Grid(keep=True)`` / ``Rows(keep=True)``: every row kept with the next (``w:keepNext``) and the
   block kept with the one before, so a signature table or a short list never breaks or stands alone.
+* ``Rows(keep_tail=k)``: two tables, each with the header row: ``rows.<field>[:-k]`` (omitted
+  when there are at most k rows), not kept, so the list starts under what precedes it and splits
+  over pages; then ``rows.<field>[-k:]`` with every row kept with the next, so the last k rows
+  move whole to the page of the signatures.
 
 Pages and parts: each ``Part`` is one section (A4, landscape when ``Part.landscape``) starting on
 a new page. Portrait margins are ``layout.MARGINS_MM`` (GB/T 9704: type area 156 x 225 mm);
@@ -748,22 +752,41 @@ class _Builder:
             widths = _fit_widths(block.widths, content_mm)
         else:
             widths = _default_widths(block, columns, content_mm)
+        fields = ([None] if block.number_column else []) + columns
+        items = "rows." + block.field
+        if not block.keep_tail:
+            table = self._rows_table(block, widths, heads, tags, fields, items)
+            if block.keep:  # every row with the next: the table whole, and with the block after it
+                self._keep_rows(table.rows[:3])
+            return
+        # The last ``keep_tail`` rows go with the block after the list (its signatures) as a table
+        # of their own under a repeated header row: that short table kept whole with the next
+        # block; the list before it not kept at all, so it starts under the part's header and
+        # splits over pages freely. (One table whose every row keeps with the next would be kept
+        # whole by LibreOffice and moved to page 2; keeping only its last rows does not carry them
+        # over to the signatures once the table is split.)
+        k = block.keep_tail
+        self.paragraph("BxTiny", "{%p if " + items + f"|length > {k} %}}")
+        self._rows_table(block, widths, heads, tags, fields, f"{items}[:-{k}]")
+        gap = self.paragraph("BxTiny")  # two tables need a paragraph between them
+        gap.paragraph_format.keep_with_next = True
+        self.paragraph("BxTiny", "{%p endif %}")
+        tail = self._rows_table(block, widths, heads, tags, fields, f"{items}[-{k}:]")
+        self._keep_rows(tail.rows[:3])
+
+    def _rows_table(self, block: L.Rows, widths, heads, tags, fields, items: str):
+        """A header row (repeated on every page), then one row per item of ``items`` (Jinja)."""
         table = self._table(widths, 4)
         self._row_props(table.rows[0], ROWS_ROW_MIN_MM, header=True)
         for cell, text in zip(table.rows[0].cells, heads, strict=True):
             self._cell_text(cell, text, "BxLabel")
-        self._cell_text(table.rows[1].cells[0], "{%tr for r in rows." + block.field + " %}", "BxCell")
+        self._cell_text(table.rows[1].cells[0], "{%tr for r in " + items + " %}", "BxCell")
         self._row_props(table.rows[2], ROWS_ROW_MIN_MM)
-        fields = ([None] if block.number_column else []) + columns
         for i, (cell, text) in enumerate(zip(table.rows[2].cells, tags, strict=True)):
             self._cell_text(cell, text, "BxLabel" if i == 0 and block.number_column else "BxCell",
                             scale=fit_scale(fields[i], widths[i]) if fields[i] is not None else None)
         self._cell_text(table.rows[3].cells[0], "{%tr endfor %}", "BxCell")
-        if block.keep or block.keep_tail:
-            # every row kept with the next: LibreOffice makes that the table's "keep with next
-            # paragraph", which keeps a short table whole and takes the last rows of a long one
-            # to the page of the block after it
-            self._keep_rows(table.rows[:3])
+        return table
 
     # parts
     def build(self) -> bytes:

@@ -190,7 +190,10 @@ def check_pdf(path: Path, name: str, limits: Limits = DEFAULT_LIMITS) -> dict:
         for obj in objects:
             if not isinstance(obj, pikepdf.Stream):
                 continue
-            total += _stream_size(obj, name, limits)
+            size = _stream_size(obj, name, limits)
+            if obj.get("/Subtype") == pikepdf.Name.Image:
+                continue  # images are decoded a page at a time (the pixel cap bounds each one)
+            total += size
             if total > limits.pdf_total_bytes:
                 raise _limit(name, "pdf_total_bytes",
                              f"解码后的数据流总大小超过上限{limits.pdf_total_bytes / MIB:.0f} MB",
@@ -212,6 +215,14 @@ def _stream_size(stream, name: str, limits: Limits) -> int:
     dictionary (image codecs), or bounded by the filter's worst expansion."""
     import pikepdf
 
+    if stream.get("/Subtype") == pikepdf.Name.Image:
+        try:
+            w, h = int(stream.get("/Width", 0)), int(stream.get("/Height", 0))
+        except (TypeError, ValueError):
+            w = h = 0
+        if w * h > limits.pixels:
+            raise _limit(name, "pixels", f"内嵌图像为{w}x{h}像素，超过上限{limits.pixels / 1e6:.0f}百万像素",
+                         value=w * h, max=limits.pixels)
     filters = _filters(stream)
     if not filters:
         return int(stream.get("/Length", 0) or 0)

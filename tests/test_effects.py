@@ -239,3 +239,27 @@ def test_the_default_issuer_is_named_by_the_spec():
     assert specs["dropout_report"].default_issuer(None) == "school"
     assert notice.default_issuer(notice.variant("xianqi")) == "township"
     assert notice.default_issuer(notice.variant("quanfan")) == "education_bureau"
+
+
+def test_a_signed_responsibility_copy_is_counted_returned(app_session, demo):
+    """责任书: no case effect; the signed copy counts in "N of M returned" once every signature and
+    seal zone on it is present (the generic completeness rule), an unsealed copy does not."""
+    from cases.returns.queries import returned_count
+
+    s = app_session
+    county = s.scalar(select(Org).where(Org.kind == "county"))
+    docs = []
+    for seq in (1, 2):
+        doc = Document(id=f"EFFECTRESP{seq:02d}", org_id=county.id, form="responsibility", variant="R-CT",
+                       family="responsibility:控辍责", template_version="2026.1", year=2025, seq=seq,
+                       number_text=f"控辍责〔2025〕{seq}号", status="issued", data={})
+        s.add(doc)
+        docs.append(doc)
+    s.commit()
+    signed = {"party_a_signature": True, "party_b_signature": True, "party_a_seal": True, "party_b_seal": True}
+    first = finish_document(s, _returned(s, docs[0], signed), docs[0].id, user=USER)
+    second = finish_document(s, _returned(s, docs[1], {**signed, "party_b_seal": False}, n=2), docs[1].id, user=USER)
+    assert (first.status, first.complete) == ("applied", True)
+    assert (second.status, second.complete, second.missing) == ("incomplete", False, ["party_b_seal"])
+    assert returned_count(s, form="responsibility", issuer_id=county.id) == {
+        "returned": 1, "total": 2, "documents": [docs[0].id]}

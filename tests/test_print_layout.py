@@ -20,23 +20,8 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not tools.probe("soffice").installed, reason="LibreOffice not installed")]
 
 KEYS = [f"{label}-{size}" for label, size, *_ in sized_samples()]
-# Known failure: a 交接表 whose every row is several lines tall (the longest values in every narrow
-# column) ends with its signature table alone on the last page. LibreOffice keeps a table "with the
-# next paragraph" only when it can move the whole table; it does not carry the last rows over.
-#
-# Known failure: the 交接表's pupil list starts on page 2 under nothing, page 1 holding only the
-# title, number and header grid (rule heading-alone). The list's rows are all kept with the next
-# so that its last rows go with the signatures; LibreOffice (7.4, tabfrm.cxx) treats a table all
-# of whose rows keep with the next as kept with what follows and splits such a table only where
-# all its kept rows fit, so it moves it whole to a new page, where it is first and may split.
-# Keeping only the last row instead starts the list on page 1 but leaves the signatures alone on
-# the last page (LibreOffice carries a kept last row over only for a table that is not split), and
-# setting the table's own "keep with next" through UNO forbids splitting it at all. Signatures
-# detached from the list would be worse for a document that is signed, so the list keeps its rows
-# together until a layout that satisfies both is found.
-_HEADING = "the pupil list starts on page 2 (see the comment above KNOWN)"
-KNOWN = {"handover-6-longest": "LibreOffice does not carry the last tall rows over to the signatures",
-         "handover-45-typical": _HEADING, "handover-6-minimal": _HEADING, "handover-6-typical": _HEADING}
+# Known failures (key -> reason), marked strict xfail.
+KNOWN: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

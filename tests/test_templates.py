@@ -129,7 +129,11 @@ def test_every_field_has_its_tag_in_one_run(job):
     for part in job.parts:
         for block, name in L.iter_values(part):
             if isinstance(block, L.Rows):
-                assert "{%tr for r in rows." + name + " %}" in joined
+                loops = [r for r in runs if r.startswith("{%tr for r in rows." + name)]
+                # a list whose last rows go with the signatures loops twice: [:-k] and [-k:]
+                assert loops == (["{%tr for r in rows." + name + " %}"] if not block.keep_tail else
+                                 [f"{{%tr for r in rows.{name}[:-{block.keep_tail}] %}}",
+                                  f"{{%tr for r in rows.{name}[-{block.keep_tail}:] %}}"])
                 f = job.spec.field(name)
                 for c in (block.columns or [c.name for c in f.columns]):
                     assert bt.tag(f"r.{c}") in runs
@@ -149,8 +153,20 @@ def test_rows_tables_repeat_their_header(job):
     d = _doc(job)
     rows_blocks = [b for p in job.parts for b in p.blocks if isinstance(b, L.Rows)]
     loops = [t for t in d.tables if "{%tr for" in "".join(c.text for c in t.rows[1].cells)]
-    assert len(loops) == len(rows_blocks)
-    for table, block in zip(loops, rows_blocks, strict=True):
+    # a list with ``keep_tail`` is two tables: its rows but the last k (kept with nothing, so the
+    # list starts under the part's header and splits freely), then the last k kept with the block
+    # after (the signatures), each table with the header row
+    blocks = [b for b in rows_blocks for _ in range(2 if b.keep_tail else 1)]
+    assert len(loops) == len(blocks)
+
+    def kept(table):
+        return [p.pPr is not None and p.pPr.find(qn("w:keepNext")) is not None
+                for r in table.rows[:3] for p in r._tr.iter(qn("w:p"))]
+
+    for k, (table, block) in enumerate(zip(loops, blocks, strict=True)):
+        if block.keep_tail:
+            first = k + 1 < len(blocks) and blocks[k + 1] is block
+            assert set(kept(table)) == ({False} if first else {True})
         header = table.rows[0]
         assert header._tr.trPr.find(qn("w:tblHeader")) is not None
         f = job.spec.field(block.field)

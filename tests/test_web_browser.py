@@ -50,3 +50,15 @@ def test_phone_layout_has_the_navigation_and_no_horizontal_scroll(web, live_serv
         web.visit(page, path, f"phone-{name}")
         width = page.evaluate("document.body.scrollWidth")
         assert width <= 390 + 1, f"{path} wider than a phone: {width}px"
+
+
+def test_every_form_and_variant_page_reads_in_chinese_with_date_pickers(web):
+    from forms.registry import all_specs
+
+    page = web.login("demo.bureau")
+    for spec in all_specs().values():
+        for v in spec.variants or [None]:
+            path = f"/forms/{spec.code}" + (f"?variant={v.code}" if v else "")
+            web.visit(page, path, f"form-{spec.code}-{v.code if v else 'main'}")
+            if any(f.kind.value == "date" for f in spec.fields):
+                assert page.locator("input[type=date]").count() >= 1, path
