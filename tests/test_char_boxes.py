@@ -188,3 +188,117 @@ def test_a_boxed_id_number_is_checked_by_its_check_digit():
     short = good[:-1]
     r = boxes.read_boxed(f.name, f, OcrText(short, 0.99), bw, singles, None, ctx, {})
     assert r.status == "invalid" and short not in r.reason and short not in r.text and "17个数字" in r.reason
+
+
+# ---- the digit readers (parsers/scan/digits.py): a third reading, independent of the OCR engines ----------
+
+def _guess(digit: int, p: float = 0.99, votes: int = 9, second: int | None = None):
+    """A digit reader's answer: ``digit`` with probability ``p`` and ``votes`` of the nearest
+    references, the rest going to ``second`` (or spread evenly)."""
+    from parsers.scan import digits as dm
+
+    probs = np.full(10, (1 - p) / 9)
+    counts = np.zeros(10, np.int64)
+    counts[digit] = votes
+    if second is not None:
+        probs = np.full(10, 1e-4)
+        probs[second] = 1 - p
+        counts[second] = dm.K - votes
+    probs[digit] = p
+    return dm.DigitGuess(digit, votes, probs / probs.sum(), counts)
+
+
+def _guesses(text: str, **unsure):
+    """One guess per character of ``text``; ``unsure``: {"b<k>": (p, votes, second)} for box k."""
+    return [_guess(int(c), *unsure.get(f"b{k}", ())) for k, c in enumerate(text)]
+
+
+def test_a_date_is_decoded_against_the_dates_it_can_be():
+    _pdf, _geo, _ticks, ctx = _issued()  # issued 2025-09-26, read on 2026-01-01
+    f = get_spec("guardian_notice").field("recipient_signed_on")
+    full = (True,) * 8
+    none = [None] * 8
+    # every digit clear: the date
+    assert boxes.classified_text(f, full, _guesses("20251003"), none, ctx) == ("2025年10月03日", [])
+    # the network torn between 3 and 8 for the last digit (both plausible days), the nearest
+    # references all 3: never guessed ...
+    torn = _guesses("20251003", b7=(0.55, 9, 8))
+    assert boxes.classified_text(f, full, torn, none, ctx) == (None, [])
+    # ... unless the OCR engine reading that box alone settles it
+    assert boxes.classified_text(f, full, torn, none[:7] + ["3"], ctx)[0] == "2025年10月03日"
+    # both readers split: even the OCR reading does not make it sure
+    split = _guesses("20251003", b7=(0.55, 5, 8))
+    assert boxes.classified_text(f, full, split, none[:7] + ["3"], ctx) == (None, [])
+    # a year digit torn between 5 and 6: only 2025 is possible for this document, settled by the window
+    year = _guesses("20251003", b3=(0.6, 5, 6))
+    assert boxes.classified_text(f, full, year, none, ctx)[0] == "2025年10月03日"
+    # a clear digit the window rules out (a 2024 date) is not bent into the window
+    assert boxes.classified_text(f, full, _guesses("20241003"), none, ctx) == (None, [])
+    # a sure digit that OCR reads alone as another digit: named, never taken
+    assert boxes.classified_text(f, full, _guesses("20251003"), none[:5] + ["6", None, None], ctx) == (None, [6])
+    # a month written as one digit in the second box of its pair
+    one = (True, True, True, True, False, True, True, True)
+    assert boxes.classified_text(f, one, _guesses("2025928"), none[:7], ctx)[0] == "2025年09月28日"
+    # a phone number (no window, no check digit): every digit sure, else nothing
+    phone = get_spec("referral_letter").field("reply_phone")
+    assert boxes.classified_text(phone, (True,) * 11, _guesses("13912345678"), [None] * 11, ctx)[0] == "13912345678"
+    assert boxes.classified_text(phone, (True,) * 11, _guesses("13912345678", b4=(0.7, 6, 7)),
+                                 [None] * 11, ctx)[0] is None
+
+
+def test_the_digit_readers_fill_in_where_the_line_fails(monkeypatch):
+    """The line recogniser misses a digit (7 of 8): the digit readers, agreeing box by box, give
+    the date, still confirmed by a person as every 送达 date is; a line that reads another date
+    than the readers goes to review with both named."""
+    from parsers.scan import digits as dm
+
+    _pdf, _geo, _ticks, ctx = _issued()
+    f = get_spec("guardian_notice").field("recipient_signed_on")
+    blank = np.full((40, 30, 3), 255, np.uint8)
+    bw = scan.BoxWriting((True,) * 8, np.full((40, 300, 3), 255, np.uint8), (blank,) * 8)
+    said = iter(_guesses("20251003") * 3)
+    monkeypatch.setattr(dm, "available", lambda: True)
+    monkeypatch.setattr(dm, "classify", lambda crop: next(said))
+    nothing = [OcrText("", 0.0)] * 8
+    r = boxes.read_boxed("recipient_signed_on", f, OcrText("2025103", 0.9), bw, nothing, None, ctx, {"page_no": 3})
+    assert (r.status, r.value, r.text) == ("read", "2025-10-03", "2025年10月03日")
+    assert r.confirm and r.needs_review
+    assert r.reason == "送达日期须人工确认" and r.confidence >= 0.9
+    r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251008", 0.97), bw, nothing, None, ctx, {"page_no": 3})
+    assert r.value == "2025-10-08" and r.needs_review and r.confidence <= 0.6
+    assert "2025年10月03日" in r.reason and "不一致" in r.reason
+
+
+def test_digit_readers_built_and_run(tmp_path, monkeypatch):
+    """The real build (augmentation, features, nearest references, network training) on digits
+    drawn here, read back from a box crop at another size and ink: each digit right."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from parsers.scan import digits as dm
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 22)
+    rng = np.random.default_rng(3)
+    images, labels = [], []
+    for d in range(10):
+        for _ in range(12):
+            im = Image.new("L", (28, 28), 0)
+            ImageDraw.Draw(im).text((7 + rng.integers(-2, 3), 1 + rng.integers(-2, 3)), str(d), font=font, fill=255)
+            images.append(np.asarray(im, np.float32) / 255.0)
+            labels.append(d)
+    ref = dm.build(np.asarray(images), np.asarray(labels), copies=1)
+    path = tmp_path / "digits.npz"
+    np.savez_compressed(path, **ref)
+    monkeypatch.setenv("BAOXUE_DIGITS", str(path))
+    dm._reference.cache_clear()
+    try:
+        big = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 40)
+        got = []
+        for d in range(10):
+            crop = Image.new("RGB", (44, 54), "white")
+            ImageDraw.Draw(crop).text((10, 3), str(d), font=big, fill=(20, 30, 90))
+            g = dm.classify(np.asarray(crop))
+            got.append(g.digit)
+        assert got == list(range(10))
+        assert dm.classify(np.full((40, 30, 3), 255, np.uint8)) is None  # no ink, no digit
+    finally:
+        dm._reference.cache_clear()

@@ -218,6 +218,76 @@ def test_no_form_field_name_and_no_spec_code_branch_in_cases():
     assert not found, f"form knowledge in cases/ (declare it in the spec: Field.source / FormSpec.effects): {found}"
 
 
+# Form codes that are also the name of something else in cases/: "handover" is 整班移交 itself (a
+# case's source, the region profile's section, audit actions). These are flagged only where they
+# name a form; every other form code is flagged wherever cases/ writes it.
+FORM_CODE_ALSO_A_WORD = {"handover"}
+_FORM_CALLS = {"get_spec", "submit_batch", "issue_document", "render_document"}
+
+
+def _names_a_form(node: ast.Constant, parents: dict) -> bool:
+    """``node`` is used as a form code: compared with / put in ``x.form``, ``form=``, ``{"form": …}``,
+    or passed to a function that takes a form code."""
+    up = parents.get(node)
+    while isinstance(up, (ast.Tuple, ast.List, ast.Set)):
+        up = parents.get(up)
+    if isinstance(up, ast.Compare):
+        return any(isinstance(x, ast.Attribute) and x.attr == "form" for x in (up.left, *up.comparators))
+    if isinstance(up, ast.keyword):
+        return up.arg == "form"
+    if isinstance(up, ast.Dict):
+        return any(isinstance(k, ast.Constant) and k.value == "form" and v is node
+                   for k, v in zip(up.keys, up.values, strict=True))
+    if isinstance(up, ast.Call):
+        f = up.func
+        name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+        if name == "in_":
+            return isinstance(f.value, ast.Attribute) and f.value.attr == "form"
+        return name in _FORM_CALLS
+    if isinstance(up, ast.Assign):
+        return any(isinstance(x, ast.Name) and x.id in {"FORM", "form", "form_code"} for x in up.targets)
+    return False
+
+
+def test_no_form_code_in_cases():
+    """cases/ finds a form by its role (``FormSpec.role``, ``forms.registry.spec_for``), never by code."""
+    codes = set(all_specs())
+    found = []
+    for path in sorted((ROOT / "cases").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in codes:
+                if node.value not in FORM_CODE_ALSO_A_WORD or _names_a_form(node, parents):
+                    found.append((f"{rel}:{node.lineno}", node.value))
+    assert not found, f"form codes in cases/ (look the form up by its role: forms.registry.spec_for): {found}"
+
+
+def test_the_guard_catches_a_form_code_written_as_a_form():
+    tree = ast.parse('x = d.form == "handover"\nsubmit_batch(s, v, "handover", [])\n'
+                     'items.append({"form": "handover"})\nopen_case(source="handover")\n'
+                     'q.where(Document.form.in_(("handover", "y")))\n')
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    hits = [n.lineno for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and n.value == "handover" and _names_a_form(n, parents)]
+    assert sorted(hits) == [1, 2, 3, 5]
+
+
+def test_every_casework_role_names_exactly_one_form():
+    from forms.registry import spec_for
+    from forms.spec import ROLES
+
+    specs = all_specs()
+    assert {s.role for s in specs.values()} == set(ROLES)
+    assert spec_for("notice").code == "guardian_notice" and spec_for("class_list").code == "handover"
+    assert spec_for("report").code == "dropout_report" and spec_for("duty_agreement").code == "responsibility"
+    with pytest.raises(Exception, match="没有承担"):
+        spec_for("no_such_role")
+    with pytest.raises(ValueError, match="unknown role"):
+        FormSpec(code="x", title="x", version="1", fields=(), layout=(), role="nope")
+
+
 # ---- prefill from the spec's sources -----------------------------------------------------------
 
 def test_prefill_reads_sources_alternatives_rows_and_defaults():

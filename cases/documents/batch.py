@@ -23,7 +23,7 @@ from cases.store import jobs
 from cases.store.models import Org
 from cases.store.services import Services, registered
 from forms.errors import NotFound, ValidationFailed
-from forms.registry import get_spec
+from forms.registry import get_spec, spec_for
 from forms.render import zip_documents
 
 log = logging.getLogger(__name__)
@@ -69,15 +69,15 @@ def start_responsibility_batch(session: Session, services: Services, body: dict,
     if not children:
         raise ValidationFailed(f"“{parent.name}”没有下级单位", fields={"parent_org_id": "没有下级单位"})
     items = []
-    spec = get_spec("responsibility")
+    spec = spec_for("duty_agreement")
     for child in children:
         # parties by their full names (青禾县人民政府, 西岭乡人民政府), as they sign: the superior
         # unless the request names it, the subordinate always
         data = {**spec.prefill({"superior": {"title": issuer_title(parent)}}, defaults=False), **body["data"],
                 **spec.prefill({"subordinate": {"title": issuer_title(child)}}, defaults=False)}
-        items.append({"form": "responsibility", "variant": body["variant"], "issuer_id": body["issuer_id"],
+        items.append({"form": spec.code, "variant": body["variant"], "issuer_id": body["issuer_id"],
                       "data": data, "label": child.name})
-    return submit_batch(session, services, "responsibility", items, fmt=body["format"], user=user,
+    return submit_batch(session, services, spec.code, items, fmt=body["format"], user=user,
                    org_id=body["issuer_id"])
 
 

@@ -175,10 +175,10 @@ def referral_letter_data(session: Session, case: Case, referral) -> tuple[str, d
     pupil, school and guardian from the case, sender and receiver from the referral, the request
     (the variant's standard wording when the referral names none) and a reply deadline
     ``REPLY_DAYS`` after sending. The caller adds the contact person and phone."""
-    from forms.registry import get_spec
+    from forms.registry import spec_for
     from forms.specs.referral_letter import DEPARTMENT_UNITS, REPLY_DAYS, variant_for
 
-    spec = get_spec("referral_letter")
+    spec = spec_for("department_letter")
     variant = spec.variant(variant_for(referral.to_department, case.reason_code))
     sender = session.get(Org, referral.org_id)
     if referral.to_org_id:

@@ -15,9 +15,9 @@ from cases.store.models import Org, Pupil, SchoolClass, ancestors
 from cases.store.services import Services
 from forms.codes import SPECIAL_GROUPS
 from forms.errors import NotFound, ValidationFailed
-from forms.registry import get_spec
+from forms.registry import spec_for
 
-FORM = "handover"  # the spec of the 交接表
+ROLE = "class_list"  # the 交接表 (forms.spec.ROLES)
 GROUPS = tuple(c.code for c in SPECIAL_GROUPS)  # counted per class: facts "class.groups.<code>"
 
 
@@ -52,7 +52,7 @@ def handover_data(session: Session, klass: SchoolClass, receiving: Org,
         "receiving_school": {"name": receiving.name, "code": receiving.code},
         "today": dt.date.today().isoformat(),
     }
-    return get_spec(FORM).prefill(facts)
+    return spec_for(ROLE).prefill(facts)
 
 
 def _hukou_short(session: Session, pupil: Pupil) -> str | None:
@@ -82,9 +82,9 @@ def start_handover_batch(session: Session, services: Services, body: dict, *, us
             errors[f"plan[{i}].receiving_school_id"] = "接收学校不存在"
         if klass is not None and receiving is not None:
             data = {**handover_data(session, klass, receiving), **body["data"]}
-            items.append({"form": FORM, "variant": None, "issuer_id": body["issuer_id"],
+            items.append({"form": spec_for(ROLE).code, "variant": None, "issuer_id": body["issuer_id"],
                           "data": data, "label": f"{klass.name}"})
     if errors:
         raise ValidationFailed("整班移交方案有误", fields=errors)
-    return submit_batch(session, services, FORM, items, fmt=body["format"], user=user,
+    return submit_batch(session, services, spec_for(ROLE).code, items, fmt=body["format"], user=user,
                    org_id=body["issuer_id"])

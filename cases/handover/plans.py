@@ -33,7 +33,7 @@ from cases.documents.batch import submit_batch
 from cases.engine.deadlines import Timer, add_working_days, due_date
 from cases.engine.profiles import DEFAULT_PROFILE, RegionProfile, load_profile
 from cases.engine.workflow import OPEN_STATES
-from cases.handover.documents import handover_data
+from cases.handover.documents import ROLE, handover_data
 from cases.handover.models import HandoverEntry, HandoverPlan, HandoverRow, Registration
 from cases.store import audit
 from cases.store.models import Case, CaseEvent, Document, Guardian, Org, Pupil, SchoolClass, descendants, nearest
@@ -41,6 +41,7 @@ from cases.store.tables import read_table
 from forms import codes
 from forms import validators as v
 from forms.errors import Conflict, NotFound, ValidationFailed
+from forms.registry import spec_for
 
 log = logging.getLogger(__name__)
 
@@ -459,7 +460,7 @@ def plan_render_items(session: Session, plan: HandoverPlan, *, issuer_id: int,
         receiving = session.get(Org, entry.receiving_school_id)
         body = {**handover_data(session, klass, receiving, pupils=[r.pupil for r in rows]),
                 "handover_year": plan.year, **(data or {})}
-        items.append({"form": "handover", "variant": None, "issuer_id": issuer_id, "data": body,
+        items.append({"form": spec_for(ROLE).code, "variant": None, "issuer_id": issuer_id, "data": body,
                       "label": f"{school.name}{klass.name}", "entry_id": entry.id,
                       "after_issue": "cases.handover.plans:link_document"})
     if errors:
@@ -476,7 +477,7 @@ def start_plan_render(session: Session, services, plan: HandoverPlan, *, issuer_
         raise NotFound("签发机构不存在", fields={"issuer_id": "不存在"})
     items = plan_render_items(session, plan, issuer_id=issuer.id, data=data)
     session.commit()  # the rows' 序号 must be visible to the job's own session
-    return submit_batch(session, services, "handover", items, fmt=fmt, user=user, org_id=issuer.id)
+    return submit_batch(session, services, spec_for(ROLE).code, items, fmt=fmt, user=user, org_id=issuer.id)
 
 
 def link_document(session: Session, doc: Document, item: Mapping[str, Any]) -> None:

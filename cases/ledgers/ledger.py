@@ -44,6 +44,7 @@ from cases.store.models import Case, CaseEvent, Document, Guardian, Org, Pupil, 
 from forms import codes
 from forms import validators as v
 from forms.errors import Conflict, NotFound, ValidationFailed
+from forms.registry import spec_for
 
 log = logging.getLogger(__name__)
 
@@ -474,15 +475,16 @@ def _extras(conn, scope: Scope, case_ids: Sequence[int], pupil_ids: Sequence[int
                 select(CaseEvent.case_id, CaseEvent.occurred_at, CaseEvent.data["result"].as_string())
                 .where(ids_in(CaseEvent.id, last_ids, d))).all():
             out.attempts[case_id]["last_at"], out.attempts[case_id]["result"] = occurred, res
-    # Notices (guardian_notice documents) issued by the cut, the latest per case, with service dates.
+    # Notices issued by the cut, the latest per case, with service dates; the reports' aid policies.
+    notice, report = spec_for("notice").code, spec_for("report").code
     docs = conn.execute(
         select(Document.case_id, Document.id, Document.form, Document.variant, Document.number_text,
                # only the one key the ledger shows: snapshots carry whole statute texts
                Document.data["aid_policies"].label("aid"))
-        .where(ids_in(Document.case_id, case_ids, d), Document.form.in_(("guardian_notice", "dropout_report")),
+        .where(ids_in(Document.case_id, case_ids, d), Document.form.in_((notice, report)),
                Document.status == "issued", Document.created_at < cut, Document.created_at <= rec)
         .order_by(Document.created_at, Document.id)).all()
-    notice_ids = {d.id for d in docs if d.form == "guardian_notice"}
+    notice_ids = {d.id for d in docs if d.form == notice}
     served: dict[str, str] = {}
     if notice_ids:
         doc_id = CaseEvent.data["document_id"].as_string()
@@ -498,7 +500,7 @@ def _extras(conn, scope: Scope, case_ids: Sequence[int], pupil_ids: Sequence[int
                 served[e.doc] = e.served_on or e.occurred_at.astimezone(CHINA_TZ).date().isoformat()
     variants = {c.code: c.label for c in _notice_variants()}
     for d in docs:
-        if d.form == "guardian_notice":
+        if d.form == notice:
             out.notices[d.case_id] = {"variant": d.variant, "label": variants.get(d.variant, d.variant or ""),
                                       "number": d.number_text, "served_on": served.get(d.id)}
         elif d.aid:
@@ -510,10 +512,9 @@ def _extras(conn, scope: Scope, case_ids: Sequence[int], pupil_ids: Sequence[int
 
 
 def _notice_variants():
-    from forms.registry import get_spec
     from forms.spec import Choice
 
-    return [Choice(x.code, x.title) for x in get_spec("guardian_notice").variants]
+    return [Choice(x.code, x.title) for x in spec_for("notice").variants]
 
 
 _REASONS = {c.code: c.label for c in codes.DROPOUT_REASONS}
@@ -813,7 +814,7 @@ def quarterly_figures(session: Session, org_id: int, year: int, quarter: int, *,
                 add("outcomes", b, "over_age", n)
     # 司法文书: 责令复学通知书 issued inside the quarter.
     q = (base(band, func.count()).join(Document, Document.case_id == Case.id)
-         .where(Document.form == "guardian_notice", Document.variant == "zeling", Document.status == "issued",
+         .where(Document.form == spec_for("notice").code, Document.variant == "zeling", Document.status == "issued",
                 Document.created_at >= start_cut, Document.created_at < end_cut, Document.created_at <= rec)
          .group_by(band))
     for b, n in session.execute(q):

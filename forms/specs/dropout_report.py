@@ -110,6 +110,7 @@ LAYOUT = (
 
 SPEC = FormSpec(
     code="dropout_report",
+    role="report",
     title="义务教育阶段学生辍学情况报告单",
     version="2026.1",
     fields=FIELDS,

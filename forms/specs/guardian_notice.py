@@ -387,6 +387,7 @@ def _check_legal(data: dict, _variant, _options) -> dict[str, str]:
 
 SPEC = FormSpec(
     code="guardian_notice",
+    role="notice",
     title="监护人通知书",
     version="2026.1",
     fields=FIELDS,

@@ -184,6 +184,7 @@ def _check_rows(data: dict, _variant, _options) -> dict[str, str]:
 
 SPEC = FormSpec(
     code="handover",
+    role="class_list",
     title="小学六年级毕业生整班移交交接表",
     version="2026.1",
     fields=FIELDS,

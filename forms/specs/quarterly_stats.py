@@ -170,6 +170,7 @@ def _check_parts(data: dict, _variant, _options) -> dict[str, str]:
 
 SPEC = FormSpec(
     code="quarterly_stats",
+    role="statistics",
     title="学期汇总控辍保学排查整改工作情况统计表",
     version="2026.1",
     fields=FIELDS,

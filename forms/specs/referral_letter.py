@@ -242,6 +242,7 @@ def _check_reply(data: dict, _variant, _options) -> dict[str, str]:
 
 SPEC = FormSpec(
     code="referral_letter",
+    role="department_letter",
     title="部门函件",
     version="2026.1",
     fields=FIELDS,

@@ -301,6 +301,7 @@ def _check_terms(data: dict, _variant, _options) -> dict[str, str]:
 
 SPEC = FormSpec(
     code="responsibility",
+    role="duty_agreement",
     title="控辍保学工作责任书",
     version="2026.1",
     fields=FIELDS,

@@ -17,6 +17,7 @@ from forms.spec import BOX_CHARS, Field, Kind
 from parsers.base import BBox, FieldReading, jsonable
 from parsers.images import ink_mask, to_gray
 from parsers.ocr import OcrEngine, OcrFailed, OcrText
+from parsers.scan import digits as digit_model
 from parsers.scan.handwriting import confirm_reason, digits_only, interpret_hand
 from parsers.scan.ink import INK_SEARCH_PT, ReferencePages, ink_shift
 from parsers.scan.readings import CONFIRM_KINDS, ReadContext, recognize
@@ -212,6 +213,99 @@ def boxed_text(f: Field, inked: Sequence[bool], digits: str) -> tuple[str | None
     return "".join(groups), ""
 
 
+# A value read by the digit readers alone gets this confidence (above the threshold: two
+# independent readers agreed on every digit and validation passed).
+CLASSIFIED_CONFIDENCE = 0.95
+# A date decoded against the plausible dates is taken only when the best is this many times as
+# likely as the next best, and each of its digits has at least DIGIT_FLOOR probability.
+DATE_MARGIN = 1000.0
+DIGIT_FLOOR = 0.5
+# At most this many days of candidate dates (the window from the issue date to today).
+DATE_WINDOW_DAYS = 3 * 366
+
+
+def classified_text(f: Field, inked: Sequence[bool], guesses: Sequence[Any], alone: Sequence[str | None],
+                    ctx: ReadContext) -> tuple[str | None, list[int]]:
+    """The value written in ``f``'s boxes as the digit readers see it (``guesses``: one
+    ``digits.DigitGuess`` per written box), or None when they are not sure: (text for
+    ``interpret_hand`` or None, written boxes (1-based) where a sure digit and the OCR reading of the
+    box alone (``alone``) disagree).
+
+    A date is decoded against every date it can be (issue date to today): each candidate scored by
+    the readers' probabilities of its digits in the written boxes, taken when it is far more likely
+    than any other and every digit of it is likely on its own, and no box read alone by OCR says
+    otherwise. Any other number needs every digit sure."""
+    import math
+
+    against = [i + 1 for i, g in enumerate(guesses)
+               if g is not None and g.sure and i < len(alone) and alone[i] is not None and alone[i] != str(g.digit)]
+    if any(g is None for g in guesses) or against:
+        return None, against
+    if f.kind == Kind.DATE and f.box_groups() == (4, 2, 2) and len(inked) == 8:
+        import datetime as dt
+
+        end = ctx.today or dt.date.today()
+        start = max(ctx.issued_on or end - dt.timedelta(days=366), end - dt.timedelta(days=DATE_WINDOW_DAYS))
+        post = [_box_posterior(g, a) for g, a in zip(guesses, list(alone) + [None] * len(guesses), strict=False)]
+        logs = [np.log(np.maximum(p, 1e-12)) for p in post]
+        scored = []
+        day = start
+        while day <= end:
+            digits = _date_boxes(day, inked)
+            if digits is not None:
+                scored.append((sum(float(lp[int(c)]) for lp, c in zip(logs, digits, strict=True)), day, digits))
+            day += dt.timedelta(days=1)
+        if not scored:
+            return None, against
+        scored.sort(key=lambda t: -t[0])
+        best, day, digits = scored[0]
+        if len(scored) > 1 and best - scored[1][0] < math.log(DATE_MARGIN):
+            return None, against
+        if any(float(p[int(c)]) < DIGIT_FLOOR for p, c in zip(post, digits, strict=True)):
+            return None, against
+        return f"{day.year}年{day.month:02d}月{day.day:02d}日", against
+    if not all(g.sure for g in guesses) or any(a is not None and a != str(g.digit) for a, g in
+                                                zip(alone, guesses, strict=False)):
+        return None, against
+    text, _why = boxed_text(f, inked, "".join(str(g.digit) for g in guesses))
+    return text, against
+
+
+# How far an OCR engine's reading of one box alone is trusted: right this often when it shows a
+# digit at all (the rest spread over the other nine).
+OCR_DIGIT_RIGHT = 0.9
+
+
+def _box_posterior(g: Any, alone: str | None) -> np.ndarray:
+    """Per digit 0-9, how likely the box shows it: the network's probability, the share of the
+    nearest references (smoothed) and the OCR reading of the box alone, multiplied and
+    normalised (treated as independent readings)."""
+    from parsers.scan import digits as dm
+
+    p = np.maximum(g.probs.astype(np.float64), 1e-6) * ((g.counts + 0.5) / (dm.K + 5.0))
+    if alone is not None and alone.isdigit():
+        ocr = np.full(10, (1 - OCR_DIGIT_RIGHT) / 9)
+        ocr[int(alone)] = OCR_DIGIT_RIGHT
+        p = p * ocr
+    return p / p.sum()
+
+
+def _date_boxes(day, inked: Sequence[bool]) -> str | None:
+    """The digits a date written as YYYYMMDD in 8 boxes puts in the ``inked`` boxes (a month or
+    day below 10 may be one digit in the second box of its pair), or None when it cannot."""
+    out = f"{day.year:04d}"
+    if not all(inked[:4]):
+        return None
+    for value, (a, b) in ((day.month, inked[4:6]), (day.day, inked[6:8])):
+        if a and b:
+            out += f"{value:02d}"
+        elif b and not a and value < 10:
+            out += str(value)
+        else:
+            return None
+    return out
+
+
 def read_boxed(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Sequence[OcrText],
                 fallback: OcrEngine | None, ctx: ReadContext, common: dict) -> FieldReading:
     """A number written one digit per character box: the digits read off the composed line must
@@ -238,6 +332,24 @@ def read_boxed(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Seque
             second = attempt(other)
             if second[2] == "read" and (status != "read" or second[1] > conf):
                 value, conf, status, reason, text = second
+    # A third reading, independent of the OCR engines: each box's digit by the digit readers of
+    # digits.py, a date decoded against the dates it can be (``classified_text``).
+    if digit_model.available() and bw.digits and len(bw.digits) == sum(bw.inked):
+        guesses = [digit_model.classify(d) for d in bw.digits]
+        alone = [single_digit(t.text) for t in singles]
+        mine, against = classified_text(f, bw.inked, guesses, alone, ctx)
+        line_digits = digits_only(text, allow_x=allow_x) if status == "read" else ""
+        if mine is not None and (status != "read" or line_digits == digits_only(mine)):
+            mv, mc, mst, mr = interpret_hand(f, OcrText(mine, CLASSIFIED_CONFIDENCE), ctx)
+            if mst == "read":
+                value, status, reason, text = mv, mst, mr, mine
+                conf = max(conf, mc) if line_digits else mc
+                singles = []  # checked box by box already
+        elif status == "read" and (against or mine is not None):
+            conf = min(conf, 0.6)
+            reason = ("逐格识别与整行识别不一致（第" + "、".join(map(str, against)) + "个数字），请核对") if against \
+                else f"逐格识别为“{mine}”，与整行识别“{text}”不一致，请核对"
+            singles = []
     if status == "read" and singles:
         line = digits_only(text, allow_x=allow_x)
         # one digit per box (a date's month "09" padded from a 9 written alone: its 0 is no box's)

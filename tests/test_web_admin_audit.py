@@ -1,0 +1,115 @@
+"""Real Chromium (tests/conftest_browser.py): administration (accounts of one's subtree opened and
+disabled, holiday table upload, region profile check, QR key status) and the auditor's read-only
+view (voided documents, the audit log, a reproducible random sample per township, a case's full
+history with no way to change it)."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from cases.accounts.demo import DEMO_ACCOUNTS
+from cases.accounts.models import User
+from cases.store.models import Case, Document
+from tests.conftest_browser import WORD
+
+# login names are ASCII by nature (demo.teacher ...): the page may show them
+NAMES = {w for username, *_ in DEMO_ACCOUNTS for w in WORD.findall(username)}
+NAMES |= {"other", "bureau", "clerk", "wang", "JSON"}
+
+
+def test_admin_opens_and_disables_an_account(web, live_server):
+    page = web.login("demo.admin")
+    keys = live_server.app.extensions["baoxue"].qr_keys
+    allow = NAMES | set(WORD.findall(keys.current_id)) | {w for k in keys.by_id() for w in WORD.findall(k)}
+    text = web.visit(page, "/admin", "admin", allow=allow)
+    assert "账号" in text and "demo.teacher" in text and "other.bureau" not in text  # another county's account
+    assert keys.current_id in page.inner_text("#qr-keys")
+    page.fill("#username", "wang.clerk")
+    page.fill("#display_name", "王干事")
+    page.select_option("#org_id", label="东河镇柳湾小学（学校）")
+    page.check("input[name=roles][value=school_clerk]")
+    page.fill("#password", "short")
+    page.click("#user-form button")
+    text = web.check(page, "admin-bad-password", allow=allow)
+    assert "密码" in page.inner_text("#user-form")  # the weak password named, the form kept
+    assert page.input_value("#username") == "wang.clerk"
+    page.fill("#password", "Qinghe-clerk-2026!")
+    page.click("#user-form button")
+    text = web.check(page, "admin-created", allow=allow)
+    assert "已开设账号 wang.clerk" in text
+    row = page.inner_text("#user-list tr:has-text('wang.clerk')")
+    assert "王干事" in row and "东河镇柳湾小学" in row and "学校（校长/学籍管理员）" in row and "正常" in row
+    page.click("#toggle-wang\\.clerk")
+    text = web.check(page, "admin-disabled", allow=allow)
+    assert "已停用账号 wang.clerk" in text
+    s = live_server.session()
+    assert s.scalars(select(User).where(User.username == "wang.clerk")).one().disabled is True
+    s.close()
+    # the disabled account cannot log in
+    p2 = web.new_page()
+    p2.goto(web.url("/login"))
+    p2.fill("#username", "wang.clerk")
+    p2.fill("#password", "Qinghe-clerk-2026!")
+    p2.click("button[type=submit]")
+    assert "/login" in p2.url
+
+
+def test_sysadmin_loads_a_holiday_table_and_checks_a_profile(web, tmp_path):
+    page = web.login("demo.sysadmin")
+    table = {"year": 2031, "source": "国务院办公厅关于2031年部分节假日安排的通知（测试）",
+             "holidays": ["2031-01-01", "2031-10-01", "2031-10-02"], "workdays": ["2031-09-28"]}
+    path = tmp_path / "2031.json"
+    path.write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
+    web.visit(page, "/admin", "sysadmin", allow=NAMES | {"admin"})
+    page.set_input_files("#holiday-file", str(path))
+    page.click("#holiday-form button")
+    text = web.check(page, "holidays-loaded", allow=NAMES | {"admin"})
+    assert "已载入2031年节假日安排：放假3天，调休上班1天" in text
+    assert "2031" in page.inner_text("#holiday-list")
+    bad = tmp_path / "profile.json"
+    bad.write_text(json.dumps({"name": "x-test"}), encoding="utf-8")
+    page.set_input_files("#profile-file", str(bad))
+    page.click("#profile-form button")
+    assert "absence" in page.inner_text("#profile-check") or page.inner_text("#profile-check")
+
+
+def test_auditor_reads_everything_and_changes_nothing(web, live_server):
+    s = live_server.session()
+    case = s.scalars(select(Case).order_by(Case.id)).first()
+    s.add(Document(id="VOIDTEST0001", case_id=case.id, org_id=case.org_id, form="dropout_report",
+                   family="dropout_report", template_version="2026.1", year=2026, seq=99,
+                   number_text="青禾县东河镇报〔2026〕99号", status="void", void_reason="学生姓名写错，重新生成",
+                   created_by="demo.school"))
+    s.commit()
+    s.close()
+    page = web.login("demo.auditor")
+    text = web.visit(page, "/audit", "auditor-index", allow=NAMES)
+    assert "督导检查" in text and "只读" in text and "操作日志" in text
+    voided = page.inner_text("#voided")
+    assert "青禾县东河镇报〔2026〕99号" in voided and "学生姓名写错，重新生成" in voided
+    page.fill("#n", "2")
+    page.fill("#seed", "abc123")
+    page.click("#sample-form button")
+    text = web.check(page, "auditor-sample", allow=NAMES | {"abc"})
+    assert "抽样编号：abc123" in text and "东河镇" in text
+    first = page.inner_text("table.sample")
+    page.reload()
+    assert page.inner_text("table.sample") == first  # the same seed draws the same cases
+    assert page.locator("table.sample").first.locator("tr").count() <= 3
+    text = web.visit(page, f"/audit/cases/{case.id}", "auditor-case", allow=NAMES)
+    assert "案件全部记录" in page.title() or "经过" in text
+    assert "立案" in text and "操作日志" in text
+    row = page.inner_text("#documents tr:has-text('99号')")
+    assert "已作废" in row and "学生姓名写错" in row
+    assert page.locator("form[method=post] button:not(:has-text('退出'))").count() == 0
+    # the case page itself offers the auditor no action either
+    web.visit(page, f"/cases/{case.id}", "auditor-case-page", allow=NAMES)
+    assert page.locator("form[method=post] button:not(:has-text('退出'))").count() == 0
+
+
+def test_other_county_auditor_sees_nothing(web):
+    page = web.login("other.bureau")
+    page.goto(web.url("/audit"))
+    assert "东河镇" not in page.inner_text("body")

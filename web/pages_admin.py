@@ -1,0 +1,161 @@
+"""Administration pages (issue 11 item 9): the accounts of one's subtree (open, disable, enable —
+never deleted), the holiday tables (upload a year's statutory arrangement), the region profiles
+(which county uses which, and checking a profile file before it is installed) and the status of
+the QR signing keys. The same service calls and checks as the API (``web.auth.api``)."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from cases.accounts import service as accounts
+from cases.accounts.models import User
+from cases.accounts.policy import ROLES, may_assign
+from cases.engine import casework as engine
+from cases.engine import profiles
+from cases.engine.models import HolidayTableRow
+from cases.store.models import Org
+from forms.errors import BaoxueError, NotFound, ValidationFailed
+from web.auth import account, authorize_org, can, hasher, principal, requires, visible
+from web.context import db
+from web.context import services as _services
+
+bp = Blueprint("adminpages", __name__, url_prefix="/admin")
+
+
+def _users() -> list[User]:
+    q = select(User).join(Org, Org.id == User.org_id, isouter=True).order_by(Org.path, User.username)
+    p = principal()
+    if p.org_path is not None:
+        q = q.where(Org.path.startswith(p.org_path))
+    return list(db().scalars(q))
+
+
+def _orgs() -> list[Org]:
+    q = select(Org).order_by(Org.path)
+    cond = visible(Org, "user.manage")
+    if cond is not None:
+        q = q.where(cond)
+    return list(db().scalars(q))
+
+
+def _json_upload(what: str) -> dict:
+    f = request.files.get("file")
+    if f is None or not f.filename:
+        raise ValidationFailed(f"请选择{what}文件（JSON）", fields={"file": "必填"})
+    try:
+        data = json.loads(f.read().decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValidationFailed(f"“{f.filename}”不是有效的 JSON 文件：{e}", fields={"file": "JSON 格式错误"}) from None
+    if not isinstance(data, dict):
+        raise ValidationFailed(f"“{f.filename}”应为 JSON 对象", fields={"file": "应为对象"})
+    return data
+
+
+def _page(**extra):
+    session = db()
+    p = principal()
+    users = _users()
+    orgs = {o.id: o for o in session.scalars(select(Org).where(Org.id.in_({u.org_id for u in users if u.org_id})))}
+    keys = _services().qr_keys
+    counties = list(session.scalars(select(Org).where(Org.kind == "county").order_by(Org.path)))
+    if p.org_path is not None:
+        counties = [c for c in counties if c.path.startswith(p.org_path) or p.org_path.startswith(c.path)]
+    roles = [(code, r.label) for code, r in ROLES.items()]
+    return render_template(
+        "admin/index.html", users=users, orgs=orgs, me=account(), roles=roles, assignable=_orgs(),
+        may_manage=can("user.manage"), system=can("system.admin"),
+        holidays=list(session.scalars(select(HolidayTableRow).order_by(HolidayTableRow.year.desc()))),
+        profiles={n: profiles.load_profile(n).title for n in profiles.list_profiles()},
+        default_profile=profiles.DEFAULT_PROFILE, counties=counties,
+        keys={"current": keys.current_id, "retired": [k for k, (_s, old) in keys.by_id().items() if old],
+              "refused": len(keys.refused), "env": current_app.config.get("ENV_NAME") or "",
+              "dev": keys.current == current_app.config.get("QR_DEV_SECRET")},
+        **{"created": None, "checked": None, "loaded": None, "form": {}, "errors": {}, **extra})
+
+
+@bp.route("")
+@requires("user.read")
+def index():
+    return _page(done=request.args.get("done"))
+
+
+@bp.route("/users", methods=["POST"])
+@requires("user.manage")
+def create_user():
+    f = request.form
+    org_id = f.get("org_id") or ""
+    roles = f.getlist("roles")
+    form = {"username": f.get("username", ""), "display_name": f.get("display_name", ""), "org_id": org_id,
+            "roles": roles}
+    if org_id and not org_id.isdigit():
+        raise ValidationFailed("单位应为编号", fields={"org_id": "应为编号"})
+    authorize_org(int(org_id) if org_id else None)
+    for role in roles:
+        org = db().get(Org, int(org_id)) if org_id else None
+        why = may_assign(principal(), role, org.path if org else None)
+        if why:
+            return _page(form=form, errors={"roles": why}), 403
+    try:
+        user = accounts.create_user(db(), username=form["username"], display_name=form["display_name"],
+                                    org_id=int(org_id) if org_id else None, roles=roles,
+                                    password=f.get("password", ""), hasher=hasher(), by=principal().username,
+                                    by_principal=principal())
+    except ValidationFailed as e:
+        db().rollback()
+        return _page(form=form, errors=e.fields, message=e.message), 422
+    db().commit()
+    return redirect(url_for("adminpages.index", done=f"已开设账号 {user.username}") + "#users")
+
+
+def _user(user_id: int) -> User:
+    user = db().get(User, user_id)
+    if user is None:
+        raise NotFound(f"用户 {user_id} 不存在")
+    authorize_org(user.org_id, "user.manage")
+    return user
+
+
+@bp.route("/users/<int:user_id>/disable", methods=["POST"])
+@requires("user.manage")
+def disable_user(user_id: int):
+    user = _user(user_id)
+    if user.id == account().id:
+        raise ValidationFailed("不能停用自己的账号", fields={"user_id": "本人"})
+    accounts.set_disabled(db(), user, True, by=principal().username)
+    db().commit()
+    return redirect(url_for("adminpages.index", done=f"已停用账号 {user.username}") + "#users")
+
+
+@bp.route("/users/<int:user_id>/enable", methods=["POST"])
+@requires("user.manage")
+def enable_user(user_id: int):
+    user = _user(user_id)
+    accounts.set_disabled(db(), user, False, by=principal().username)
+    db().commit()
+    return redirect(url_for("adminpages.index", done=f"已启用账号 {user.username}") + "#users")
+
+
+@bp.route("/holidays", methods=["POST"])
+@requires("system.admin")
+def holidays():
+    data = _json_upload("节假日安排表")
+    session = db()
+    table = engine.load_holiday_table(session, data, actor=principal().username)
+    session.commit()
+    return redirect(url_for("adminpages.index", done=f"已载入{table.year}年节假日安排：放假{len(table.holidays)}天，"
+                                                   f"调休上班{len(table.workdays)}天") + "#holidays")
+
+
+@bp.route("/profiles/check", methods=["POST"])
+@requires("system.admin")
+def check_profile():
+    data = _json_upload("地区配置")
+    try:
+        prof = profiles.profile_from_dict(data)
+    except BaoxueError as e:
+        return _page(checked={"ok": False, "message": e.message,
+                              "fields": (e.fields)}), 422
+    return _page(checked={"ok": True, "name": prof.name, "title": prof.title, "source": prof.source})
