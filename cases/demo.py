@@ -5,7 +5,7 @@ county): the county government and education bureau as issuers, 3 townships with
 each, 6 schools (4 primary, 2 junior) with 学校标识码, one class per grade, 300 pupils with
 checksum-valid synthetic ID numbers (area code: see ID_AREA_CODE; birth dates consistent with
 their grade; 学籍号 "G"+ID),
-guardians with valid mobile numbers, and 6 open cases at different workflow states with the
+guardians with valid mobile numbers, and 8 open cases at different workflow states with the
 events that led there. Deterministic for a given seed and date. Every person is invented.
 
 Command line: ``python -m cases.demo [--seed N]`` (uses DATABASE_URL or the default SQLite file,
@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases.engine import casework
-from cases.engine.deadlines import due_date
+from cases.engine.deadlines import count_working_days, due_date
 from cases.engine.profiles import load_profile
 from cases.store import audit
 from cases.store.models import Case, Guardian, Org, Pupil, SchoolClass, descendants
@@ -55,18 +55,29 @@ GRADE_NAMES = ("一", "二", "三", "四", "五", "六", "七", "八", "九")
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹"
 BOY_CHARS = "浩宇轩子涵博文俊杰明轩晨阳志强家豪一鸣天佑思远嘉乐振宇"
 GIRL_CHARS = "欣怡梓涵雨萱佳琪诗雨静怡思彤可馨语嫣梦琪紫萱雅婷心悦"
-# Open demo cases: (target state, reason code, transitions walked to get there). Each case is
-# opened by the engine (``open_case``, T1) and walked through ``apply_action`` with the facts and
-# persuasion records its guards ask for, so its events, deadlines and 问题清单 are the engine's own.
+# Open demo cases: (target state, reason code, transitions walked to get there, the deadline the
+# case is waiting on and where it stands on load day). Each case is opened by the engine
+# (``open_case``, T1) and walked through ``apply_action`` with the facts and persuasion records its
+# guards ask for, so its events, deadlines and 问题清单 are the engine's own. The opening day is
+# searched backwards from the load day so that the named deadline is overdue / due today / due
+# within 3 working days on that day by the profile's working-day calendar ("done": the case is
+# just past its last step); a pending duty is left undone (no same-day contact, no home visit yet).
+# The last field is the pupil's school: most cases sit in 东河镇 (the demo township and school accounts).
 CASE_PLAN = (
-    ("ABSENT", "R01", ("T1",)),
-    ("VERIFY", "R06", ("T1", "T3")),
-    ("SUSPECTED", "R02", ("T1", "T3", "T4")),
-    ("REPORTED", "R07", ("T1", "T3", "T4", "T7")),
-    ("NOTICED", "R01", ("T1", "T3", "T4", "T7", "T8")),
-    ("JOINT", "R02", ("T1", "T3", "T4", "T7", "T8", "T10")),
+    ("ABSENT", "R01", ("T1",), ("contact_guardian", "overdue"), "东河镇柳湾小学"),
+    ("VERIFY", "R06", ("T1", "T3"), ("verify_visit", "today"), "东河镇柳湾小学"),
+    ("SUSPECTED", "R02", ("T1", "T3", "T4"), ("persuasion_window", "soon"), "东河镇初级中学"),
+    ("REPORTED", "R07", ("T1", "T3", "T4", "T7"), ("township_notice", "overdue"), "东河镇初级中学"),
+    ("NOTICED", "R01", ("T1", "T3", "T4", "T7", "T8"), ("return_deadline", "soon"), "东河镇柳湾小学"),
+    ("JOINT", "R02", ("T1", "T3", "T4", "T7", "T8", "T10"), (None, "done"), "西岭乡初级中学"),
+    ("REPORTED", "R02", ("T1", "T3", "T4", "T7"), ("township_notice", "today"), "东河镇初级中学"),
+    ("NOTICED", "R07", ("T1", "T3", "T4", "T7", "T8"), ("return_deadline", "overdue"), "西岭乡初级中学"),
 )
 ACTORS = {"T1": "班主任", "T3": "学校", "T4": "学校", "T7": "学校", "T8": "乡(镇)人民政府", "T10": "乡(镇)人民政府"}
+# The transition whose day starts each target timer (``_plan`` knows those days).
+TIMER_START = {"contact_guardian": "T1", "verify_visit": "T3", "persuasion_window": "T4",
+               "township_notice": "T7", "return_deadline": "T8"}
+SOON_WORKING_DAYS = 3
 
 
 @dataclass(frozen=True)
@@ -120,18 +131,49 @@ def _plan(path: tuple[str, ...], opened: dt.date, holidays) -> dict[str, dt.date
     return {code: days[code] for code in path}
 
 
-def _walk_case(session: Session, pupil: Pupil, reason: str, path: tuple[str, ...], today: dt.date) -> Case:
-    """Open a case for ``pupil`` and take it along ``path`` through the engine, ending 2 days before
-    ``today``, with three failed school persuasion attempts inside the window once suspected."""
-    holidays = casework.holiday_tables(session)
+def _standing(due: dt.date, today: dt.date, holidays) -> str:
+    """Where a deadline due on ``due`` stands on ``today``: overdue, today, soon (≤ 3 working days)."""
+    if due < today:
+        return "overdue"
+    if due == today:
+        return "today"
+    left = count_working_days(today + dt.timedelta(days=1), due, holidays=holidays).days
+    return "soon" if left <= SOON_WORKING_DAYS else "later"
+
+
+def _opening(path: tuple[str, ...], target: tuple[str | None, str], today: dt.date, holidays) -> dict[str, dt.date]:
+    """The transition days of ``path`` for the latest opening day (searched back from ``today``)
+    whose last step is before ``today`` and whose ``target`` deadline stands as asked on ``today``;
+    "done" (or no such day within 90 days): the last step 2 days before ``today``."""
+    profile = load_profile(REGION_PROFILE)
+    timer, standing = target
+    if timer is not None:
+        for back in range(1, 90):
+            days = _plan(path, today - dt.timedelta(days=back), holidays)
+            if days[path[-1]] >= today:
+                continue
+            due = due_date(profile.timer(timer), days[TIMER_START[timer]], holidays=holidays).date
+            if _standing(due, today, holidays) == standing:
+                return days
     span = _plan(path, today, holidays)[path[-1]] - today
-    days = _plan(path, today - span - dt.timedelta(days=2), holidays)
+    return _plan(path, today - span - dt.timedelta(days=2), holidays)
+
+
+def _walk_case(session: Session, pupil: Pupil, reason: str, path: tuple[str, ...], today: dt.date,
+               target: tuple[str | None, str] = (None, "done")) -> Case:
+    """Open a case for ``pupil`` and take it along ``path`` through the engine so that ``target``
+    stands as asked on ``today``, with three failed school persuasion attempts inside the window
+    once suspected; a REPORTED case's 报告单 is signed for by the township the day it is sent."""
+    holidays = casework.holiday_tables(session)
+    days = _opening(path, target, today, holidays)
+    pending = target[0]
     case = casework.open_case(session, pupil, reason_code=reason, opened_on=days["T1"], actor=ACTORS["T1"])
     facts = {"T3": {"unexcused_days": 3}, "T4": {"unexcused_days": 5},
              "T8": {"report_received_on": days.get("T7"), "notice_served_on": days.get("T8")}}
-    casework.record_attempt(session, case, {  # the same-day contact with the guardian (T1's duty)
-        "date": days["T1"].isoformat(), "persons": "班主任", "method": "phone", "result": "refused",
-        "stage": "school", "statements": "监护人称孩子身体不适（演示数据）"}, actor=ACTORS["T1"])
+    if pending != "contact_guardian":  # the same-day contact with the guardian (T1's duty)
+        casework.record_attempt(session, case, {
+            "date": days["T1"].isoformat(), "persons": "班主任", "method": "phone", "result": "refused",
+            "stage": "school", "statements": "监护人称孩子身体不适（演示数据）"}, actor=ACTORS["T1"])
     for code in path[1:]:
         if code == "T7":  # the school's persuasion inside the window, all refused
             for n in (1, 3, 5):
@@ -143,10 +185,13 @@ def _walk_case(session: Session, pupil: Pupil, reason: str, path: tuple[str, ...
                 "note": "演示数据"}
         casework.apply_action(session, case, code, actor=ACTORS[code], data=data,
                               occurred_at=dt.datetime.combine(days[code], dt.time(9 + len(path) % 6), CHINA_TZ))
-        if code == "T3":  # the home visit that verifies the absence, the day the school takes it up
+        if code == "T3" and pending != "verify_visit":  # the home visit that verifies the absence
             casework.record_attempt(session, case, {
                 "date": days["T3"].isoformat(), "persons": "班主任、村干部", "method": "visit", "result": "refused",
                 "stage": "school", "statements": "学生在家，不愿返校（演示数据）"}, actor="班主任")
+        if code == "T7" and path[-1] == "T7":  # the township signs for the 报告单 (starts its notice duty)
+            casework.record_receipt(session, case, document_id=None, received_on=days["T7"], by="township",
+                                    actor="乡(镇)人民政府")
     return case
 
 
@@ -247,11 +292,13 @@ def load_demo(session: Session, *, seed: int = 1, today: dt.date | None = None) 
                     pupils_by_grade.setdefault(grade, []).append((pupil, school, township))
     session.flush()
 
-    # Open cases: older pupils, as dropouts are concentrated in junior grades.
-    candidates = [p for g in (7, 8, 9, 6) for p in pupils_by_grade.get(g, [])]
-    chosen = rng.sample(candidates, len(CASE_PLAN))
-    for (_state, reason, path), (pupil, _school, _township) in zip(CASE_PLAN, chosen, strict=True):
-        _walk_case(session, pupil, reason, path, today)
+    # Open cases: older pupils (dropouts are concentrated in junior grades) of the planned school.
+    candidates = [p for g in (7, 8, 9, 6, 5) for p in pupils_by_grade.get(g, [])]
+    taken: set[int] = set()
+    for _state, reason, path, target, school_name in CASE_PLAN:
+        pupil = rng.choice([p for p, school, _t in candidates if school.name == school_name and id(p) not in taken])
+        taken.add(id(pupil))
+        _walk_case(session, pupil, reason, path, today, target)
     audit.record(session, who="demo", org=county, action="demo.load", target=f"org:{county.id}",
                  after={"seed": seed, "school_year": year})
     session.flush()

@@ -19,7 +19,7 @@ def test_demo_counts_and_identities(session):
     s = demo.load_demo(session, seed=1, today=TODAY)
     session.commit()
     assert s.created
-    assert (s.townships, s.schools, s.classes, s.pupils, s.cases) == (3, 6, 30, 300, 6)
+    assert (s.townships, s.schools, s.classes, s.pupils, s.cases) == (3, 6, 30, 300, 8)
     assert 9 <= s.villages <= 12 and s.guardians >= 600
     townships = session.scalars(select(Org).where(Org.kind == "township")).all()
     for t in townships:
@@ -56,8 +56,9 @@ def test_demo_cases_walk_the_workflow(session):
     demo.load_demo(session, seed=1, today=TODAY)
     session.commit()
     cases = session.scalars(select(Case).order_by(Case.id)).all()
-    assert [c.state for c in cases] == ["ABSENT", "VERIFY", "SUSPECTED", "REPORTED", "NOTICED", "JOINT"]
-    assert [c.number for c in cases] == [f"2026-419901-{i:05d}" for i in range(1, 7)]
+    assert [c.state for c in cases] == ["ABSENT", "VERIFY", "SUSPECTED", "REPORTED", "NOTICED", "JOINT",
+                                        "REPORTED", "NOTICED"]
+    assert [c.number for c in cases] == [f"2026-419901-{i:05d}" for i in range(1, 9)]
     for c in cases:
         events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == c.id, CaseEvent.kind == "transition")
                                  .order_by(CaseEvent.id)).all()
@@ -69,11 +70,11 @@ def test_demo_cases_walk_the_workflow(session):
         assert c.opened_on < TODAY and events[-1].occurred_at.date() < TODAY
     # walked by the engine: its timers started and its guards met (3 refused school attempts before T7)
     started = {c.state: {d.timer for d in session.scalars(select(Deadline).where(Deadline.case_id == c.id))}
-               for c in cases}
+               for c in cases[:6]}
     assert started["ABSENT"] == {"contact_guardian"}
     assert {"persuasion_window", "school_report"} <= started["SUSPECTED"]
     assert "township_notice" in started["REPORTED"] and "return_deadline" in started["NOTICED"]
-    joint = cases[-1]
+    joint = cases[5]
     attempts = session.scalars(select(CaseEvent).where(CaseEvent.case_id == joint.id,
                                                        CaseEvent.kind == "attempt")).all()
     # the same-day contact (T1), the verifying home visit (T3), three attempts in the window (T5)
@@ -123,3 +124,32 @@ def test_demo_command_migrates_and_loads(db_url, capsys):
             assert conn.scalar(select(func.count()).select_from(Pupil)) == 300
     finally:
         engine.dispose()
+
+
+def test_demo_work_queue_stands_relative_to_load_day(session):
+    """On the load day the open deadlines tell a county's week (dates searched back from it):
+    overdue duties, one due today, some within 3 working days, each where the plan put it."""
+    from cases.engine.casework import holiday_tables
+
+    demo.load_demo(session, seed=1, today=TODAY)
+    session.commit()
+    holidays = holiday_tables(session)
+    cases = session.scalars(select(Case).order_by(Case.id)).all()
+    stands = {}
+    for c, (_state, _reason, _path, (timer, standing), school) in zip(cases, demo.CASE_PLAN, strict=True):
+        assert session.get(Org, c.org_id).name == school
+        if timer is None:
+            continue
+        [d] = session.scalars(select(Deadline).where(Deadline.case_id == c.id, Deadline.timer == timer)).all()
+        assert d.status == "open" and d.alerting and d.due_on is not None
+        assert demo._standing(d.due_on, TODAY, holidays) == standing, (c.state, timer, d.due_on)
+        stands[c.number] = (timer, d.due_on)
+    assert stands == {
+        "2026-419901-00001": ("contact_guardian", dt.date(2026, 3, 15)),
+        "2026-419901-00002": ("verify_visit", TODAY),
+        "2026-419901-00003": ("persuasion_window", dt.date(2026, 3, 19)),
+        "2026-419901-00004": ("township_notice", dt.date(2026, 3, 15)),
+        "2026-419901-00005": ("return_deadline", dt.date(2026, 3, 19)),
+        "2026-419901-00007": ("township_notice", TODAY),
+        "2026-419901-00008": ("return_deadline", dt.date(2026, 3, 13)),
+    }
