@@ -13,12 +13,13 @@ from cases.store.models import Case, Document, Pupil
 
 
 def _case_of_school(live_server, school: str = "东河镇柳湾小学") -> tuple[int, str]:
+    """The school's most advanced demo case (the last walked: NOTICED, with its persuasion attempts)."""
     from cases.store.models import Org
 
     s = live_server.session()
     try:
         case, pupil = s.execute(select(Case, Pupil).join(Pupil, Pupil.id == Case.pupil_id).join(
-            Org, Org.id == Case.org_id).where(Org.name == school).order_by(Case.id)).first()
+            Org, Org.id == Case.org_id).where(Org.name == school).order_by(Case.id.desc())).first()
         return case.id, pupil.name
     finally:
         s.close()
