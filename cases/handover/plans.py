@@ -42,6 +42,7 @@ from forms import codes
 from forms import validators as v
 from forms.errors import Conflict, NotFound, ValidationFailed
 from forms.registry import spec_for
+from forms.specs.handover import roster_columns
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +58,11 @@ SENDING_GRADE = 6
 
 # ---- roster columns (CSV/XLSX header -> field); the first label is the official heading ---------------
 
+# the plan's own keys (which class), then the 交接表's row columns as its spec declares them
 ROSTER_COLUMNS: dict[str, tuple[str, ...]] = {
     "school_code": ("学校标识码", "移交学校标识码", "school_code"),
     "class_name": ("班级", "原班级", "class_name"),
-    "name": ("姓名", "name"),
-    "sex": ("性别", "sex"),
-    "birth_date": ("出生日期", "birth_date"),
-    "id_number": ("身份证号", "id_number"),
-    "xueji_no": ("全国学籍号", "学籍号", "xueji_no"),
-    "hukou_code": ("户籍地区划代码", "hukou_code"),
-    "hukou_place": ("户籍地", "户籍地(乡镇/村/组)", "hukou_place"),
-    "residence": ("现居住地", "residence"),
-    "guardian_name": ("监护人", "监护人姓名", "guardian_name"),
-    "guardian_relation": ("关系", "与学生关系", "guardian_relation"),
-    "guardian_phone": ("联系电话", "监护人联系电话", "guardian_phone"),
-    "special_groups": ("特殊群体", "特殊群体标识", "special_groups"),
+    **roster_columns(),
 }
 ROSTER_REQUIRED = ("school_code", "class_name", "name", "sex", "id_number", "xueji_no", "hukou_place",
                    "guardian_name", "guardian_relation", "guardian_phone")
