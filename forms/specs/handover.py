@@ -59,10 +59,19 @@ ROSTER_ALIASES = {"xueji_no": ("学籍号",), "hukou_place": ("户籍地(乡镇/
                   "special_groups": ("特殊群体标识",)}
 
 
+# the 户籍地区划代码 column (no source: the roster's own code, for placing the pupil's 户籍)
+ROSTER_HUKOU_CODE = "hukou_code"
+
+
+def roster_fields() -> tuple[Field, ...]:
+    """The row fields a roster supplies, in the rows' order."""
+    return tuple(f for f in PUPIL_COLUMNS if f.name in ROSTER_FIELDS)
+
+
 def roster_columns() -> dict[str, tuple[str, ...]]:
     """field -> accepted headings (the label first, the field name last), in the rows' order."""
     return {f.name: (f.label, *ROSTER_ALIASES.get(f.name, ()), f.name)
-            for f in PUPIL_COLUMNS if f.name in ROSTER_FIELDS}
+            for f in roster_fields()}
 
 FIELDS = (
     F("doc_number", "编号", filled=S),
