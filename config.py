@@ -56,6 +56,8 @@ class Config:
     HUEY_NAME = os.environ.get("BAOXUE_HUEY_NAME", "baoxue")
     # Worker threads per job worker process.
     JOB_WORKERS = int(os.environ.get("BAOXUE_JOB_WORKERS", "2"))
+    # CPU niceness of the job worker processes (the web's requests are served first).
+    JOB_NICE = int(os.environ.get("BAOXUE_JOB_NICE", "5"))
     # A running job's lease: renewed by its worker's heartbeat every third of it; a job whose lease
     # ran out (worker killed) is queued again by the reaper, at most JOB_MAX_ATTEMPTS times in all.
     JOB_LEASE_SECONDS = float(os.environ.get("BAOXUE_JOB_LEASE_S", "60"))

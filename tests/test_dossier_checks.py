@@ -193,3 +193,22 @@ def test_sampling_reproducible_from_its_seed_and_audited(app, client, demo, coun
     assert len(audit) == 3 and audit[0].after["seed"] == "督查-2026-1"
     bad = client.post("/api/v1/samples", json={"org_id": county.id, "per_township": 0})
     assert bad.status_code == 422 and "per_township" in bad.get_json()["fields"]
+
+
+def test_dossier_batch_of_a_sample_is_a_zip_job(app, client, demo, county, app_session):
+    import json
+    import zipfile
+
+    sample = client.post("/api/v1/samples", json={"org_id": county.id, "per_township": 1, "seed": "zip"}).get_json()
+    r = client.post("/api/v1/dossiers/batch", json={"sample_id": sample["id"]})
+    assert r.status_code == 202, r.get_json()
+    job = client.get(f"/api/v1/jobs/{r.get_json()['id']}").get_json()
+    drawn = [c["id"] for t in sample["townships"] for c in t["cases"]]
+    assert job["status"] == "done" and job["done"] == job["total"] == len(drawn), job
+    z = zipfile.ZipFile(io.BytesIO(client.get(job["result_url"]).data))
+    index = json.loads(z.read("index.json"))
+    assert [d["case_id"] for d in index["dossiers"]] == drawn
+    for d in index["dossiers"]:
+        assert z.read(d["file"])[:5] == b"%PDF-"
+    bad = client.post("/api/v1/dossiers/batch", json={})
+    assert bad.status_code == 422

@@ -21,6 +21,7 @@ IDEMPOTENCY_TESTS = {
     "verify_store": "test_verify_store_twice",
     "batch_render": "test_batch_render_twice",
     "return_read": "test_return_read_twice",
+    "dossier_batch": "test_dossier_batch_twice",
 }
 
 
@@ -96,3 +97,24 @@ def test_return_read_twice(client, app_session, services, notice):  # noqa: F811
     assert (_count(app_session, ReturnPage), _count(app_session, ReviewItem),
             _count(app_session, DocumentReturn)) == counts
     assert _count(app_session, Upload) == 1
+
+
+def test_dossier_batch_twice(client, app_session, services, demo):
+    county = app_session.scalar(select(Org).where(Org.kind == "county"))
+    township = app_session.scalar(select(Org).where(Org.kind == "township").order_by(Org.id))
+    r = client.post("/api/v1/dossiers/batch", json={"org_id": township.id})
+    assert r.status_code == 202, r.get_json()
+    job_id = r.get_json()["id"]
+    first_path = app_session.get(Job, job_id).result_path
+    with zipfile.ZipFile(first_path) as z:
+        first = json.loads(z.read("index.json"))
+    audit_before = _count(app_session, Document)
+    second_path = _again(app_session, services, job_id)
+    assert second_path == first_path
+    with zipfile.ZipFile(second_path) as z:
+        second = json.loads(z.read("index.json"))
+        names = sorted(z.namelist())
+    strip = [{k: v for k, v in d.items() if k != "sha256"} for d in first["dossiers"]]
+    assert strip == [{k: v for k, v in d.items() if k != "sha256"} for d in second["dossiers"]]
+    assert len(first["dossiers"]) >= 1 and names == sorted([d["file"] for d in second["dossiers"]] + ["index.json"])
+    assert _count(app_session, Document) == audit_before and county is not None

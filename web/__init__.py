@@ -66,6 +66,7 @@ def init_web(app: Flask) -> None:
     jobs.init_jobs(app.config, session_factory=factory)
     # The job kinds register themselves when their modules are imported.
     from cases.documents import batch  # noqa: F401
+    from cases.dossier import jobs as dossier_jobs  # noqa: F401
     from cases.notify import delivery  # noqa: F401  (the notify_deliver queue task)
     from cases.returns import intake  # noqa: F401
 

@@ -152,3 +152,31 @@ def get_sample(sample_id: int):
 def reproduce_sample(sample_id: int):
     """Draw the sample again from its seed and check the population against the database."""
     return sampling.reproduce(db(), _sample(sample_id))
+
+
+@blp.route("/dossiers/batch", methods=["POST"])
+@requires("dossier.read")
+def dossier_batch():
+    """The dossiers of every case of a node (``{"org_id"}``, e.g. a township) or of an inspector
+    sample (``{"sample_id"}``) as one ZIP: 202 with the job; poll ``/jobs/<id>``, download its result
+    (logged as an export)."""
+    from cases.dossier import jobs as dossier_jobs
+    from web.api import job_json
+
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValidationFailed("请求体应为 JSON 对象", fields={"body": "JSON 对象"})
+    session = db()
+    if isinstance(body.get("sample_id"), int):
+        sample = _sample(body["sample_id"])
+        ids, org_id, label = dossier_jobs.cases_of_sample(sample), sample.org_id, f"抽样 {sample.id}"
+    elif isinstance(body.get("org_id"), int) and session.get(Org, body["org_id"]) is not None:
+        org = session.get(Org, body["org_id"])
+        check_scope(org.id)
+        ids, org_id, label = dossier_jobs.cases_of_org(session, org), org.id, org.name
+    else:
+        raise ValidationFailed("需要 org_id 或 sample_id", fields={"org_id": "机构编号", "sample_id": "抽样编号"})
+    job_id = dossier_jobs.submit_batch(session, services(), ids, user=current_user(), org_id=org_id, label=label)
+    from cases.store.models import Job
+
+    return job_json(session.get(Job, job_id)), 202

@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)
 TaskFunc = Callable[..., str | None]
 _PAYLOAD_TYPES = (str, int, float, bool, type(None))
 # Modules defining job kinds, imported by the worker (python -m cases.store.jobs) before it consumes.
-JOB_MODULES = ("cases.documents.batch", "cases.returns.intake", "cases.notify.scheduler")
+JOB_MODULES = ("cases.documents.batch", "cases.returns.intake", "cases.notify.scheduler",
+               "cases.dossier.jobs")
 
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 3
@@ -543,6 +544,10 @@ def main(config, secret_problems: Callable[[Mapping], list[str]]) -> None:  # pr
     from cases.store.models import load_all_models
 
     load_all_models()
+    # Background work (OCR of scans, batches) yields the CPU to the web processes answering people.
+    nice = int(getattr(config, "JOB_NICE", 0) or 0)
+    if nice:
+        os.nice(nice)
     huey = init_jobs(config)
     # The job kinds find the store, secrets and converter settings through the one registry.
     register(Services.from_config(settings, _state.session_factory))
