@@ -82,8 +82,9 @@ def test_invalid_transition_names_state_and_allowed_actions(app_session, county)
         engine.apply_action(app_session, case, "T8", actor="乡镇", occurred_at=D(2025, 3, 3))
     assert e.value.http_status == 409
     assert e.value.details["current_state"] == "ABSENT"
-    assert "无故缺勤" in e.value.message and "T8" in e.value.message
-    assert e.value.details["allowed_actions"] == []
+    assert e.value.message == ("当前状态为“无故缺勤”，不能执行“乡(镇)下达并送达返校通知书”：该操作只能在以下状态执行："
+                               "已书面报告。当前可执行的操作：无")
+    assert e.value.details["allowed_actions"] == [] and e.value.details["action"] == "T8"
     # With the verified legitimate reason T2 becomes the allowed action and is listed.
     with pytest.raises(InvalidTransition) as e:
         engine.apply_action(app_session, case, "T4", actor="学校", occurred_at=D(2025, 3, 3),
@@ -184,7 +185,8 @@ def test_guizhou_path_home_visits_and_township_persuasion(app_session, county):
     assert _deadline(app_session, case, "persuasion_window") is None  # 贵州 has no window timer
     with pytest.raises(InvalidTransition) as e:
         engine.apply_action(app_session, case, "T7", actor="学校", occurred_at=D(2025, 3, 11))
-    assert "T7" in e.value.message and "不使用此步骤" in e.value.details["reason"]
+    assert "不能执行“书面报告乡(镇)和教育部门”" in e.value.message and "T7" not in e.value.message
+    assert "地区配置“贵州省控辍保学“三项工作制度”" in e.value.message and "不使用此步骤" in e.value.details["reason"]
     _attempt(app_session, case, D(2025, 3, 11))
     with pytest.raises(InvalidTransition) as e:
         engine.apply_action(app_session, case, "T7-GZ", actor="学校", occurred_at=D(2025, 3, 12))
@@ -301,8 +303,14 @@ def test_closure_c7_from_any_open_state_and_evidence_event(app_session, county):
         select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.kind == "evidence"))]
     assert kinds == ["attached", "verified"]
     assert app_session.get(Evidence, ev.id).verified_by == "王科长"
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(InvalidTransition) as e:
         engine.close_case(app_session, case, "C1", actor="x")
+    assert e.value.message.startswith("当前状态为“已销号”，不能以“复学”销号；该销号类型只能在以下状态办理：")
+    assert "CLOSED" not in e.value.message and "C1" not in e.value.message
+    with pytest.raises(ValidationFailed) as e:
+        engine.close_case(app_session, case, "C9", actor="x")
+    assert e.value.message == ("未知的销号类型：应为“复学”、“延缓入学/休学（拒不复学）”、“身体原因（残疾评估）”、"
+                               "“贫困家庭拒不复学”、“失踪或死亡”、“超龄”、“经核实非辍学”之一")
 
 
 def test_attempt_validation_names_fields(app_session, county):

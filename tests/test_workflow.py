@@ -4,6 +4,7 @@ invalid transitions (409 with the allowed list), absence thresholds, relapse and
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -148,14 +149,14 @@ def test_transition_and_guard(code, profile, state, good, bad, target):
             apply(state, code, facts(**bad), profile)
         e = err.value
         assert e.http_status == 409 and e.code == "invalid_transition"
-        assert f"“{STATES[state]}”（{state}）" in e.message
+        assert f"当前状态为“{STATES[state]}”，" in e.message and f"（{state}）" not in e.message
         assert e.details["current_state"] == state and e.details["action"] == code
         assert e.details["reason"] in e.message
         allowed = [a["code"] for a in e.details["allowed_actions"]]
         assert code not in allowed
         assert allowed == [a.code for a in allowed_actions(state, facts(**bad), profile)]
-        for a in allowed:
-            assert a in e.message
+        for a in e.details["allowed_actions"]:
+            assert f"“{a['label']}”" in e.message and a["code"] not in e.message
 
 
 def test_every_transition_is_covered():
@@ -175,7 +176,7 @@ def test_profile_selects_step_variant(code, profile, state):
                        notice_served_on=D(2024, 10, 2))
     with pytest.raises(InvalidTransition) as err:
         apply(state, code, everything, profile)
-    assert f"地区配置 {profile.name} 不使用此步骤" in err.value.message
+    assert f"地区配置“{profile.title}”不使用此步骤" in err.value.message
     assert code not in [a.code for a, _ in candidate_actions(state, everything, profile)]
 
 
@@ -202,12 +203,15 @@ def test_invalid_transition_from_wrong_state_lists_allowed():
     with pytest.raises(InvalidTransition) as err:
         apply("ATTENDING", "T11", f, W)
     e = err.value
-    assert e.message.startswith("当前状态为“正常在校”（ATTENDING），不能执行 T11")
-    assert "T1 登记无故缺勤" in e.message
+    assert e.message.startswith("当前状态为“正常在校”，不能执行“劝返无效，司法介入”")
+    assert e.message.endswith("当前可执行的操作：“登记无故缺勤”")
+    # read in Chinese words: no state code, no transition code
+    assert "ATTENDING" not in e.message and not re.search(r"T\d", e.message)
     assert [a["code"] for a in e.details["allowed_actions"]] == ["T1"]
     assert e.to_dict()["details"]["current_state_label"] == "正常在校"
-    with pytest.raises(InvalidTransition, match="未知的操作"):
+    with pytest.raises(InvalidTransition, match="不能执行所请求的操作：未知的操作") as err:
         apply("ABSENT", "T99", f, W)
+    assert "T99" not in err.value.message and "ABSENT" not in err.value.message
     with pytest.raises(InvalidTransition) as err:
         apply("CLOSED", "T22", facts(evidence=(ok("transfer_record"),)), W)
     assert "当前可执行的操作：无" in err.value.message
@@ -316,3 +320,22 @@ def test_any_state_transitions_cover_open_states():
         codes = [a.code for a in allowed_actions(state, facts(out_of_contact=True), W)]
         assert "T12" in codes, state
     assert "T12" not in [a.code for a in allowed_actions("ATTENDING", facts(out_of_contact=True), W)]
+
+
+@pytest.mark.parametrize("profile", [W, G], ids=["weihui", "guizhou"])
+def test_every_refusal_reads_in_chinese_words(profile):
+    """Every refusal from every state, for every transition code, names states and actions by
+    their labels: no state code (SUSPECTED) and no transition code (T8) reaches the message."""
+    from cases.engine.workflow import STATES, TRANSITIONS
+    codes = re.compile(r"\b(" + "|".join(STATES) + r")\b|\bT\d")
+    f = facts(unexcused_days=1)
+    refused = 0
+    for state in STATES:
+        for t in TRANSITIONS:
+            try:
+                apply(state, t.code, f, profile)
+            except InvalidTransition as e:
+                refused += 1
+                assert not codes.search(e.message), e.message
+                assert e.message.startswith(f"当前状态为“{STATES[state]}”，不能执行“{t.label}”：")
+    assert refused > 200

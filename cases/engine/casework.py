@@ -624,7 +624,7 @@ def open_case(session: Session, pupil: Pupil, *, reason_code: str | None = None,
     (did not arrive under 整班移交) or ``manual`` (the teacher's own record: at least 1 day). A new
     episode soon after a previous return is tagged 反弹 (``case.relapse``)."""
     if source not in ("attendance", "term_start", "handover", "manual"):
-        raise ValidationFailed(f"未知的立案来源：{source!r}",
+        raise ValidationFailed("未知的立案来源：应为考勤记录、开学未报到、整班移交未报到或人工登记之一",
                                fields={"source": "attendance/term_start/handover/manual"})
     if reason_code is not None and reason_code not in CHOICE_FACTS["reason"]:
         raise ValidationFailed(f"辍学原因代码无效：{reason_code!r}", fields={"reason_code": "代码无效"})
@@ -680,7 +680,7 @@ def record_receipt(session: Session, case: Case, *, document_id: str | None, rec
     ``receipt`` event {"document_id", "received_on", "by"} and starts the timers that run from the
     township's receipt (卫辉: the 2-day notice timer)."""
     if by not in ("township", "education"):
-        raise ValidationFailed("签收单位应为 township 或 education", fields={"by": "township/education"})
+        raise ValidationFailed("签收单位应为乡(镇)人民政府或教育部门", fields={"by": "township/education"})
     session.add(CaseEvent(case_id=case.id, org_id=case.org_id, kind="receipt", actor=actor[:80],
                           occurred_at=_at(received_on),
                           data={"document_id": document_id, "received_on": received_on.isoformat(), "by": by}))
@@ -874,7 +874,8 @@ def close_case(session: Session, case: Case, outcome: str, *, actor: str, data: 
     unverified item of the evidence set; refused (``InvalidTransition``) when no closing transition
     of that outcome leads from the current state or its guard blocks."""
     if outcome not in OUTCOMES:
-        raise ValidationFailed(f"未知的销号类型：{outcome!r}", fields={"outcome": "、".join(OUTCOMES)})
+        raise ValidationFailed("未知的销号类型：应为" + "、".join(f"“{v}”" for v in OUTCOMES.values()) + "之一",
+                              fields={"outcome": "、".join(OUTCOMES)})
     profile = case_profile(case)
     codes_ = [t.code for t in workflow.TRANSITIONS if t.outcome == outcome and case.state in t.sources
               and t.applies_to(profile)]
@@ -883,7 +884,7 @@ def close_case(session: Session, case: Case, outcome: str, *, actor: str, data: 
         facts = build_facts(session, case, china_date(occurred_at), profile=profile)
         allowed = workflow.allowed_actions(case.state, facts, profile)
         raise InvalidTransition(
-            f"当前状态为“{workflow.STATES[case.state]}”（{case.state}），不能以{outcome}（{OUTCOMES[outcome]}）销号；"
+            f"当前状态为“{workflow.STATES[case.state]}”，不能以“{OUTCOMES[outcome]}”销号；"
             f"该销号类型只能在以下状态办理：{'、'.join(workflow.STATES[s] for s in from_states)}",
             current_state=case.state, current_state_label=workflow.STATES[case.state], action=outcome,
             allowed_actions=[a.to_dict() for a in allowed])

@@ -189,7 +189,8 @@ def check_closure(outcome: str, evidence: Iterable[EvidenceItem], profile: Regio
     ``missing`` lists, in Chinese, each unmet requirement (missing, unverified or not qualifying)."""
     sets = evidence_sets(profile)
     if outcome not in sets:
-        raise ValidationFailed(f"未知的销号类型：{outcome!r}，应为 {', '.join(sets)} 之一",
+        known = "、".join(f"“{OUTCOMES[k]}”" for k in sets if k in OUTCOMES)
+        raise ValidationFailed(f"未知的销号类型：应为{known}之一",
                                fields={"outcome": "unknown"})
     items = list(evidence)
     missing: list[str] = []

@@ -208,7 +208,7 @@ def due_date(timer: Timer, start: dt.date, *, holidays: HolidayTables | None = N
         end = add_months(start, timer.length)
         return DeadlineResult(end + dt.timedelta(days=1) if timer.exclusive else end)
     if school_calendar is None:
-        raise ValidationFailed(f"计时器 {timer.name} 以教学日计算，需要提供学校校历",
+        raise ValidationFailed(f"期限“{timer.label or timer.name}”以教学日计算，需要提供学校校历",
                                fields={"school_calendar": "required"})
     return add_school_days(start, length, school_calendar)
 

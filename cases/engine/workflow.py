@@ -539,7 +539,7 @@ def _blocked(t: TransitionDef, state: str, facts: CaseFacts, profile: RegionProf
     if state not in t.sources:
         return f"该操作只能在以下状态执行：{'、'.join(STATES[s] for s in sorted(t.sources))}"
     if not t.applies_to(profile):
-        return f"地区配置 {profile.name} 不使用此步骤"
+        return f"地区配置“{profile.title or profile.name}”不使用此步骤"
     reason = GUARDS[t.guard](facts, profile)
     if reason is None and t.outcome is not None:
         check = check_closure(t.outcome, facts.evidence, profile)
@@ -562,15 +562,21 @@ def allowed_actions(state: str, facts: CaseFacts, profile: RegionProfile) -> lis
 
 
 def _state_text(state: str) -> str:
-    return f"“{STATES[state]}”（{state}）"
+    return f"“{STATES[state]}”"
+
+
+def action_text(code: str) -> str:
+    """A transition in words for messages (“登记无故缺勤”); the engine's codes never reach users."""
+    t = TRANSITIONS_BY_CODE.get(code)
+    return f"“{t.label}”" if t is not None else "所请求的操作"
 
 
 def _invalid(state: str, code: str, reason: str, facts: CaseFacts,
              profile: RegionProfile) -> InvalidTransition:
     allowed = allowed_actions(state, facts, profile)
-    listed = "、".join(f"{a.code} {a.label}" for a in allowed) or "无"
+    listed = "、".join(f"“{a.label}”" for a in allowed) or "无"
     return InvalidTransition(
-        f"当前状态为{_state_text(state)}，不能执行 {code}：{reason}。当前可执行的操作：{listed}",
+        f"当前状态为{_state_text(state)}，不能执行{action_text(code)}：{reason}。当前可执行的操作：{listed}",
         current_state=state, current_state_label=STATES[state], action=code, reason=reason,
         allowed_actions=[a.to_dict() for a in allowed],
     )
@@ -721,7 +727,7 @@ def validate_reason_codes() -> None:
 __all__ = [
     "STATES", "OPEN_STATES", "ACTORS", "TRANSITIONS", "TRANSITIONS_BY_CODE", "TransitionDef", "CaseFacts",
     "Action", "Transition", "StartedTimer", "GUARDS", "REASON_PARTNERS", "ReasonPartners", "partners_for",
-    "allowed_actions", "candidate_actions", "apply", "evaluate_absence", "is_relapse",
+    "allowed_actions", "candidate_actions", "action_text", "apply", "evaluate_absence", "is_relapse",
     "dropout_confirmation_date", "dropout_confirmed_on", "persuasion_window_due", "return_deadline_due",
     "refusal_gate_met", "validate_reason_codes", "EVENT_DATES", "event_date", "timers_started_by",
 ]
