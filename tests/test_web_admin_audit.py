@@ -72,7 +72,10 @@ def test_sysadmin_loads_a_holiday_table_and_checks_a_profile(web, tmp_path):
     bad.write_text(json.dumps({"name": "x-test"}), encoding="utf-8")
     page.set_input_files("#profile-file", str(bad))
     page.click("#profile-form button")
-    assert "absence" in page.inner_text("#profile-check") or page.inner_text("#profile-check")
+    check = page.locator("#profile-check")
+    assert "bad" in check.get_attribute("class")  # refused, not 检查通过
+    assert "地区配置 x-test" in check.inner_text() and "absence：缺失" in check.inner_text()
+    assert "检查通过" not in check.inner_text()
 
 
 def test_auditor_reads_everything_and_changes_nothing(web, live_server):
