@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -29,6 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-qr-secret"
 USER = "bench-scan"
+ROLES = ("county_bureau", "township")
+
+
+def port_hint() -> str:
+    return secrets.token_hex(4)
 
 
 def _free_port() -> int:
@@ -79,6 +85,13 @@ class Server:
         env.pop("REDIS_URL", None)
         subprocess.run([sys.executable, "-m", "cases.demo"], cwd=ROOT, env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+        # An account of the whole installation and its API token (the API believes only tokens).
+        flask = [sys.executable, "-m", "flask", "--app", "app:create_app()"]
+        subprocess.run([*flask, "user", "create", USER, *[a for r in ROLES for a in ("--role", r)],
+                        "--password-stdin"], cwd=ROOT, env=env, check=True, input=f"Qx-{port_hint()}-Lm9#Tz\n",
+                       text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+        token = subprocess.run([*flask, "token", "create", USER, "--label", "bench"], cwd=ROOT, env=env, check=True,
+                               text=True, capture_output=True, timeout=300).stdout.strip().splitlines()[-1]
         port = _free_port()
         log = open(folder / "server.log", "wb")  # noqa: SIM115 - kept open for the processes' lifetime
         worker = subprocess.Popen([sys.executable, "-m", "cases.store.jobs"], cwd=ROOT, env=env, stdout=log,
@@ -87,6 +100,7 @@ class Server:
                                 "300", "--bind", f"127.0.0.1:{port}", "app:create_app()"], cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         srv = cls(folder, port, [web, worker], env)
+        srv.headers = {"Authorization": f"Bearer {token}"}
         deadline = time.time() + 120
         while True:
             try:

@@ -256,9 +256,8 @@ def test_the_digit_readers_fill_in_where_the_line_fails(monkeypatch):
     f = get_spec("guardian_notice").field("recipient_signed_on")
     blank = np.full((40, 30, 3), 255, np.uint8)
     bw = scan.BoxWriting((True,) * 8, np.full((40, 300, 3), 255, np.uint8), (blank,) * 8)
-    said = iter(_guesses("20251003") * 3)
     monkeypatch.setattr(dm, "available", lambda: True)
-    monkeypatch.setattr(dm, "classify", lambda crop: next(said))
+    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251003"))
     nothing = [OcrText("", 0.0)] * 8
     r = boxes.read_boxed("recipient_signed_on", f, OcrText("2025103", 0.9), bw, nothing, None, ctx, {"page_no": 3})
     assert (r.status, r.value, r.text) == ("read", "2025-10-03", "2025年10月03日")
@@ -292,13 +291,15 @@ def test_digit_readers_built_and_run(tmp_path, monkeypatch):
     dm._reference.cache_clear()
     try:
         big = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 40)
-        got = []
+        got, crops = [], []
         for d in range(10):
             crop = Image.new("RGB", (44, 54), "white")
             ImageDraw.Draw(crop).text((10, 3), str(d), font=big, fill=(20, 30, 90))
             g = dm.classify(np.asarray(crop))
             got.append(g.digit)
+            crops.append(np.asarray(crop))
         assert got == list(range(10))
+        assert [g.digit for g in dm.classify_many(crops)] == list(range(10))
         assert dm.classify(np.full((40, 30, 3), 255, np.uint8)) is None  # no ink, no digit
     finally:
         dm._reference.cache_clear()

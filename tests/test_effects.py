@@ -161,9 +161,9 @@ CASE_RECORD_WORDS = {"facts", "received_on", "over_age", "deferred", "returned",
 # Names that are a form's field names *and* the columns of another format of the store, allowed
 # only in the module that defines that format. Nothing else in cases/ may name a form's field.
 OTHER_VOCABULARY = {
-    # the roster and plan import's columns
-    "cases/handover/plans.py": {"school_code", "class_name", "hukou_code", "hukou_place", "residence",
-                                "guardian_name", "guardian_relation", "guardian_phone", "handover_year"},
+    # the plan's own keys (which class: school code + class name), in its API and its imports; the
+    # roster's other columns are the 交接表's row fields, read from its spec
+    "cases/handover/plans.py": {"school_code", "class_name"},
     # the 台账's own row columns and indicator definitions
     "cases/ledgers/ledger.py": {"school_code", "class_name", "guardian_phone", "g01", "band", "aid_policies",
                                 "unit_name"},
@@ -272,6 +272,20 @@ def test_the_guard_catches_a_form_code_written_as_a_form():
     hits = [n.lineno for n in ast.walk(tree)
             if isinstance(n, ast.Constant) and n.value == "handover" and _names_a_form(n, parents)]
     assert sorted(hits) == [1, 2, 3, 5]
+
+
+def test_the_roster_import_reads_its_columns_from_the_handover_spec():
+    from cases.handover.plans import ROSTER_COLUMNS, ROSTER_REQUIRED
+    from forms.registry import spec_for
+
+    rows = {f.name: f for f in spec_for("class_list").field("pupils").columns}
+    assert list(ROSTER_COLUMNS)[:2] == ["school_code", "class_name"]
+    for name, headings in list(ROSTER_COLUMNS.items())[2:]:
+        assert headings[0] == rows[name].label and headings[-1] == name
+    assert ROSTER_COLUMNS["guardian_phone"] == ("联系电话", "监护人联系电话", "guardian_phone")
+    assert "registered" not in ROSTER_COLUMNS and "file_handed" not in ROSTER_COLUMNS  # filled later
+    assert set(ROSTER_REQUIRED) == {"school_code", "class_name"} | {
+        n for n, f in rows.items() if n in ROSTER_COLUMNS and f.required and n != "birth_date"}
 
 
 def test_every_casework_role_names_exactly_one_form():

@@ -22,9 +22,10 @@ GROUPS = tuple(c.code for c in SPECIAL_GROUPS)  # counted per class: facts "clas
 
 
 def handover_data(session: Session, klass: SchoolClass, receiving: Org,
-                  pupils: list[Pupil] | None = None) -> dict:
+                  pupils: list[Pupil] | None = None, year: int | None = None) -> dict:
     """A 交接表 for one grade-6 class, from the store: header, counts and one row per pupil
-    (``pupils`` in the given order, e.g. a plan's row order; default: the class's pupils by id),
+    (``pupils`` in the given order, e.g. a plan's row order; default: the class's pupils by id;
+    ``year``: the plan's year, default this year),
     each value where the 交接表's spec sources it (``Field.source``)."""
     school = session.get(Org, klass.org_id)
     chain = [school, *reversed(ancestors(session, school))]
@@ -44,7 +45,7 @@ def handover_data(session: Session, klass: SchoolClass, receiving: Org,
         rows.append(facts)  # 档案 is ticked on paper when the file is actually handed over, never pre-ticked
     groups = Counter(g for p in pupils for g in set(p.special_groups or []))
     facts = {
-        "county": {"name": county.name} if county else {}, "year": dt.date.today().year,
+        "county": {"name": county.name} if county else {}, "year": year or dt.date.today().year,
         "township": {"name": township.name} if township else {},
         "central_school": {"name": central.name} if central else {},
         "school": {"name": school.name, "code": school.code},

@@ -42,6 +42,8 @@ from forms import codes
 from forms import validators as v
 from forms.errors import Conflict, NotFound, ValidationFailed
 from forms.registry import spec_for
+from forms.spec import Kind
+from forms.specs.handover import ROSTER_HUKOU_CODE, roster_columns, roster_fields
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +59,21 @@ SENDING_GRADE = 6
 
 # ---- roster columns (CSV/XLSX header -> field); the first label is the official heading ---------------
 
+# the plan's own keys (which class), then the 交接表's row columns as its spec declares them
 ROSTER_COLUMNS: dict[str, tuple[str, ...]] = {
     "school_code": ("学校标识码", "移交学校标识码", "school_code"),
     "class_name": ("班级", "原班级", "class_name"),
-    "name": ("姓名", "name"),
-    "sex": ("性别", "sex"),
-    "birth_date": ("出生日期", "birth_date"),
-    "id_number": ("身份证号", "id_number"),
-    "xueji_no": ("全国学籍号", "学籍号", "xueji_no"),
-    "hukou_code": ("户籍地区划代码", "hukou_code"),
-    "hukou_place": ("户籍地", "户籍地(乡镇/村/组)", "hukou_place"),
-    "residence": ("现居住地", "residence"),
-    "guardian_name": ("监护人", "监护人姓名", "guardian_name"),
-    "guardian_relation": ("关系", "与学生关系", "guardian_relation"),
-    "guardian_phone": ("联系电话", "监护人联系电话", "guardian_phone"),
-    "special_groups": ("特殊群体", "特殊群体标识", "special_groups"),
+    **roster_columns(),
 }
-ROSTER_REQUIRED = ("school_code", "class_name", "name", "sex", "id_number", "xueji_no", "hukou_place",
-                   "guardian_name", "guardian_relation", "guardian_phone")
+ROSTER_ROW_FIELDS = roster_fields()
+# a roster row's field by its source in the 交接表 (``Field.source``)
+_ROW = {f.source: f.name for f in ROSTER_ROW_FIELDS if f.source}
+HUKOU_CODE = ROSTER_HUKOU_CODE
+# required: the plan's keys and the spec's required columns, except the birth date (from the ID number)
+ROSTER_REQUIRED = ("school_code", "class_name", *(f.name for f in ROSTER_ROW_FIELDS
+                                                  if f.required and f.kind != Kind.DATE))
+_KIND_CHECKS = {Kind.ID_NUMBER: v.check_id_number, Kind.XUEJI_NO: v.check_xueji_no, Kind.PHONE: v.check_phone,
+                Kind.NAME: v.check_name, Kind.DATE: v.parse_date}
 PLAN_COLUMNS: dict[str, tuple[str, ...]] = {
     "school_code": ("学校标识码", "移交学校标识码", "school_code"),
     "class_name": ("班级", "原班级", "class_name"),
@@ -327,12 +326,9 @@ def _clean_roster_row(raw: Mapping[str, str], cols: Mapping[str, str]) -> tuple[
             except ValueError as e:
                 errs[key] = str(e)
 
-    check("id_number", v.check_id_number)
-    check("xueji_no", v.check_xueji_no)
-    check("guardian_phone", v.check_phone)
-    check("name", v.check_name)
-    check("guardian_name", v.check_name)
-    check("birth_date", v.parse_date)
+    for f in ROSTER_ROW_FIELDS:
+        if f.kind in _KIND_CHECKS:
+            check(f.name, _KIND_CHECKS[f.kind])
     if out.get("sex") and out["sex"] not in ("男", "女"):
         errs["sex"] = "性别应为“男”或“女”"
     idn = out.get("id_number") if "id_number" not in errs else None
@@ -345,8 +341,9 @@ def _clean_roster_row(raw: Mapping[str, str], cols: Mapping[str, str]) -> tuple[
         x = out.get("xueji_no")
         if x and "xueji_no" not in errs and x.startswith("G") and x[1:] != idn:
             errs["xueji_no"] = "G字头学籍号应为“G”+身份证号"
-    if out.get("guardian_relation") and out["guardian_relation"] not in _RELATIONS:
-        errs["guardian_relation"] = f"关系应为{'、'.join(sorted(_RELATIONS))}之一"
+    relation = _ROW["guardian.relation"]
+    if out.get(relation) and out[relation] not in _RELATIONS:
+        errs[relation] = f"关系应为{'、'.join(sorted(_RELATIONS))}之一"
     groups = []
     for part in re.split(r"[,，、;；\s]+", out.get("special_groups") or ""):
         if not part:
@@ -356,8 +353,8 @@ def _clean_roster_row(raw: Mapping[str, str], cols: Mapping[str, str]) -> tuple[
             break
         groups.append(_SPECIAL[part])
     out["special_groups"] = sorted(set(groups))
-    if out.get("hukou_code") and not re.fullmatch(r"\d{6}(\d{6})?", out["hukou_code"]):
-        errs["hukou_code"] = "户籍地区划代码应为6位或12位数字"
+    if out.get(HUKOU_CODE) and not re.fullmatch(r"\d{6}(\d{6})?", out[HUKOU_CODE]):
+        errs[HUKOU_CODE] = "户籍地区划代码应为6位或12位数字"
     return out, errs
 
 
@@ -397,10 +394,11 @@ def import_roster(session: Session, plan: HandoverPlan, *, filename: str, data: 
             errors.append({"row": number, "errors": errs})
             continue
         pupil = session.scalar(select(Pupil).where(Pupil.id_number == idn))
-        place = _place_from_text(session, county, out.get("hukou_code"), out["hukou_place"])
+        hukou_place, residence = out[_ROW["pupil.hukou_short"]], out.get(_ROW["pupil.address"])
+        place = _place_from_text(session, county, out.get(HUKOU_CODE), hukou_place)
         values = {"org_id": entry.org_id, "class_id": entry.class_id, "name": out["name"], "sex": out["sex"],
                   "birth_date": out["birth_date"], "id_number": idn, "xueji_no": out["xueji_no"],
-                  "hukou_text": out["hukou_place"], "address": out.get("residence") or out["hukou_place"],
+                  "hukou_text": hukou_place, "address": residence or hukou_place,
                   "special_groups": out["special_groups"], "hukou_org_id": place.id if place else None}
         if pupil is None:
             pupil = Pupil(**values)
@@ -411,15 +409,14 @@ def import_roster(session: Session, plan: HandoverPlan, *, filename: str, data: 
                 setattr(pupil, k, val)
             updated += 1
         session.flush()
-        guardian = session.scalar(select(Guardian).where(Guardian.pupil_id == pupil.id,
-                                                         Guardian.name == out["guardian_name"]))
+        g_name, g_relation, g_phone = (out[_ROW[f"guardian.{k}"]] for k in ("name", "relation", "phone"))
+        guardian = session.scalar(select(Guardian).where(Guardian.pupil_id == pupil.id, Guardian.name == g_name))
         if guardian is None:
-            guardian = Guardian(pupil_id=pupil.id, org_id=pupil.org_id, name=out["guardian_name"],
-                                relation=out["guardian_relation"], phone=out["guardian_phone"])
+            guardian = Guardian(pupil_id=pupil.id, org_id=pupil.org_id, name=g_name, relation=g_relation,
+                                phone=g_phone)
             session.add(guardian)
         else:
-            guardian.relation, guardian.phone, guardian.org_id = (out["guardian_relation"],
-                                                                  out["guardian_phone"], pupil.org_id)
+            guardian.relation, guardian.phone, guardian.org_id = g_relation, g_phone, pupil.org_id
         touched.add(entry.id)
     session.flush()
     for e in plan.entries:
@@ -458,8 +455,8 @@ def plan_render_items(session: Session, plan: HandoverPlan, *, issuer_id: int,
             errors[f"entries[{entry.id}]"] = f"{school.name}{klass.name}没有学生，请先导入花名册"
             continue
         receiving = session.get(Org, entry.receiving_school_id)
-        body = {**handover_data(session, klass, receiving, pupils=[r.pupil for r in rows]),
-                "handover_year": plan.year, **(data or {})}
+        body = {**handover_data(session, klass, receiving, pupils=[r.pupil for r in rows], year=plan.year),
+                **(data or {})}
         items.append({"form": spec_for(ROLE).code, "variant": None, "issuer_id": issuer_id, "data": body,
                       "label": f"{school.name}{klass.name}", "entry_id": entry.id,
                       "after_issue": "cases.handover.plans:link_document"})

@@ -50,6 +50,29 @@ PUPIL_COLUMNS = (
     F("receiver_remarks", "接收备注", filled=H, max_length=30),
 )
 
+# The 花名册 (grade-6 roster) a county imports for its plan supplies these row columns, headed by
+# the field's label; the other headings found in the wild are accepted too (cases/handover).
+ROSTER_FIELDS = ("name", "sex", "birth_date", "id_number", "xueji_no", "hukou_code", "hukou_place",
+                 "residence", "guardian_name", "guardian_relation", "guardian_phone", "special_groups")
+ROSTER_ALIASES = {"xueji_no": ("学籍号",), "hukou_place": ("户籍地(乡镇/村/组)",), "guardian_name": ("监护人姓名",),
+                  "guardian_relation": ("与学生关系",), "guardian_phone": ("监护人联系电话",),
+                  "special_groups": ("特殊群体标识",)}
+
+
+# the 户籍地区划代码 column (no source: the roster's own code, for placing the pupil's 户籍)
+ROSTER_HUKOU_CODE = "hukou_code"
+
+
+def roster_fields() -> tuple[Field, ...]:
+    """The row fields a roster supplies, in the rows' order."""
+    return tuple(f for f in PUPIL_COLUMNS if f.name in ROSTER_FIELDS)
+
+
+def roster_columns() -> dict[str, tuple[str, ...]]:
+    """field -> accepted headings (the label first, the field name last), in the rows' order."""
+    return {f.name: (f.label, *ROSTER_ALIASES.get(f.name, ()), f.name)
+            for f in roster_fields()}
+
 FIELDS = (
     F("doc_number", "编号", filled=S),
     F("county_name", "县(市、区)", required=True, max_length=20, source="county.name"),

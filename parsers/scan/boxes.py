@@ -335,7 +335,7 @@ def read_boxed(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Seque
     # A third reading, independent of the OCR engines: each box's digit by the digit readers of
     # digits.py, a date decoded against the dates it can be (``classified_text``).
     if digit_model.available() and bw.digits and len(bw.digits) == sum(bw.inked):
-        guesses = [digit_model.classify(d) for d in bw.digits]
+        guesses = digit_model.classify_many(bw.digits)
         alone = [single_digit(t.text) for t in singles]
         mine, against = classified_text(f, bw.inked, guesses, alone, ctx)
         line_digits = digits_only(text, allow_x=allow_x) if status == "read" else ""

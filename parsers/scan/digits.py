@@ -113,20 +113,31 @@ def available() -> bool:
 def classify(crop: np.ndarray) -> DigitGuess | None:
     """The digit in one box's crop (grey or RGB, dark ink on white), or None without a reference set
     or without ink."""
+    return classify_many([crop])[0]
+
+
+def classify_many(crops) -> list[DigitGuess | None]:
+    """``classify`` for several crops at once (one matrix product against the references)."""
     ref = _reference()
     if ref is None:
-        return None
-    grey = crop if crop.ndim == 2 else crop.mean(axis=2)
-    grey = grey.astype(np.float32)
-    img = normalise(np.clip((255.0 - grey) / 255.0, 0.0, 1.0) * (grey < 200))
-    if img is None:
-        return None
-    f = features(img)
-    d = ref["norms"] - 2.0 * ref["features"] @ f
-    counts = np.bincount(ref["labels"][np.argpartition(d, K)[:K]], minlength=10)
+        return [None] * len(crops)
+    imgs = []
+    for crop in crops:
+        grey = (crop if crop.ndim == 2 else crop.mean(axis=2)).astype(np.float32)
+        imgs.append(normalise(np.clip((255.0 - grey) / 255.0, 0.0, 1.0) * (grey < 200)))
+    have = [i for i, im in enumerate(imgs) if im is not None]
+    out: list[DigitGuess | None] = [None] * len(crops)
+    if not have:
+        return out
+    f = np.stack([features(imgs[i]) for i in have])
+    d = ref["norms"][None, :] - 2.0 * f @ ref["features"].T
+    near = ref["labels"][np.argpartition(d, K, axis=1)[:, :K]]
     probs = _network(ref, f)
-    digit = int(probs.argmax())
-    return DigitGuess(digit, int(counts[digit]), probs, counts)
+    for row, i in enumerate(have):
+        counts = np.bincount(near[row], minlength=10)
+        digit = int(probs[row].argmax())
+        out[i] = DigitGuess(digit, int(counts[digit]), probs[row], counts)
+    return out
 
 
 def build(images: np.ndarray, labels: np.ndarray, *, copies: int = 3, seed: int = 1) -> dict[str, np.ndarray]:
