@@ -263,6 +263,16 @@ def test_returned_pdf_reads_back_unchanged(client, app_session, school):
     assert body["document"]["id"] == doc["id"]
     assert body["flags"] == [] and body["review"] is False
     assert body["values"]["student_name"] == sample_input("dropout_report")["student_name"]
+    # the ID number is read back whole but answered masked, here and in the upload's outcome
+    idn = sample_input("dropout_report")["student_id_number"]
+    assert body["values"]["student_id_number"] == idn[:6] + "*" * 8 + idn[-4:]
+    outcome = client.get(f"/api/v1/uploads/{body['upload_id']}")
+    assert outcome.status_code == 200
+    assert idn not in r.get_data(as_text=True) and idn not in outcome.get_data(as_text=True)
+    fields = outcome.get_json()["pages"][0]["fields"]
+    assert fields["student_id_number"]["value"] == idn[:6] + "*" * 8 + idn[-4:]
+    xj = sample_input("dropout_report")["student_xueji_no"]  # the 学籍号 holds the ID number too
+    assert body["values"]["student_xueji_no"] == fields["student_xueji_no"]["issued"] == v.mask_id(xj) != xj
     history = client.get(doc["links"]["history"]).get_json()
     assert [x["upload_id"] for x in history["returns"]] == [body["upload_id"]]
     stored = app_session.get(Upload, body["upload_id"])

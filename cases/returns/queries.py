@@ -15,6 +15,8 @@ from cases.returns.apply import best_readings
 from cases.returns.models import READ_JOB_KIND, DocumentReturn, ReturnPage, ReviewItem
 from cases.store.models import AuditLog, Document, Job, Org, Upload
 from forms.errors import NotFound
+from forms.spec import Kind
+from forms.validators import mask_id
 
 
 def list_unidentified(session: Session, org: Org | None) -> list[ReturnPage]:
@@ -36,6 +38,26 @@ def change_of(reading: Mapping[str, Any]) -> dict | None:
         return {"status": "filled_in", "flagged": False, "issued": reading.get("issued"),
                 "returned": reading.get("value")}
     return None
+
+
+_MASKED_KINDS = frozenset({Kind.ID_NUMBER.value, Kind.XUEJI_NO.value})
+
+
+def _masked(reading: Mapping[str, Any], value: Any) -> Any:
+    """A value of a reading as an answer shows it: an ID number or 学籍号 (G + the ID number)
+    masked, as everywhere (DOMAIN §8.4; the full number is read through the pupil's unmask, with
+    its reason logged)."""
+    if reading.get("kind") in _MASKED_KINDS and isinstance(value, str) and value:
+        return mask_id(value)
+    return value
+
+
+def _shown_change(reading: Mapping[str, Any]) -> dict | None:
+    change = change_of(reading)  # computed on the full values: a changed middle digit still counts
+    if change is not None:
+        change = {**change, "issued": _masked(reading, change["issued"]),
+                  "returned": _masked(reading, change["returned"])}
+    return change
 
 
 def _open_counts(session: Session, upload_id: int, column) -> dict:
@@ -101,9 +123,10 @@ def _job_json(job: Job | None) -> dict | None:
 
 
 def _field_json(r: Mapping[str, Any], item: ReviewItem | None) -> dict:
-    return {"value": r.get("value"), "confidence": r.get("confidence"), "status": r.get("status"),
-            "needs_review": r.get("needs_review"), "origin": r.get("origin"), "text": r.get("text"),
-            "issued": r.get("issued"), "decision": "review" if r.get("needs_review") else "accepted",
+    return {"kind": r.get("kind"), "value": _masked(r, r.get("value")), "confidence": r.get("confidence"),
+            "status": r.get("status"),
+            "needs_review": r.get("needs_review"), "origin": r.get("origin"), "text": _masked(r, r.get("text")),
+            "issued": _masked(r, r.get("issued")), "decision": "review" if r.get("needs_review") else "accepted",
             "reason": field_reason(r),
             "review_item": ({"id": item.id, "kind": item.kind, "status": item.status}
                             if item is not None else None)}
@@ -149,7 +172,7 @@ def document_summary(session: Session, upload_id: int, doc: Document) -> dict:
     """What one upload says of one document: values read, changes against the issue, flagged
     (changed print), invalid values, warnings, and whether a person must still decide."""
     best = best_readings(session, upload_id, doc.id)
-    changes = {p: c for p, (_page, r) in best.items() if (c := change_of(r)) is not None}
+    changes = {p: c for p, (_page, r) in best.items() if (c := _shown_change(r)) is not None}
     warnings: list[str] = []
     for page, _r in best.values():
         warnings += [w for w in (page.warnings or []) if w not in warnings]
@@ -157,7 +180,7 @@ def document_summary(session: Session, upload_id: int, doc: Document) -> dict:
         ReviewItem.upload_id == upload_id, ReviewItem.document_id == doc.id, ReviewItem.status == "open"))
     return {
         "document": {"id": doc.id, "form": doc.form, "variant": doc.variant, "number": doc.number_text},
-        "values": {p: r["value"] for p, (_page, r) in best.items()},
+        "values": {p: _masked(r, r["value"]) for p, (_page, r) in best.items()},
         "changes": changes,
         "flags": sorted(p for p, c in changes.items() if c["flagged"]),
         "errors": {p: r.get("reason") or "无效" for p, (_page, r) in best.items() if r["status"] == "invalid"},
