@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cases.accounts.demo import DEMO_ACCOUNTS
 from cases.accounts.models import User
-from cases.store.models import Case, Document
+from cases.dossier.models import InspectionSample
+from cases.store.models import AuditLog, Case, Document
 from tests.conftest_browser import WORD
 
 # login names are ASCII by nature (demo.teacher ...): the page may show them
@@ -97,10 +98,22 @@ def test_auditor_reads_everything_and_changes_nothing(web, live_server):
     page.click("#sample-form button")
     text = web.check(page, "auditor-sample", allow=NAMES | {"abc"})
     assert "抽样编号：abc123" in text and "东河镇" in text
-    first = page.inner_text("table.sample")
-    page.reload()
-    assert page.inner_text("table.sample") == first  # the same seed draws the same cases
-    assert page.locator("table.sample").first.locator("tr").count() <= 3
+    assert "重现核对：用同一编号重新抽取，结果一致" in page.inner_text("#reproduce")
+    first, first_url = page.inner_text("main"), page.url
+    assert page.locator("table.sample").first.locator("tr").count() == 3  # header + 2 drawn
+    # drawn again with the same seed: a second stored sample with the same cases
+    web.visit(page, "/audit", "auditor-index-2", allow=NAMES | {"abc"})
+    page.fill("#n", "2")
+    page.fill("#seed", "abc123")
+    page.click("#sample-form button")
+    page.wait_for_url(lambda u: u != first_url and "/audit/samples/" in u)
+    tables = lambda text: text[text.index("重现核对"):]  # noqa: E731  (the groups, without the time line)
+    assert tables(page.inner_text("main")) == tables(first)
+    s2 = live_server.session()
+    stored = s2.scalars(select(InspectionSample).order_by(InspectionSample.id)).all()
+    assert [x.seed for x in stored][-2:] == ["abc123", "abc123"] and stored[-1].drawn == stored[-2].drawn
+    assert s2.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "inspection.sample")) >= 2
+    s2.close()
     text = web.visit(page, f"/audit/cases/{case.id}", "auditor-case", allow=NAMES)
     assert "案件全部记录" in page.title() or "经过" in text
     assert "立案" in text and "操作日志" in text

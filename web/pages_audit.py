@@ -6,17 +6,17 @@ for the inspection (§8.2 抽查). Nothing on these pages changes a record."""
 
 from __future__ import annotations
 
-import random
-import secrets
 from collections import defaultdict
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import or_, select
 
+from cases.dossier import sampling
+from cases.dossier.models import InspectionSample
 from cases.engine import workflow
 from cases.store.models import AuditLog, Case, Document, Org, Pupil
 from forms.errors import NotFound, ValidationFailed
-from web.auth import authorize_row, principal, requires, visible
+from web.auth import authorize_org, authorize_row, can, principal, requires, visible
 from web.context import db
 from web.pages_cases import timeline
 from web.pages_ledgers import people
@@ -82,39 +82,62 @@ def index():
     who = people([e.who for e in log] + [e.who for e in void_by.values()])
     return render_template("audit/index.html", voided=voided, void_by=void_by, log=log, who=who,
                            states=dict(states), state_labels=dict(workflow.STATES), action_label=action_label,
-                           townships=_townships(), max_sample=MAX_SAMPLE)
+                           townships=_townships(), max_sample=MAX_SAMPLE, can_sample=can("inspection.sample"),
+                           samples=list(session.scalars(_scoped(select(InspectionSample).order_by(
+                               InspectionSample.id.desc()).limit(20), InspectionSample, "case.read"))))
 
 
 def _townships() -> list[Org]:
     return list(db().scalars(_scoped(select(Org).where(Org.kind == "township").order_by(Org.path), Org, "case.read")))
 
 
-@bp.route("/sample")
-@requires("case.read")
-def sample():
-    """N cases drawn at random per township (all states, closed included); the seed is shown so the
-    same draw can be made again."""
-    raw = request.args.get("n", "3")
+def _sample_org() -> Org:
+    """The node a sample is drawn in: the one the form names (in scope), else the user's own node."""
+    raw = (request.form.get("org_id") or "").strip()
+    org_id = int(raw) if raw.isdigit() and len(raw) < 12 else principal().org_id
+    org = db().get(Org, org_id) if org_id is not None else None
+    if org is None:
+        raise ValidationFailed("请选择抽样的县或乡镇", fields={"org_id": "必选"})
+    authorize_org(org.id)
+    return org
+
+
+@bp.route("/samples", methods=["POST"])
+@requires("inspection.sample")
+def sample_create():
+    """Draw N cases at random per township through the one sampling service (the same as
+    ``POST /api/v1/samples``): seed, population and draw stored and audited, then shown."""
+    raw = (request.form.get("n") or "").strip()
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_SAMPLE:
         raise ValidationFailed(f"每个乡镇抽取的案件数应为1—{MAX_SAMPLE}", fields={"n": f"1—{MAX_SAMPLE}"})
-    n = int(raw)
-    seed = (request.args.get("seed") or "").strip() or secrets.token_hex(4)
-    if not seed.isalnum() or len(seed) > 32:
-        raise ValidationFailed("抽样编号只能是字母和数字", fields={"seed": "字母和数字，最多32位"})
+    seed = (request.form.get("seed") or "").strip() or None
     session = db()
-    rows = session.execute(_scoped(select(Case, Pupil).join(Pupil, Pupil.id == Case.pupil_id)
-                                   .order_by(Case.id), Case, "case.read")).all()
-    by_town: dict[int | None, list] = defaultdict(list)
-    for case, pupil in rows:
-        by_town[case.township_org_id].append((case, pupil))
-    towns = {o.id: o for o in _townships()}
-    groups = []
-    for town_id in sorted(by_town, key=lambda t: towns[t].path if t in towns else "~"):
-        items = by_town[town_id]
-        rng = random.Random(f"{seed}:{town_id}")
-        picked = sorted(rng.sample(items, min(n, len(items))), key=lambda x: x[0].id)
-        groups.append({"town": towns.get(town_id), "total": len(items), "cases": picked})
-    return render_template("audit/sample.html", groups=groups, n=n, seed=seed, state_labels=dict(workflow.STATES),
+    sample = sampling.draw_sample(session, _sample_org(), int(raw), user=principal().username, seed=seed,
+                                  purpose=(request.form.get("purpose") or "").strip() or None)
+    session.commit()
+    return redirect(url_for("auditpages.sample_view", sample_id=sample.id), code=303)
+
+
+@bp.route("/samples/<int:sample_id>")
+@requires("case.read")
+def sample_view(sample_id: int):
+    """A stored sample: its seed, population per township and the cases drawn, with the check that
+    drawing again from the seed gives the same cases."""
+    session = db()
+    sample = sampling.get_sample(session, sample_id)
+    authorize_row(sample)
+    check = sampling.reproduce(session, sample)
+    towns = {str(o.id): o for o in session.scalars(select(Org).where(
+        Org.id.in_([int(t) for t in sample.population])))}
+    drawn = [i for ids in sample.drawn.values() for i in ids]
+    rows = {c.id: (c, p) for c, p in session.execute(
+        select(Case, Pupil).join(Pupil, Pupil.id == Case.pupil_id).where(Case.id.in_(drawn)))}
+    groups = [{"town": towns.get(t), "total": len(ids),
+               "cases": [rows[i] for i in sorted(sample.drawn.get(t, [])) if i in rows]}
+              for t, ids in sorted(sample.population.items(), key=lambda kv: towns[kv[0]].path
+                                   if kv[0] in towns else "~")]
+    return render_template("audit/sample.html", sample=sample, groups=groups, check=check,
+                           state_labels=dict(workflow.STATES),
                            dossier=lambda cid: page_url("dossier.case_dossier", case_id=cid))
 
 
