@@ -90,7 +90,8 @@ def test_a_returned_report_records_each_receipt_once(app_session, report):
     # the same copy returned again changes nothing
     again = _returned(s, report, {**SIGNED, "township_received_on": "2025-09-22"}, n=2)
     assert finish_document(s, again, REPORT_ID, user=USER).status == "applied"
-    assert len(s.scalars(select(CaseEvent).where(CaseEvent.kind == "receipt")).all()) == 2
+    assert len(s.scalars(select(CaseEvent).where(CaseEvent.case_id == report.case_id,
+                                              CaseEvent.kind == "receipt")).all()) == 2
 
 
 def test_a_returned_report_with_another_receipt_day_goes_to_review(app_session, report):
@@ -103,7 +104,8 @@ def test_a_returned_report_with_another_receipt_day_goes_to_review(app_session, 
     assert (item.kind, item.field_path, item.status) == ("discrepancy", "township_received_on", "open")
     assert item.proposed == {"value": {"received_on": "2025-09-25", "by": "township"}}
     assert item.recorded == {"value": {"received_on": "2025-09-22", "by": "township"}}
-    assert len(s.scalars(select(CaseEvent).where(CaseEvent.kind == "receipt")).all()) == 1
+    assert len(s.scalars(select(CaseEvent).where(CaseEvent.case_id == report.case_id,
+                                              CaseEvent.kind == "receipt")).all()) == 1
 
 
 def test_an_unsigned_report_records_no_receipt(app_session, report):
@@ -112,7 +114,8 @@ def test_an_unsigned_report_records_no_receipt(app_session, report):
                                "township_received_on": "2025-09-22"})
     ret = finish_document(s, up, REPORT_ID, user=USER)
     assert (ret.status, ret.complete, ret.missing) == ("incomplete", False, ["principal_signature"])
-    assert s.scalars(select(CaseEvent).where(CaseEvent.kind == "receipt")).all() == []
+    assert s.scalars(select(CaseEvent).where(CaseEvent.case_id == report.case_id,
+                                              CaseEvent.kind == "receipt")).all() == []
 
 
 def test_the_township_receipt_starts_the_notice_clock(app_session, report):

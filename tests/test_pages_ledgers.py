@@ -33,9 +33,9 @@ def test_ledger_page_drills_down_and_files_a_snapshot(bureau, app):
     r = c.get("/ledgers")
     assert r.status_code == 200
     page = text(r)
-    assert f"{county.name}县级台账" in page and "共 6 条" in page
+    assert f"{county.name}县级台账" in page and "共 8 条" in page
     # totals by 学段 from the aggregate, and each township a drill-down link with its counts
-    assert re.search(r"小学\s+240\s+2\s+初中\s+60\s+2", page)
+    assert re.search(r"小学\s+240\s+1\s+初中\s+60\s+5", page)
     html = r.get_data(as_text=True)
     s = app.extensions["baoxue"].session_factory()
     dong = s.scalars(select(Org).where(Org.name == "东河镇")).one()
@@ -44,10 +44,11 @@ def test_ledger_page_drills_down_and_files_a_snapshot(bureau, app):
     assert f'href="/ledgers?org_id={dong.id}&amp;as_of=' in html
     r = c.get(f"/ledgers?org_id={dong.id}")
     page = text(r)
-    assert "东河镇乡级台账" in page and "共 3 条" in page
+    assert "东河镇乡级台账" in page and "共 6 条" in page
     assert f"org_id={school.id}" in r.get_data(as_text=True)
     r = c.get(f"/ledgers?org_id={school.id}")
-    assert "东河镇柳湾小学学校台账" in text(r) and "林俊远" in text(r) and "郑天" not in text(r)
+    assert "东河镇柳湾小学学校台账" in text(r) and "共 3 条" in text(r)
+    assert "朱琪" in text(r) and "谢嫣紫" not in text(r)  # 谢嫣紫: same township, another school
     # an as-of date before every case: no rows
     assert "共 0 条" in text(c.get(f"/ledgers?org_id={dong.id}&as_of=2020-01-01"))
     # the XLSX link is the API export of the same ledger
