@@ -166,6 +166,10 @@ class _Office:
         local = uno.getComponentContext()
         resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
         no_connect = uno.getClass("com.sun.star.connection.NoConnectException")
+        # A listener that accepts the pipe before its component context is ready answers the first
+        # resolve with a RuntimeException ("initial object ... returned ANY of type boolean"): not yet
+        # started, like NoConnectException, so it is tried again until the deadline.
+        not_ready = (no_connect, uno.getClass("com.sun.star.uno.RuntimeException"))
         deadline = time.monotonic() + _STARTUP_TIMEOUT
         while True:
             if self.proc.poll() is not None:
@@ -175,7 +179,7 @@ class _Office:
             try:
                 ctx = resolver.resolve(f"uno:pipe,name={self.pipe};urp;StarOffice.ComponentContext")
                 break
-            except no_connect:
+            except not_ready:
                 if time.monotonic() > deadline:
                     self.kill()
                     raise ToolFailed("LibreOffice did not accept connections within "
