@@ -32,6 +32,19 @@ def test_pupil_search_by_name_initials_xueji_and_id_tail(client, demo, app_sessi
     assert "班级花名册" in html and "六年级" in html
 
 
+def test_class_roster_page_names_school_and_class(client, demo, app_session):
+    """The roster links of /pupils (?class_id=) answer the class's pupils under its school's name."""
+    from cases.store.models import Org, SchoolClass
+
+    klass = app_session.scalars(select(SchoolClass).order_by(SchoolClass.id)).first()
+    school = app_session.get(Org, klass.org_id)
+    html = _text(client.get("/pupils", query_string={"class_id": klass.id}, headers=HTML))
+    assert f"{school.name} " in html and "花名册" in html
+    names = app_session.scalars(select(Pupil.name).where(Pupil.class_id == klass.id)).all()
+    assert names and all(n in html for n in names)
+    assert client.get("/pupils", query_string={"class_id": 999999}, headers=HTML).status_code == 404
+
+
 def test_every_case_page_renders(client, demo, app_session):
     for case in app_session.scalars(select(Case)).all():
         html = _text(client.get(f"/cases/{case.id}", headers=HTML))

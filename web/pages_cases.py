@@ -138,7 +138,8 @@ def pupils():
             open_cases[c.pupil_id] = c
     return render_template("cases/pupils.html", q=q_text, klass=klass, pupils=found, total=total,
                            classes=[] if (q_text or klass) else _classes(), open_cases=open_cases,
-                           class_label=class_label, mask=v.mask_id, school=klass.org if klass else None)
+                           class_label=class_label, mask=v.mask_id,
+                           school=session.get(Org, klass.org_id) if klass else None)
 
 
 @bp.route("/pupils/<int:pupil_id>")
