@@ -62,3 +62,21 @@ def test_every_form_and_variant_page_reads_in_chinese_with_date_pickers(web):
             web.visit(page, path, f"form-{spec.code}-{v.code if v else 'main'}")
             if any(f.kind.value == "date" for f in spec.fields):
                 assert page.locator("input[type=date]").count() >= 1, path
+
+
+def test_account_page_reads_in_chinese_with_china_time(web):
+    """“我的账号” (linked from every page's header, not the navigation): last login and the tokens'
+    times in China time as 2026年12月7日 22:02, never an ISO/UTC stamp; the login name, the token and
+    the header name are the only ASCII (marked data-ascii)."""
+    import re
+
+    page = web.login("demo.bureau")
+    page.click("text=我的账号")
+    text = web.visit(page, None, "account")
+    assert "上次登录" in text and "UTC" not in text
+    assert re.search(r"上次登录\s+\d{4}年\d{1,2}月\d{1,2}日 \d{2}:\d{2}", text), text[:400]
+    page.fill("#name", "对接学籍系统")
+    page.click("text=生成令牌")
+    text = web.visit(page, None, "account-token")
+    assert "只显示这一次" in text and "对接学籍系统" in text
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", text), text
