@@ -105,13 +105,15 @@ def _form_rows(spec, variant_code):
     return out
 
 
-def _collect(spec) -> dict:
-    """Turn the posted HTML form back into spec data (tables as ``name-<row>-<col>``)."""
+def form_data(fields, spare_rows: int) -> dict:
+    """Turn the posted HTML form back into spec data for ``fields`` (tables as
+    ``name-<row>-<col>``; a table is read up to ``spare_rows`` rows past its minimum, the blank
+    rows the page offers to add to it)."""
     data: dict = {}
-    for f in spec.fields:
+    for f in fields:
         if f.kind == Kind.TABLE:
             rows = []
-            for i in range(max(f.min_rows, 1) + 5):
+            for i in range(max(f.min_rows, 1) + spare_rows):
                 row = {c.name: request.form.get(f"{f.name}-{i}-{c.name}", "").strip() for c in f.columns}
                 if any(row.values()):
                     rows.append(row)
@@ -139,7 +141,7 @@ def fill_form(code: str):
     message = None
     status = 200
     if request.method == "POST":
-        data = _collect(spec)
+        data = form_data(spec.fields, spare_rows=5)
         issuer = request.form.get("issuer_id", "")
         try:
             if not issuer.isdigit():

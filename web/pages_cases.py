@@ -35,6 +35,7 @@ from web.auth import authorize_org, authorize_row, can, principal, requires, vis
 from web.context import db
 from web.context import services as _services
 from web.messages import cdate, form_title, shown
+from web.pages import form_data
 from web.workqueue import countdown
 
 bp = Blueprint("casepages", __name__)
@@ -485,28 +486,6 @@ def _ask_fields(spec, data: dict) -> list:
     return out
 
 
-def _collect(fields) -> dict:
-    data: dict = {}
-    for f in fields:
-        if f.kind == Kind.TABLE:
-            rows = []
-            for i in range(max(f.min_rows, 1) + 3):
-                row = {c.name: request.form.get(f"{f.name}-{i}-{c.name}", "").strip() for c in f.columns}
-                if any(row.values()):
-                    rows.append(row)
-            if rows:
-                data[f.name] = rows
-        elif f.kind == Kind.MULTI:
-            values = request.form.getlist(f.name)
-            if values:
-                data[f.name] = values
-        else:
-            value = request.form.get(f.name, "").strip()
-            if value:
-                data[f.name] = value
-    return data
-
-
 def _prefilled_rows(spec, data: dict) -> list[tuple[str, str]]:
     rows = []
     for f in spec.fields:
@@ -553,7 +532,7 @@ def issue(case_id: int):
             message = f"本案已有{len(earlier)}份{form_title(spec.code, var.code if var else None)}，请确认后再生成"
             status = 409
         else:
-            data = {**prefill, **_collect(ask)}
+            data = {**prefill, **form_data(ask, spare_rows=3)}
             try:
                 doc = svc.issue_document(session, _services(), form=spec.code, variant=var.code if var else None,
                                          issuer_id=issuer_id, case_id=case.id, data=data, user=_user(),
