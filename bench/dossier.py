@@ -13,6 +13,7 @@ Usage::
 
     .venv/bin/python -m bench.dossier            # --runs 5
     .venv/bin/python -m bench.dossier --quick    # 4 documents, 8 scans, 2 runs
+    .venv/bin/python -m bench.dossier --profile /tmp/dossier.prof   # and a cProfile of one build
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--profile", metavar="FILE", help="also write a cProfile of one build to FILE")
     args = parser.parse_args(argv)
     docs_wanted, runs = (4, 2) if args.quick else (20, args.runs)
 
@@ -91,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     checked = build_dossier(s, services, case, validate=True)
     validated = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.profile:
+        import cProfile
+
+        cProfile.runctx("build_dossier(s, services, case)", globals(), locals(), args.profile)
     print(f"case {case.number}: {len(docs)} issued documents, {scans} scanned pages "
           f"(setup incl. LibreOffice rendering {setup:.1f} s)")
     print(f"dossier: {d.manifest['pages']} pages, {len(d.manifest['files'])} originals, "
