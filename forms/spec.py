@@ -116,6 +116,10 @@ class Field:
     source: str = ""
     # Prefilled when the case's facts give no value (e.g. the 报告单 always goes to both units).
     default: Any = None
+    # A count column of a statistics form (the 统计表): what it counts, per 学段, for a node and a
+    # period, from the case record (``Count``); several: their sum. Computed generically by
+    # cases/ledgers (``quarterly_figures``), which names no column of the form.
+    counts: tuple[Count, ...] = ()
 
     @property
     def hand_boxes(self) -> bool:
@@ -217,6 +221,68 @@ class Effect:
         return not self.when_any or any(p in self.when_any for p in paths)
 
 
+# What a count column of a statistics form can count (``Count.of``), each implemented once,
+# generically, by cases/ledgers/ledger.py over the case record of a node and a period; with the
+# filters each kind accepts. Words of the case record only: states, transitions, closure outcomes
+# (C1–C7), reason and special-group codes (forms.codes), placements, roles and variants of forms.
+COUNT_KINDS: dict[str, tuple[str, ...]] = {
+    # pupils on the roll at the period end
+    "pupils": (),
+    # cases that entered ``state`` inside the period, as they stand at its end
+    "cases_entering": ("state", "at_end", "not_at_end", "reached", "not_reached", "min_attempts", "reason", "group"),
+    # cases in scope whose state at the period end is one of ``at_end``
+    "cases_at_end": ("at_end",),
+    # state events inside the period: into one of ``into`` or by one of ``transitions``
+    "transitions": ("into", "transitions", "placement", "outcome"),
+    # documents of a form (by ``role``, ``variant``) issued for a case inside the period
+    "documents": ("role", "variant"),
+}
+
+
+@dataclass(frozen=True)
+class Count:
+    """What one count column of a statistics form counts (see ``COUNT_KINDS``); every filter given
+    must hold. ``state``: the state entered (``cases_entering``, default SUSPECTED); ``at_end`` /
+    ``not_at_end`` / ``into``: states (a closure outcome code C1–C7 in ``at_end`` or ``not_at_end``
+    stands for CLOSED with that outcome); ``reached`` / ``not_reached``: states entered (or not) by the period end;
+    ``min_attempts``: persuasion attempts recorded by the period end; ``reason``: the case's
+    dropout reason code; ``group``: a special-group code of the pupil (G01 also by poverty
+    category); ``placement``: of a return; ``outcome``: closure outcome of a transition into
+    CLOSED; ``role``/``variant``: of an issued document."""
+
+    of: str
+    state: str = "SUSPECTED"
+    at_end: tuple[str, ...] = ()
+    not_at_end: tuple[str, ...] = ()
+    reached: tuple[str, ...] = ()
+    not_reached: tuple[str, ...] = ()
+    min_attempts: int = 0
+    reason: str = ""
+    group: str = ""
+    into: tuple[str, ...] = ()
+    transitions: tuple[str, ...] = ()
+    placement: str = ""
+    outcome: str = ""
+    role: str = ""
+    variant: str = ""
+
+    def __post_init__(self) -> None:
+        allowed = COUNT_KINDS.get(self.of)
+        if allowed is None:
+            raise ValueError(f"unknown count {self.of!r}")
+        default = Count.__dataclass_fields__
+        for name in default:
+            if name != "of" and getattr(self, name) != default[name].default and name not in allowed:
+                raise ValueError(f"count {self.of} has no filter {name!r}")
+        if self.of == "documents" and self.role not in ROLES:
+            raise ValueError(f"count documents: unknown role {self.role!r}")
+
+    def filters(self) -> dict[str, Any]:
+        """The filters set (name -> value), ``of`` left out."""
+        default = Count.__dataclass_fields__
+        return {n: getattr(self, n) for n in default if n != "of" and getattr(self, n) != default[n].default}
+
+
 @dataclass(frozen=True)
 class IssueContext:
     """What the service tells a spec's ``system_values`` when a document is issued."""
@@ -295,6 +361,9 @@ class FormSpec:
             for path in e.when_any:
                 if path not in paths:
                     raise ValueError(f"{self.code}: effect {e.action} when_any names no field {path!r}")
+        for path, f in self.walk():
+            if f.counts and f.kind != Kind.INT:
+                raise ValueError(f"{self.code}.{path}: a count column must be an INT")
         if self.role is not None and self.role not in ROLES:
             raise ValueError(f"{self.code}: unknown role {self.role!r}")
         for who in (self.issuer, *(x.issuer for x in self.variants if x.issuer)):

@@ -167,15 +167,12 @@ OTHER_VOCABULARY = {
     # the plan's own keys (which class: school code + class name), in its API and its imports; the
     # roster's other columns are the 交接表's row fields, read from its spec
     "cases/handover/plans.py": {"school_code", "class_name"},
-    # the 台账's own row columns and indicator definitions
+    # the 台账's own row columns and indicator definitions, the aggregate's "enrolled" figures
     "cases/ledgers/ledger.py": {"school_code", "class_name", "guardian_phone", "g01", "band", "aid_policies",
-                                "unit_name"},
+                                "enrolled"},
     "cases/ledgers/models.py": {"g01"},
     "cases/ledgers/indicators.py": {"formula"},
 }
-# The quarterly statistics (季报) are computed by the ledger room into tables named by that form's
-# columns: not yet declared in its spec (left for later), so its table names are not checked here.
-NOT_YET_DECLARED = ("quarterly_stats",)
 
 
 def _vocabulary() -> tuple[set[str], set[str]]:
@@ -189,10 +186,9 @@ def _vocabulary() -> tuple[set[str], set[str]]:
         if m.name.endswith(".models"):
             importlib.import_module(m.name)
     fields, vocab = set(), set()
-    for code, spec in all_specs().items():
+    for spec in all_specs().values():
         for _path, f in spec.walk():
-            if code not in NOT_YET_DECLARED:
-                fields.add(f.name)
+            fields.add(f.name)
             for alt in f.source.split("|"):
                 vocab.update(x for x in alt.split(".") if x)
     for table in Base.metadata.tables.values():
@@ -206,7 +202,8 @@ def test_no_form_field_name_and_no_spec_code_branch_in_cases():
     fields, vocab = _vocabulary()
     form_only = fields - vocab
     assert {"service_time", "service_method", "recipient_signature", "township_received_on",
-            "student_name", "party_a_name", "g01_count"} <= form_only
+            "student_name", "party_a_name", "g01_count", "screening", "suspected_found", "legal_docs",
+            "songjiao", "left_behind"} <= form_only
     found = []
     for path in sorted((ROOT / "cases").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
@@ -265,6 +262,19 @@ def test_no_form_code_in_cases():
                 if node.value not in FORM_CODE_ALSO_A_WORD or _names_a_form(node, parents):
                     found.append((f"{rel}:{node.lineno}", node.value))
     assert not found, f"form codes in cases/ (look the form up by its role: forms.registry.spec_for): {found}"
+
+
+def test_no_variant_code_in_cases():
+    """cases/ names no variant of a form (e.g. the 责令 notice): a variant the casework needs is
+    read from the spec (``Variant``) or declared there (``Count.variant`` of the 统计表)."""
+    variants = {x.code for s in all_specs().values() for x in s.variants}
+    assert {"zeling", "xianqi", "R-CT"} <= variants
+    found = []
+    for path in sorted((ROOT / "cases").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in variants:
+                found.append((f"{path.relative_to(ROOT).as_posix()}:{node.lineno}", node.value))
+    assert not found, f"variant codes in cases/ (read them from the spec): {found}"
 
 
 def test_the_guard_catches_a_form_code_written_as_a_form():
@@ -350,3 +360,52 @@ def test_a_signed_responsibility_copy_is_counted_returned(app_session, demo):
     assert (second.status, second.complete, second.missing) == ("incomplete", False, ["party_b_seal"])
     assert returned_count(s, form="responsibility", issuer_id=county.id) == {
         "returned": 1, "total": 2, "documents": [docs[0].id]}
+
+
+# ---- the 统计表's counts declared in its spec ------------------------------------------------------
+
+def test_every_statistics_column_declares_what_it_counts_in_case_record_words():
+    """Each count column of the statistics form says what it counts (``Field.counts``), in words the
+    case record has: workflow states and transitions, closure outcomes, reason and group codes,
+    placements, a role and a variant of a form; cases/ledgers computes them (test_ledgers.py)."""
+    from cases.engine.closure import OUTCOMES
+    from cases.engine.workflow import STATES, TRANSITIONS_BY_CODE
+    from cases.ledgers.ledger import stat_tables
+    from forms import codes
+    from forms.registry import spec_for
+
+    spec = spec_for("statistics")
+    tables = stat_tables()
+    assert [t.name for t in tables] == [f.name for f in spec.fields if f.kind == Kind.TABLE]
+    states_or_outcomes = set(STATES) | set(OUTCOMES)
+    for t in tables:
+        table = spec.field(t.name)
+        assert [c.name for c in table.columns] == [t.key, *t.count_names]  # every column but the key counts
+        for _name, counts in t.columns:
+            for c in counts:
+                assert c.state in STATES
+                assert set(c.at_end + c.not_at_end) <= states_or_outcomes
+                assert set(c.reached + c.not_reached + c.into) <= set(STATES)
+                assert set(c.transitions) <= set(TRANSITIONS_BY_CODE)
+                assert c.outcome in ("", *OUTCOMES)
+                assert c.reason in ("", *(x.code for x in codes.DROPOUT_REASONS))
+                assert c.group in ("", *(x.code for x in codes.SPECIAL_GROUPS))
+                assert c.placement in ("", *(x.code for x in codes.PLACEMENTS))
+                if c.variant:
+                    assert spec_for(c.role).variant(c.variant) is not None
+
+
+def test_a_count_with_an_unknown_kind_or_filter_is_refused():
+    from forms.spec import Count
+
+    with pytest.raises(ValueError, match="unknown count"):
+        Count("pupils_absent")
+    with pytest.raises(ValueError, match="no filter 'reason'"):
+        Count("transitions", reason="R01")
+    with pytest.raises(ValueError, match="unknown role"):
+        Count("documents", role="court_order")
+    assert Count("cases_entering", reached=("JOINT",), min_attempts=3).filters() == {
+        "reached": ("JOINT",), "min_attempts": 3}
+    with pytest.raises(ValueError, match="must be an INT"):
+        FormSpec("x", "x", "1", (Field("t", "表", Kind.TABLE, columns=(
+            Field("n", "人数", counts=(Count("pupils"),)),)),), ())

@@ -35,7 +35,7 @@ from cases.engine.calendars import HolidayTable, HolidayTables
 from cases.engine.closure import EVIDENCE_KINDS, OUTCOMES, EvidenceItem, check_closure
 from cases.engine.deadlines import add_working_days, alerts, due_date
 from cases.engine.models import Alert, AttendanceRecord, Deadline, Evidence, HolidayTableRow, Problem, Referral
-from cases.engine.profiles import DEFAULT_PROFILE, ORGS, RegionProfile, load_profile
+from cases.engine.profiles import DEFAULT_PROFILE, NOTICE_VARIANTS, ORGS, RegionProfile, load_profile
 from cases.engine.timers import TIMER_RULES
 from cases.store import audit
 from cases.store.models import Case, CaseEvent, Document, Org, Pupil, ancestors, in_scope, nearest, utcnow
@@ -59,7 +59,7 @@ CHOICE_FACTS = {
     "reason": {c.code for c in codes.DROPOUT_REASONS},
     "deferral_route": {"C2", "C4"},
     "assessment_placement": {"home_taught", "deferred"},
-    "notice_variant": {"xianqi", "quanfan", "dunfan", "zeling"},
+    "notice_variant": set(NOTICE_VARIANTS),
 }
 FACT_KEYS = frozenset(BOOL_FACTS + DATE_FACTS + INT_FACTS + tuple(CHOICE_FACTS))
 

@@ -22,19 +22,15 @@ from cases.engine.deadlines import UNITS, Timer
 from cases.engine.timers import PLAN_START_EVENTS, START_EVENTS, TIMER_RULES
 from forms.codes import DROPOUT_REASONS, SPECIAL_GROUPS
 from forms.errors import NotFound, ValidationFailed
+from forms.registry import spec_for
 
 log = logging.getLogger(__name__)
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"  # cases/profiles/*.json
 DEFAULT_PROFILE = "henan-weihui-2022"
 
-# Guardian-notice variant codes of forms/specs/guardian_notice.py.
-NOTICE_VARIANTS = {
-    "xianqi": "限期返校通知书",
-    "quanfan": "劝返复学通知书",
-    "dunfan": "敦返复学通知书",
-    "zeling": "责令学生复学通知书",
-}
+# The variants of the notice form (role "notice"): code -> title, read from its spec.
+NOTICE_VARIANTS = MappingProxyType({x.code: x.title for x in spec_for("notice").variants})
 
 STEPS = {
     "school_persuasion": "学校专人劝返（劝返期内多次劝返）",

@@ -682,11 +682,46 @@ def aggregate(session: Session, scope: Scope) -> Aggregate:
 
 
 # ---- the quarterly 统计表 --------------------------------------------------------------------------------
+# Every column of the statistics form (role "statistics") declares what it counts (``Field.counts``,
+# ``forms.spec.Count``); this room computes each kind of count once, generically, and names no
+# column, table or variant of that form.
+
+BAND_ORDER = ("primary", "junior")
+TOTAL = "total"
+
+
+@dataclass(frozen=True)
+class StatTable:
+    """A table of the statistics form: its row-key column (学段) and its count columns."""
+
+    name: str
+    key: str
+    columns: tuple[tuple[str, tuple[Any, ...]], ...]  # (column name, its Counts)
+
+    @property
+    def count_names(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.columns)
+
+
+def stat_tables() -> tuple[StatTable, ...]:
+    """The tables of the statistics form with count columns, in the form's order."""
+    from forms.spec import Kind
+
+    out = []
+    for f in spec_for("statistics").fields:
+        if f.kind != Kind.TABLE or not any(c.counts for c in f.columns):
+            continue
+        keys = [c.name for c in f.columns if not c.counts]
+        if len(keys) != 1:
+            raise ValueError(f"{f.name}: a statistics table needs one row-key column, has {keys}")
+        out.append(StatTable(f.name, keys[0], tuple((c.name, c.counts) for c in f.columns if c.counts)))
+    return tuple(out)
+
 
 @dataclass(frozen=True)
 class QuarterlyFigures:
     """Figures of the 统计表 for a node and quarter: table name -> band -> column -> count, with the
-    column names of ``forms.specs.quarterly_stats`` (the single definition of the columns)."""
+    table and column names of the statistics form's spec (the single definition of the columns)."""
 
     org_id: int
     org_name: str
@@ -696,54 +731,90 @@ class QuarterlyFigures:
     end: dt.date
     tables: dict[str, dict[str, dict[str, int]]]
 
+    def period_label(self) -> str:
+        return (f"{self.year}年第{self.quarter}季度（{self.start.year}年{self.start.month}月{self.start.day}日—"
+                f"{self.end.month}月{self.end.day}日）")
+
     def table_rows(self, table: str) -> list[dict]:
         """Rows of one table in print order (小学, 初中, 合计) as the spec's TABLE value."""
-        return [{"band": b, **self.tables[table][b]} for b in ("primary", "junior", "total")]
+        key = next(t.key for t in stat_tables() if t.name == table)
+        return [{key: b, **self.tables[table][b]} for b in (*BAND_ORDER, TOTAL)]
 
     def form_data(self, **sign_off: Any) -> dict:
-        """Input for ``issue_document(form="quarterly_stats")``: the figures plus the sign-off."""
-        from forms.specs.quarterly_stats import TABLES
-
-        period = (f"{self.year}年第{self.quarter}季度（{self.start.year}年{self.start.month}月{self.start.day}日—"
-                  f"{self.end.month}月{self.end.day}日）")
-        return {"unit_name": self.org_name, "period": period, "as_of": self.end.isoformat(),
-                **{t: self.table_rows(t) for t in TABLES}, **sign_off}
+        """Input for issuing the statistics form: the report's facts through the fields' sources
+        (``report.unit``, ``report.period``, ``report.end``), the figures, and the sign-off."""
+        facts = {"report": {"unit": self.org_name, "period": self.period_label(), "end": self.end.isoformat()}}
+        return {**spec_for("statistics").prefill(facts, defaults=False),
+                **{t.name: self.table_rows(t.name) for t in stat_tables()}, **sign_off}
 
     def as_json(self) -> dict:
         return {"org_id": self.org_id, "org_name": self.org_name, "year": self.year, "quarter": self.quarter,
                 "start": self.start.isoformat(), "end": self.end.isoformat(), "tables": self.tables}
 
 
+def _at_end(wanted: Sequence[str], state: str | None, transition: str | None) -> bool:
+    """Whether a case standing in ``state`` (entered by ``transition``) is one of ``wanted``: states,
+    or closure outcomes (C1–C7) standing for CLOSED with that outcome."""
+    if state in wanted:
+        return True
+    return state == "CLOSED" and _outcome(transition, None) in wanted
+
+
+def _entering_matches(c, row: Mapping[str, Any]) -> bool:
+    """Whether a group of found cases (``row``) passes the filters of the Count ``c``."""
+    if c.at_end and not _at_end(c.at_end, row["state"], row["transition"]):
+        return False
+    if c.not_at_end and _at_end(c.not_at_end, row["state"], row["transition"]):
+        return False
+    if any(not row["reached"][x] for x in c.reached) or any(row["reached"][x] for x in c.not_reached):
+        return False
+    if c.min_attempts and row["attempts"] < c.min_attempts:
+        return False
+    if c.reason and row["reason"] != c.reason:
+        return False
+    return not c.group or bool(row["groups"][c.group])
+
+
+def _transition_matches(c, to_state: str | None, transition: str | None, placement: str | None,
+                        closure_reason: str | None) -> bool:
+    if c.into and to_state not in c.into:
+        return False
+    if c.transitions and transition not in c.transitions:
+        return False
+    if c.placement and placement != c.placement:
+        return False
+    return not c.outcome or _outcome(transition, closure_reason) == c.outcome
+
+
 def quarterly_figures(session: Session, org_id: int, year: int, quarter: int, *,
                       recorded_until: dt.datetime | None = None) -> QuarterlyFigures:
-    """The 统计表 of §6.3 for the node ``org_id`` and a calendar quarter, from the case store.
+    """The 统计表 of §6.3 for the node ``org_id`` and a calendar quarter, from the case store: each
+    column as its spec declares (``forms.spec.Count``), per 学段, one grouped query per kind of count:
 
-    - 本期排查疑似辍学: cases that entered SUSPECTED inside the quarter; of which 已返校 (state at
-      quarter end RETURNED, or closed by C1), 已报联合劝返组 (reached JOINT by quarter end),
-      劝返中 (still open otherwise); 劝返不少于3次: of those, with ≥ 3 ``attempt`` events.
-    - 复学 by placement: transitions into RETURNED (placement from the event's ``placement``) and
-      into HOME_TAUGHT (送教上门) inside the quarter; 残疾评估认定: T16a/T16b inside the quarter;
-      销号 by evidence set: transitions into CLOSED inside the quarter (C6 = 超龄离校标注).
-    - 延缓入学/休学 and 失联: state at quarter end (DEFERRED, LOCATING).
-    - 司法文书: 责令复学 notices (guardian_notice ``zeling``) issued inside the quarter.
-    - 特殊群体 and 原因: among the cases found in the quarter.
+    - ``pupils``: on the roll (``enrolled_counts``);
+    - ``cases_entering``: cases that entered a state inside the quarter, grouped by their state at
+      quarter end, the states they reached by then, their attempts, reason and special groups;
+    - ``cases_at_end``: cases in scope by their state at quarter end;
+    - ``transitions``: state events inside the quarter (placement, closure outcome);
+    - ``documents``: documents of a role (and variant) issued for a case inside the quarter.
     """
-    from cases.engine.closure import OUTCOMES
-    from forms.specs.quarterly_stats import GROUP_COLUMNS, PLACEMENT_COLUMNS, TABLES, count_columns
-
     start, end = quarter_period(year, quarter)
     scope = make_scope(session, kind_for(session, org_id), org_id, end,
                        recorded_until=recorded_until)
     start_cut, end_cut, rec = valid_cut(start - dt.timedelta(days=1)), scope.cut, scope.recorded_until
-    tables = {t: {b: dict.fromkeys(count_columns(t), 0) for b in ("primary", "junior")} for t in TABLES}
+    layout = stat_tables()
+    tables = {t.name: {b: dict.fromkeys(t.count_names, 0) for b in BAND_ORDER} for t in layout}
+    by_kind: dict[str, list[tuple[str, str, Any]]] = defaultdict(list)
+    for t in layout:
+        for column, counts in t.columns:
+            for c in counts:
+                by_kind[c.of].append((t.name, column, c))
 
     def add(table: str, band: str | None, column: str, n: int) -> None:
-        if band in ("primary", "junior") and column in tables[table][band]:
+        if band in BAND_ORDER:
             tables[table][band][column] += n
 
     band = _band_expr(SchoolClass.grade)
-    for _org, b, n in enrolled_counts(session, scope):
-        add("screening", b, "enrolled", n)
 
     def base(*cols):
         return (select(*cols).select_from(Case).join(Pupil, Pupil.id == Case.pupil_id)
@@ -752,75 +823,82 @@ def quarterly_figures(session: Session, org_id: int, year: int, quarter: int, *,
     st = state_as_of(end_cut, rec, cases=scope_cases(scope))
     in_period = and_(CaseEvent.occurred_at >= start_cut, CaseEvent.occurred_at < end_cut,
                      CaseEvent.recorded_at <= rec)
-    found = select(CaseEvent.case_id).where(CaseEvent.to_state == "SUSPECTED", in_period).distinct().subquery()
-    joint = (select(CaseEvent.case_id).where(CaseEvent.to_state == "JOINT", CaseEvent.occurred_at < end_cut,
-                                             CaseEvent.recorded_at <= rec).distinct().subquery())
-    attempts = (select(CaseEvent.case_id, func.count().label("n"))
-                .where(CaseEvent.kind == "attempt", CaseEvent.occurred_at < end_cut, CaseEvent.recorded_at <= rec)
-                .group_by(CaseEvent.case_id).subquery())
-    flags = [case((group_condition(code) if code != "G01" else g01_condition(), 1), else_=0).label(name)
-             for name, (_label, code) in GROUP_COLUMNS.items()]
-    reached_joint = case((joint.c.case_id.is_not(None), 1), else_=0).label("joint")
-    three = case((func.coalesce(attempts.c.n, 0) >= 3, 1), else_=0).label("three")
-    q = (base(band, st.c.state, st.c.transition, Case.reason_code, reached_joint, three, *flags, func.count())
-         .join(found, found.c.case_id == Case.id).join(st, st.c.case_id == Case.id)
-         .outerjoin(joint, joint.c.case_id == Case.id).outerjoin(attempts, attempts.c.case_id == Case.id)
-         .group_by(band, st.c.state, st.c.transition, Case.reason_code, reached_joint, three, *flags))
-    for r in session.execute(q):
-        b, state, transition, reason, is_joint, is_three, *group_flags, n = r
-        add("screening", b, "suspected_found", n)
-        if state == "RETURNED" or (state == "CLOSED" and _outcome(transition, None) == "C1"):
-            add("screening", b, "found_returned", n)
-        elif is_joint:
-            add("screening", b, "found_joint", n)
-        elif state in OUT_OF_SCHOOL or state in ("ABSENT", "VERIFY"):
-            add("screening", b, "found_persuading", n)
-        if is_three:
-            add("screening", b, "persuaded_3plus", n)
-        if reason:
-            add("reasons", b, reason.lower(), n)
-        for name, flag in zip(GROUP_COLUMNS, group_flags, strict=True):
-            if flag:
-                add("closures", b, name, n)
-    # State at quarter end (all cases in scope).
-    for b, state, n in session.execute(base(band, st.c.state, func.count()).join(st, st.c.case_id == Case.id)
-                                       .where(st.c.state.in_(("DEFERRED", "LOCATING")))
-                                       .group_by(band, st.c.state)):
-        add("outcomes" if state == "DEFERRED" else "screening", b,
-            "deferred" if state == "DEFERRED" else "lost_contact", n)
-    # Transitions inside the quarter.
-    placement = CaseEvent.data["placement"].as_string()
-    q = (base(band, CaseEvent.to_state, CaseEvent.transition, placement, Case.closure_reason, func.count())
-         .join(CaseEvent, CaseEvent.case_id == Case.id)
-         .where(in_period, or_(CaseEvent.to_state.in_(("RETURNED", "HOME_TAUGHT", "CLOSED")),
-                               CaseEvent.transition.in_(("T16a", "T16b"))))
-         .group_by(band, CaseEvent.to_state, CaseEvent.transition, placement, Case.closure_reason))
-    for b, to_state, transition, place, closure_reason, n in session.execute(q):
-        if transition in ("T16a", "T16b"):
-            add("outcomes", b, "disability_assessed", n)
-        if to_state == "RETURNED":
-            add("outcomes", b, "returned", n)
-            if place in PLACEMENT_COLUMNS:
-                add("outcomes", b, place, n)
-        elif to_state == "HOME_TAUGHT":
-            add("outcomes", b, "returned", n)
-            add("outcomes", b, "songjiao", n)
-        elif to_state == "CLOSED":
-            add("outcomes", b, "closed", n)
-            outcome = _outcome(transition, closure_reason)
-            if outcome in OUTCOMES:
-                add("closures", b, outcome.lower(), n)
-            if outcome == "C6":
-                add("outcomes", b, "over_age", n)
-    # 司法文书: 责令复学通知书 issued inside the quarter.
-    q = (base(band, func.count()).join(Document, Document.case_id == Case.id)
-         .where(Document.form == spec_for("notice").code, Document.variant == "zeling", Document.status == "issued",
-                Document.created_at >= start_cut, Document.created_at < end_cut, Document.created_at <= rec)
-         .group_by(band))
-    for b, n in session.execute(q):
-        add("screening", b, "legal_docs", n)
-    for t in tables:
-        tables[t]["total"] = {c: tables[t]["primary"][c] + tables[t]["junior"][c] for c in count_columns(t)}
+
+    if by_kind["pupils"]:
+        for _org, b, n in enrolled_counts(session, scope):
+            for table, column, _c in by_kind["pupils"]:
+                add(table, b, column, n)
+
+    entering: dict[str, list[tuple[str, str, Any]]] = defaultdict(list)
+    for item in by_kind["cases_entering"]:
+        entering[item[2].state].append(item)
+    for state, items in entering.items():
+        counts = [c for _t, _col, c in items]
+        reached = sorted({x for c in counts for x in (*c.reached, *c.not_reached)})
+        groups = sorted({c.group for c in counts if c.group})
+        found = (select(CaseEvent.case_id).where(CaseEvent.to_state == state, in_period).distinct()
+                 .subquery("found"))
+        attempts = (select(CaseEvent.case_id, func.count().label("n"))
+                    .where(CaseEvent.kind == "attempt", CaseEvent.occurred_at < end_cut, CaseEvent.recorded_at <= rec)
+                    .group_by(CaseEvent.case_id).subquery("attempts"))
+        cols = [band, st.c.state, st.c.transition, Case.reason_code, func.coalesce(attempts.c.n, 0)]
+        reached_subs = []
+        for i, x in enumerate(reached):
+            sub = (select(CaseEvent.case_id).where(CaseEvent.to_state == x, CaseEvent.occurred_at < end_cut,
+                                                   CaseEvent.recorded_at <= rec).distinct().subquery(f"reached{i}"))
+            reached_subs.append(sub)
+            cols.append(case((sub.c.case_id.is_not(None), 1), else_=0))
+        cols += [case((g01_condition() if g == "G01" else group_condition(g), 1), else_=0) for g in groups]
+        q = (base(*cols, func.count()).join(found, found.c.case_id == Case.id).join(st, st.c.case_id == Case.id)
+             .outerjoin(attempts, attempts.c.case_id == Case.id))
+        for sub in reached_subs:
+            q = q.outerjoin(sub, sub.c.case_id == Case.id)
+        q = q.group_by(*cols)
+        for r in session.execute(q):
+            b, end_state, transition, reason, n_attempts, *flags, n = r
+            row = {"state": end_state, "transition": transition, "reason": reason, "attempts": n_attempts,
+                   "reached": dict(zip(reached, flags[:len(reached)], strict=True)),
+                   "groups": dict(zip(groups, flags[len(reached):], strict=True))}
+            for table, column, c in items:
+                if _entering_matches(c, row):
+                    add(table, b, column, n)
+
+    if by_kind["cases_at_end"]:
+        wanted = {x for _t, _col, c in by_kind["cases_at_end"] for x in c.at_end}
+        states = {x for x in wanted if not re.fullmatch(r"C\d+", x)} | (
+            {"CLOSED"} if any(re.fullmatch(r"C\d+", x) for x in wanted) else set())
+        q = (base(band, st.c.state, st.c.transition, func.count()).join(st, st.c.case_id == Case.id)
+             .where(st.c.state.in_(sorted(states))).group_by(band, st.c.state, st.c.transition))
+        for b, end_state, transition, n in session.execute(q):
+            for table, column, c in by_kind["cases_at_end"]:
+                if _at_end(c.at_end, end_state, transition):
+                    add(table, b, column, n)
+
+    if by_kind["transitions"]:
+        counts = [c for _t, _col, c in by_kind["transitions"]]
+        into = sorted({x for c in counts for x in c.into})
+        named = sorted({x for c in counts for x in c.transitions})
+        placement = CaseEvent.data["placement"].as_string()
+        q = (base(band, CaseEvent.to_state, CaseEvent.transition, placement, Case.closure_reason, func.count())
+             .join(CaseEvent, CaseEvent.case_id == Case.id)
+             .where(in_period, or_(CaseEvent.to_state.in_(into), CaseEvent.transition.in_(named)))
+             .group_by(band, CaseEvent.to_state, CaseEvent.transition, placement, Case.closure_reason))
+        for b, to_state, transition, place, closure_reason, n in session.execute(q):
+            for table, column, c in by_kind["transitions"]:
+                if _transition_matches(c, to_state, transition, place, closure_reason):
+                    add(table, b, column, n)
+
+    for table, column, c in by_kind["documents"]:
+        cond = [Document.form == spec_for(c.role).code, Document.status == "issued",
+                Document.created_at >= start_cut, Document.created_at < end_cut, Document.created_at <= rec]
+        if c.variant:
+            cond.append(Document.variant == c.variant)
+        q = base(band, func.count()).join(Document, Document.case_id == Case.id).where(*cond).group_by(band)
+        for b, n in session.execute(q):
+            add(table, b, column, n)
+
+    for t in layout:
+        tables[t.name][TOTAL] = {c: sum(tables[t.name][b][c] for b in BAND_ORDER) for c in t.count_names}
     return QuarterlyFigures(scope.org_id, scope.org_name, year, quarter, start, end, tables)
 
 
@@ -840,20 +918,20 @@ def quarterly_xlsx(figures: QuarterlyFigures) -> bytes:
     """The 统计表 as XLSX: one block per table with the spec's column headings."""
     from openpyxl import Workbook
 
-    from forms.specs.quarterly_stats import BANDS, SPEC, TABLES
-
-    labels = {c.code: c.label for c in BANDS}
+    spec = spec_for("statistics")
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("统计表")
-    ws.append([SPEC.title])
+    ws.append([spec.title])
     ws.append([f"填报单位：{figures.org_name}", f"统计期间：{figures.year}年第{figures.quarter}季度",
                f"统计时点：{figures.end.isoformat()}"])
-    for name, columns in TABLES.items():
+    for t in stat_tables():
+        table = spec.field(t.name)
+        key = table.column(t.key)
         ws.append([])
-        ws.append([SPEC.field(name).label])
-        ws.append([c.label for c in columns])
-        for r in figures.table_rows(name):
-            ws.append([labels[r["band"]], *(r[c.name] for c in columns if c.name != "band")])
+        ws.append([table.label])
+        ws.append([c.label for c in table.columns])
+        for r in figures.table_rows(t.name):
+            ws.append([key.choice_label(r[t.key]), *(r[c] for c in t.count_names)])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

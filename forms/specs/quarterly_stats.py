@@ -3,16 +3,17 @@
 Filed by the education department at each quarter end (Q6). One row per 学段 (小学 / 初中 / 合计)
 in four tables: screening and persuasion, returns and outcomes, closures by evidence set (C1–C7)
 with special-group sub-counts, and the reasons (§7.1) of the suspected dropouts found in the
-period. The figures are computed from the case store by ``cases.ledgers.ledger.quarterly_figures``; the
-column names here are the single definition that the figures, the XLSX export and the template
-share. Sign-off (填报人, 审核人, 单位负责人, seal, date) per §6.3.
+period. Each count column declares what it counts (``Field.counts``: ``forms.spec.Count``), and
+``cases.ledgers.ledger.quarterly_figures`` computes every column from that declaration alone; the
+columns here are the single definition that the figures, the XLSX export and the template share.
+Sign-off (填报人, 审核人, 单位负责人, seal, date) per §6.3.
 """
 
 from __future__ import annotations
 
 from forms import codes
 from forms.layout import Grid, Label, Para, Part, Rows, Spacer, Title, Value, labeller, row
-from forms.spec import Choice, Field, Filled, FormSpec, Kind
+from forms.spec import Choice, Count, Field, Filled, FormSpec, Kind
 
 F = Field
 BANDS = (Choice("primary", "小学"), Choice("junior", "初中"), Choice("total", "合计"))
@@ -22,30 +23,41 @@ def _band() -> Field:
     return F("band", "学段", Kind.CHOICE, required=True, choices=BANDS, compact=True)
 
 
-def _n(name: str, label: str) -> Field:
-    return F(name, label, Kind.INT, required=True)
+def _n(name: str, label: str, *counts: Count) -> Field:
+    return F(name, label, Kind.INT, required=True, counts=counts)
 
+
+# What each column counts (``forms.spec.Count``), from the case record of the node and quarter.
+# The suspected dropouts found in the period: cases that entered SUSPECTED inside the quarter.
+FOUND = "cases_entering"
+# Where a found case stands at quarter end: back at school (RETURNED, or closed by C1), still open
+# (absent, being verified or out of school and not yet closed).
+BACK = ("RETURNED", "C1")
+OPEN = ("ABSENT", "VERIFY", "SUSPECTED", "REPORTED", "NOTICED", "JOINT", "LEGAL", "LOCATING", "ASSESSING",
+        "APPROVAL", "DEFERRED")
 
 SCREENING_COLUMNS = (
     _band(),
-    _n("enrolled", "在校生数"),
-    _n("suspected_found", "本期排查疑似辍学人数"),
-    _n("found_returned", "其中：已返校"),
-    _n("found_persuading", "其中：劝返中"),
-    _n("found_joint", "其中：已报联合劝返组"),
-    _n("persuaded_3plus", "劝返不少于3次人数"),
-    _n("lost_contact", "失联人数"),
-    _n("legal_docs", "司法文书发放数"),
+    _n("enrolled", "在校生数", Count("pupils")),
+    _n("suspected_found", "本期排查疑似辍学人数", Count(FOUND)),
+    _n("found_returned", "其中：已返校", Count(FOUND, at_end=BACK)),
+    _n("found_persuading", "其中：劝返中", Count(FOUND, at_end=OPEN, not_reached=("JOINT",))),
+    _n("found_joint", "其中：已报联合劝返组", Count(FOUND, reached=("JOINT",), not_at_end=BACK)),
+    _n("persuaded_3plus", "劝返不少于3次人数", Count(FOUND, min_attempts=3)),
+    _n("lost_contact", "失联人数", Count("cases_at_end", at_end=("LOCATING",))),
+    _n("legal_docs", "司法文书发放数", Count("documents", role="notice", variant="zeling")),
 )
 PLACEMENT_COLUMNS = ("chaban", "danduban", "puzhi", "geren", "songjiao")
 OUTCOME_COLUMNS = (
     _band(),
-    _n("returned", "复学人数"),
-    *(_n(c.code, f"复学：{c.label}") for c in codes.PLACEMENTS if c.code in PLACEMENT_COLUMNS),
-    _n("deferred", "延缓入学/休学人数"),
-    _n("disability_assessed", "残疾评估认定人数"),
-    _n("over_age", "超龄离校标注人数"),
-    _n("closed", "销号人数"),
+    _n("returned", "复学人数", Count("transitions", into=("RETURNED", "HOME_TAUGHT"))),
+    *(_n(c.code, f"复学：{c.label}", Count("transitions", into=("RETURNED",), placement=c.code),
+         *((Count("transitions", into=("HOME_TAUGHT",)),) if c.code == "songjiao" else ()))
+      for c in codes.PLACEMENTS if c.code in PLACEMENT_COLUMNS),
+    _n("deferred", "延缓入学/休学人数", Count("cases_at_end", at_end=("DEFERRED",))),
+    _n("disability_assessed", "残疾评估认定人数", Count("transitions", transitions=("T16a", "T16b"))),
+    _n("over_age", "超龄离校标注人数", Count("transitions", into=("CLOSED",), outcome="C6")),
+    _n("closed", "销号人数", Count("transitions", into=("CLOSED",))),
 )
 CLOSURE_CODES = ("C1", "C2", "C3", "C4", "C5", "C6", "C7")
 CLOSURE_LABELS = {"C1": "复学", "C2": "延缓/休学(拒不复学)", "C3": "身体原因", "C4": "贫困家庭拒不复学",
@@ -54,12 +66,13 @@ GROUP_COLUMNS = {"g01": ("建档立卡/脱贫/监测", "G01"), "left_behind": ("
                  "disabled": ("残疾儿童", "G03"), "migrant": ("随迁子女", "G04")}
 CLOSURE_COLUMNS = (
     _band(),
-    *(_n(c.lower(), f"销号{c}：{CLOSURE_LABELS[c]}") for c in CLOSURE_CODES),
-    *(_n(name, label) for name, (label, _code) in GROUP_COLUMNS.items()),
+    *(_n(c.lower(), f"销号{c}：{CLOSURE_LABELS[c]}", Count("transitions", into=("CLOSED",), outcome=c))
+      for c in CLOSURE_CODES),
+    *(_n(name, label, Count(FOUND, group=code)) for name, (label, code) in GROUP_COLUMNS.items()),
 )
 REASON_COLUMNS = (
     _band(),
-    *(_n(c.code.lower(), c.label) for c in codes.DROPOUT_REASONS),
+    *(_n(c.code.lower(), c.label, Count(FOUND, reason=c.code)) for c in codes.DROPOUT_REASONS),
 )
 TABLES = {"screening": SCREENING_COLUMNS, "outcomes": OUTCOME_COLUMNS, "closures": CLOSURE_COLUMNS,
           "reasons": REASON_COLUMNS}
@@ -72,9 +85,9 @@ def count_columns(table: str) -> tuple[str, ...]:
 
 FIELDS = (
     F("doc_number", "编号", filled=Filled.SYSTEM),
-    F("unit_name", "填报单位", required=True, max_length=40),
-    F("period", "统计期间", required=True, max_length=60),
-    F("as_of", "统计时点", Kind.DATE, required=True),
+    F("unit_name", "填报单位", required=True, max_length=40, source="report.unit"),
+    F("period", "统计期间", required=True, max_length=60, source="report.period"),
+    F("as_of", "统计时点", Kind.DATE, required=True, source="report.end"),
     F("screening", "排查与劝返情况", Kind.TABLE, required=True, min_rows=3, max_rows=3,
       columns=SCREENING_COLUMNS),
     F("outcomes", "复学与处置情况", Kind.TABLE, required=True, min_rows=3, max_rows=3, columns=OUTCOME_COLUMNS),
