@@ -303,3 +303,49 @@ def test_digit_readers_built_and_run(tmp_path, monkeypatch):
         assert dm.classify(np.full((40, 30, 3), 255, np.uint8)) is None  # no ink, no digit
     finally:
         dm._reference.cache_clear()
+
+
+def test_a_line_reading_the_digit_readers_find_impossible_is_never_a_plain_confirm(monkeypatch):
+    """The line reads a valid, plausible date (2025-10-08) while the digit readers, unsure between
+    3 and 5 in the last box, give 8 next to no chance: two readers disagree, so the date goes to
+    review with the box named, not as the plain confirmation every 送达 date gets."""
+    from parsers.scan import digits as dm
+
+    _pdf, _geo, _ticks, ctx = _issued()
+    f = get_spec("guardian_notice").field("recipient_signed_on")
+    blank = np.full((40, 30, 3), 255, np.uint8)
+    bw = scan.BoxWriting((True,) * 8, np.full((40, 300, 3), 255, np.uint8), (blank,) * 8)
+    monkeypatch.setattr(dm, "available", lambda: True)
+    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251003", b7=(0.6, 5, 5)))
+    nothing = [OcrText("", 0.0)] * 8
+    r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251008", 0.97), bw, nothing, None, ctx, {"page_no": 3})
+    assert r.value == "2025-10-08" and r.needs_review and r.confidence <= 0.6
+    assert r.reason == "逐格识别与整行识别不一致（第8个数字），请核对"
+    # the same line where the readers find its last digit possible (their second choice): the
+    # line's reading stands, confirmed by a person as every 送达 date is
+    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251003", b7=(0.6, 5, 8)))
+    r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251008", 0.97), bw, nothing, None, ctx, {"page_no": 3})
+    assert r.value == "2025-10-08" and r.reason == "送达日期须人工确认"
+
+
+def test_a_box_with_ink_too_small_for_a_digit_is_doubtful():
+    """A box counted empty that still holds a written stroke (a 1 mostly lost along the box's edge)
+    makes the whole value a person's to check: a 16 read as 6 is a valid day."""
+    import cv2
+
+    _pdf, _geo, ticks, ctx = _issued()
+    page = _written(RECEIPT, {"recipient_signed_on": "20251016"}, skew=0.0)
+    # the 1 of the day cut to a short stub (as an edge can leave it)
+    cells = ticks[RECEIPT]["recipient_signed_on"]
+    s = 200 / 72
+    x0, y0, x1, y1 = (int(round(v * s)) for v in cells[6])
+    px = page.pixels.copy()
+    inner = px[y0 + 4:y1 - 3, x0 + 4:x1 - 3]
+    inner[...] = 255
+    cy, cx = inner.shape[0] // 2, inner.shape[1] // 2
+    cv2.line(inner, (cx - 6, cy), (cx + 6, cy + 1), (30, 30, 30), 4)
+    stub = load_pages(mk.encode(px, "PNG", 200), filename="boxes-stub.png")[0]
+    r = scan.read_page(stub, scan.identify_page(stub, secret=mk.SECRET), ctx,
+                       engine=FakeOcrEngine(func=lambda crop: "")).readings["recipient_signed_on"]
+    assert r.needs_review and not r.confirm
+    assert r.reason == "第7个格子有笔迹，但认不出是否写了数字，请核对"

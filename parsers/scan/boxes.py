@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 # away, is at least this share of the box's height tall (a written "1" or "0"; not a speck or the
 # sliver of a box edge a pixel off).
 BOX_INK_MIN_HEIGHT = 0.3
+# A box not counted written whose leftover ink still covers this share of the box's area (height
+# squared) is doubtful (``BoxWriting.doubtful``); a speck or an edge's sliver is far less.
+BOX_DOUBT_AREA = 0.02
 # Printed ink is grown by this much (mm) before it is taken away: the scan sits up to a pixel or
 # two off the rendered reference after the best shift.
 BOX_PRINT_GROW_MM = 0.3
@@ -44,6 +47,10 @@ class BoxWriting:
     inked: tuple[bool, ...]
     line: np.ndarray | None
     digits: tuple[np.ndarray, ...] = ()
+    # boxes (1-based) counted empty that still hold written ink, too little or too short for a
+    # digit (a 1 half lost along an edge, a stroke mostly under the print): nobody can say what
+    # the field holds, it goes to review.
+    doubtful: tuple[int, ...] = ()
 
 
 def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
@@ -108,7 +115,7 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
         k = int(np.argmin([abs(cx - c) for c in centres]))
         if abs(cx - centres[k]) <= half:
             owner.setdefault(k, []).append(i)
-    inked = []
+    inked, doubtful = [], []
     for k in range(len(cells)):
         comps = owner.get(k, [])
         if not comps:
@@ -117,8 +124,10 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
         top = min(stats[i, cv2.CC_STAT_TOP] for i in comps)
         bottom = max(stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in comps)
         inked.append(bottom - top >= tall)
+        if not inked[-1] and sum(int(stats[i, cv2.CC_STAT_AREA]) for i in comps) >= BOX_DOUBT_AREA * (box_h * s) ** 2:
+            doubtful.append(k + 1)
     if not any(inked):
-        return BoxWriting(tuple(inked), None)
+        return BoxWriting(tuple(inked), None, doubtful=tuple(doubtful))
     gap = max(4, int(round(0.3 * box_h * s)))
     white = np.full((grey.shape[0], gap), 255, np.uint8)
     pieces, digits = [], []
@@ -128,12 +137,18 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
         mask = np.isin(labels, owner[k]).astype(np.uint8)
         xs = np.nonzero(mask.any(axis=0))[0]
         x0, x1 = int(xs.min()), int(xs.max()) + 1
-        keep = cv2.dilate(mask, np.ones((3, 3), np.uint8))[:, x0:x1].astype(bool)
+        # the written ink and a pixel round it (its soft edge), never the printed box beside it
+        keep = ((cv2.dilate(mask, np.ones((3, 3), np.uint8)) & (1 - printed)) | mask)[:, x0:x1].astype(bool)
         digit = np.where(keep, grey[:, x0:x1], 255).astype(np.uint8)
         pieces += [digit, white]
         digits.append(np.dstack([np.hstack([white, digit, white])] * 3))
     line = np.hstack([white, *pieces])
-    return BoxWriting(tuple(inked), np.dstack([line] * 3), tuple(digits))
+    return BoxWriting(tuple(inked), np.dstack([line] * 3), tuple(digits), tuple(doubtful))
+
+
+def doubt_reason(bw: BoxWriting) -> str:
+    """Why a field with doubtful boxes (``BoxWriting.doubtful``) goes to a person."""
+    return "第" + "、".join(map(str, bw.doubtful)) + "个格子有笔迹，但认不出是否写了数字，请核对"
 
 
 def _along_edges(ink: np.ndarray, ref_ink: np.ndarray, grow: int, boxes_px: Sequence[tuple[int, ...]]) -> np.ndarray:
@@ -271,6 +286,9 @@ def classified_text(f: Field, inked: Sequence[bool], guesses: Sequence[Any], alo
     return text, against
 
 
+# A digit of the line's reading that the digit readers give less than this probability in its box
+# (their reading of it, nearest references and networks together) is a disagreement: review.
+LINE_SUPPORT_MIN = 0.02
 # How far an OCR engine's reading of one box alone is trusted: right this often when it shows a
 # digit at all (the rest spread over the other nine).
 OCR_DIGIT_RIGHT = 0.9
@@ -350,6 +368,17 @@ def read_boxed(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Seque
             reason = ("逐格识别与整行识别不一致（第" + "、".join(map(str, against)) + "个数字），请核对") if against \
                 else f"逐格识别为“{mine}”，与整行识别“{text}”不一致，请核对"
             singles = []
+        elif status == "read":
+            # The line read alone (the digit readers unsure): each of its digits must still be one
+            # the digit readers find possible in that box, else two readers disagree.
+            line = digits_only(text, allow_x=allow_x)
+            written = [c for c, on in zip(line.ljust(len(bw.inked)), bw.inked, strict=False) if on]
+            weak = [i + 1 for i, (c, g) in enumerate(zip(written, guesses, strict=False))
+                    if g is not None and c.isdigit() and _box_posterior(g, None)[int(c)] < LINE_SUPPORT_MIN]
+            if weak:
+                conf = min(conf, 0.6)
+                reason = "逐格识别与整行识别不一致（第" + "、".join(map(str, weak)) + "个数字），请核对"
+                singles = []
     if status == "read" and singles:
         line = digits_only(text, allow_x=allow_x)
         # one digit per box (a date's month "09" padded from a 9 written alone: its 0 is no box's)
@@ -361,6 +390,9 @@ def read_boxed(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Seque
         if differ or len(written) != len(alone):
             conf = min(conf, 0.6)
             reason = "逐格识别与整行识别不一致（第" + "、".join(map(str, differ)) + "个数字），请核对"
+    if bw.doubtful:  # the reason that matters most: not even the count of digits is known
+        conf = min(conf, 0.6)
+        reason = doubt_reason(bw)
     low = status == "read" and conf < ctx.threshold
     if low and not reason:
         reason = f"识别把握不足（{conf:.2f}）"

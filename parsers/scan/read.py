@@ -20,7 +20,7 @@ from parsers.align import AlignmentFailed, TemplatePage, align
 from parsers.base import BBox, FieldReading, issued_value, jsonable, resolve_field
 from parsers.images import PageImage, rotate_quarter
 from parsers.ocr import OcrEngine, OcrFailed, OcrText
-from parsers.scan.boxes import BoxWriting, box_writing, read_boxed
+from parsers.scan.boxes import BoxWriting, box_writing, doubt_reason, read_boxed
 from parsers.scan.handwriting import is_unwritten, read_hand
 from parsers.scan.identify import PageIdentity
 from parsers.scan.ink import INK_AGREE, INK_OUTLIER, INK_SEARCH_PT, INK_SURE, InkComparison, compare_ink
@@ -142,9 +142,13 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
         cells = page_ticks.get(path) or []
         if f.hand_boxes and len(cells) == f.boxes:
             bw = box_writing(aligned, cells, bbox, dpi=dpi, reference=ctx.reference, page_no=identity.page_no)
-            if bw.line is None:
+            if bw.line is None and not bw.doubtful:
                 readings[path] = FieldReading(path, f.kind.value, "hand", "blank", None, "", 0.97, False,
                                               "格子里没有笔迹", **common)
+                continue
+            if bw.line is None:  # ink in a box, too little to be sure it is a digit or nothing
+                readings[path] = FieldReading(path, f.kind.value, "hand", "low", None, "", 0.3, True,
+                                              doubt_reason(bw), **common)
                 continue
             batch.add(path, bw.line)
             for k, digit in enumerate(bw.digits):
