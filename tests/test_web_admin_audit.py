@@ -129,3 +129,50 @@ def test_other_county_auditor_sees_nothing(web):
     page = web.login("other.bureau")
     page.goto(web.url("/audit"))
     assert "东河镇" not in page.inner_text("body")
+
+
+def test_county_admin_installs_a_region_profile_from_the_page(web, live_server, tmp_path):
+    from cases.engine import profiles
+    from cases.engine.models import InstalledProfile
+    from cases.store.models import Org
+
+    data = json.loads((profiles.PROFILE_DIR / "henan-weihui-2022.json").read_text(encoding="utf-8"))
+    page = web.login("demo.admin")
+    allow = NAMES | {"henan", "weihui", "qinghe"}
+    try:
+        # a shipped name: refused for a county's administrator, the field named, nothing installed
+        shipped = tmp_path / "henan.json"
+        shipped.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        web.visit(page, "/admin#profiles", "admin-profiles", allow=allow)
+        page.set_input_files("#install-file", str(shipped))
+        page.click("#install-form button")
+        problem = page.inner_text("#install-problem")
+        assert "没有安装" in problem and "系统自带" in problem and "name：与系统自带的地区配置同名" in problem
+        web.check(page, "admin-profile-refused", allow=allow | {"name"})
+        # renamed, with a 15-working-day return deadline: installed for 青禾县 and used by it
+        data["name"], data["title"] = "qinghe-2027", "青禾县控辍保学规程（2027）"
+        data["timers"]["return_deadline"]["length"] = 15
+        local = tmp_path / "qinghe.json"
+        local.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        page.set_input_files("#install-file", str(local))
+        assert page.locator("#install-org option").all_inner_texts() == ["青禾县"]
+        page.check("input[name=counties]")
+        page.click("#install-form button")
+        text = web.check(page, "admin-profile-installed", allow=allow)
+        assert "已安装地区配置“青禾县控辍保学规程（2027）”（qinghe-2027），青禾县改用此配置" in text
+        assert "青禾县控辍保学规程（2027）" in page.inner_text("#profile-list tr:has-text('青禾县')")
+        row = page.inner_text("#installed-profiles")
+        assert "qinghe-2027" in row and "青禾县" in row and "demo.admin" in row
+        s = live_server.session()
+        assert s.get(InstalledProfile, "qinghe-2027").org_id == live_server.county_id
+        assert s.get(Org, live_server.county_id).region_profile == "qinghe-2027"
+        assert profiles.load_profile("qinghe-2027").return_deadline.length == 15
+        s.close()
+        # the page at phone width
+        phone = web.login("demo.admin", viewport=(390, 844))
+        web.visit(phone, "/admin#profiles", "admin-profiles-phone", allow=allow)
+    finally:
+        s = live_server.session()
+        s.get(Org, live_server.county_id).region_profile = "henan-weihui-2022"
+        s.commit()
+        s.close()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Flask, g
+import logging
+
+from flask import Flask, g, request
 from flask_smorest import Api
 from werkzeug.routing import IntegerConverter
 
 from web.errors import handle_http_error, register_error_handlers
 from web.openapi import ErrorOut, finish_spec
+
+log = logging.getLogger(__name__)
 
 
 class BaoxueApi(Api):
@@ -49,6 +53,28 @@ class DbIntConverter(IntegerConverter):
         super().__init__(url_map, fixed_digits, min, 2**63 - 1 if max is None else max, signed)
 
 
+def _installed_profiles(app: Flask, factory) -> None:
+    """The region profiles installed in the database: read at start, and again at the start of a
+    request whenever another process installed one (``cases.engine.installed.sync``)."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from cases.engine import installed
+
+    try:
+        with factory() as session:
+            installed.sync(session)
+    except (OperationalError, ProgrammingError) as e:  # a database not migrated yet: shipped profiles only
+        log.warning("installed region profiles not read (database not migrated?): %s", e.orig)
+        installed.profiles.set_installed({})
+
+    @app.before_request
+    def _sync_profiles():
+        if request.endpoint and request.endpoint != "static" and not request.endpoint.endswith(".static"):
+            from web.context import db
+
+            installed.sync(db())
+
+
 def init_web(app: Flask) -> None:
     # Before any route is added: every ``<int:...>`` of every blueprint uses it.
     app.url_map.converters["int"] = DbIntConverter
@@ -71,6 +97,7 @@ def init_web(app: Flask) -> None:
     from cases.returns import intake  # noqa: F401
 
     register(services)
+    _installed_profiles(app, factory)
 
     @app.teardown_appcontext
     def _close_session(_exc):

@@ -13,6 +13,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from cases.engine import casework as engine
+from cases.engine import installed
 from cases.engine.attendance import import_attendance
 from cases.engine.models import Deadline, Evidence, Problem, Referral
 from cases.store import audit
@@ -393,6 +394,40 @@ def load_holidays():
     session.commit()
     return {"year": table.year, "holidays": len(table.holidays), "workdays": len(table.workdays),
             "source": table.source}, 201
+
+
+@blp.route("/admin/profiles", methods=["POST"])
+@requires("profile.install")
+def install_region_profile():
+    """Install a region profile (``profile``: the profile JSON, as a shipped file) for ``org_id``
+    (omitted or null: the whole installation, its administrator only) and point ``counties`` (ids)
+    at it. The profile is checked key by key first; an error names the key and installs nothing."""
+    body = _body()
+    session = db()
+    data = body.get("profile")
+    if not isinstance(data, dict):
+        raise ValidationFailed("profile 应为地区配置（JSON 对象）", fields={"profile": "JSON 对象"})
+    org_id, county_ids = body.get("org_id"), body.get("counties") or []
+    if org_id is not None and (not isinstance(org_id, int) or isinstance(org_id, bool)):
+        raise ValidationFailed("org_id 应为机构编号（整数）或 null", fields={"org_id": "整数"})
+    if not isinstance(county_ids, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in county_ids):
+        raise ValidationFailed("counties 应为县的机构编号列表", fields={"counties": "整数列表"})
+    org = session.get(Org, org_id) if org_id is not None else None
+    if org_id is not None and org is None:
+        raise NotFound(f"机构 {org_id} 不存在", fields={"org_id": "不存在"})
+    check_scope(org_id)
+    counties = []
+    for cid in county_ids:
+        county = session.get(Org, cid)
+        if county is None:
+            raise NotFound(f"机构 {cid} 不存在", fields={"counties": "不存在"})
+        check_scope(cid)
+        counties.append(county)
+    done = installed.install_profile(session, data, org=org, counties=counties, actor=current_user())
+    session.commit()
+    installed.sync(session)
+    return {"name": done.profile.name, "title": done.profile.title, "org_id": org_id, "replaced": done.replaced,
+            "sha256": installed.digest(data), "counties": county_ids}, 201
 
 
 @blp.route("/admin/sweep", methods=["POST"])

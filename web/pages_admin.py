@@ -14,7 +14,7 @@ from cases.accounts import service as accounts
 from cases.accounts.models import User
 from cases.accounts.policy import ROLES, may_assign
 from cases.engine import casework as engine
-from cases.engine import profiles
+from cases.engine import installed, profiles
 from cases.engine.models import HolidayTableRow
 from cases.store.models import Org
 from forms.errors import BaoxueError, NotFound, ValidationFailed
@@ -34,8 +34,12 @@ def _users() -> list[User]:
 
 
 def _orgs() -> list[Org]:
+    return _orgs_for("user.manage")
+
+
+def _orgs_for(action: str) -> list[Org]:
     q = select(Org).order_by(Org.path)
-    cond = visible(Org, "user.manage")
+    cond = visible(Org, action)
     if cond is not None:
         q = q.where(cond)
     return list(db().scalars(q))
@@ -64,16 +68,26 @@ def _page(**extra):
     if p.org_path is not None:
         counties = [c for c in counties if c.path.startswith(p.org_path) or p.org_path.startswith(c.path)]
     roles = [(code, r.label) for code, r in ROLES.items()]
+    may_install = can("profile.install")
+    install_scopes = [o for o in _orgs_for("profile.install") if o.kind in ("province", "prefecture", "county")] \
+        if may_install else []
+    rows = installed.listing(session)
+    owner_ids = {r.org_id for r in rows if r.org_id}
+    owners = {o.id: o.name for o in session.scalars(select(Org).where(Org.id.in_(owner_ids)))}
     return render_template(
         "admin/index.html", users=users, orgs=orgs, me=account(), roles=roles, assignable=_orgs(),
         may_manage=can("user.manage"), system=can("system.admin"),
         holidays=list(session.scalars(select(HolidayTableRow).order_by(HolidayTableRow.year.desc()))),
-        profiles={n: profiles.load_profile(n).title for n in profiles.list_profiles()},
-        default_profile=profiles.DEFAULT_PROFILE, counties=counties,
+        profiles={n: profiles.load_profile(n).title for n in profiles.available_profiles()},
+        default_profile=profiles.DEFAULT_PROFILE, counties=counties, may_install=may_install,
+        install_scopes=install_scopes,
+        install_counties=[c for c in counties if c.id in {o.id for o in install_scopes}],
+        installed_rows=rows, owners=owners, shipped=profiles.list_profiles(),
         keys={"current": keys.current_id, "retired": [k for k, (_s, old) in keys.by_id().items() if old],
               "refused": len(keys.refused), "env": current_app.config.get("ENV_NAME") or "",
               "dev": keys.current == current_app.config.get("QR_DEV_SECRET")},
-        **{"created": None, "checked": None, "loaded": None, "form": {}, "errors": {}, **extra})
+        **{"created": None, "checked": None, "loaded": None, "form": {}, "errors": {}, "install": None,
+           **extra})
 
 
 @bp.route("")
@@ -159,3 +173,40 @@ def check_profile():
         return _page(checked={"ok": False, "message": e.message,
                               "fields": (e.fields)}), 422
     return _page(checked={"ok": True, "name": prof.name, "title": prof.title, "source": prof.source})
+
+
+@bp.route("/profiles", methods=["POST"])
+@requires("profile.install")
+def install_profile():
+    """Install a region profile for a node within the administrator's reach (the whole installation
+    when none is chosen: the installation's administrator only) and point counties at it."""
+    f = request.form
+    raw_org, raw_counties = f.get("org_id") or "", f.getlist("counties")
+    form = {"org_id": raw_org, "counties": raw_counties}
+    session = db()
+    try:
+        if raw_org and not raw_org.isdigit():
+            raise ValidationFailed("适用范围应为机构编号", fields={"org_id": "应为编号"})
+        bad = [c for c in raw_counties if not c.isdigit()]
+        if bad:
+            raise ValidationFailed(f"县应为机构编号：{bad[0]!r}", fields={"counties": "应为编号"})
+        org = session.get(Org, int(raw_org)) if raw_org else None
+        if raw_org and org is None:
+            raise NotFound(f"机构 {raw_org} 不存在", fields={"org_id": "不存在"})
+        authorize_org(org.id if org else None)
+        counties = [session.get(Org, int(c)) for c in raw_counties]
+        if any(c is None for c in counties):
+            raise NotFound("所选的县不存在", fields={"counties": "不存在"})
+        for county in counties:
+            authorize_org(county.id)
+        data = _json_upload("地区配置")
+        done = installed.install_profile(session, data, org=org, counties=counties, actor=principal().username)
+    except ValidationFailed as e:
+        session.rollback()
+        return _page(form=form, install={"ok": False, "message": e.message, "fields": e.fields}), 422
+    session.commit()
+    installed.sync(session)
+    where = f"，{'、'.join(done.counties)}改用此配置" if done.counties else ""
+    verb = "已替换" if done.replaced else "已安装"
+    done_text = f"{verb}地区配置“{done.profile.title}”（{done.profile.name}）{where}"
+    return redirect(url_for("adminpages.index", done=done_text) + "#profiles")

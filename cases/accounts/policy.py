@@ -58,6 +58,7 @@ ACTIONS: dict[str, Action] = _actions(
     ("user.manage", "新建、停用用户", True),
     ("audit.read", "查看审计日志", False),
     ("system.admin", "系统设置（节假日表、时限巡检）", True),
+    ("profile.install", "安装地区配置", True),
     ("pupil.read", "查看学生", False),
     ("pupil.create", "登记学生", True),
     ("pupil.unmask", "查看完整身份证号", False),
@@ -171,7 +172,7 @@ ROLES: dict[str, Role] = {r.code: r for r in (
     Role("prefecture", "市（州）/省", _grant(S, ("ledger.read", "ledger.export", "indicator.read")),
          description="本地区汇总数据和台账"),
     Role("admin", "系统管理员", {
-        **_grant(S, ("user.read", "user.manage", "org.create", "audit.read", *_NOTIFY_MANAGE)),
+        **_grant(S, ("user.read", "user.manage", "org.create", "audit.read", "profile.install", *_NOTIFY_MANAGE)),
         **_grant(I, ("system.admin",))},
          totp_offered=True, description="为本级以下单位开设、停用账号；不删除账号"),
 )}

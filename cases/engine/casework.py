@@ -30,7 +30,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cases.engine import workflow
+from cases.engine import (
+    installed,  # noqa: F401  (installed region profiles reach every job)
+    workflow,
+)
 from cases.engine.calendars import HolidayTable, HolidayTables
 from cases.engine.closure import EVIDENCE_KINDS, OUTCOMES, EvidenceItem, check_closure
 from cases.engine.deadlines import add_working_days, alerts, due_date

@@ -191,5 +191,23 @@ class HolidayTableRow(Base):
     loaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class InstalledProfile(Base):
+    """A region profile installed by an administrator (the JSON of ``cases.engine.profiles``), used
+    instead of the shipped file of the same name. ``org_id`` is the jurisdiction it was installed
+    for (None: the whole installation): only an administrator of that node or above may replace it,
+    and only counties below it may use it."""
+
+    __tablename__ = "engine_region_profiles"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    data: Mapped[dict] = mapped_column(JSON)
+    sha256: Mapped[str] = mapped_column(String(64))
+    installed_by: Mapped[str] = mapped_column(String(80))
+    installed_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 __all__ = ["Deadline", "Alert", "Problem", "Evidence", "Referral", "AttendanceRecord", "HolidayTableRow",
+           "InstalledProfile",
            "DEADLINE_STATUSES", "ALERT_KINDS", "ATTENDANCE_KINDS"]

@@ -1,9 +1,13 @@
 """Region profiles (DOMAIN §0.3, Appendix A): every threshold, deadline, step order and form
 variant of the case workflow, as data.
 
-Profiles live as JSON in ``cases/profiles/<name>.json`` and are chosen per county (the county's
+Profiles ship as JSON in ``cases/profiles/<name>.json`` and are chosen per county (the county's
 setting names a profile; ``DEFAULT_PROFILE`` otherwise). ``load_profile`` validates the whole file
 and names the failing key in its error, so a region can edit its file without reading code.
+
+An administrator can install a profile (``cases.engine.installed``: a database row per name). The
+rows of the database are handed to this module by ``set_installed`` (this module reads no
+database), and an installed profile is used instead of the shipped file of the same name.
 """
 
 from __future__ import annotations
@@ -493,6 +497,31 @@ def list_profiles(directory: Path = PROFILE_DIR) -> list[str]:
     return sorted(p.stem for p in Path(directory).glob("*.json"))
 
 
+# Installed profiles (name -> (sha256 of the stored JSON, the JSON)), as last handed over by
+# ``set_installed``; and the profiles built from them, by (name, sha256).
+_installed: dict[str, tuple[str, Mapping]] = {}
+_built: dict[tuple[str, str], RegionProfile] = {}
+
+
+def set_installed(rows: Mapping[str, tuple[str, Mapping]]) -> None:
+    """Make ``rows`` (name -> (sha256, profile JSON)) the installed profiles of this process.
+    Each is validated when first loaded, like a shipped file."""
+    _installed.clear()
+    _installed.update(rows)
+    for key in [k for k in _built if _installed.get(k[0], ("",))[0] != k[1]]:
+        del _built[key]
+
+
+def installed_profiles() -> dict[str, str]:
+    """The installed profiles of this process: name -> sha256 of their JSON."""
+    return {name: sha for name, (sha, _data) in _installed.items()}
+
+
+def available_profiles() -> list[str]:
+    """Every profile a county may use: shipped and installed, sorted."""
+    return sorted(set(list_profiles()) | set(_installed))
+
+
 @lru_cache(maxsize=32)
 def _load_cached(name: str, directory: str) -> RegionProfile:
     path = Path(directory) / f"{name}.json"
@@ -511,6 +540,12 @@ def load_profile(name: str | None = None, *, directory: Path = PROFILE_DIR) -> R
     name = name or DEFAULT_PROFILE
     if "/" in name or "\\" in name or name.startswith("."):
         raise NotFound(f"地区配置名称无效：{name!r}")
+    if name in _installed and Path(directory).resolve() == PROFILE_DIR:
+        sha, data = _installed[name]
+        built = _built.get((name, sha))
+        if built is None:
+            built = _built[(name, sha)] = profile_from_dict(data, name=name)
+        return built
     return _load_cached(name, str(Path(directory).resolve()))
 
 

@@ -83,6 +83,15 @@ class _State:
 
 
 _TASKS: dict[str, TaskFunc] = {}
+# Called with the session factory before each job runs (e.g. ``cases.engine.installed`` brings the
+# region profiles installed in the database into this process).
+_BEFORE_JOB: list[Callable[[sessionmaker[Session]], None]] = []
+
+
+def before_each_job(hook: Callable[[sessionmaker[Session]], None]) -> None:
+    """Run ``hook(session_factory)`` before each tracked job (registered once per hook)."""
+    if hook not in _BEFORE_JOB:
+        _BEFORE_JOB.append(hook)
 _state = _State()
 
 
@@ -367,6 +376,8 @@ def _run_tracked(kind: str, job_id: str, *args) -> None:
     ctx = JobContext(job_id=job_id, output_dir=_state.output_dir or Path("output"), token=token)
     with _Heartbeat(job_id, token, _state.lease_s) as beat:
         try:
+            for hook in _BEFORE_JOB:
+                hook(_state.session_factory)
             result_path = fn(ctx, *args)
         except LeaseLost:
             log.warning("job %s (%s): stopped, another worker has it", job_id, kind)
