@@ -625,6 +625,8 @@ def main(argv=None) -> None:
                     help="who writes: held-out writers (default; never tuned on), the dev pool, or the old "
                          "single font (AR PL UKai)")
     ap.add_argument("--seeds", type=int, default=1, help="independent labelled sets (different writing and marks)")
+    ap.add_argument("--seed-from", type=int, default=0, metavar="K",
+                    help="first labelled set (seeds K .. K+N-1): one seed per process on a shared machine")
     ap.add_argument("--e2e", action="store_true",
                     help="end to end: a real server and job worker, uploads through POST /api/v1/scans")
     ap.add_argument("--no-baseline", action="store_true", help="skip full-page OCR baselines")
@@ -657,7 +659,7 @@ def main(argv=None) -> None:
     tampered: dict = {}
     base_pages = []
     try:
-        for seed in range(args.seeds):
+        for seed in range(args.seed_from, args.seed_from + args.seeds):
             t_build = time.perf_counter()
             docs = build_documents(args.quick, args.no_reference, pool=args.hands, seed=seed,
                                    issue=server.issue if server else None)
@@ -673,9 +675,11 @@ def main(argv=None) -> None:
                 ups = uploads(docs, c, rng)
                 if c == "dpi200":
                     base_pages += [load_pages(up.data)[0].pixels for up in ups[:4 - len(base_pages)]]
+                step = Score()
                 for up, out in reader.read_all(ups):
                     results[c].upload(up, out)
-                print(f"  {c}: {time.perf_counter() - t_c:.0f} s", flush=True)
+                    step.upload(up, out)
+                print(f"  {c}: {time.perf_counter() - t_c:.0f} s; seed {seed}: {_summary(step)}", flush=True)
             if args.e2e:
                 continue
             degs = tuple(c for c in conds if c in DEGRADATIONS)
@@ -701,6 +705,14 @@ def main(argv=None) -> None:
         print(f"baselines on {len(base_pages)} of the same 200 dpi pages (median s/page): full-page RapidOCR "
               f"{b['rapidocr']:.2f}, full-page Tesseract {b['tesseract']:.2f}; pipeline {ours:.2f} "
               f"({b['rapidocr'] / ours:.1f}x faster than full-page RapidOCR)")
+
+
+def _summary(t: Score) -> str:
+    """One line for one condition of one seed (printed as it finishes, so a cut-short run still counts)."""
+    n, p = t.fields(), t.pages
+    return (f"pages {p['total']} (read {p['read']}, reported {p['reported']}, dropped {p['dropped']}), "
+            f"fields {n}, accepted right {sum(t.acc_right.values())}, WRONG accepted {sum(t.wrong.values())}, "
+            f"review {sum(t.review.values())}")
 
 
 GROUPS = ("printed", "hand_date", "hand_digits", "hand_text", "boxed", "tick", "signature", "seal", "blank")
