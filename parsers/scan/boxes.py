@@ -363,6 +363,9 @@ def read_boxed(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Seque
                 value, status, reason, text = mv, mst, mr, mine
                 conf = max(conf, mc) if line_digits else mc
                 singles = []  # checked box by box already
+            elif mst == "low" and status != "read":
+                # valid but doubtful (a date long after the issue): proposed for review with its reason
+                value, conf, status, reason, text = mv, mc, mst, mr, mine
         elif status == "read" and (against or mine is not None):
             conf = min(conf, 0.6)
             reason = ("逐格识别与整行识别不一致（第" + "、".join(map(str, against)) + "个数字），请核对") if against \

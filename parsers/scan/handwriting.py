@@ -183,9 +183,8 @@ def corroborate(f: Field, value: Any, got: OcrText, other: OcrText | None, secon
     if f.kind == Kind.NAME and value in ctx.people and norm_text(text) == value:
         return ""
     if second is None:
-        # a field a person confirms anyway keeps its plain "confirm" reason
-        if f.confirm or f.kind in CONFIRM_KINDS:
-            return ""
+        # Also for a field a person confirms anyway: a reading nothing else vouches for is not
+        # proposed as a plain "confirm" item (the reviewer would take it as checked).
         return "只有一个识别引擎读出结果，无法交叉核对，请核对"
     if second[2] != "read" or jsonable(second[0]) != jsonable(value):
         return (f"两个识别引擎读法不一致（“{_shown(f, text)}”/“{_shown(f, other.text.strip() if other else '')}”），"
@@ -224,6 +223,12 @@ def _width_agrees(text: str, crop: np.ndarray) -> bool:
     return lo <= width / max(want, 1.0) <= hi
 
 
+# A handwritten date on a returned form falls soon after the document was issued (served, signed,
+# received, registered within weeks). One this many days later or more is read as doubtful: a digit
+# misread in the year (2025 -> 2026) or month still makes a valid date before today.
+LATE_AFTER_ISSUE_DAYS = 180
+
+
 def confirm_reason(f: Field) -> str:
     if f.confirm:
         return "送达时间须人工确认" if f.kind == Kind.DATETIME else "送达日期须人工确认"
@@ -231,7 +236,8 @@ def confirm_reason(f: Field) -> str:
 
 
 def interpret_hand(f: Field, got: OcrText, ctx: ReadContext) -> tuple[Any, float, str, str]:
-    """(value, confidence, status, reason): validation moves the OCR confidence."""
+    """(value, confidence, status, reason): validation moves the OCR confidence. ``status``: "read",
+    "invalid" (failed validation), or "low" (valid but doubtful: a date long after the issue)."""
     text, conf = got.text.strip(), float(got.confidence)
     if not text:
         return None, 0.3, "invalid", "有笔迹但未能识别"
@@ -246,6 +252,10 @@ def interpret_hand(f: Field, got: OcrText, ctx: ReadContext) -> tuple[Any, float
                 return when, min(conf, 0.4), "invalid", f"{day}早于发文日期{ctx.issued_on}"
             if day > (ctx.today or dt.date.today()):
                 return when, min(conf, 0.4), "invalid", f"{day}是未来的日期"
+            late = (day - ctx.issued_on).days if ctx.issued_on else 0
+            if late >= LATE_AFTER_ISSUE_DAYS:
+                return when, min(conf, 0.6), "low", (f"读作{day}，比发文日期{ctx.issued_on}晚{late}天，远晚于通常的"
+                                                     "填写时间：年份或月份可能读错，请核对")
             return when, min(1.0, conf + 0.02), "read", ""
         if k == Kind.ID_NUMBER:
             value = v.check_id_number(digits_only(text, allow_x=True))
