@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 
 import openpyxl
 import pytest
@@ -18,11 +19,12 @@ from cases.ledgers.models import LedgerSnapshot
 from cases.returns.models import DocumentReturn
 from cases.store.models import AuditLog, Case, CaseEvent, Document, Org
 from cases.store.storage import save_upload
-from forms.validators import synthetic_id_number
+from forms.validators import mask_id, synthetic_id_number
 from tests.conftest import client_for
 from tests.dossier_case import free_pupil, png_bytes
 
 TODAY = dt.date.today()
+OTHER_ID = synthetic_id_number("410721", dt.date(2012, 5, 4), 17)  # another child's ID number
 
 
 def D(n: int) -> dt.date:
@@ -107,9 +109,14 @@ def gaps(app_session, services, county):
     out["deadline_from_incomplete_return"] = c
     # a 报告单 carrying another child's ID number
     c = _open(s)
-    other = synthetic_id_number("410721", dt.date(2012, 5, 4), 17)
+    other = OTHER_ID
     _doc(s, c, form="dropout_report", variant=None, data={"student_id_number": other})
     out["id_number_mismatch"] = c
+    # a 报告单 carrying a 学籍号 that is not the pupil's
+    c = _open(s)
+    c.pupil.xueji_no = c.pupil.xueji_no or "G" + synthetic_id_number("410721", dt.date(2013, 3, 9), 21)
+    _doc(s, c, form="dropout_report", variant=None, data={"student_xueji_no": "G" + other})
+    out["xueji_no_mismatch"] = c
     # the ledgers of one day (school and township, filed after all these cases were recorded) list
     # every case alike, except: one case left out of both, one whose state differs between them
     missing, differing = _open(s), _open(s)
@@ -138,8 +145,14 @@ def test_one_gap_per_rule_found_per_case_naming_case_and_rule(app, client, gaps)
             assert f["case_id"] == case.id and f["case_number"] == case.number and f["rule_label"] == RULES[rule]
     msg = client.get(f"/api/v1/cases/{gaps['notice_before_receipt'].id}/checks").get_json()["findings"][0]["message"]
     assert D(16).isoformat() in msg and D(15).isoformat() in msg
-    mismatch = client.get(f"/api/v1/cases/{gaps['id_number_mismatch'].id}/checks").get_json()["findings"][0]
-    assert "********" in mismatch["message"] or "*" in mismatch["message"]
+    # numbers are shown masked (first 6, last 4) with the positions that differ, never in full
+    for rule, wrong in (("id_number_mismatch", OTHER_ID), ("xueji_no_mismatch", "G" + OTHER_ID)):
+        case = gaps[rule]
+        [f] = client.get(f"/api/v1/cases/{case.id}/checks").get_json()["findings"]
+        right = case.pupil.id_number if rule == "id_number_mismatch" else case.pupil.xueji_no
+        assert mask_id(wrong) in f["message"] and mask_id(right) in f["message"], f["message"]
+        assert wrong not in f["message"] and right not in f["message"]
+        assert re.search(r"第 [\d、]+…? 位不同", f["message"]), f["message"]
 
 
 def test_jurisdiction_report_json_and_xlsx(app, client, gaps, county, make_user, app_session):
@@ -158,6 +171,8 @@ def test_jurisdiction_report_json_and_xlsx(app, client, gaps, county, make_user,
     rows = list(ws.iter_rows(min_row=3, values_only=True))
     assert len(rows) == body["total"]
     assert (gaps["attempt_before_detection"].number, "attempt_before_detection") in {(x[0], x[2]) for x in rows}
+    assert (gaps["xueji_no_mismatch"].number, "xueji_no_mismatch") in {(x[0], x[2]) for x in rows}
+    assert not any(OTHER_ID in str(cell) for x in rows for cell in x)  # masked in the XLSX too
     # a township sees only its own cases' findings; a teacher may not read the report
     township = gaps["clean"].township_org_id
     r = client.get(f"/api/v1/checks?org_id={township}")
@@ -165,6 +180,35 @@ def test_jurisdiction_report_json_and_xlsx(app, client, gaps, county, make_user,
     assert r.get_json()["findings"] and all(f["case_id"] in mine for f in r.get_json()["findings"])
     _, teacher = make_user("t9", ["teacher"], org_id=gaps["clean"].org_id)
     assert client_for(app, teacher).get(f"/api/v1/checks?org_id={county.id}").status_code == 403
+
+
+def test_numbers_differing_between_documents_without_a_record(app_session, county):
+    """A pupil with no ID number and no 学籍号 on record: two documents that disagree on them are
+    found (masked, positions named); documents that agree are not; a returned copy whose number
+    differs from the issued one is found."""
+    from cases.dossier.casefile import load_case_file
+    from cases.dossier.checks import run_checks
+
+    s = app_session
+    c = _open(s)
+    c.pupil.id_number, c.pupil.xueji_no = None, None
+    first = synthetic_id_number("410721", dt.date(2012, 5, 4), 31)
+    _doc(s, c, form="dropout_report", variant=None, data={"student_id_number": first,
+                                                          "student_xueji_no": "G" + first})
+    _doc(s, c, form="guardian_notice", data={"student_id_number": first})
+    s.commit()
+    assert run_checks(s, load_case_file(s, c)) == []
+    second = synthetic_id_number("410721", dt.date(2012, 5, 4), 33)
+    _doc(s, c, form="dropout_report", variant=None, data={"student_id_number": second,
+                                                          "student_xueji_no": "G" + second})
+    s.commit()
+    found = run_checks(s, load_case_file(s, c))
+    assert sorted(f.rule for f in found) == ["id_number_mismatch", "xueji_no_mismatch"]
+    for f in found:
+        held = second if f.rule == "id_number_mismatch" else "G" + second
+        assert f.case_id == c.id and "学生没有登记" in f.message and mask_id(held) in f.message
+        assert first not in f.message and second not in f.message
+        assert ("第 17、18 位不同" if f.rule == "id_number_mismatch" else "第 18、19 位不同") in f.message
 
 
 def test_sampling_reproducible_from_its_seed_and_audited(app, client, demo, county, app_session):

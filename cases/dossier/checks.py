@@ -4,8 +4,9 @@ finding names the case and the rule.
 
 Rules (``RULES``): closure without the required evidence; an attempt dated before detection; a
 notice served before the 报告单 was received; a return deadline computed from an incomplete 回证;
-an ID number that differs between documents (or from the pupil's record); a case missing from a
-filed ledger snapshot; the school ledger and the township ledger disagreeing about the same child.
+an ID number or a 学籍号 that differs between documents (or from the pupil's record; shown masked,
+with the positions that differ); a case missing from a filed ledger snapshot; the school ledger
+and the township ledger disagreeing about the same child.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from cases.engine.models import Deadline
 from cases.store.models import Case, Org, in_scope
 from forms.errors import BaoxueError
 from forms.registry import get_spec
-from forms.spec import Kind
+from forms.spec import Field, Kind, resolve
+from forms.validators import mask_id
 
 if TYPE_CHECKING:
     from cases.dossier.casefile import CaseFile
@@ -34,9 +36,15 @@ RULES = {
     "notice_before_receipt": "通知书送达早于报告单签收",
     "deadline_from_incomplete_return": "返校期限依据不完整的送达回证",
     "id_number_mismatch": "文书间身份证号不一致",
+    "xueji_no_mismatch": "文书间学籍号不一致",
     "missing_from_snapshot": "台账快照缺少本案",
     "school_township_ledger_mismatch": "学校台账与乡镇台账不一致",
 }
+# The numbers compared between documents: the kind of field and the rule of a difference.
+NUMBER_RULES = ((Kind.ID_NUMBER, "id_number_mismatch"), (Kind.XUEJI_NO, "xueji_no_mismatch"))
+NUMBER_WORDS = {Kind.ID_NUMBER: "身份证号", Kind.XUEJI_NO: "学籍号"}
+# Whose record a field's ``source`` names, in a finding.
+RECORD_WORDS = {"pupil.id_number": "学生", "pupil.xueji_no": "学生"}
 # Ledger row columns compared between the school's and the township's snapshot of the same day.
 LEDGER_COMPARED = (("state_code", "状态"), ("opened_on", "立案日期"), ("reason", "辍学原因"),
                    ("closed_on", "销号日期"), ("attempts", "劝返次数"))
@@ -70,18 +78,74 @@ def _day(value) -> dt.date | None:
         return None
 
 
-def _id_fields(form: str) -> list[str]:
+def _number_fields(form: str, kind: Kind) -> list[Field]:
+    """The fields of ``form`` holding a number of ``kind`` (ID number or 学籍号)."""
     try:
         spec = get_spec(form)
     except (KeyError, BaoxueError):
         return []
-    return [f.name for f in spec.fields if f.kind == Kind.ID_NUMBER]
+    return [f for f in spec.fields if f.kind == kind]
 
 
 def _mask(value: str) -> str:
-    from forms.validators import mask_id
-
+    """A number as findings show it: first 6 and last 4 characters (never in full)."""
     return mask_id(value)
+
+
+def _differ(a: str, b: str) -> str:
+    """Where two numbers differ, by position (the masked forms may look alike)."""
+    if len(a) != len(b):
+        return f"位数不同（{len(a)} 位与 {len(b)} 位）"
+    at = [str(i + 1) for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    return "第 " + "、".join(at[:6]) + ("…" if len(at) > 6 else "") + " 位不同"
+
+
+def _number_findings(cf: CaseFile, kind: Kind) -> list[str]:
+    """Findings on the numbers of ``kind`` in the case's issued documents and their returned
+    copies: a field with a ``source`` (e.g. ``pupil.id_number``) against that record and against
+    the same field of the other documents; one without (a guardian's number) against the
+    numbers of the case's people; a returned copy against the copy issued. Numbers masked."""
+    what = NUMBER_WORDS[kind]
+    people = {cf.pupil.id_number, *(g.id_number for g in cf.pupil.guardians)} if kind == Kind.ID_NUMBER \
+        else {cf.pupil.xueji_no}
+    people.discard(None)
+    facts = {"pupil": {"id_number": cf.pupil.id_number, "xueji_no": cf.pupil.xueji_no}}
+    out: list[str] = []
+    seen: dict[str, list[tuple[str, str]]] = {}  # source -> [(document, value)] without a record
+    for doc in cf.documents:
+        if doc.status != "issued":
+            continue
+        name = doc.number_text or doc.id
+        fields = _number_fields(doc.form, kind)
+        for f in fields:
+            value = str((doc.data or {}).get(f.name) or "")
+            if not value:
+                continue
+            record = resolve(facts, f.source) if f.source else None
+            if record:
+                if value != record:
+                    out.append(f"文书 {name} 的{f.label} {_mask(value)} 与{RECORD_WORDS.get(f.source, '')}登记的"
+                               f" {_mask(record)} 不一致（{_differ(value, record)}）")
+            elif f.source:
+                seen.setdefault(f.source, []).append((name, value))
+            elif people and value not in people:
+                out.append(f"文书 {name} 的{f.label} {_mask(value)} 与学生及监护人登记的{what}都不一致")
+        for copy in cf.returns.get(doc.id, []):
+            for f in fields:
+                returned, issued = copy.values.get(f.name), (doc.data or {}).get(f.name)
+                if isinstance(returned, dict):
+                    returned = returned.get("value")
+                if returned and issued and str(returned) != str(issued):
+                    out.append(f"回收件 {copy.upload.original_filename} 上的{f.label} {_mask(str(returned))} "
+                               f"与签发的文书 {name}（{_mask(str(issued))}）不一致"
+                               f"（{_differ(str(returned), str(issued))}）")
+    for source, held in seen.items():
+        first_doc, first = held[0]
+        for other_doc, value in held[1:]:
+            if value != first:
+                out.append(f"{RECORD_WORDS.get(source, '同一人')}没有登记{what}，而文书 {first_doc}（{_mask(first)}）"
+                           f"与文书 {other_doc}（{_mask(value)}）的{what}不一致（{_differ(value, first)}）")
+    return out
 
 
 def run_checks(session: Session, cf: CaseFile) -> list[Finding]:
@@ -140,28 +204,10 @@ def run_checks(session: Session, cf: CaseFile) -> list[Finding]:
         if e.data.get("complete") and doc_id in incomplete_docs:
             add("deadline_from_incomplete_return", f"文书 {doc_id} 的送达按完整回证登记，但回收的回证不完整")
 
-    # an ID number that differs between documents (or from the pupil's record)
-    known = {cf.pupil.id_number} | {g.id_number for g in cf.pupil.guardians if g.id_number}
-    known.discard(None)
-    for doc in cf.documents:
-        if doc.status != "issued":
-            continue
-        names = _id_fields(doc.form)
-        for name in names:
-            value = (doc.data or {}).get(name)
-            if value and value not in known:
-                add("id_number_mismatch", f"文书 {doc.number_text or doc.id} 的身份证号 {_mask(value)} 与学生及监护人"
-                                          "登记的身份证号都不一致")
-        for copy in cf.returns.get(doc.id, []):
-            for name in names:
-                returned = copy.values.get(name)
-                issued = (doc.data or {}).get(name)
-                if isinstance(returned, dict):
-                    returned = returned.get("value")
-                if returned and issued and str(returned) != str(issued):
-                    add("id_number_mismatch", f"回收件 {copy.upload.original_filename} 上的身份证号 "
-                                              f"{_mask(str(returned))} 与签发的文书 {doc.number_text or doc.id}"
-                                              f"（{_mask(issued)}）不一致")
+    # an ID number, or a 学籍号, that differs between documents (or from the record of the person)
+    for kind, rule in NUMBER_RULES:
+        for message in _number_findings(cf, kind):
+            add(rule, message)
 
     # a case missing from a snapshot, and school vs township ledgers of the same day
     closed = cf.closed_on()
