@@ -77,16 +77,23 @@ def test_dossier_pdf_is_valid_pdfa_with_true_toc_and_signed_manifest(app, app_se
         assert len(intents) == 1 and intents[0].S == "/GTS_PDFA1"
         assert b"sRGB" in intents[0].DestOutputProfile.read_bytes()[:200] or "sRGB" in str(
             intents[0].get("/OutputConditionIdentifier"))
+        # the part declared in XMP is the one the file is made and validated as: PDF/A-3b, the
+        # part that allows an arbitrary embedded file (the JSON manifest) as an associated file
         meta = pdf.open_metadata()
-        assert meta["pdfaid:part"] == "3" and meta["pdfaid:conformance"] == "B"
+        declared = meta["pdfaid:part"] + meta["pdfaid:conformance"].lower()
+        assert declared == P.PDFA_FLAVOUR == "3b"
+        assert P.validate(data).passed  # the validator of that part (pikepdf.pdfa)
         assert "卷宗" in meta["dc:title"]
         n_pages = len(pdf.pages)
         with pdf.open_outline() as outline:
             marks = [(o.title, pdf.pages.index(pikepdf.Page(o.destination[0]))) for o in outline.root]
         envelope = json.loads(pdf.attachments[P.MANIFEST_NAME].get_file().read_bytes())
         assert "/AF" in pdf.Root
+        [spec] = list(pdf.Root.AF)
+        assert spec.AFRelationship == pikepdf.Name.Data and spec.F == P.MANIFEST_NAME
 
     man = envelope["manifest"]
+    assert man["pdfa"] == declared and man["format"] == mf.FORMAT
     assert mf.check_signature(envelope, app.config["QR_HMAC_SECRET"]) == []
     assert man["pages"] == n_pages and len(man["page_fingerprints"]) == man["body_pages"]
 
@@ -166,6 +173,18 @@ def test_verify_passes_then_fails_after_a_page_is_removed_or_an_original_changes
     r = runner.invoke(args=["dossier", "verify", str(good)])
     assert r.exit_code == 0, r.output
     assert "核验通过" in r.output and case.number in r.output
+
+    # a dossier of manifest format 1 (page fingerprints with images decoded) still verifies
+    with pytest.MonkeyPatch.context() as mp:
+        fingerprint = P.page_fingerprint
+        mp.setattr(mf, "FORMAT", "baoxue-dossier/1")
+        mp.setattr(P, "page_fingerprint", lambda page, version=1: fingerprint(page, version))
+        old = build_dossier(app_session, services, case)
+    assert old.manifest["format"] == "baoxue-dossier/1" and old.manifest["page_fingerprints"] != \
+        dossier.manifest["page_fingerprints"]
+    (app.config["OUTPUT_DIR"] / "old.pdf").write_bytes(old.pdf)
+    r = runner.invoke(args=["dossier", "verify", str(app.config["OUTPUT_DIR"] / "old.pdf")])
+    assert r.exit_code == 0, r.output
 
     # the same dossier through the auditors' upload endpoint
     _, token = make_user("auditor2", ["auditor"], org_id=county.id)

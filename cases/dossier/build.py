@@ -487,8 +487,8 @@ def _checks_lines(findings: list[Finding]) -> list[P.Line]:
 
 def _manifest_lines(man: dict, public_key: str) -> list[P.Line]:
     lines = [P.Line("卷宗清单", "heading"),
-             P.Line(f"案件 {man['case']['number']}；共 {man['pages']} 页（清单页 {man['manifest_pages']} 页）；"
-                    f"生成于 {man['generated_at']}", "small"),
+             P.Line(f"案件 {man['case']['number']}；正文第 1–{man['body_pages']} 页，本清单自第 "
+                    f"{man['body_pages'] + 1} 页起；生成于 {man['generated_at']}", "small"),
              P.Line(f"签名：Ed25519；公钥 {public_key}", "mono"),
              P.Line("每份原件（签发件 PDF、回收件、证明材料）的 SHA-256：", "small")]
     for f in man["files"]:
@@ -496,11 +496,6 @@ def _manifest_lines(man: dict, public_key: str) -> list[P.Line]:
         lines.append(P.Line(f"{f['role']} {f['label']}（{where}）\n{f['sha256']}", "mono"))
     lines.append(P.Line("各页指纹（页面内容和图像的 SHA-256）见附件 manifest.json。", "small"))
     return lines
-
-
-def _count_pages(data: bytes) -> int:
-    with pikepdf.open(io.BytesIO(data)) as p:
-        return len(p.pages)
 
 
 def build_dossier(session: Session, services: Services, case: Case, *, today: dt.date | None = None,
@@ -515,66 +510,71 @@ def build_dossier(session: Session, services: Services, case: Case, *, today: dt
     out = pikepdf.new()
     keep: dict = {}
 
-    # Parts in order: cover, 目录 (placeholder), per item: summary + originals, checks, manifest.
-    cover = P.text_pages(_cover_lines(cf, generated), footer=footer)
+    # Parts in order: cover, 目录, per item: summary + originals, checks, manifest. The text parts
+    # but the 目录 and the manifest are set in one build (their page counts known from it).
+    text, counts = P.text_parts([_cover_lines(cf, generated), *(_item_lines(it) for it in items),
+                                 _checks_lines(findings)], footer=footer)
+    cover_n, item_ns, checks_n = counts[0], counts[1:-1], counts[-1]
     item_parts = []
     for item in items:
-        summary = P.text_pages(_item_lines(item), footer=footer)
-        originals = []
-        for src in item.sources:
-            originals.append((src, _source_pages(out, services, src, keep)))
-        item_parts.append((item, summary, originals))
-    checks_pdf = P.text_pages(_checks_lines(findings), footer=footer)
+        item_parts.append((item, [(src, _source_pages(out, services, src, keep)) for src in item.sources]))
 
-    def toc_for(numbers: list[tuple[str, int, bool]]) -> bytes:
-        return P.text_pages(_toc_lines(numbers), footer=footer)
+    def numbered(toc_n: int) -> tuple[list[tuple[str, int, bool]], list[P.Bookmark], list, int, int]:
+        """The 目录's entries, the bookmarks, the originals' page ranges, the checks' and the
+        manifest's first page (1-based) when the 目录 has ``toc_n`` pages."""
+        page = cover_n + toc_n + 1
+        entries: list[tuple[str, int, bool]] = []
+        marks: list[P.Bookmark] = []
+        layout = []
+        for (item, originals), summary_n in zip(item_parts, item_ns, strict=True):
+            start = page
+            entries.append((f"{item.no}. {item.title}" + ("（有缺失）" if item.missing else ""), start, False))
+            page += summary_n
+            children = []
+            for src, pages in originals:
+                if pages:
+                    entries.append((src.label, page, True))
+                    children.append(P.Bookmark(src.label, page - 1))
+                    layout.append((src, page, page + len(pages) - 1))
+                    page += len(pages)
+                else:
+                    layout.append((src, None, None))
+            marks.append(P.Bookmark(f"{item.no}. {item.title}", start - 1, tuple(children)))
+        checks_page = page
+        entries.append(("闭环核查结果", checks_page, False))
+        entries.append(("卷宗清单", checks_page + checks_n, False))
+        return entries, marks, layout, checks_page, checks_page + checks_n
 
-    cover_n = _count_pages(cover)
-    placeholder = [(f"{it.no}. {it.title}", 999, False) for it in items] + \
-        [(f"{s.label}", 999, True) for it in items for s in it.sources] + [("闭环核查结果", 999, False),
-                                                                         ("卷宗清单", 999, False)]
-    toc_n = _count_pages(toc_for(placeholder))
-    # Page numbers (1-based) of every part now that the 目录's length is known.
-    page = cover_n + toc_n + 1
-    entries: list[tuple[str, int, bool]] = []
-    marks: list[P.Bookmark] = []
-    layout = []
-    for item, summary, originals in item_parts:
-        start = page
-        entries.append((f"{item.no}. {item.title}" + ("（有缺失）" if item.missing else ""), start, False))
-        page += _count_pages(summary)
-        children = []
-        for src, pages in originals:
-            if pages:
-                entries.append((src.label, page, True))
-                children.append(P.Bookmark(src.label, page - 1))
-                layout.append((src, page, page + len(pages) - 1))
-                page += len(pages)
-            else:
-                layout.append((src, None, None))
-        marks.append(P.Bookmark(f"{item.no}. {item.title}", start - 1, tuple(children)))
-    checks_page = page
-    entries.append(("闭环核查结果", checks_page, False))
-    page += _count_pages(checks_pdf)
-    manifest_page = page
-    entries.append(("卷宗清单", manifest_page, False))
-    toc = toc_for(entries)
-    if _count_pages(toc) != toc_n:
+    # The 目录 is set for the page count it is expected to take, again if it takes another.
+    toc_n = max(1, -(-(24 + sum(19 if not sub else 14 for *_, sub in numbered(1)[0])) // 700))
+    for _ in range(3):
+        entries, marks, layout, checks_page, manifest_page = numbered(toc_n)
+        toc, (n,) = P.text_parts([_toc_lines(entries)], footer=footer)
+        if n == toc_n:
+            break
+        toc_n = n
+    else:
         raise DossierFailed("目录页数与预排不一致")
 
-    def append_pdf(data: bytes) -> list[pikepdf.Page]:
+    def append_pdf(data: bytes, counts: list[int]) -> list[list[pikepdf.Page]]:
+        """The pages of each part of ``data``, copied into ``out`` (not yet placed)."""
         src = pikepdf.open(io.BytesIO(data))
         keep.setdefault("open", []).append(src)
-        added = [pikepdf.Page(out.copy_foreign(p.obj)) for p in src.pages]
-        out.pages.extend(added)
-        return added
+        copied = [pikepdf.Page(out.copy_foreign(p.obj)) for p in src.pages]
+        parts, at = [], 0
+        for n in counts:
+            parts.append(copied[at:at + n])
+            at += n
+        return parts
 
-    text_pages = append_pdf(cover) + append_pdf(toc)
-    for _item, summary, originals in item_parts:
-        text_pages += append_pdf(summary)
+    cover_pages, *summary_pages, checks_pages = append_pdf(text, counts)
+    [toc_pages] = append_pdf(toc, [toc_n])
+    out.pages.extend(cover_pages + toc_pages)
+    for (_item, originals), summary in zip(item_parts, summary_pages, strict=True):
+        out.pages.extend(summary)
         for _src, pages in originals:
             out.pages.extend(pages)
-    text_pages += append_pdf(checks_pdf)
+    out.pages.extend(checks_pages)
     P.strip_page_extras(out.pages)
     body_pages = len(out.pages)
     fingerprints = [P.page_fingerprint(p) for p in out.pages]
@@ -598,15 +598,12 @@ def build_dossier(session: Session, services: Services, case: Case, *, today: dt
         "body_pages": body_pages,
         "page_fingerprints": fingerprints,
     }
-    # The manifest pages show the file list; their number is known after setting them once.
-    man["manifest_pages"], man["pages"] = 1, body_pages + 1
-    for _ in range(3):
-        mpdf = P.text_pages(_manifest_lines(man, mf.public_key_hex(services.qr_keys.current)), footer=footer)
-        n = _count_pages(mpdf)
-        if n == man["manifest_pages"]:
-            break
-        man["manifest_pages"], man["pages"] = n, body_pages + n
-    append_pdf(mpdf)
+    # The manifest pages name the body's pages only, so they are set once and then counted.
+    mpdf, (man["manifest_pages"],) = P.text_parts([_manifest_lines(man, mf.public_key_hex(services.qr_keys.current))],
+                                                  footer=footer)
+    man["pages"] = body_pages + man["manifest_pages"]
+    [manifest_pages] = append_pdf(mpdf, [man["manifest_pages"]])
+    out.pages.extend(manifest_pages)
     P.strip_page_extras(out.pages)
     P.embed_standard_fonts(out)
     marks.append(P.Bookmark("闭环核查结果", checks_page - 1))

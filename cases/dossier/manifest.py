@@ -15,7 +15,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-FORMAT = "baoxue-dossier/1"
+# Format 2: page fingerprints of version 2 (images hashed as stored, ``pdf.page_fingerprint``);
+# dossiers of format 1 still verify, by version-1 fingerprints.
+FORMAT = "baoxue-dossier/2"
+FORMATS = {"baoxue-dossier/1": 1, FORMAT: 2}
 ALGORITHM = "Ed25519"
 _INFO = b"baoxue dossier ed25519 v1"
 
@@ -49,7 +52,7 @@ def check_signature(envelope: dict, secret: str, retired: tuple[str, ...] = ()) 
     dossier signed with a retired server key (``retired``: QR_OLD_SECRETS) still verifies."""
     sig = envelope.get("signature") or {}
     manifest = envelope.get("manifest")
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") not in FORMATS:
         return ["清单格式不对（不是保学卷宗清单）"]
     if sig.get("alg") != ALGORITHM:
         return [f"签名算法不是 {ALGORITHM}"]

@@ -52,7 +52,8 @@ def _page_problems(pdf: pikepdf.Pdf, man: dict) -> list[str]:
     if n != listed:
         out.append(f"页数不符：清单记载 {listed} 页，文件有 {n} 页（{'有页被删除' if n < listed else '有页被添加'}）")
     prints = man.get("page_fingerprints") or []
-    changed = [i + 1 for i, fp in enumerate(prints) if i >= n or P.page_fingerprint(pdf.pages[i]) != fp]
+    version = mf.FORMATS.get(man.get("format"), P.FINGERPRINT_VERSION)
+    changed = [i + 1 for i, fp in enumerate(prints) if i >= n or P.page_fingerprint(pdf.pages[i], version) != fp]
     if changed:
         shown = "、".join(str(p) for p in changed[:MAX_LISTED]) + ("…" if len(changed) > MAX_LISTED else "")
         out.append(f"第 {shown} 页与签名时的内容不符（共 {len(changed)} 页）")
