@@ -493,7 +493,8 @@ def _manifest_lines(man: dict, public_key: str) -> list[P.Line]:
              P.Line("每份原件（签发件 PDF、回收件、证明材料）的 SHA-256：", "small")]
     for f in man["files"]:
         where = f"第 {f['first_page']}–{f['last_page']} 页" if f.get("first_page") else "未显示页面"
-        lines.append(P.Line(f"{f['role']} {f['label']}（{where}）\n{f['sha256']}", "mono"))
+        lines.append(P.Line(f"{f['role']} {f['label']}（{where}）", "mono"))
+        lines.append(P.Line(f["sha256"], "hash"))
     lines.append(P.Line("各页指纹（页面内容和图像的 SHA-256）见附件 manifest.json。", "small"))
     return lines
 

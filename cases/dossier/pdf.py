@@ -89,6 +89,9 @@ def _styles():
         "body": base,
         "small": ParagraphStyle("small", parent=base, fontSize=8.5, leading=12),
         "mono": ParagraphStyle("mono", parent=base, fontSize=7.2, leading=10),
+        # a SHA-256 in hex: one unbroken line, set without the CJK line breaker (the manifest's
+        # 60-odd digests cost it a quarter of the text pages' time)
+        "hash": ParagraphStyle("hash", parent=base, fontSize=7.2, leading=10, wordWrap=None),
         "missing": ParagraphStyle("missing", parent=base, textColor=HexColor("#b00000")),
         "toc": ParagraphStyle("toc", parent=base, fontSize=11.5, leading=19),
         "tocsub": ParagraphStyle("tocsub", parent=base, fontSize=9.5, leading=14, leftIndent=18),
