@@ -74,10 +74,19 @@ class Config:
     PDF_WORKERS = int(os.environ.get("BAOXUE_PDF_WORKERS", str(min(2, os.cpu_count() or 1))))
     PDF_TIMEOUT = float(os.environ.get("BAOXUE_PDF_TIMEOUT", "120"))
     # Each warm LibreOffice is quit and started afresh after this many conversions or above this
-    # resident memory (MiB), off the request's path (0 = never); it runs at this CPU niceness.
+    # resident memory (MiB), off the request's path (0 = never); it runs at this CPU niceness
+    # (below the web process's, whether it is started by a renderer or by the process itself).
     PDF_RECYCLE_AFTER = int(os.environ.get("BAOXUE_PDF_RECYCLE_AFTER", "100"))
     PDF_RECYCLE_RSS_MB = float(os.environ.get("BAOXUE_PDF_RECYCLE_RSS_MB", "500"))
     PDF_NICE = int(os.environ.get("BAOXUE_PDF_NICE", "5"))
+    # A web process renders documents (DOCX, PDF, QR, geometry) in this many renderer processes
+    # of its own, at this CPU niceness, so that its threads answering reads never wait behind
+    # rendering (0: render in the web thread). At most RENDER_PENDING documents per web process
+    # render or wait; when full, issuing answers 503 with Retry-After (no number taken). Keep
+    # RENDER_PENDING below gunicorn's threads (gunicorn.conf.py) so that threads stay for reads.
+    RENDER_PROCESSES = int(os.environ.get("BAOXUE_RENDER_PROCESSES", "1"))
+    RENDER_PENDING = int(os.environ.get("BAOXUE_RENDER_PENDING", "4"))
+    RENDER_NICE = int(os.environ.get("BAOXUE_RENDER_NICE", "5"))
     # LibreOffice failing this many conversions in a row (after its own restart and retry) counts
     # as unavailable: issuing answers 503 with Retry-After for PDF_RETRY_AFTER_S seconds.
     PDF_FAILURES_BEFORE_503 = int(os.environ.get("BAOXUE_PDF_FAILURES_BEFORE_503", "3"))

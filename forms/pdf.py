@@ -444,6 +444,12 @@ def get_converter(workers: int = 1, timeout: float = 120) -> PdfConverter:
         return _singleton
 
 
+def get_converter_if_started() -> PdfConverter | None:
+    """The process-wide converter if one was made and is not shut down (none is started)."""
+    conv = _singleton
+    return conv if conv is not None and not conv._closed else None  # noqa: SLF001
+
+
 def convert_docx_to_pdf(docx: bytes) -> bytes:
     """Convert one DOCX to PDF with the process-wide warm converter."""
     return get_converter().convert(docx)

@@ -33,6 +33,8 @@ def app(db_url, tmp_path):
         "PASSWORD_HASH": "cheap",
         # one warm LibreOffice per test process (pytest-xdist already uses both cores)
         "PDF_WORKERS": 1,
+        # rendered in the test's own process (tests/test_render_pool.py runs the renderer pool)
+        "RENDER_PROCESSES": 0,
     })
     yield app
     app.extensions["baoxue_engine"].dispose()

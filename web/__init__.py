@@ -110,13 +110,23 @@ def init_web(app: Flask) -> None:
     BREAKER.configure(failures=app.config.get("PDF_FAILURES_BEFORE_503", 3),
                       retry_after_s=app.config.get("PDF_RETRY_AFTER_S", 30))
 
+    from cases.documents import render_pool
+    from forms import pdf
+
+    # soffice ends up PDF_NICE below the web process either way: a renderer already runs RENDER_NICE
+    # below it, and the soffice it starts inherits that
+    render_nice = int(app.config.get("RENDER_NICE", 0))
+    pool = render_pool.configure(int(app.config.get("RENDER_PROCESSES", 0) or 0),
+                                 int(app.config.get("RENDER_PENDING", 4)), nice=render_nice,
+                                 pdf_settings={**pdf.SETTINGS, "nice": max(0, int(pdf.SETTINGS["nice"]) - render_nice)},
+                                 timeout=2 * services.pdf_timeout + 60)
     if app.config.get("PDF_PREWARM"):
         import threading
 
-        from forms.pdf import get_converter
-
-        threading.Thread(target=get_converter(services.pdf_workers, services.pdf_timeout).start,
-                         name="pdf-prewarm", daemon=True).start()
+        # the renderers' LibreOffice (with a pool), or this process's own
+        warm = (lambda: pool.start(render_pool.RenderSettings.of(services))) if pool else \
+            pdf.get_converter(services.pdf_workers, services.pdf_timeout).start
+        threading.Thread(target=warm, name="pdf-prewarm", daemon=True).start()
 
     from web.auth import init_auth
 

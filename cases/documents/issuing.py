@@ -5,8 +5,10 @@ A document number is reserved in its own short transaction before rendering (ren
 database lock). If rendering then fails, nothing reached paper: the document row is removed and
 its numbers given back (``numbering.release_number``), so a failed request consumes no number and
 the series stays gapless; the failure is written to the audit log. While LibreOffice is
-unavailable (``forms.converter_health``) a request is refused with 503 before any number is
-reserved.
+unavailable (``forms.converter_health``), or every renderer of a web process is busy and its
+bounded queue full (``render_pool``), a request is refused with 503 before any number is reserved.
+A web process renders in its renderer processes, so that its threads answering reads never wait
+behind rendering.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cases.documents import render_pool
 from cases.documents.prefill import complete_data, options_for_profile
 from cases.store import audit
 from cases.store.models import Case, CaseEvent, Document, Org, from_json, to_json, utcnow
@@ -63,32 +65,6 @@ def form_options(session: Session, org: Org, services: Services) -> dict:
 
 # ---- issuing documents ------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Rendered:
-    docx: bytes
-    pdf: bytes | None
-    pages: int | None
-    geometry: dict | None
-
-
-def render_files(services: Services, spec: FormSpec, variant: Variant | None, cleaned: dict,
-                 identity: ident.Identity, *, doc_extra: dict, want_pdf: bool = True) -> Rendered:
-    """DOCX and PDF through the warm converter, QR on every page of both (the DOCX gets each page's
-    code where LibreOffice laid that page out, ``forms.docx_qr``), field geometry of the PDF.
-    Without ``want_pdf`` only the DOCX is returned (it still needs the layout for its codes)."""
-    from forms import docx_qr, geometry, pdf, render, stamp
-
-    docx = render.render_docx(spec, variant, cleaned, identity, extra={"doc": doc_extra},
-                              fonts=services.fonts)
-    raw_pdf, starts = pdf.get_converter(services.pdf_workers, services.pdf_timeout).convert_with_layout(docx)
-    stamped, pages = stamp.stamp_pdf(raw_pdf, identity, services.qr_keys)
-    docx = docx_qr.add_page_codes(docx, starts, stamp.page_widths_mm(stamped), identity, services.qr_keys)
-    if not want_pdf:
-        return Rendered(docx, None, None, None)
-    geo = geometry.record_geometry(stamped, spec, variant)
-    return Rendered(docx, stamped, pages, geo)
-
-
 def issue_document(session: Session, services: Services, *, form: str, variant: str | None,
                    issuer_id: int, data: Mapping[str, Any], case_id: int | None = None,
                    user: str = "system", want_pdf: bool = True, issued_on: dt.date | None = None,
@@ -121,6 +97,15 @@ def issue_document(session: Session, services: Services, *, form: str, variant: 
     cleaned = spec.validate(full, var, options=form_options(session, issuer, services))
 
     BREAKER.check()  # LibreOffice known to be down: 503 now, no number reserved (the DOCX needs its layout too)
+    with render_pool.slot():  # every renderer busy and the queue full: 503 now, no number reserved
+        return _issue(session, services, spec=spec, var=var, issuer=issuer, case=case, cleaned=cleaned,
+                      issued_on=issued_on, user=user, want_pdf=want_pdf, request_key=request_key)
+
+
+def _issue(session: Session, services: Services, *, spec: FormSpec, var: Variant | None, issuer: Org,
+           case: Case | None, cleaned: dict, issued_on: dt.date, user: str, want_pdf: bool,
+           request_key: str | None) -> Document:
+    """Reserve the number, render (in the renderer pool when this process has one), store."""
     release_stale_renders(session, issuer=issuer, family=family_key(spec.code, spec.abbr(var)), year=issued_on.year)
 
     doc = Document(id=ident.new_doc_id(), org_id=issuer.id, case_id=case.id if case else None,
@@ -137,9 +122,9 @@ def issue_document(session: Session, services: Services, *, form: str, variant: 
 
     identity = ident.Identity(doc.id, spec.code, doc.variant, spec.version)
     try:
-        files = render_files(services, spec, var, cleaned, identity, want_pdf=want_pdf,
-                             doc_extra={"number": number, "id": doc.id,
-                                        "date": f"{issued_on.year}年{issued_on.month}月{issued_on.day}日"})
+        date = f"{issued_on.year}年{issued_on.month}月{issued_on.day}日"
+        files = render_pool.render(render_pool.RenderSettings.of(services), spec, var, cleaned, identity,
+                                   want_pdf=want_pdf, doc_extra={"number": number, "id": doc.id, "date": date})
         doc.docx_sha256, _ = services.store.put_bytes(files.docx, ".docx")
         if files.pdf is not None:
             doc.pdf_sha256, _ = services.store.put_bytes(files.pdf, ".pdf")
