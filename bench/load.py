@@ -25,6 +25,7 @@ import io
 import json
 import os
 import random
+import runpy
 import signal
 import subprocess
 import sys
@@ -83,9 +84,11 @@ class Service:
                                cwd=ROOT, env=self.env, check=True, capture_output=True, text=True).stdout.strip()
         token = token.splitlines()[-1].strip()
         web_log = open(self.tmp / "web.log", "w")
+        # workers, threads, timeout: the service's gunicorn.conf.py (read from ROOT), unless given here
+        given = [*(["--workers", str(self.args.web_workers)] if self.args.web_workers else []),
+                 *(["--threads", str(self.args.threads)] if self.args.threads else [])]
         self.procs["web"].append(subprocess.Popen(
-            [PY, "-m", "gunicorn", "--workers", str(self.args.web_workers), "--threads", str(self.args.threads),
-             "--timeout", "300", "--bind", f"127.0.0.1:{self.port}", "app:create_app()"],
+            [PY, "-m", "gunicorn", *given, "--bind", f"127.0.0.1:{self.port}", "app:create_app()"],
             cwd=ROOT, env=self.env, stdout=web_log, stderr=web_log, start_new_session=True))
         for i in range(self.args.job_workers):
             jl = open(self.tmp / f"jobs-{i}.log", "w")
@@ -153,8 +156,19 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _is_renderer(pid: int) -> bool:
+    """A renderer process of a web worker (``cases.documents.render_pool``: multiprocessing spawn)."""
+    try:
+        return b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 class RssSampler(threading.Thread):
-    """Every second: the largest web worker, job worker and soffice (soffice.bin) by RSS."""
+    """Every second: the largest web worker, renderer, job worker and soffice (soffice.bin) by RSS,
+    found in the process trees of gunicorn and the job workers (soffice is a child of a renderer,
+    or of the web or job process that converts itself). Each soffice.bin is followed by its pid:
+    its first and last resident size, so growth and recycling show."""
 
     def __init__(self, service: Service):
         super().__init__(daemon=True)
@@ -162,6 +176,7 @@ class RssSampler(threading.Thread):
         self.stop_event = threading.Event()
         self.peak: dict[str, float] = defaultdict(float)
         self.soffice_series: list[float] = []
+        self.soffice_pids: dict[int, list[float]] = {}  # pid -> [first, last, peak] MiB
 
     def sample(self) -> dict[str, float]:
         now: dict[str, float] = defaultdict(float)
@@ -169,9 +184,14 @@ class RssSampler(threading.Thread):
             for root in procs:
                 for pid in _proc_tree(root.pid):
                     name = _comm(pid)
-                    if name.startswith("soffice"):
+                    if name.startswith("soffice") or name == "oosplash" or name == "nice":
                         if name == "soffice.bin":
-                            now["soffice"] = max(now["soffice"], _rss_mb(pid))
+                            rss = _rss_mb(pid)
+                            now["soffice"] = max(now["soffice"], rss)
+                            seen = self.soffice_pids.setdefault(pid, [rss, rss, rss])
+                            seen[1], seen[2] = rss, max(seen[2], rss)
+                    elif kind == "web" and _is_renderer(pid):
+                        now["renderer"] = max(now["renderer"], _rss_mb(pid))
                     elif pid != root.pid or kind == "jobs":
                         now[kind] = max(now[kind], _rss_mb(pid))
         return now
@@ -251,14 +271,24 @@ class Client(threading.Thread):
         while time.monotonic() < self.until:
             kind = self.rng.choices(self.kinds, self.weights)[0]
             t0 = time.perf_counter()
-            try:
-                r, _ = self.request(kind)
-                status, body = r.status_code, (r.json() if r.headers.get("Content-Type", "").startswith(
-                    "application/json") else {})
-            except (requests.RequestException, ValueError) as e:
-                status, body = 0, {"error": str(e)}
+            busy = 0
+            while True:
+                try:
+                    r, _ = self.request(kind)
+                    status, body = r.status_code, (r.json() if r.headers.get("Content-Type", "").startswith(
+                        "application/json") else {})
+                except (requests.RequestException, ValueError) as e:
+                    status, body = 0, {"error": str(e)}
+                # The service is full (renderer queue) and says when to come back: a client waits
+                # that long and asks again, as a person would. Counted apart, not an error; the
+                # latency is the whole wait. Retried at most 10 times, then it counts as failed.
+                if status == 503 and body.get("error") == "renderer_busy" and busy < 10:
+                    busy += 1
+                    time.sleep(float(r.headers.get("Retry-After", "1")))
+                    continue
+                break
             self.results.append((kind, time.perf_counter() - t0, status, body.get("upload_id") if status < 300
-                                 else body.get("message") or body.get("error")))
+                                 else body.get("message") or body.get("error"), busy))
 
 
 # ---- checks after the run -----------------------------------------------------------------------------
@@ -322,7 +352,9 @@ def pct(values: list[float], p: float) -> float:
 
 def run_once(args, clients: int) -> dict:
     service = Service(args, f"c{clients}")
-    print(f"\n== {clients} clients, {args.duration:.0f} s  (gunicorn {args.web_workers}×{args.threads}, "
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    workers, threads = args.web_workers or conf["workers"], args.threads or conf["threads"]
+    print(f"\n== {clients} clients, {args.duration:.0f} s  (gunicorn {workers}×{threads}, "
           f"{args.job_workers} job workers, {args.pdf_workers} soffice per process; PostgreSQL + Redis)")
     try:
         token = service.start()
@@ -354,23 +386,28 @@ def run_once(args, clients: int) -> dict:
         bad = [r for r in rows if not 200 <= r[2] < 300]
         errors += [f"{kind}: HTTP {r[2]} {r[3]}" for r in bad]
         per[kind] = {"requests": len(rows), "rps": round(len(rows) / elapsed, 2), "p50_ms": round(pct(lat, 50)),
-                     "p95_ms": round(pct(lat, 95)), "p99_ms": round(pct(lat, 99)), "errors": len(bad)}
+                     "p95_ms": round(pct(lat, 95)), "p99_ms": round(pct(lat, 99)), "errors": len(bad),
+                     "busy_503": sum(r[4] for r in rows)}
     so = sampler.soffice_series
     memory = {k: round(v) for k, v in sampler.peak.items()}
     if so:
         memory["soffice_first"], memory["soffice_last"] = round(so[0]), round(so[-1])
+    soffice = [{"pid": pid, "first": round(v[0]), "last": round(v[1]), "peak": round(v[2])}
+               for pid, v in sorted(sampler.soffice_pids.items())]
     total = sum(v["requests"] for v in per.values())
-    print(f"{'kind':8} {'req':>6} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6}")
+    print(f"{'kind':8} {'req':>6} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6} {'busy':>5}")
     for kind, v in per.items():
         print(f"{kind:8} {v['requests']:6d} {v['rps']:7.2f} {v['p50_ms']:7d} {v['p95_ms']:7d} {v['p99_ms']:7d} "
-              f"{v['errors']:6d}")
-    print(f"{'all':8} {total:6d} {total / elapsed:7.2f}")
+              f"{v['errors']:6d} {v['busy_503']:5d}")
+    print(f"{'all':8} {total:6d} {total / elapsed:7.2f}   (busy: 503 renderer_busy answers, waited out and retried)")
     print("peak RSS MiB: " + ", ".join(f"{k} {v}" for k, v in memory.items()))
+    print(f"soffice processes seen: {len(soffice)} (first/last/peak MiB each: "
+          + ", ".join(f"{x['first']}/{x['last']}/{x['peak']}" for x in soffice) + ")")
     print("integrity: " + json.dumps(checks, ensure_ascii=False))
     for e in errors[:10]:
         print("  error:", e)
     return {"clients": clients, "duration_s": round(elapsed, 1), "total_rps": round(total / elapsed, 2),
-            "kinds": per, "peak_rss_mb": memory, "integrity": checks, "errors": len(errors),
+            "kinds": per, "peak_rss_mb": memory, "soffice": soffice, "integrity": checks, "errors": len(errors),
             "ok": not errors and checks["ok"]}
 
 
@@ -382,8 +419,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="PostgreSQL server (a database on it is created and dropped per run)")
     ap.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
     ap.add_argument("--port", type=int, default=8790)
-    ap.add_argument("--web-workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--web-workers", type=int, default=None, help="default: gunicorn.conf.py")
+    ap.add_argument("--threads", type=int, default=None, help="default: gunicorn.conf.py")
     ap.add_argument("--job-workers", type=int, default=2)
     ap.add_argument("--job-threads", type=int, default=1)
     ap.add_argument("--pdf-workers", type=int, default=1)

@@ -18,5 +18,6 @@ trap 'kill $worker 2>/dev/null || true' EXIT INT TERM
 echo
 echo "  Baoxue is running at http://$HOST:$PORT/   (API: http://$HOST:$PORT/api/v1/openapi.json)"
 echo
-"$PY" -m gunicorn --workers 1 --threads 4 --timeout 300 --bind "$HOST:$PORT" \
+# workers, threads and timeout: gunicorn.conf.py (BAOXUE_WEB_WORKERS, BAOXUE_WEB_THREADS)
+"$PY" -m gunicorn --bind "$HOST:$PORT" \
   --access-logfile - 'app:create_app()'
