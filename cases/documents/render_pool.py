@@ -122,9 +122,10 @@ def _child_render(settings: RenderSettings, form: str, variant: str | None, clea
 
     spec = get_spec(form)
     try:
+        t0 = time.monotonic()
         out = render_files(settings, spec, spec.variant(variant), cleaned, identity, doc_extra=doc_extra,
                            want_pdf=want_pdf)
-        return "ok", out, _soffice_groups()
+        return "ok", out, _soffice_groups(), time.monotonic() - t0
     except (ToolFailed, MissingTool) as e:
         return "error", type(e).__name__, e.message, bool(getattr(e, "fatal", False)), e.details.get("tool")
     except BaoxueError as e:
@@ -204,9 +205,11 @@ class RenderPool:
             self._slots.release()
 
     def retry_after(self) -> int:
-        """Seconds until a place is likely free: the queue's documents at the measured pace."""
+        """Seconds until a place is likely free: a place frees each time a renderer finishes a
+        document, at the measured pace of one document (a client told to wait longer would leave
+        the renderers idle)."""
         with self._lock:
-            wait = self._seconds * max(1, self._pending) / self.processes
+            wait = self._seconds / self.processes
         return max(1, min(60, math.ceil(wait)))
 
     def busy(self) -> RendererBusy:
@@ -279,7 +282,6 @@ class RenderPool:
 
     def render(self, settings: RenderSettings, spec: FormSpec, variant: Variant | None, cleaned: dict,
                identity: ident.Identity, *, doc_extra: dict, want_pdf: bool = True) -> Rendered:
-        t0 = time.monotonic()
         out = self.call(_child_render, settings, spec.code, variant.code if variant else None, cleaned,
                         identity, doc_extra, want_pdf)
         if out[0] != "ok":
@@ -287,7 +289,7 @@ class RenderPool:
         renderer, groups = out[2]
         with self._lock:
             self._soffice[renderer] = groups
-            self._seconds = 0.8 * self._seconds + 0.2 * (time.monotonic() - t0)
+            self._seconds = 0.8 * self._seconds + 0.2 * out[3]  # the render itself, not its wait in the queue
             self.rendered += 1
         return out[1]
 
