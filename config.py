@@ -76,8 +76,8 @@ class Config:
     # Each warm LibreOffice is quit and started afresh after this many conversions or above this
     # resident memory (MiB), off the request's path (0 = never); it runs at this CPU niceness
     # (below the web process's, whether it is started by a renderer or by the process itself).
-    PDF_RECYCLE_AFTER = int(os.environ.get("BAOXUE_PDF_RECYCLE_AFTER", "100"))
-    PDF_RECYCLE_RSS_MB = float(os.environ.get("BAOXUE_PDF_RECYCLE_RSS_MB", "500"))
+    PDF_RECYCLE_AFTER = int(os.environ.get("BAOXUE_PDF_RECYCLE_AFTER", "50"))
+    PDF_RECYCLE_RSS_MB = float(os.environ.get("BAOXUE_PDF_RECYCLE_RSS_MB", "400"))
     PDF_NICE = int(os.environ.get("BAOXUE_PDF_NICE", "5"))
     # A web process renders documents (DOCX, PDF, QR, geometry) in this many renderer processes
     # of its own, at this CPU niceness, so that its threads answering reads never wait behind

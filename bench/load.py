@@ -281,8 +281,9 @@ class Client(threading.Thread):
                     status, body = 0, {"error": str(e)}
                 # The service is full (renderer queue) and says when to come back: a client waits
                 # that long and asks again, as a person would. Counted apart, not an error; the
-                # latency is the whole wait. Retried at most 10 times, then it counts as failed.
-                if status == 503 and body.get("error") == "renderer_busy" and busy < 10:
+                # latency is the whole wait. After 300 s of refusals (the request timeout) it fails.
+                if (status == 503 and body.get("error") == "renderer_busy"
+                        and time.perf_counter() - t0 < 300):
                     busy += 1
                     time.sleep(float(r.headers.get("Retry-After", "1")))
                     continue

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 _STARTUP_TIMEOUT = 60.0
 # Defaults for converters made by ``get_converter``; set once from the configuration (``configure``).
-SETTINGS = {"recycle_after": 100, "recycle_rss_mb": 500.0, "nice": 5}
+SETTINGS = {"recycle_after": 50, "recycle_rss_mb": 400.0, "nice": 5}
 
 
 def configure(*, recycle_after: int | None = None, recycle_rss_mb: float | None = None,

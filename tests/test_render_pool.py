@@ -104,6 +104,8 @@ def test_reads_are_answered_while_every_renderer_is_busy(app, client, root_token
     assert pool.stats()["pending"] == 2  # the renders are still running: the reads did not wait for them
     assert max(reads) < PIECE_S, reads
 
+    health = client.get("/api/v1/health").get_json()["renderers"]
+    assert (health["processes"], health["pending"], health["limit"]) == (1, 2, 2)
     busy = _issue(client, school)  # a third document: the queue is full
     assert busy.status_code == 503, busy.get_json()
     body = busy.get_json()

@@ -173,7 +173,10 @@ def health():
     """Service status: database reachable, external tools installed (and versions), the last run
     of each scheduled task (deadline sweep, report reminders, push deliveries), and whether the PDF
     converter can be used now (``pdf_converter.status`` "unavailable" with ``retry_after`` while
-    LibreOffice keeps failing: the service is then "degraded" and issuing answers 503)."""
+    LibreOffice keeps failing: the service is then "degraded" and issuing answers 503), and this
+    web process's renderers (``renderers``: processes, documents rendering or waiting and the
+    limit, how many were refused busy)."""
+    from cases.documents import render_pool
     from cases.notify.scheduler import status as scheduler_status
     from forms.converter_health import BREAKER
 
@@ -183,9 +186,11 @@ def health():
         info = probe(name)
         tools[name] = {"installed": info.installed, "version": info.version}
     converter = BREAKER.state()
+    pool = render_pool.current()
     return {"status": "degraded" if converter["status"] == "unavailable" else "ok",
             "database": services().session_factory.kw["bind"].dialect.name, "tools": tools,
-            "scheduler": scheduler_status(db()), "pdf_converter": converter}
+            "scheduler": scheduler_status(db()), "pdf_converter": converter,
+            "renderers": pool.stats() if pool else {"processes": 0}}
 
 
 @blp.route("/forms")
