@@ -103,7 +103,12 @@ def test_unwritten_boxes_are_blank_not_review():
     assert (r.status, r.value, r.needs_review) == ("blank", None, False)
 
 
-def test_boxed_date_read_and_validated_with_a_fake_recogniser():
+def test_boxed_date_read_and_validated_with_a_fake_recogniser(monkeypatch):
+    """The line's reading and its validation alone (the digit readers, which take UKai's 3 for
+    an 8, are tested below)."""
+    from parsers.scan import digits as dm
+
+    monkeypatch.setattr(dm, "available", lambda: False)
     page = _written(RECEIPT, {"recipient_signed_on": "20251003"})
     r = _read(page, _by_line("2025 1003")).readings["recipient_signed_on"]
     assert (r.origin, r.status, r.value, r.text) == ("hand", "read", "2025-10-03", "2025年10月03日")
