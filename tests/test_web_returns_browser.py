@@ -79,9 +79,21 @@ def test_township_clerk_uploads_a_receipt_scan_and_clears_the_review_queue_by_ke
     page.evaluate("window.__marker = 'same page'")  # survives only if the page is not reloaded
     started = time.monotonic()
     decided = 0
+    corrected = None
     while page.locator("#remaining").count():
         before = page.inner_text("#review-item")
-        page.keyboard.press("a")
+        if page.inner_text("#field-label") == "送达方式" and corrected is None:
+            # a choice field corrected by keyboard: C focuses the list, arrows choose, Enter sends
+            assert page.input_value("#value") == "direct"
+            page.keyboard.press("c")
+            assert page.evaluate("document.activeElement.id") == "value"
+            for _ in range(3):
+                page.keyboard.press("ArrowDown")
+            corrected = page.input_value("#value")
+            assert corrected == "post"
+            page.keyboard.press("Enter")
+        else:
+            page.keyboard.press("a")
         page.wait_for_function("b => !document.querySelector('#review-item') || "
                                "document.querySelector('#review-item').innerText !== b", arg=before)
         page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
@@ -98,10 +110,15 @@ def test_township_clerk_uploads_a_receipt_scan_and_clears_the_review_queue_by_ke
     s = live_server.session()
     try:
         items = s.scalars(select(ReviewItem).where(ReviewItem.document_id.is_not(None))).all()
-        assert items and all(it.status == "accepted" and it.decided_by == "demo.township" for it in items)
+        assert items and all(it.decided_by == "demo.township" for it in items)
+        method = [it for it in items if it.field_path == "service_method"]
+        assert corrected == "post"
+        assert [(it.status, (it.decision or {}).get("value")) for it in method] == [("corrected", "post")]
+        assert all(it.status == "accepted" for it in items if it.field_path != "service_method")
     finally:
         s.close()
     # the case shows the service date and the return deadline
     text = web.visit(page, f"/cases/{notice['case_id']}", "case-served")
     assert re.search(r"通知书送达日期：\s*2025年9月29日", text), text[:1500]
+    assert "邮寄送达" in text  # the corrected method
     assert "限期返校" in text and "2025年10月" in text

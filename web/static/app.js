@@ -4,6 +4,18 @@ document.addEventListener("keydown", function (e) {
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   var t = e.target;
   var typing = t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable);
+  // Enter in a choice list sends the form with its default (first) button, as Enter in a text
+  // field does: a choice field is corrected with C, the arrow keys and Enter.
+  if (typing && e.key === "Enter" && t.tagName === "SELECT" && t.form && t.form.getAttribute("hx-post") && window.htmx) {
+    var first = t.form.querySelector('button[type="submit"]');
+    e.preventDefault();
+    if (!first || document.querySelector(".htmx-request, .htmx-swapping, .htmx-settling")) return;
+    var sent = {};
+    sent[first.name] = first.value;
+    htmx.ajax("POST", t.form.getAttribute("hx-post"), {source: t.form, target: t.form.getAttribute("hx-target"),
+                                                       swap: t.form.getAttribute("hx-swap") || "innerHTML", values: sent});
+    return;
+  }
   if (typing && e.key !== "Escape") return;
   var el = document.querySelector('[data-key="' + (e.key.length === 1 ? e.key.toLowerCase() : e.key) + '"]');
   if (!el || el.disabled) return;
