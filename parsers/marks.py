@@ -179,11 +179,13 @@ def is_colour(image: np.ndarray) -> bool:
     if image.ndim == 2 or image.shape[2] == 1:
         return False
     step = max(1, int(max(image.shape[:2]) // 800))  # a sample is enough
-    c = image[::step, ::step].astype(np.int16)
-    spread = c.max(axis=2) - c.min(axis=2)
+    # Per-pixel spread between the channels, on uint8 planes with OpenCV: numpy's max/min over the
+    # three-long channel axis took ~0.06 s a page, a seventh of reading it.
+    r, g, b = cv2.split(np.ascontiguousarray(image[::step, ::step, :3]))
+    spread = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
     # A grey or bilevel scan has no spread between channels at all; a colour scan of a black
     # form still shows coloured ink or colour fringes on some pixels.
-    return float((spread >= 20).mean()) >= 0.0002
+    return np.count_nonzero(spread >= 20) / spread.size >= 0.0002
 
 
 # The largest official seal (公章 42 mm, some 45 mm across): how far apart the pieces of one seal lie.
