@@ -58,6 +58,11 @@ class Config:
     JOB_WORKERS = int(os.environ.get("BAOXUE_JOB_WORKERS", "2"))
     # CPU niceness of the job worker processes (the web's requests are served first).
     JOB_NICE = int(os.environ.get("BAOXUE_JOB_NICE", "5"))
+    # Load what jobs need (OCR models, pinyin tables, the digit references) when the worker starts,
+    # not in its first job; the seconds it took are logged ("worker warm-up: ...").
+    JOB_WARM_UP = _env_bool("BAOXUE_JOB_WARM_UP", True)
+    # Longest pause (seconds) between two polls of an empty SQLite queue by an idle worker thread.
+    JOB_POLL_MAX_SECONDS = float(os.environ.get("BAOXUE_JOB_POLL_MAX_S", "0.5"))
     # A running job's lease: renewed by its worker's heartbeat every third of it; a job whose lease
     # ran out (worker killed) is queued again by the reaper, at most JOB_MAX_ATTEMPTS times in all.
     JOB_LEASE_SECONDS = float(os.environ.get("BAOXUE_JOB_LEASE_S", "60"))

@@ -287,3 +287,36 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again(session, session_fact
     huey.execute(huey.dequeue())
     session.expire_all()
     assert session.get(Job, job_id).status == "done"
+
+
+_WARMED: list[str] = []
+
+
+@jobs.worker_warmup("test_warm_ok")
+def _warm_ok() -> None:
+    _WARMED.append("ok")
+
+
+@jobs.worker_warmup("test_warm_broken")
+def _warm_broken() -> None:
+    raise RuntimeError("model file missing")
+
+
+def test_worker_warmups_run_once_and_a_failing_one_is_logged_and_skipped(caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="cases.store.jobs")
+    _WARMED.clear()
+    took = jobs.warm_up(["test_warm_ok", "test_warm_broken"])
+    assert _WARMED == ["ok"]
+    assert list(took) == ["test_warm_ok"] and 0 <= took["test_warm_ok"] < 5
+    assert "warm-up test_warm_broken failed" in caplog.text and "model file missing" in caplog.text
+    assert "worker warm-up: test_warm_ok" in caplog.text
+
+
+def test_worker_modules_register_the_scan_reader_warmup():
+    import importlib
+
+    for module in jobs.JOB_MODULES:
+        importlib.import_module(module)
+    assert "scan_reader" in jobs.warmups()

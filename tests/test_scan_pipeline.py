@@ -309,3 +309,40 @@ def test_a_lone_handwritten_digit_is_writing_and_specks_are_not():
     cv2.putText(digit, "6", (14, 38), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (30, 30, 70), 2)
     assert not handwriting.is_unwritten(digit, 200)
     assert handwriting.is_unwritten(cell[:, :, 0], 200)  # grey crops too
+
+
+def test_issued_pdf_boxes_and_reference_kept_for_later_uploads():
+    """Each upload is its own job: the printed boxes and the reference rendering of an issued PDF are
+    taken from the cache of issued PDFs, keyed by the PDF and its geometry."""
+    import copy
+
+    from parsers.base import Issued, ReadOptions
+    from parsers.scan.parser import ISSUED_PDFS, read_context
+
+    spec = get_spec("guardian_notice")
+    pdf = (SAMPLES / "issued.pdf").read_bytes()
+    geo = json.loads((SAMPLES / "geometry.json").read_text(encoding="utf-8"))
+    values = from_json(spec, json.loads((SAMPLES / "issued.json").read_text(encoding="utf-8")))
+    reads = []
+
+    def issued(geometry):
+        def read_pdf():
+            reads.append(1)
+            return pdf
+        return Issued("DOC1", None, spec, spec.variant("xianqi"), values, 5, geometry, read_pdf)
+
+    ISSUED_PDFS.clear()
+    a = read_context(issued(geo), ReadOptions())
+    b = read_context(issued(copy.deepcopy(geo)), ReadOptions())
+    assert a.reference is b.reference and a.tick_boxes is b.tick_boxes and len(reads) == 2
+    assert a.tick_boxes == scan.tick_boxes_from_pdf(pdf, geo)
+    assert a.reference.page(1).shape == b.reference.page(1).shape
+    moved = copy.deepcopy(geo)
+    moved["pages"][0]["fields"]["doc_number"]["bbox"][0] += 1.0
+    c = read_context(issued(moved), ReadOptions())
+    assert c.reference is not a.reference
+    for k in range(12):  # bounded: the oldest PDFs go
+        other = copy.deepcopy(geo)
+        other["bench_variant"] = k
+        read_context(issued(other), ReadOptions())
+    assert read_context(issued(geo), ReadOptions()).reference is not a.reference

@@ -272,3 +272,22 @@ def test_printed_value_changed_by_one_character_goes_to_review_as_tamper(client,
     assert by_path["doc_number"]["kind"] == "tamper"
     # The untouched printed values on the same page still match the issued PDF.
     assert not {"receipt_number", "issuer_name"} & set(by_path)
+
+
+def test_worker_warmup_loads_the_configured_reader_once(notice, services):
+    """The worker's warm-up (cases.returns.intake) loads the engines the reading settings name and
+    runs one recognition on each, and loads the pinyin tables and digit references, before any job."""
+    import sys
+
+    from cases.returns.intake import warm_scan_reader
+    from cases.store import jobs
+
+    engine = FakeOcrEngine(func=lambda crop: OcrText("2026", 0.9))
+    services.extra["ocr_engine"] = engine
+    took = jobs.warm_up(["scan_reader"])
+    assert list(took) == ["scan_reader"]
+    assert len(engine.calls) == 1 and engine.calls[0].shape == (40, 160, 3)
+    assert int((engine.calls[0] < 128).sum()) > 100  # a written line, not a blank image
+    parts = warm_scan_reader()
+    assert set(parts) == {"engines", "ocr fake", "pinyin", "digits", "qr"}
+    assert "pypinyin" in sys.modules and len(engine.calls) == 2

@@ -219,6 +219,13 @@ def _attach(session: Session, services: Services, *, name: str, data: bytes, org
     return {"upload_id": upload.id, "status": "attached", "filename": name, "sha256": upload.sha256}
 
 
+@jobs.worker_warmup("scan_reader")
+def warm_scan_reader() -> dict[str, float]:
+    """At worker start: the OCR engines, pinyin tables, digit references and QR decoder that reading
+    a scan needs, with the reading settings of the registered services."""
+    return ScanParser.warm_up(read_options(registered()))
+
+
 @jobs.job_task(JOB_KIND)
 def read_return(ctx: jobs.JobContext, upload_id: int) -> None:
     """Background job: read a stored returned file (safe to run again). A job that fails leaves

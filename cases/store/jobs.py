@@ -41,7 +41,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,8 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_REAP_INTERVAL_S = 15.0
 # A queued job older than this whose message is not in the queue is enqueued again.
 DEFAULT_LOST_AFTER_S = 600.0
+# Longest pause between two polls of an empty queue by an idle worker (SQLite queue).
+DEFAULT_POLL_MAX_S = 0.5
 
 
 @dataclass
@@ -326,6 +328,49 @@ def periodic_task(name: str, **cron: str) -> Callable[[Callable[[], Any]], Calla
     return register
 
 
+# ---- warm-up: what a worker loads once at start instead of in its first job ---------------------------
+
+_WARMERS: dict[str, Callable[[], Any]] = {}
+
+
+def worker_warmup(name: str) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+    """Register ``fn()`` to run once when a worker starts, before it takes jobs: models, sessions and
+    tables that every job of a kind needs (loading them inside the first job made it seconds slower,
+    and made per-page timings of that job dishonest)."""
+
+    def register(fn):
+        _WARMERS[name] = fn
+        return fn
+
+    return register
+
+
+def warmups() -> list[str]:
+    """Names of the registered warm-ups (of the imported modules)."""
+    return list(_WARMERS)
+
+
+def warm_up(names: Collection[str] | None = None) -> dict[str, float]:
+    """Run the registered warm-ups (``names``, default all) and return seconds per warm-up. One that
+    fails is logged and skipped: the job that needs it loads it itself, or fails with its reason."""
+    import time
+
+    took: dict[str, float] = {}
+    for name, fn in _WARMERS.items():
+        if names is not None and name not in names:
+            continue
+        t0 = time.perf_counter()
+        try:
+            fn()
+        except Exception:
+            log.exception("warm-up %s failed; its jobs will load what they need themselves", name)
+            continue
+        took[name] = round(time.perf_counter() - t0, 3)
+    if took:
+        log.info("worker warm-up: %s", ", ".join(f"{k} {v:.1f} s" for k, v in took.items()))
+    return took
+
+
 def periodic_tasks() -> dict[str, dict]:
     """The registered periodic tasks and their crontab (of the imported modules)."""
     return {name: dict(cron) for name, (_fn, cron) in _PERIODIC.items()}
@@ -565,10 +610,17 @@ def main(config, secret_problems: Callable[[Mapping], list[str]]) -> None:  # pr
     # Modules that register more job kinds with @job_task must be imported before consuming.
     for module in (*JOB_MODULES, *getattr(config, "JOB_MODULES", ())):
         importlib.import_module(module)
+    # OCR models, tables and sessions loaded once here, not inside the first job of each kind.
+    if getattr(config, "JOB_WARM_UP", True):
+        warm_up()
     stop = threading.Event()
     threading.Thread(target=run_reaper, args=(stop,), name="job-reaper", daemon=True).start()
+    # An idle worker polls the queue with backoff up to ``JOB_POLL_MAX_SECONDS`` (Huey's default of
+    # 10 s left an upload waiting up to 10 s for a worker that had nothing to do; Redis blocks instead).
+    poll = float(getattr(config, "JOB_POLL_MAX_SECONDS", DEFAULT_POLL_MAX_S) or DEFAULT_POLL_MAX_S)
     try:
-        huey.create_consumer(workers=int(getattr(config, "JOB_WORKERS", 2)), worker_type="thread").run()
+        huey.create_consumer(workers=int(getattr(config, "JOB_WORKERS", 2)), worker_type="thread",
+                             initial_delay=min(0.1, poll), max_delay=poll).run()
     finally:
         stop.set()
 

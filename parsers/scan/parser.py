@@ -6,7 +6,11 @@ read against that document's issued pages; slow (OCR), so it runs as a backgroun
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
@@ -43,12 +47,49 @@ def engines(options: ReadOptions):
         return engine, None
 
 
+class _IssuedPdfCache:
+    """What an issued PDF gives every reading of its pages — the printed tick and character boxes and
+    the reference rendering — kept for the last ``size`` PDFs, keyed by the PDF's and the geometry's
+    digests (a document's pages come back in separate uploads, each its own job: extracting the
+    boxes and rendering a reference page again for each cost ~0.1-0.2 s a page). Thread-safe."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], tuple[dict, ReferencePages]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, pdf: bytes, geometry) -> tuple[dict, ReferencePages]:
+        key = (hashlib.sha256(pdf).hexdigest(),
+               hashlib.sha256(json.dumps(geometry, sort_keys=True, default=str).encode()).hexdigest())
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        got = (tick_boxes_from_pdf(pdf, geometry), ReferencePages(pdf))
+        with self._lock:
+            got = self._items.setdefault(key, got)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return got
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+ISSUED_PDFS = _IssuedPdfCache()
+
+
 def read_context(issued: Issued, options: ReadOptions) -> ReadContext:
     """What reading pages of ``issued`` needs: its printed geometry, the tick and character boxes
-    and the reference rendering of its issued PDF, the names a handwritten name may be."""
+    and the reference rendering of its issued PDF (from ``ISSUED_PDFS``), the names a handwritten
+    name may be."""
     if not issued.geometry or issued.pdf is None:
         raise NotFound(f"文书 {issued.number or issued.doc_id} 没有打印版面记录（未生成 PDF），无法读取扫描件")
     pdf = issued.pdf()
+    tick_boxes, reference = ISSUED_PDFS.get(pdf, issued.geometry)
     spec = issued.spec
     people = list(issued.people)
     for name, value in issued.values.items():
@@ -58,11 +99,48 @@ def read_context(issued: Issued, options: ReadOptions) -> ReadContext:
             continue
         if isinstance(value, str) and name.endswith("_name") and f.kind == Kind.NAME:
             people.append(value)
-    return ReadContext(spec, issued.variant, issued.geometry, issued.values, tick_boxes_from_pdf(pdf, issued.geometry),
+    return ReadContext(spec, issued.variant, issued.geometry, issued.values, tick_boxes,
                        people=tuple(dict.fromkeys(p for p in people if p)), issued_on=issued.issued_on,
                        today=options.today or dt.date.today(), threshold=options.threshold,
-                       # rendered lazily, once per page, kept with the context for the whole file
-                       reference=ReferencePages(pdf))
+                       # rendered lazily, once per page, kept with the PDF for later uploads
+                       reference=reference)
+
+
+def warm_up(options: ReadOptions | None = None) -> dict[str, float]:
+    """Load once what reading a scan loads on first use, and return the seconds each took: the OCR
+    engines ``engines(options)`` gives (models and one recognition, which sizes ONNX Runtime's
+    buffers), the pinyin tables handwritten names are matched with, the handwritten-digit
+    references and the QR decoder. A worker calls it at start (``cases.returns.intake``)."""
+    import time
+
+    import cv2
+    import numpy as np
+
+    from parsers.qr import find_codes
+    from parsers.scan import digits
+    from parsers.scan.handwriting import match_name
+
+    took: dict[str, float] = {}
+    t0 = time.perf_counter()
+    engine, fallback = engines(options or ReadOptions())
+    took["engines"] = time.perf_counter() - t0
+    line = np.full((40, 160, 3), 255, np.uint8)
+    cv2.putText(line, "2026", (8, 32), cv2.FONT_HERSHEY_SIMPLEX, 1.1, (0, 0, 0), 2)
+    for e in (engine, fallback):
+        if e is not None:
+            t0 = time.perf_counter()
+            e.recognize_lines([line])
+            took[f"ocr {e.name}"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    match_name("张三", ("李四",))  # imports pypinyin and loads its tables
+    took["pinyin"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    digits.available()
+    took["digits"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    find_codes(PageImage(np.full((200, 200, 3), 255, np.uint8), 200.0, "warm-up", 0))
+    took["qr"] = time.perf_counter() - t0
+    return {k: round(v, 3) for k, v in took.items()}
 
 
 class ScanParser:
@@ -79,6 +157,11 @@ class ScanParser:
         if kind == "pdf" and pdf_kind(path) == "scanned":
             return 100
         return None
+
+    @staticmethod
+    def warm_up(options: ReadOptions | None = None) -> dict[str, float]:
+        """``warm_up`` (module function): what reading loads on first use, loaded now."""
+        return warm_up(options)
 
     def read(self, path: Path, *, secret: QrKeys | str, lookup: Lookup, options: ReadOptions,
              skip: Collection[int] = ()) -> Iterator[PageRead]:
