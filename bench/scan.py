@@ -654,6 +654,7 @@ def main(argv=None) -> None:
         from bench import scan_e2e
 
         server = scan_e2e.Server.start()
+        print(f"job worker warm-up (before any upload, not in s/page): {server.warm_up()}", flush=True)
     results: dict[str, Score] = {c: Score() for c in conds}
     boxes: dict[str, list[int]] = {}
     tampered: dict = {}

@@ -116,6 +116,23 @@ class Server:
             srv.issuers[kind] = [o["id"] for o in got["items"]]
         return srv
 
+    def worker_cpu(self) -> float:
+        """CPU seconds the job worker (and the tools it ran and waited for) used so far."""
+        with open(f"/proc/{self.procs[1].pid}/stat", encoding="ascii") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+    def warm_up(self, timeout: float = 300) -> str:
+        """The worker's warm-up line from its log (``worker warm-up: ...``), waited for: the models it
+        loads before taking jobs are reported apart from the seconds per page."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.procs[1].poll() is None:
+            for line in (self.folder / "server.log").read_text(encoding="utf-8", errors="replace").splitlines():
+                if "worker warm-up:" in line:
+                    return line.partition("worker warm-up:")[2].strip()
+            time.sleep(0.5)
+        return "(no warm-up reported)"
+
     def stop(self) -> None:
         for p in self.procs:
             if p.poll() is None:
@@ -207,7 +224,7 @@ class E2EReader:
     def read_all(self, ups):
         from bench.scan import FieldOut, Outcome
 
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), self.server.worker_cpu()
         started = []
         for up in ups:
             out = self.server.post_file("/scans", up.filename, up.data, {"org_id": self.org})
@@ -236,6 +253,8 @@ class E2EReader:
             results.append((up, Outcome(pages, reported, 0.0)))
         wall = time.perf_counter() - t0
         n = sum(len(up.pages) for up, _ in results)
+        print(f"    end to end {wall / max(1, n):.2f} s/page wall, job worker CPU "
+              f"{(self.server.worker_cpu() - cpu0) / max(1, n):.2f} s/page", flush=True)
         for up, out in results:
             out.seconds = wall / max(1, n) * len(up.pages)
         return results
