@@ -130,6 +130,8 @@ class Server:
             for line in (self.folder / "server.log").read_text(encoding="utf-8", errors="replace").splitlines():
                 if "worker warm-up:" in line:
                     return line.partition("worker warm-up:")[2].strip()
+                if "Huey consumer started" in line:  # taking jobs without having warmed up
+                    return "(none: the worker loads its models in its first job)"
             time.sleep(0.5)
         return "(no warm-up reported)"
 
