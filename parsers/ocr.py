@@ -127,12 +127,40 @@ class RapidOcrEngine:
             return []
         # The recogniser wants BGR, 3 channels.
         bgr = [cv2.cvtColor(_rgb(tighten(c)), cv2.COLOR_RGB2BGR) for c in crops]
+        results: list = [None] * len(bgr)
         try:
             with self._lock:
-                results, _ = self._ocr.text_rec(bgr)
+                for group in self._groups(bgr):
+                    got, _ = self._ocr.text_rec([bgr[i] for i in group])
+                    for i, r in zip(group, got, strict=True):
+                        results[i] = r
         except (RuntimeError, ValueError, cv2.error) as e:
             raise OcrFailed(f"RapidOCR could not read a text line: {e}") from e
         return [OcrText(str(text).strip(), float(score)) for text, score, *_ in results]
+
+    # A batch is padded to its widest line: lines go into one recogniser call only while that
+    # padding adds at most this share to their own widths.
+    BATCH_PADDING = 0.2
+
+    def _groups(self, lines: Sequence[np.ndarray]) -> list[list[int]]:
+        """Lines (indices) in recogniser calls of similar width. The recogniser pads every line of a
+        batch to the batch's widest (and to at least its input width, 320 px at 48 px high): one
+        long field among short ones made them all as long (5 lines read as 5 x 1,100 px instead of
+        3,500 px). Lines no wider than the input width are padded to it alone too, so they batch
+        freely; a line is read as it would be alone, up to the small padding allowed."""
+        _c, height, width = self._ocr.text_rec.rec_image_shape[:3]
+        least = width / height
+        cost = [max(least, ln.shape[1] / max(1, ln.shape[0])) for ln in lines]
+        batch = int(self._ocr.text_rec.rec_batch_num)
+        groups: list[list[int]] = []
+        for i in sorted(range(len(lines)), key=lambda k: cost[k]):
+            g = groups[-1] if groups else None
+            if g is not None and len(g) < batch and \
+                    cost[i] * (len(g) + 1) <= (1 + self.BATCH_PADDING) * (sum(cost[k] for k in g) + cost[i]):
+                g.append(i)
+            else:
+                groups.append([i])
+        return groups
 
     def recognize_line(self, crop: np.ndarray) -> OcrText:
         return self.recognize_lines([crop])[0]

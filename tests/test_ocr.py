@@ -79,6 +79,20 @@ def test_rapidocr_reads_rendered_lines_exactly():
     assert engine.recognize_line(render("厌学", size=28)).text == "厌学"
 
 
+def test_rapidocr_batches_lines_of_mixed_widths_as_read_alone():
+    """Lines of very different widths in one call (a long address among names and single digits) are
+    read as each alone: no line is padded out to the longest and read differently."""
+    engine = get_engine("rapidocr")
+    texts = ["城关镇东关村三组18号后河镇南村五组3号太公镇北街21号", "城关镇东关村三组18号后河镇南村五组3号",
+             "张小明", "刘德明", "7", "2"]
+    lines = [render(t, size=s) for t, s in zip(texts, (28, 40, 60, 60, 40, 40), strict=True)]
+    together = engine.recognize_lines(lines)
+    alone = [engine.recognize_line(ln) for ln in lines]
+    assert [r.text for r in together] == texts == [r.text for r in alone]
+    # padded to the longest line (the old single batch), 刘德明 scored 0.0024 off its reading alone
+    assert all(abs(a.confidence - b.confidence) < 0.001 for a, b in zip(together, alone, strict=True))
+
+
 @pytest.mark.slow
 def test_rapidocr_full_page_boxes():
     img = Image.new("RGB", (900, 400), "white")
