@@ -43,6 +43,7 @@ from web import schemas as s
 from web.auth import (
     authorize_org,
     authorize_row,
+    get_scoped,
     log_export,
     log_unmask,
     principal,
@@ -115,16 +116,6 @@ def doc_json(d: Document) -> dict:
         "history": url_for("api.document_history", doc_id=d.id),
     }
     return out
-
-
-def get_scoped(model, key, what: str, action: str | None = None):
-    """The row ``key`` of ``model`` if it exists (404 naming ``what``) and the user may ``action``
-    it (default: the route's action; 403 otherwise)."""
-    row = db().get(model, key)
-    if row is None:
-        raise NotFound(f"{what} {key} 不存在")
-    authorize_row(row, action)
-    return row
 
 
 def scoped(q, model, action: str | None = None):
@@ -458,8 +449,7 @@ def list_documents():
 @requires("document.read")
 def document(doc_id: str):
     """A document with its data snapshot (ID numbers masked)."""
-    doc = svc.get_document(db(), doc_id)
-    authorize_row(doc)
+    doc = get_scoped(Document, doc_id, "文书")
     spec = get_spec(doc.form)
     data = {}
     for name, value in (doc.data or {}).items():
@@ -475,8 +465,7 @@ def document(doc_id: str):
 @requires("document.read")
 @produces(PDF, DOCX, description="PDF 或 DOCX 文件")
 def document_file(doc_id: str, kind: str):
-    doc = svc.get_document(db(), doc_id)
-    authorize_row(doc)
+    doc = get_scoped(Document, doc_id, "文书")
     data = svc.document_file(services(), doc, kind, session=db(), who=current_user())
     db().commit()  # the audit entry of a download that prints an ID number in full
     mime = "application/pdf" if kind == "pdf" else \
@@ -488,8 +477,7 @@ def document_file(doc_id: str, kind: str):
 @blp.route("/documents/<doc_id>/history")
 @requires("document.read")
 def document_history(doc_id: str):
-    doc = svc.get_document(db(), doc_id)
-    authorize_row(doc)
+    doc = get_scoped(Document, doc_id, "文书")
     out = queries.document_history(db(), doc)
     out["document"] = doc_json(doc)
     return out
@@ -504,8 +492,7 @@ def void_document(body, doc_id: str):
     from cases.store.numbering import void_number
 
     session = db()
-    doc = svc.get_document(session, doc_id)
-    authorize_row(doc)
+    doc = get_scoped(Document, doc_id, "文书")
     void_number(session, doc, reason=body["reason"], who=current_user())
     session.commit()
     return doc_json(doc)
@@ -604,10 +591,7 @@ def get_upload(upload_id: int):
     whole) and every document returned in it, whatever its kind."""
     session = db()
     session.expire_all()
-    u = session.get(Upload, upload_id)
-    if u is None:
-        raise NotFound(f"上传 {upload_id} 不存在")
-    authorize_row(u)
+    u = get_scoped(Upload, upload_id, "上传")
     return {**queries.upload_outcome(session, upload_id), "id": u.id, "size": u.size,
             "document_id": u.document_id, "uploaded_at": u.uploaded_at.isoformat(), "uploaded_by": u.uploaded_by}
 

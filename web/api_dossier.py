@@ -19,8 +19,8 @@ from cases.dossier.verify import verify_dossier
 from cases.store import audit
 from cases.store.models import Case, Org
 from forms.errors import ValidationFailed
-from web.api import check_scope, current_user, db, get_scoped, scope_org
-from web.auth import authorize_row, log_export, requires
+from web.api import check_scope, current_user, db, scope_org
+from web.auth import authorize_row, get_scoped, log_export, requires
 from web.context import services
 from web.openapi import PDF, produces
 

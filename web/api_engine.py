@@ -17,10 +17,10 @@ from cases.engine import installed
 from cases.engine.attendance import import_attendance
 from cases.engine.models import Deadline, Evidence, Problem, Referral
 from cases.store import audit
-from cases.store.models import Org, in_scope
+from cases.store.models import Case, Org, in_scope
 from forms.errors import NotFound, ValidationFailed
-from web.api import check_scope, current_user, db, get_scoped, scope_org, uploaded_file
-from web.auth import authorize_row, requires, visible
+from web.api import check_scope, current_user, db, scope_org, uploaded_file
+from web.auth import get_scoped, requires, visible
 from web.openapi import PAGE_QUERY, query
 from web.paging import paged, paged_list
 
@@ -35,9 +35,7 @@ def _body() -> dict:
 
 
 def _case(case_id: int):
-    case = engine.get_case(db(), case_id)
-    authorize_row(case)
-    return case
+    return get_scoped(Case, case_id, "案件")
 
 
 def _when(body: dict, key: str = "occurred_on") -> dt.date | None:
@@ -289,10 +287,7 @@ def list_referrals(case_id: int):
 def referral_reply(referral_id: int):
     """Record acknowledgement and/or reply: {"acknowledged_on"?, "reply"?, "replied_on"?}."""
     session = db()
-    ref = session.get(Referral, referral_id)
-    if ref is None:
-        raise NotFound(f"部门函件 {referral_id} 不存在")
-    authorize_row(ref)
+    ref = get_scoped(Referral, referral_id, "部门函件")
     body = _body()
     if body.get("acknowledged_on"):
         ref.acknowledged_on = _when(body, "acknowledged_on")

@@ -29,8 +29,8 @@ from cases.returns import geometry, intake, queries, review
 from cases.returns.models import REVIEW_KINDS, ReturnPage, ReviewItem
 from cases.store.models import Document, Org
 from forms.errors import NotFound, ValidationFailed
-from web.api import check_scope, current_user, db, get_scoped, int_arg, scope_org, services, uploaded_file
-from web.auth import authorize_row, requires
+from web.api import check_scope, current_user, db, int_arg, scope_org, services, uploaded_file
+from web.auth import get_scoped, requires
 from web.openapi import PAGE_QUERY, PNG, produces, query
 from web.paging import paged, paged_list
 from web.schemas import UploadForm
@@ -145,11 +145,7 @@ def review_list():
 
 
 def _item(item_id: int) -> ReviewItem:
-    it = db().get(ReviewItem, item_id)
-    if it is None:
-        raise NotFound(f"复核项 {item_id} 不存在")
-    authorize_row(it)
-    return it
+    return get_scoped(ReviewItem, item_id, "复核项")
 
 
 @blp.route("/review/<int:item_id>/crop.png")

@@ -16,7 +16,7 @@ from forms.registry import all_specs, get_spec
 from forms.spec import Filled, Kind
 from parsers.base import resolve_field
 from web import messages
-from web.auth import authorize_org, authorize_row, can, principal, requires, visible
+from web.auth import authorize_org, can, get_scoped, principal, requires, visible
 from web.context import db as _db
 from web.context import services as _services
 
@@ -162,8 +162,7 @@ def fill_form(code: str):
 @requires("document.read")
 def document_page(doc_id: str):
     session = _db()
-    doc = svc.get_document(session, doc_id)
-    authorize_row(doc)
+    doc = get_scoped(Document, doc_id, "文书")
     history = queries.document_history(session, doc)
     spec = get_spec(doc.form)
     return render_template("document.html", doc=doc, spec=spec, history=history, **_return_view(spec))
@@ -182,8 +181,7 @@ def document_preview(doc_id: str, page_no: int):
     from parsers.images import render_pdf
 
     session = _db()
-    doc = svc.get_document(session, doc_id)
-    authorize_row(doc)
+    doc = get_scoped(Document, doc_id, "文书")
     data = svc.document_file(_services(), doc, "pdf", session=session, who=_user())
     session.commit()
     pixels = render_pdf(data, dpi=60, pages=[page_no], name=doc.number_text or "PDF")[0]

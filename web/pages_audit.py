@@ -15,8 +15,8 @@ from cases.dossier import sampling
 from cases.dossier.models import InspectionSample
 from cases.engine import workflow
 from cases.store.models import AuditLog, Case, Document, Org, Pupil
-from forms.errors import NotFound, ValidationFailed
-from web.auth import authorize_org, authorize_row, can, principal, requires, visible
+from forms.errors import ValidationFailed
+from web.auth import authorize_org, authorize_row, can, get_scoped, principal, requires, visible
 from web.context import db
 from web.pages_cases import timeline
 from web.pages_ledgers import people
@@ -146,10 +146,7 @@ def sample_view(sample_id: int):
 @requires("case.read")
 def case_history(case_id: int):
     session = db()
-    case = session.get(Case, case_id)
-    if case is None:
-        raise NotFound(f"案件 {case_id} 不存在")
-    authorize_row(case)
+    case = get_scoped(Case, case_id, "案件")
     pupil = session.get(Pupil, case.pupil_id)
     docs = list(session.scalars(select(Document).where(Document.case_id == case.id).order_by(Document.created_at)))
     targets = [f"case:{case.id}", *(f"document:{d.id}" for d in docs)]

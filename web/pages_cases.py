@@ -31,7 +31,7 @@ from forms import validators as v
 from forms.errors import BaoxueError, InvalidTransition, ValidationFailed
 from forms.registry import all_specs, get_spec
 from forms.spec import Filled, Kind
-from web.auth import authorize_org, authorize_row, can, principal, requires, visible
+from web.auth import authorize_org, can, get_scoped, principal, requires, visible
 from web.context import db
 from web.context import services as _services
 from web.messages import cdate, form_title, shown
@@ -48,11 +48,7 @@ def _user() -> str:
 
 
 def _case(case_id: int, action: str | None = None) -> Case:
-    case = db().get(Case, case_id)
-    if case is None:
-        abort(404, description=f"案件 {case_id} 不存在")
-    authorize_row(case, action)
-    return case
+    return get_scoped(Case, case_id, "案件", action)
 
 
 def _may(action: str, row) -> bool:
@@ -147,10 +143,7 @@ def pupils():
 @requires("pupil.read")
 def pupil_page(pupil_id: int):
     session = db()
-    p = session.get(Pupil, pupil_id)
-    if p is None:
-        abort(404, description=f"学生 {pupil_id} 不存在")
-    authorize_row(p)
+    p = get_scoped(Pupil, pupil_id, "学生")
     cases = session.scalars(select(Case).where(Case.pupil_id == p.id).order_by(Case.episode)).all()
     return render_template("cases/pupil.html", p=p, cases=[c for c in cases if _may("case.read", c)],
                            school=session.get(Org, p.org_id), class_label=class_label, mask=v.mask_id,
@@ -162,10 +155,7 @@ def pupil_page(pupil_id: int):
 def open_case(pupil_id: int):
     """Open a case for the pupil (T1: 登记无故缺勤), from the date absence began."""
     session = db()
-    p = session.get(Pupil, pupil_id)
-    if p is None:
-        abort(404, description=f"学生 {pupil_id} 不存在")
-    authorize_row(p)
+    p = get_scoped(Pupil, pupil_id, "学生")
     day = _form_date("opened_on", required=True)
     reason = request.form.get("reason_code") or None
     if session.scalar(select(Case.id).where(Case.pupil_id == p.id, Case.state != "CLOSED")):
@@ -426,10 +416,7 @@ def add_evidence(case_id: int):
 @requires("evidence.verify")
 def verify_evidence(evidence_id: int):
     session = db()
-    ev = session.get(Evidence, evidence_id)
-    if ev is None:
-        abort(404, description=f"证明材料 {evidence_id} 不存在")
-    authorize_row(ev)
+    ev = get_scoped(Evidence, evidence_id, "证明材料")
     engine.verify_evidence(session, ev, by=_user())
     session.commit()
     return _back(session.get(Case, ev.case_id), "closure")

@@ -18,7 +18,7 @@ from cases.store.models import Job, Org
 from forms import validators as v
 from forms.codes import HANDOVER_WHEREABOUTS
 from forms.errors import NotFound, ValidationFailed
-from web.auth import authorize_org, authorize_row, can, principal, requires, visible
+from web.auth import authorize_org, can, get_scoped, principal, requires, visible
 from web.context import db
 from web.context import services as _services
 
@@ -163,10 +163,7 @@ def job_progress(job_id: str):
     """The 交接表 batch's progress (an htmx fragment polled every second until the job ends)."""
     session = db()
     session.expire_all()
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"任务 {job_id} 不存在")
-    authorize_row(job)
+    job = get_scoped(Job, job_id, "任务")
     return render_template("handover/_job.html", job=job)
 
 

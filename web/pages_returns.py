@@ -9,7 +9,7 @@ are shown per file with its name and the reason, never as JSON."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from cases.returns import intake, queries
@@ -20,7 +20,7 @@ from forms.errors import BaoxueError, ValidationFailed
 from forms.registry import get_spec
 from forms.spec import Kind
 from parsers.base import resolve_field
-from web.auth import authorize_org, authorize_row, can, principal, requires, visible
+from web.auth import authorize_org, authorize_row, can, get_scoped, principal, requires, visible
 from web.context import db
 from web.context import services as _services
 from web.messages import form_title
@@ -99,10 +99,7 @@ def upload_files():
 def _outcome(upload_id: int) -> tuple[Upload, dict]:
     session = db()
     session.expire_all()
-    u = session.get(Upload, upload_id)
-    if u is None:
-        abort(404, description=f"上传 {upload_id} 不存在")
-    authorize_row(u)
+    u = get_scoped(Upload, upload_id, "上传")
     return u, queries.upload_outcome(session, upload_id)
 
 
@@ -205,10 +202,7 @@ def review():
 def decide(item_id: int):
     """Accept, correct or reject one item; answers the next item (htmx) or the queue page."""
     session = db()
-    item = session.get(ReviewItem, item_id)
-    if item is None:
-        abort(404, description=f"复核项 {item_id} 不存在")
-    authorize_row(item)
+    item = get_scoped(ReviewItem, item_id, "复核项")
     action = request.form.get("action", "")
     value = request.form.get("value")
     if action == "correct":
@@ -289,10 +283,7 @@ def page_image(page_id: int):
     from parsers.images import load_pages
 
     session = db()
-    page = session.get(ReturnPage, page_id)
-    if page is None:
-        abort(404, description=f"扫描页 {page_id} 不存在")
-    authorize_row(page)
+    page = get_scoped(ReturnPage, page_id, "扫描页")
     u = session.get(Upload, page.upload_id)
     data = _services().store.read_bytes(u.stored_path)
     pages = load_pages(data, filename=u.original_filename)
@@ -308,10 +299,7 @@ def page_image(page_id: int):
 @requires("review.decide")
 def assign(page_id: int):
     session = db()
-    page = session.get(ReturnPage, page_id)
-    if page is None:
-        abort(404, description=f"扫描页 {page_id} 不存在")
-    authorize_row(page)
+    get_scoped(ReturnPage, page_id, "扫描页")
     doc = session.get(Document, request.form.get("document_id", ""))
     raw_no = request.form.get("page_no", "")
     if doc is None or not raw_no.isdigit() or int(raw_no) < 1:

@@ -24,6 +24,7 @@ from web.auth.core import (
     current_action,
     declared_action,
     gate,
+    get_scoped,
     hasher,
     limiter,
     load_session_user,
@@ -40,9 +41,9 @@ from web.auth.core import (
 )
 
 __all__ = ["ACTION_ATTR", "LIBRARY_PUBLIC_ENDPOINTS", "SessionUser", "account", "authorize", "authorize_org",
-           "authorize_row", "can", "current_action", "declared_action", "hasher", "init_auth", "log_export",
-           "log_unmask", "login_session", "logout_session", "principal", "public", "requires", "unmask_reason",
-           "visible", "work_org"]
+           "authorize_row", "can", "current_action", "declared_action", "get_scoped", "hasher", "init_auth",
+           "log_export", "log_unmask", "login_session", "logout_session", "principal", "public", "requires",
+           "unmask_reason", "visible", "work_org"]
 
 
 def _hasher(app: Flask):

@@ -27,9 +27,10 @@ What happens on every request (``_gate``, one ``before_request`` hook)
    bearer-token requests are exempt (no cookie, no CSRF).
 5. A user none of whose roles grants the action anywhere is refused (403).
 
-Inside the view, the record touched is checked against the same action — ``authorize_row(row)``,
-``authorize_org(org_id)`` — and lists are filtered with ``visible(Model)``; ``web.api`` keeps
-its short names for these (``get_scoped``, ``check_scope``, ``scoped``).
+Inside the view, the record touched is checked against the same action — ``get_scoped(Model, id,
+"名称")`` (the row or 404, then ``authorize_row``), ``authorize_row(row)``, ``authorize_org(org_id)``
+— and lists are filtered with ``visible(Model)``; ``web.api`` keeps short names of its own for the
+last two (``check_scope``, ``scoped``).
 
 The current user: ``principal()`` (the policy's ``Principal``: user id, username, roles, node),
 ``account()`` (the ``User`` row), ``work_org()`` (the node they work in; None for the whole
@@ -216,10 +217,7 @@ def _authorize_path_records() -> None:
     for name, value in (request.view_args or {}).items():
         if name in PATH_RECORDS:
             model, label = PATH_RECORDS[name]
-            row = db().get(model, value)
-            if row is None:
-                raise NotFound(f"{label} {value} 不存在")
-            authorize_row(row)
+            get_scoped(model, value, label)
         elif name in PATH_ORGS:
             model, label = PATH_ORGS[name]
             row = db().get(model or Org, value)
@@ -279,6 +277,16 @@ def authorize_org(org_id: int | None, action: str | None = None) -> None:
 def authorize_row(row, action: str | None = None) -> None:
     """``row`` (a case, document, pupil, upload, job...) must be within reach for ``action``."""
     authorize(target_of(db(), row), action)
+
+
+def get_scoped(model, key, what: str, action: str | None = None):
+    """The row ``key`` of ``model`` if it exists (404 naming ``what``) and the user may ``action``
+    it (default: the route's action; 403 otherwise) — for API routes and pages alike."""
+    row = db().get(model, key)
+    if row is None:
+        raise NotFound(f"{what} {key} 不存在")
+    authorize_row(row, action)
+    return row
 
 
 def visible(model, action: str | None = None):
