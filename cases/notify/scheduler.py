@@ -65,38 +65,36 @@ def _record(factory: sessionmaker[Session], name: str, fn: Callable[[], dict], n
     return result
 
 
-def run_sweep(now: dt.datetime | None = None, *, factory: sessionmaker[Session] | None = None) -> dict:
+def _raise_and_push(name: str, raise_due: Callable[[Session, dt.date], dict], now: dt.datetime | None,
+                    factory: sessionmaker[Session] | None) -> dict:
+    """One recorded run that raises what is due today (``raise_due(session, today)`` answers the
+    counts to record), then creates the push deliveries for it and hands them to the senders."""
     clock, now = now, now or utcnow()
     factory = factory or delivery.session_factory()
 
     def work() -> dict:
         today = delivery.china_now(now).date()
         with factory() as s:
-            counts = casework.sweep(s, today)
+            counts = raise_due(s, today)
             s.commit()
             pushed = delivery.collect(s, now)
             s.commit()
         return {"today": today.isoformat(), **counts, "deliveries": pushed["created"],
                 "queued": delivery.dispatch(pushed["pending"], now=clock)}
 
-    return _record(factory, "sweep", work, now)
+    return _record(factory, name, work, now)
+
+
+def run_sweep(now: dt.datetime | None = None, *, factory: sessionmaker[Session] | None = None) -> dict:
+    return _raise_and_push("sweep", casework.sweep, now, factory)
+
+
+def _reminders(session: Session, today: dt.date) -> dict:
+    return {"reminders": len(reporting.remind(session, today))}
 
 
 def run_report_reminders(now: dt.datetime | None = None, *, factory: sessionmaker[Session] | None = None) -> dict:
-    clock, now = now, now or utcnow()
-    factory = factory or delivery.session_factory()
-
-    def work() -> dict:
-        today = delivery.china_now(now).date()
-        with factory() as s:
-            made = reporting.remind(s, today)
-            s.commit()
-            pushed = delivery.collect(s, now)
-            s.commit()
-        return {"today": today.isoformat(), "reminders": len(made), "deliveries": pushed["created"],
-                "queued": delivery.dispatch(pushed["pending"], now=clock)}
-
-    return _record(factory, "report_reminders", work, now)
+    return _raise_and_push("report_reminders", _reminders, now, factory)
 
 
 def run_deliveries(now: dt.datetime | None = None, *, factory: sessionmaker[Session] | None = None) -> dict:
