@@ -77,6 +77,14 @@ def scope_org() -> Org | None:
 GRADE_NAMES = {c.code: c.label for c in GRADES}
 
 
+def json_body() -> dict:
+    """The request's JSON object (422 naming ``body`` when there is none: no JSON, or not an object)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValidationFailed("请求体应为 JSON 对象", fields={"body": "JSON 对象"})
+    return body
+
+
 def check_scope(org_id: int | None, action: str | None = None) -> None:
     """Refuse (403) an organisation outside what the user may ``action`` (default: the route's)."""
     authorize_org(org_id, action)

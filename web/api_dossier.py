@@ -19,7 +19,7 @@ from cases.dossier.verify import verify_dossier
 from cases.store import audit
 from cases.store.models import Case, Org
 from forms.errors import ValidationFailed
-from web.api import check_scope, current_user, db, scope_org
+from web.api import check_scope, current_user, db, json_body, scope_org
 from web.auth import authorize_row, get_scoped, log_export, requires
 from web.context import services
 from web.openapi import PDF, produces
@@ -120,9 +120,7 @@ def jurisdiction_checks():
 def create_sample():
     """Draw N cases at random per township of ``org_id``: {"org_id", "per_township", "seed"?,
     "purpose"?}. The seed (made when not given), the population and the draw are stored and audited."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValidationFailed("请求体应为 JSON 对象", fields={"body": "JSON 对象"})
+    body = json_body()
     raw = body.get("org_id")
     org = db().get(Org, raw) if isinstance(raw, int) else None
     if org is None:
@@ -163,9 +161,7 @@ def dossier_batch():
     from cases.dossier import jobs as dossier_jobs
     from web.api import job_json
 
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValidationFailed("请求体应为 JSON 对象", fields={"body": "JSON 对象"})
+    body = json_body()
     session = db()
     if isinstance(body.get("sample_id"), int):
         sample = _sample(body["sample_id"])

@@ -19,19 +19,12 @@ from cases.engine.models import Deadline, Evidence, Problem, Referral
 from cases.store import audit
 from cases.store.models import Case, Org, in_scope
 from forms.errors import NotFound, ValidationFailed
-from web.api import check_scope, current_user, db, scope_org, uploaded_file
+from web.api import check_scope, current_user, db, json_body, scope_org, uploaded_file
 from web.auth import get_scoped, requires, visible
 from web.openapi import PAGE_QUERY, query
 from web.paging import paged, paged_list
 
 blp = Blueprint("engine", __name__, url_prefix="/api/v1", description="案件流程、时限、问题清单、考勤导入")
-
-
-def _body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValidationFailed("请求体应为 JSON 对象", fields={"body": "JSON 对象"})
-    return body
 
 
 def _case(case_id: int):
@@ -79,7 +72,7 @@ def take_action(case_id: int):
     """Take a transition: {"code": "T8", "data": {"reason": ..., "facts": {...}}, "occurred_on": date}."""
     session = db()
     case = _case(case_id)
-    body = _body()
+    body = json_body()
     code = body.get("code")
     if not isinstance(code, str) or not code:
         raise ValidationFailed("缺少操作代码", fields={"code": "必填，如 T8"})
@@ -98,7 +91,7 @@ def post_facts(case_id: int):
     """Record facts of the episode (returned_on, out_of_contact, court_ruling...)."""
     session = db()
     case = _case(case_id)
-    body = _body()
+    body = json_body()
     facts = engine.record_facts(session, case, body.get("facts") or {}, actor=current_user(),
                                 occurred_at=_when(body))
     session.commit()
@@ -111,7 +104,7 @@ def post_attempt(case_id: int):
     """Record a persuasion attempt (§5.5 fields); answers it with the ≥N-in-window check."""
     session = db()
     case = _case(case_id)
-    attempt = engine.record_attempt(session, case, _body(), actor=current_user())
+    attempt = engine.record_attempt(session, case, json_body(), actor=current_user())
     session.commit()
     return {"attempt": attempt, "check": engine.attempts_check(session, case)}, 201
 
@@ -130,7 +123,7 @@ def post_service(case_id: int):
     """Record service of a notice: {"document_id", "served_on", "method", "complete"}."""
     session = db()
     case = _case(case_id)
-    body = _body()
+    body = json_body()
     missing = {k: "必填" for k in ("document_id", "served_on", "method") if not body.get(k)}
     if missing:
         raise ValidationFailed("送达信息不完整", fields=missing)
@@ -147,7 +140,7 @@ def post_receipt(case_id: int):
     """The 报告单 was signed for: {"document_id", "received_on", "by": "township"|"education"}."""
     session = db()
     case = _case(case_id)
-    body = _body()
+    body = json_body()
     if not body.get("received_on"):
         raise ValidationFailed("缺少签收日期", fields={"received_on": "必填"})
     engine.record_receipt(session, case, document_id=body.get("document_id"),
@@ -170,7 +163,7 @@ def post_evidence(case_id: int):
     """Attach closure evidence: {"kind", "document_id"?, "value"?, "issuer"?, "partners"?, "note"?}."""
     session = db()
     case = _case(case_id)
-    body = _body()
+    body = json_body()
     if not body.get("kind"):
         raise ValidationFailed("缺少材料类型", fields={"kind": "必填"})
     ev = engine.attach_evidence(session, case, kind=body["kind"], actor=current_user(),
@@ -207,7 +200,7 @@ def close(case_id: int):
     """销号: {"outcome": "C1".."C7"}; refused (409) listing what is missing."""
     session = db()
     case = _case(case_id)
-    body = _body()
+    body = json_body()
     if not body.get("outcome"):
         raise ValidationFailed("缺少销号类型", fields={"outcome": "必填，C1–C7"})
     t = engine.close_case(session, case, body["outcome"], actor=current_user(), data=body.get("data"),
@@ -236,7 +229,7 @@ def post_referral(case_id: int):
     rejects the whole request (422) and records nothing."""
     session = db()
     case = _case(case_id)
-    body = _body()
+    body = json_body()
     ref = engine.create_referral(session, case, to_department=body.get("to_department", ""),
                                  reason=body.get("reason", ""),
                                  sent_on=_when(body, "sent_on") or engine.china_date(None),
@@ -288,7 +281,7 @@ def referral_reply(referral_id: int):
     """Record acknowledgement and/or reply: {"acknowledged_on"?, "reply"?, "replied_on"?}."""
     session = db()
     ref = get_scoped(Referral, referral_id, "部门函件")
-    body = _body()
+    body = json_body()
     if body.get("acknowledged_on"):
         ref.acknowledged_on = _when(body, "acknowledged_on")
     if body.get("reply"):
@@ -337,7 +330,7 @@ def post_inspection_finding():
     "description", "category"?, "measures"?, "responsible_unit"?, "responsible_person"?, "due_on"?}``.
     The only thing an auditor writes; it is recorded with their name."""
     session = db()
-    body = _body()
+    body = json_body()
     case = _case(int(body["case_id"])) if str(body.get("case_id") or "").isdigit() else None
     org_id = case.org_id if case is not None else body.get("org_id")
     errors = {}
@@ -385,7 +378,7 @@ def attendance_import():
 def load_holidays():
     """Load a year's statutory holiday table (JSON: year, source, holidays, workdays)."""
     session = db()
-    table = engine.load_holiday_table(session, _body(), actor=current_user())
+    table = engine.load_holiday_table(session, json_body(), actor=current_user())
     session.commit()
     return {"year": table.year, "holidays": len(table.holidays), "workdays": len(table.workdays),
             "source": table.source}, 201
@@ -397,7 +390,7 @@ def install_region_profile():
     """Install a region profile (``profile``: the profile JSON, as a shipped file) for ``org_id``
     (omitted or null: the whole installation, its administrator only) and point ``counties`` (ids)
     at it. The profile is checked key by key first; an error names the key and installs nothing."""
-    body = _body()
+    body = json_body()
     session = db()
     data = body.get("profile")
     if not isinstance(data, dict):

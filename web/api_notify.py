@@ -22,7 +22,7 @@ from cases.notify import channels as svc
 from cases.notify import delivery, messages
 from cases.store.models import Org, utcnow
 from forms.errors import Forbidden, NotFound, ValidationFailed
-from web.api import check_scope, current_user, scope_org
+from web.api import check_scope, current_user, json_body, scope_org
 from web.auth import principal, requires
 from web.context import db
 from web.paging import envelope, page_args, paged_list
@@ -30,11 +30,19 @@ from web.paging import envelope, page_args, paged_list
 blp = Blueprint("notify", __name__, url_prefix="/api/v1", description="消息推送（企业微信、钉钉、邮件）")
 
 
-def _body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValidationFailed("请求体应为JSON对象", fields={"body": "应为JSON对象"})
+def _settings(body: dict) -> dict:
+    """A request body as a channel's settings: the unit and the user a channel belongs to are not
+    changed through it (``org_id`` and ``user_id`` in it are ignored); ``svc`` checks the rest."""
+    body.pop("org_id", None)
+    body.pop("user_id", None)
     return body
+
+
+def _update(ch, body: dict):
+    """Apply the settings of ``body`` to the channel ``ch`` (already checked within reach)."""
+    svc.update_channel(db(), ch, _settings(body), by=current_user())
+    db().commit()
+    return svc.channel_json(ch)
 
 
 def _org(org_id) -> Org:
@@ -68,7 +76,7 @@ def list_channels():
 @blp.route("/notify/channels", methods=["POST"])
 @requires("notify.manage")
 def create_channel():
-    body = _body()
+    body = json_body()
     if body.get("org_id") in (None, ""):
         raise ValidationFailed("缺少 org_id（推送设置所属单位）", fields={"org_id": "必填"})
     org = _org(body["org_id"])
@@ -88,12 +96,7 @@ def create_channel():
 def update_channel(channel_id: int):
     ch = svc.get_channel(db(), channel_id)
     check_scope(ch.org_id)
-    body = _body()
-    body.pop("org_id", None)
-    body.pop("user_id", None)
-    svc.update_channel(db(), ch, body, by=current_user())
-    db().commit()
-    return svc.channel_json(ch)
+    return _update(ch, json_body())
 
 
 @blp.route("/notify/channels/<int:channel_id>/test", methods=["POST"])
@@ -148,10 +151,7 @@ def my_channels():
 def create_my_channel():
     org = _own_org()
     user = db().get(User, principal().user_id)
-    body = _body()
-    body.pop("org_id", None)
-    body.pop("user_id", None)
-    ch = svc.create_channel(db(), org=org, user=user, raw=body, by=current_user())
+    ch = svc.create_channel(db(), org=org, user=user, raw=_settings(json_body()), by=current_user())
     db().commit()
     return svc.channel_json(ch), 201
 
@@ -162,11 +162,6 @@ def update_my_channel(channel_id: int):
     ch = svc.get_channel(db(), channel_id)
     if ch.user_id != principal().user_id:
         raise Forbidden("只能修改本人的推送设置")
-    body = _body()
-    body.pop("org_id", None)
-    body.pop("user_id", None)
-    svc.update_channel(db(), ch, body, by=current_user())
-    db().commit()
-    return svc.channel_json(ch)
+    return _update(ch, json_body())
 
 

@@ -6,7 +6,7 @@
 * Success answers: a route documented with ``@blp.response`` keeps it; for the others the status
   codes are read from the route's own ``return …, 201`` statements (one fact, in the code), each
   documented as a JSON object — or, with ``@produces``, the file types a download sends.
-* Routes that read a JSON object with ``request.get_json`` / ``_body()`` declare a JSON request
+* Routes that read a JSON object with ``request.get_json`` / ``json_body()`` declare a JSON request
   body; ``@query(...)`` declares query parameters (required ones first of all, so a client — or a
   fuzzer — knows what to send).
 * 405 answers carry ``Allow`` (``web.errors``).
@@ -125,14 +125,14 @@ def success_statuses(tree: ast.AST | None) -> set[int]:
 
 
 def _reads_json(tree: ast.AST | None) -> str | None:
-    """``"required"`` when the view insists on a JSON object (``_body()``), ``"optional"`` when it
+    """``"required"`` when the view insists on a JSON object (``json_body()``), ``"optional"`` when it
     reads one if sent (``request.get_json``), else None."""
     seen = None
     for node in ast.walk(tree) if tree is not None else ():
         if isinstance(node, ast.Call):
             f = node.func
             name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
-            if name == "_body":
+            if name == "json_body":
                 return "required"
             if name == "get_json":
                 seen = "optional"
