@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.conftest_db", "tests.conftest_browser"]
+pytest_plugins = ["tests.conftest_db", "tests.conftest_browser", "tests.conftest_scans"]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from cases.store.models import Org, Pupil, SchoolClass
-from tests.test_scans_api import SAMPLES, _post, notice  # noqa: F401  (the fixture)
+from tests.conftest_scans import SAMPLES
+from tests.test_scans_api import _post
 
 
 def _walk(client, url: str) -> list[dict]:
@@ -93,7 +94,7 @@ def test_form_detail_gives_each_fields_max_length_and_format(client):
         [f["name"] for f in typed if "max_length" not in f]
 
 
-def test_review_queue_paged_and_filtered(client, notice, app_session):  # noqa: F811
+def test_review_queue_paged_and_filtered(client, notice, app_session):
     r1 = _post(client, notice["org_id"], (SAMPLES / "receipt_direct_flatbed200.jpg").read_bytes(), "a.jpg")
     r2 = _post(client, notice["org_id"], (SAMPLES / "receipt_direct_flatbed200.jpg").read_bytes(), "b.jpg")
     up1, up2 = r1.get_json()["upload_id"], r2.get_json()["upload_id"]

@@ -21,7 +21,6 @@ from cases.store import audit
 from cases.store.db import make_engine, normalise_url
 from cases.store.models import AuditLog, Document, Upload, to_json
 from tests.samples_data import sample_input
-from tests.test_hostile import notice  # noqa: F401  (the issued sample notice of a demo case)
 
 SAMPLES = Path(__file__).parent / "samples" / "scans"
 
@@ -59,7 +58,7 @@ def _snapshot(session) -> dict:
     }
 
 
-def test_backup_and_restore_round_trip(app, client, app_session, services, notice, db_url, tmp_path):  # noqa: F811
+def test_backup_and_restore_round_trip(app, client, app_session, services, notice, db_url, tmp_path):
     # an issued document (real LibreOffice), a scan read into pages and review items, an audit chain
     r = client.post("/api/v1/documents", json={"form": "dropout_report", "issuer_id": notice["org_id"],
                                                "format": "pdf", "data": to_json(sample_input("dropout_report"))})

@@ -16,13 +16,11 @@ import pytest
 from sqlalchemy import func, select
 
 from cases.returns.models import DocumentReturn, ReturnPage, ReviewItem
-from cases.store.models import Case, Document, Job, Upload
-from parsers.ocr import FakeOcrEngine, OcrText
+from cases.store.models import Document, Job, Upload
 from tests.conftest import client_for
+from tests.conftest_scans import DOC_ID
 from tests.hostile import make
 
-SAMPLES = Path(__file__).parent / "samples" / "scans"
-DOC_ID = "SCANTEST0001"
 MIB = 1024 * 1024
 
 # name -> (HTTP status, error code, the limit named in details / text in the message)
@@ -49,23 +47,6 @@ BOMBS = {"zip_bomb.docx", "side_member_bomb.docx", "lying_header.docx", "billion
 @functools.cache
 def corpus(name: str) -> bytes:
     return make.CORPUS[name]()
-
-
-@pytest.fixture
-def notice(app, app_session, services, demo):
-    """The committed sample notice (tests/samples/scans) as an issued document of a demo case."""
-    services.extra["ocr_engine"] = FakeOcrEngine(func=lambda crop: OcrText("", 0.0))
-    services.extra["ocr_fallback"] = None
-    case = app_session.scalars(select(Case).order_by(Case.id)).first()
-    digest, _ = services.store.put_bytes((SAMPLES / "issued.pdf").read_bytes(), ".pdf")
-    issued = json.loads((SAMPLES / "issued.json").read_text(encoding="utf-8"))
-    app_session.add(Document(id=DOC_ID, org_id=case.org_id, case_id=case.id, form="guardian_notice",
-                             variant="xianqi", family="guardian_notice:限返", template_version="2026.1", year=2025,
-                             seq=12, number_text=issued["doc_number"], status="issued", data=issued,
-                             pdf_sha256=digest, pages=5,
-                             geometry=json.loads((SAMPLES / "geometry.json").read_text(encoding="utf-8"))))
-    app_session.commit()
-    return {"case_id": case.id, "org_id": case.org_id}
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from cases.store import jobs
 from cases.store.models import Document, Job, NumberSequence, Org, Upload
 from config import Config
-from tests.test_scans_api import _post, _tiff, notice  # noqa: F401 - notice is a fixture
+from tests.test_scans_api import _post, _tiff
 
 # kind -> the test below that runs it twice
 IDEMPOTENCY_TESTS = {
@@ -83,7 +83,7 @@ def test_batch_render_twice(client, app_session, services, demo):
     assert all(d.request_key.startswith(f"job:{job_id}:") for d in again)
 
 
-def test_return_read_twice(client, app_session, services, notice):  # noqa: F811 - the imported fixture
+def test_return_read_twice(client, app_session, services, notice):
     from cases.returns.models import DocumentReturn, ReturnPage, ReviewItem
 
     r = _post(client, notice["org_id"], _tiff("receipt_direct_flatbed200.jpg", "blank_page.png", "foreign_page.png"),

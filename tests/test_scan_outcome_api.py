@@ -5,37 +5,15 @@ every field box, label, printed character box and tick box per page."""
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
-import pytest
 from PIL import Image
 from sqlalchemy import select
 
 from cases.returns import intake
 from cases.store import jobs
 from cases.store.models import Case, Document, Job, Upload
-from parsers.ocr import FakeOcrEngine, OcrText
-
-SAMPLES = Path(__file__).parent / "samples" / "scans"
-DOC_ID = "SCANTEST0001"
-
-
-@pytest.fixture
-def notice(app, app_session, services, demo):
-    """The committed notice (tests/samples/scans) as an issued document of a demo case; blank OCR."""
-    services.extra["ocr_engine"] = FakeOcrEngine(func=lambda crop: OcrText("", 0.0))
-    services.extra["ocr_fallback"] = None
-    case = app_session.scalars(select(Case).order_by(Case.id)).first()
-    digest, _ = services.store.put_bytes((SAMPLES / "issued.pdf").read_bytes(), ".pdf")
-    issued = json.loads((SAMPLES / "issued.json").read_text(encoding="utf-8"))
-    doc = Document(id=DOC_ID, org_id=case.org_id, case_id=case.id, form="guardian_notice", variant="xianqi",
-                   family="guardian_notice:限返", template_version="2026.1", year=2025, seq=12,
-                   number_text=issued["doc_number"], status="issued", data=issued, pdf_sha256=digest, pages=5,
-                   geometry=json.loads((SAMPLES / "geometry.json").read_text(encoding="utf-8")))
-    app_session.add(doc)
-    app_session.commit()
-    return {"case_id": case.id, "org_id": case.org_id, "doc_id": DOC_ID}
+from tests.conftest_scans import DOC_ID, SAMPLES
 
 
 def _post(client, org_id, path: Path):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,33 +19,15 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from cases.returns.models import DocumentReturn, ReturnPage, ReviewItem
-from cases.store.models import Case, CaseEvent, Document, Upload
+from cases.store.models import CaseEvent, Upload
 from parsers.ocr import FakeOcrEngine, OcrText
+from tests.conftest_scans import DOC_ID, SAMPLES
 
-SAMPLES = Path(__file__).parent / "samples" / "scans"
-DOC_ID = "SCANTEST0001"
 H: dict = {}  # the logged-in user (root) decides
 
 
 def _blank_engine() -> FakeOcrEngine:
     return FakeOcrEngine(func=lambda crop: OcrText("", 0.0))
-
-
-@pytest.fixture
-def notice(app, app_session, services, demo):
-    """The committed notice as an issued document of a demo case; fake OCR by default."""
-    services.extra["ocr_engine"] = _blank_engine()
-    services.extra["ocr_fallback"] = None
-    case = app_session.scalars(select(Case).order_by(Case.id)).first()
-    digest, _ = services.store.put_bytes((SAMPLES / "issued.pdf").read_bytes(), ".pdf")
-    issued = json.loads((SAMPLES / "issued.json").read_text(encoding="utf-8"))
-    doc = Document(id=DOC_ID, org_id=case.org_id, case_id=case.id, form="guardian_notice", variant="xianqi",
-                   family="guardian_notice:限返", template_version="2026.1", year=2025, seq=12,
-                   number_text=issued["doc_number"], status="issued", data=issued, pdf_sha256=digest, pages=5,
-                   geometry=json.loads((SAMPLES / "geometry.json").read_text(encoding="utf-8")))
-    app_session.add(doc)
-    app_session.commit()
-    return {"case_id": case.id, "org_id": case.org_id, "doc_id": DOC_ID}
 
 
 def _post(client, org_id, data: bytes, name: str):

@@ -8,7 +8,6 @@ queue or Redis, the test database (SQLite here; PostgreSQL in the database pass)
 from __future__ import annotations
 
 import io
-import json
 import os
 import signal
 import subprocess
@@ -24,9 +23,9 @@ from sqlalchemy import func, select
 from cases.accounts.service import cheap_hasher, create_token, create_user
 from cases.store.db import normalise_url
 from tests.conftest import client_for
+from tests.conftest_scans import SAMPLES, add_issued_notice
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "tests" / "samples" / "scans"
 PAGES = ("receipt_direct_flatbed200.jpg", "stub_photo.jpg", "original_sealed_jpeg50.jpg", "blank_page.png",
          "receipt_left_fax150_upside_down.png", "foreign_page.png")
 
@@ -47,21 +46,6 @@ def _tiff() -> bytes:
     buf = io.BytesIO()
     imgs[0].save(buf, format="TIFF", save_all=True, append_images=imgs[1:], compression="tiff_deflate")
     return buf.getvalue()
-
-
-def _issued_notice(session, store) -> int:
-    """The committed sample notice (tests/samples/scans) as an issued document of a demo case."""
-    from cases.store.models import Case, Document
-
-    case = session.scalars(select(Case).order_by(Case.id)).first()
-    digest, _ = store.put_bytes((SAMPLES / "issued.pdf").read_bytes(), ".pdf")
-    issued = json.loads((SAMPLES / "issued.json").read_text(encoding="utf-8"))
-    session.add(Document(id="SCANTEST0001", org_id=case.org_id, case_id=case.id, form="guardian_notice",
-                         variant="xianqi", family="guardian_notice:限返", template_version="2026.1", year=2025,
-                         seq=12, number_text=issued["doc_number"], status="issued", data=issued, pdf_sha256=digest,
-                         pages=5, geometry=json.loads((SAMPLES / "geometry.json").read_text(encoding="utf-8"))))
-    session.commit()
-    return case.org_id
 
 
 def _worker(env: dict, log_path: Path) -> subprocess.Popen:
@@ -116,7 +100,7 @@ def test_worker_killed_mid_scan_job_finishes_exactly_once(db_url, tmp_path, queu
     try:
         load_demo(session)
         session.commit()
-        org_id = _issued_notice(session, services.store)
+        org_id = add_issued_notice(session, services.store).org_id
         form = {"org_id": str(org_id), "file": (io.BytesIO(_tiff()), "s.tiff")}
         clerk = create_user(session, username="clerk", display_name="clerk", org_id=org_id, roles=["school_clerk"],
                             password="Test-passw0rd", hasher=cheap_hasher(), by="test")
