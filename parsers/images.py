@@ -230,11 +230,11 @@ def _load_raster(data: bytes, name: str, *, kind: str, max_pixels: int, max_page
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as e:
         # Pillow's guard reads the size from the header too: nothing was decoded.
-        raise ImageTooLarge(f"文件“{name}”第1页：图像过大，无法安全解码（{e}）；请以 200–300 dpi 扫描",
-                            filename=name, page=1) from e
+        raise ImageTooLarge(f"文件“{name}”第1页：图像过大，无法安全解码；请以 200–300 dpi 扫描",
+                            filename=name, cause=str(e)[:200], page=1) from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise CorruptImage(f"文件“{name}”：{kind.upper()} 文件已损坏，无法读取（{e}）",
-                           filename=name, page=1) from e
+        raise CorruptImage(f"文件“{name}”：{kind.upper()} 文件已损坏，无法读取",
+                           filename=name, cause=str(e)[:200], page=1) from e
     with img:
         n_frames = int(getattr(img, "n_frames", 1) or 1)
         if n_frames > max_pages:
@@ -258,8 +258,8 @@ def _load_raster(data: bytes, name: str, *, kind: str, max_pixels: int, max_page
                 pixels = _to_rgb(frame)
                 dpi = _dpi_of(img)
             except (OSError, SyntaxError, ValueError, EOFError) as e:
-                raise CorruptImage(f"文件“{name}”第{page_no}页：图像数据已损坏，无法解码（{e}）",
-                                   filename=name, page=page_no) from e
+                raise CorruptImage(f"文件“{name}”第{page_no}页：图像数据已损坏，无法解码",
+                                   filename=name, cause=str(e)[:200], page=page_no) from e
             pages.append(PageImage(np.ascontiguousarray(pixels), dpi, name, i))
     return pages
 
@@ -284,7 +284,7 @@ def _load_pdf(data: bytes, name: str, *, dpi: int, max_pixels: int, max_pages: i
     except UnreadableDocument:
         raise
     except (PdfReadError, OSError, ValueError, KeyError, TypeError) as e:
-        raise CorruptImage(f"文件“{name}”：PDF 已损坏，无法读取（{e}）", filename=name) from e
+        raise CorruptImage(f"文件“{name}”：PDF 已损坏，无法读取", filename=name, cause=str(e)[:200]) from e
     if not sizes:
         raise EmptyDocument(f"文件“{name}”：PDF 中没有页面", filename=name)
     if len(sizes) > max_pages:
@@ -319,7 +319,7 @@ def render_pdf(data: bytes, *, dpi: float, pages: Sequence[int] | None = None,
         try:
             doc = pdfium.PdfDocument(bytes(data))
         except pdfium.PdfiumError as e:
-            raise CorruptImage(f"文件“{name}”：PDF 已损坏，无法读取（{e}）", filename=name) from e
+            raise CorruptImage(f"文件“{name}”：PDF 已损坏，无法读取", filename=name, cause=str(e)[:200]) from e
         try:
             numbers = list(pages) if pages is not None else list(range(1, len(doc) + 1))
             for page_no in numbers:
@@ -343,7 +343,7 @@ def render_pdf(data: bytes, *, dpi: float, pages: Sequence[int] | None = None,
                     page.close()
                 out.append(pixels)
         except pdfium.PdfiumError as e:
-            raise CorruptImage(f"文件“{name}”：PDF 页面无法渲染（{e}）", filename=name) from e
+            raise CorruptImage(f"文件“{name}”：PDF 页面无法渲染", filename=name, cause=str(e)[:200]) from e
         finally:
             doc.close()
     return out
@@ -370,7 +370,7 @@ def probe_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -
         try:
             n = len(PdfReader(io.BytesIO(data)).pages)
         except (PdfReadError, OSError, ValueError, KeyError, TypeError) as e:
-            raise CorruptImage(f"文件“{filename}”：PDF 已损坏，无法读取（{e}）", filename=filename) from e
+            raise CorruptImage(f"文件“{filename}”：PDF 已损坏，无法读取", filename=filename, cause=str(e)[:200]) from e
         if n == 0:
             raise EmptyDocument(f"文件“{filename}”：PDF 中没有页面", filename=filename)
         return kind
@@ -386,9 +386,9 @@ def probe_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -
                 if kind == "png":
                     img.verify()  # chunk CRCs: a truncated or damaged PNG fails here
     except Image.DecompressionBombError as e:
-        raise ImageTooLarge(f"文件“{filename}”：图像过大，无法安全解码（{e}）；请以 200–300 dpi 扫描",
-                                   filename=filename) from e
+        raise ImageTooLarge(f"文件“{filename}”：图像过大，无法安全解码；请以 200–300 dpi 扫描",
+                                   filename=filename, cause=str(e)[:200]) from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise CorruptImage(f"文件“{filename}”：{kind.upper()} 文件已损坏，无法读取（{e}）",
-                                  filename=filename) from e
+        raise CorruptImage(f"文件“{filename}”：{kind.upper()} 文件已损坏，无法读取",
+                                  filename=filename, cause=str(e)[:200]) from e
     return kind

@@ -96,7 +96,7 @@ def check_zip(path: Path, name: str, limits: Limits = DEFAULT_LIMITS) -> dict:
     try:
         z = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise UnreadableDocument(f"文件“{name}”：压缩包已损坏，无法读取（{e}）", filename=name) from e
+        raise UnreadableDocument(f"文件“{name}”：压缩包已损坏，无法读取", filename=name, cause=str(e)[:200]) from e
     with z:
         infos = z.infolist()
         if len(infos) > limits.zip_members:
@@ -145,8 +145,8 @@ def _scan_xml_member(z, info, name: str) -> None:
                                  "不予处理", member=member)
                 tail = window[-_OVERLAP:]
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as e:
-        raise UnreadableDocument(f"文件“{name}”：压缩包成员“{info.filename[:80]}”已损坏或加密（{e}）",
-                                 filename=name) from e
+        raise UnreadableDocument(f"文件“{name}”：压缩包成员“{info.filename[:80]}”已损坏或加密",
+                                 filename=name, cause=str(e)[:200]) from e
 
 
 # ---- PDF -------------------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ def check_pdf(path: Path, name: str, limits: Limits = DEFAULT_LIMITS) -> dict:
     except pikepdf.PasswordError as e:
         raise UnreadableDocument(f"文件“{name}”：PDF 有打开密码，请上传未加密的文件", filename=name) from e
     except (pikepdf.PdfError, OSError, ValueError, RuntimeError) as e:
-        raise UnreadableDocument(f"文件“{name}”：PDF 已损坏，无法读取（{str(e)[:200]}）", filename=name) from e
+        raise UnreadableDocument(f"文件“{name}”：PDF 已损坏，无法读取", filename=name, cause=str(e)[:200]) from e
     with pdf:
         if pdf.is_encrypted:
             # Opens without a password (an owner password only) but the readers refuse encrypted
@@ -169,7 +169,7 @@ def check_pdf(path: Path, name: str, limits: Limits = DEFAULT_LIMITS) -> dict:
         try:
             n = len(pdf.pages)
         except (pikepdf.PdfError, RuntimeError, ValueError) as e:
-            raise UnreadableDocument(f"文件“{name}”：PDF 页面树已损坏（{str(e)[:200]}）", filename=name) from e
+            raise UnreadableDocument(f"文件“{name}”：PDF 页面树已损坏", filename=name, cause=str(e)[:200]) from e
         if n > limits.pages:
             raise _limit(name, "pages", f"有{n}页，超过每次上传上限{limits.pages}页；请分成几个文件上传",
                          value=n, max=limits.pages)
@@ -231,7 +231,7 @@ def _stream_size(stream, name: str, limits: Limits) -> int:
         try:
             raw = stream.read_raw_bytes()
         except (pikepdf.PdfError, RuntimeError) as e:
-            raise UnreadableDocument(f"文件“{name}”：PDF 数据流已损坏（{str(e)[:200]}）", filename=name) from e
+            raise UnreadableDocument(f"文件“{name}”：PDF 数据流已损坏", filename=name, cause=str(e)[:200]) from e
         return _inflated_size(raw, name, limits)
     if first in ("/DCTDecode", "/DCT", "/JPXDecode", "/JBIG2Decode", "/CCITTFaxDecode", "/CCF"):
         try:
@@ -254,7 +254,7 @@ def _stream_size(stream, name: str, limits: Limits) -> int:
     try:
         size = len(stream.read_bytes())
     except (pikepdf.PdfError, RuntimeError) as e:
-        raise UnreadableDocument(f"文件“{name}”：PDF 数据流已损坏（{str(e)[:200]}）", filename=name) from e
+        raise UnreadableDocument(f"文件“{name}”：PDF 数据流已损坏", filename=name, cause=str(e)[:200]) from e
     if size > limits.pdf_stream_bytes:
         raise _limit(name, "pdf_stream_bytes", f"数据流解码后超过上限{limits.pdf_stream_bytes / MIB:.0f} MB",
                      value=size, max=limits.pdf_stream_bytes)
@@ -295,7 +295,7 @@ def check_image(path: Path, name: str, limits: Limits = DEFAULT_LIMITS) -> dict:
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise UnreadableDocument(f"文件“{name}”：图像文件已损坏，无法读取（{e}）", filename=name) from e
+        raise UnreadableDocument(f"文件“{name}”：图像文件已损坏，无法读取", filename=name, cause=str(e)[:200]) from e
     with img:
         frames = 1
         if img.format == "TIFF":
@@ -305,7 +305,8 @@ def check_image(path: Path, name: str, limits: Limits = DEFAULT_LIMITS) -> dict:
                 try:
                     img.seek(i)
                 except (EOFError, OSError, ValueError) as e:
-                    raise UnreadableDocument(f"文件“{name}”第{i + 1}页：TIFF 已损坏（{e}）", filename=name) from e
+                    raise UnreadableDocument(f"文件“{name}”第{i + 1}页：TIFF 已损坏", filename=name,
+                                             cause=str(e)[:200]) from e
             w, h = img.size
             if w * h > limits.pixels:
                 raise _limit(name, "pixels",
@@ -341,5 +342,5 @@ def _tiff_frames(path: Path, name: str, limits: Limits) -> int:
                 (n,) = struct.unpack_from(order + "H", data, offset)
                 offset = struct.unpack_from(order + "I", data, offset + 2 + n * 12)[0]
     except struct.error as e:
-        raise UnreadableDocument(f"文件“{name}”：TIFF 已损坏（{e}）", filename=name) from e
+        raise UnreadableDocument(f"文件“{name}”：TIFF 已损坏", filename=name, cause=str(e)[:200]) from e
     return count

@@ -102,3 +102,28 @@ def test_review_decisions_through_htmx_answer_the_next_item(client, notice, app_
     r = client.post(f"/review/{target.id}", data={"action": "accept"}, headers=hx)
     text = r.get_data(as_text=True)
     assert r.status_code == 409 and "该项已由" in text and "已更正" in text and "corrected" not in text
+
+
+def test_damaged_files_are_refused_in_chinese_only(client, notice):  # noqa: F811
+    """A damaged DOCX, PDF, PNG and TIFF are named with the reason in Chinese; the library's own
+    (English) text stays out of the page (the API keeps it as ``details.cause``)."""
+    from tests.conftest_browser import english_words
+
+    docx = returned_file("docx")[1]
+    pdf = returned_file("pdf")[1]
+    tiff = returned_file("mixed_tiff")[1]
+    png = returned_file("scan_png")[1]
+    files = [("坏.docx", docx[: len(docx) // 2]), ("坏.pdf", pdf[:300]), ("坏.png", png[:400]),
+             ("坏.tiff", tiff[:500])]
+    r = _post(client, notice["org_id"], files)
+    assert r.status_code == 422 and r.mimetype == "text/html"
+    html = r.get_data(as_text=True)
+    body = re.sub(r"<script.*?</script>|<style.*?</style>|<[^>]+>", " ", html, flags=re.S)
+    assert body.count("未能接收") == 4 and "已损坏" in body
+    assert english_words(body, {"root"}) == [], body  # root: the test account in the header
+    api = client.post("/api/v1/uploads", data={"org_id": str(notice["org_id"]),
+                                               "file": (io.BytesIO(docx[: len(docx) // 2]), "坏.docx")},
+                      content_type="multipart/form-data")
+    assert api.status_code == 422
+    body = api.get_json()
+    assert body["message"] == "文件“坏.docx”：压缩包已损坏，无法读取" and body["details"]["cause"]
