@@ -34,6 +34,8 @@ def change_of(reading: Mapping[str, Any]) -> dict | None:
         text = (reading.get("text") or "").strip()
         return {"status": "changed" if text else "cleared", "flagged": True, "issued": reading.get("issued"),
                 "returned": text or None}
+    if reading.get("status") == "match":  # read as issued (a tick printed at issue, seen unchanged)
+        return None
     if reading.get("origin") in ("hand", "tick", "mark") and reading.get("value") not in (None, "", [], False):
         return {"status": "filled_in", "flagged": False, "issued": reading.get("issued"),
                 "returned": reading.get("value")}

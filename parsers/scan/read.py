@@ -276,6 +276,13 @@ def _read_ticks(path: str, f: Field, aligned, boxes: Sequence[BBox], issued: Any
         states = [marks.tick_state(aligned.crop(b, pad_pt=1.2)) for b in boxes]
     ticked = [code for code, m in zip(options, states, strict=True) if m.state == marks.TICKED]
     conf = min(m.confidence for m in states)
+    origin_printed = not is_blank(issued) and f.filled != Filled.HAND
+    if ctx.reference is not None and origin_printed and not ticked \
+            and not any(m.state == marks.AMBIGUOUS for m in states):
+        # Against the issued page the ticks printed at issue (☑) are print, not writing: no writing
+        # in or near any box is the page as it was issued, not a box left empty.
+        return FieldReading(path, f.kind.value, "tick", "match", jsonable(issued), "", conf, False,
+                            "勾选与签发时印刷的一致", **common)
     text = ",".join(f"{code}:{m.state}" for code, m in zip(options, states, strict=True))
     if any(m.state == marks.AMBIGUOUS for m in states):
         why = next((m.reason for m in states if m.state == marks.AMBIGUOUS and m.reason), "")
@@ -294,7 +301,6 @@ def _read_ticks(path: str, f: Field, aligned, boxes: Sequence[BBox], issued: Any
         value = ticked[0] if ticked else None
     else:
         value = ticked
-    origin_printed = not is_blank(issued) and f.filled != Filled.HAND
     if origin_printed and value != issued:
         return FieldReading(path, f.kind.value, "tick", "mismatch", jsonable(issued), text, conf, True,
                             "勾选与签发时印刷的不一致：可能被改动", **common)
