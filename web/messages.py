@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Mapping
 
 from markupsafe import Markup
@@ -248,7 +249,12 @@ def shown(value, empty: str = EMPTY) -> str:
         return "、".join(shown(v, "") for v in value if v not in (None, "")) or empty
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return cdate(value)  # rows of ledgers and reports carry dates as ISO text
     return str(value)
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def form_title(form: str | object, variant: str | None = None) -> str:

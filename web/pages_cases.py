@@ -125,9 +125,11 @@ def pupils():
     klass = session.get(SchoolClass, int(raw_class)) if raw_class.isdigit() else None
     if raw_class and klass is None:
         abort(404, description=f"班级 {raw_class} 不存在")
-    if klass is not None:
-        authorize_org(klass.org_id)
     found, total = (search_pupils(q_text, klass.id if klass else None) if (q_text or klass) else ([], 0))
+    if klass is not None and total == 0:
+        # a class none of whose pupils the user may see: refused unless the school is in scope (an
+        # empty class); a village or a department sees the class's pupils it may see, like the roster
+        authorize_org(klass.org_id)
     open_cases = {}
     if found:
         for c in session.scalars(select(Case).where(Case.pupil_id.in_([p.id for p in found]),
@@ -561,4 +563,7 @@ def documents():
         DocumentReturn.document_id.in_([d.id for d in docs]), DocumentReturn.complete.is_(True),
         DocumentReturn.status == "applied"))) if docs else set()
     cases_ = {c.id: c for c in session.scalars(select(Case).where(Case.id.in_({d.case_id for d in docs if d.case_id})))}
-    return render_template("cases/documents.html", docs=docs, total=total, returned=returned, cases=cases_)
+    # the pupil's name links to the case only for who may open it (县政府 reads documents, not cases)
+    linked = {c.id for c in cases_.values() if _may("case.read", c)}
+    return render_template("cases/documents.html", docs=docs, total=total, returned=returned, cases=cases_,
+                           linked=linked)
