@@ -65,3 +65,17 @@ def test_each_form_and_variant_title_is_distinct():
     assert m.form_title("responsibility", "R-ES") == "控辍保学工作责任书（县教育局与学校）"
     assert m.form_title("responsibility", "R-CT") == "控辍保学工作目标责任书"
     assert m.form_title("guardian_notice", "xianqi") == "限期返校通知书"
+
+
+def test_tick_boxes_read_from_a_scan_are_told_in_words():
+    """What a scan reader saw in a field's boxes (``男:ticked,女:empty``) reads as 勾选“男”, never
+    as codes: on the document page's returns and in the review queue."""
+    from web.pages import shown_value
+
+    spec = all_specs()["dropout_report"]
+    assert shown_value(spec, "student_sex", "男:ticked,女:empty") == "勾选“男”"
+    assert shown_value(spec, "send_to", "township:empty,education:empty") == "未见勾选"
+    text = shown_value(spec, "whereabouts", "home:ticked,working:ambiguous,with_parents:empty,missing:empty,"
+                                            "other:empty")
+    assert text.startswith("勾选“") and "；看不清：“" in text and "home" not in text and "working" not in text
+    assert shown_value(spec, "poverty_category", "jdlk") != "jdlk"  # a plain code still gets its label

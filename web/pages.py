@@ -5,9 +5,12 @@ what the user may see, and the issuer and uploading unit lists only the units wi
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from cases.accounts.scope import target_of
 from cases.documents import issuing as svc
 from cases.returns import queries
 from cases.store.models import Document, Org
@@ -61,10 +64,32 @@ def shown_value(spec, path: str, value) -> str:
         f = resolve_field(spec, path)[0]
     except KeyError:
         return str(value)
+    if isinstance(value, str) and f.kind in (Kind.CHOICE, Kind.MULTI, Kind.BOOL) and _TICKS.fullmatch(value):
+        return _tick_text(f, value)
     if f.kind in (Kind.CHOICE, Kind.MULTI):
         codes = value if isinstance(value, list) else [value]
         return "、".join(f.choice_label(c) if c in {x.code for x in f.choices} else str(c) for c in codes)
     return str(value).replace("T", " ") if f.kind == Kind.DATETIME else str(value)
+
+
+# What the scan reader saw in a field's tick boxes, one ``code:state`` per box (``男:ticked,女:empty``).
+_TICKS = re.compile(r"[\w.-]+:(?:ticked|empty|ambiguous)(?:,[\w.-]+:(?:ticked|empty|ambiguous))*")
+
+
+def _tick_text(f, value: str) -> str:
+    """The boxes a reader saw, as a person says it: 勾选“男” / 未见勾选; unclear boxes named."""
+    def name(code: str) -> str:
+        if f.kind == Kind.BOOL:
+            return {"Y": "是", "N": "否"}.get(code, code)
+        return f.choice_label(code) if code in {c.code for c in f.choices} else code
+
+    boxes = [part.rsplit(":", 1) for part in value.split(",")]
+    ticked = [name(c) for c, state in boxes if state == "ticked"]
+    unclear = [name(c) for c, state in boxes if state == "ambiguous"]
+    text = ("勾选" + "、".join(f"“{t}”" for t in ticked)) if ticked else "未见勾选"
+    if unclear:
+        text += "；看不清：" + "、".join(f"“{t}”" for t in unclear)
+    return text
 
 
 def _return_view(spec) -> dict:
@@ -165,7 +190,9 @@ def document_page(doc_id: str):
     doc = get_scoped(Document, doc_id, "文书")
     history = queries.document_history(session, doc)
     spec = get_spec(doc.form)
-    return render_template("document.html", doc=doc, spec=spec, history=history, **_return_view(spec))
+    case_link = doc.case is not None and can("case.read", target_of(session, doc.case))
+    return render_template("document.html", doc=doc, spec=spec, history=history, case_link=case_link,
+                           **_return_view(spec))
 
 
 @pages.route("/documents/<doc_id>/pages/<int:page_no>.png")
