@@ -52,6 +52,38 @@ def test_phone_layout_has_the_navigation_and_no_horizontal_scroll(web, live_serv
         assert width <= 390 + 1, f"{path} wider than a phone: {width}px"
 
 
+def test_phone_layout_of_forms_pupils_ledgers_and_documents(web, live_server):
+    """Pages with wide tables fit a phone: the 交接表 and 统计表 row tables scroll inside their
+    fieldset, a pupil's record table wraps its numbers, the ledger scrolls sideways inside its box
+    with one line per cell, and a document's returns table scrolls in its box."""
+    from sqlalchemy import select
+
+    from cases.store.models import Document, Pupil
+
+    s = live_server.session()
+    try:
+        pupil_id = s.scalar(select(Pupil.id).order_by(Pupil.id))
+        doc_id = s.scalar(select(Document.id).order_by(Document.created_at))
+    finally:
+        s.close()
+    page = web.login("demo.bureau", viewport=(390, 844))
+    paths = [("/forms/handover", "form-handover"), ("/forms/quarterly_stats", "form-quarterly"),
+             (f"/pupils/{pupil_id}", "pupil"), ("/ledgers", "ledger")]
+    if doc_id:
+        paths.append((f"/documents/{doc_id}", "document"))
+    for path, name in paths:
+        web.visit(page, path, f"phone-{name}")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390 + 1, f"{path} wider than a phone: {width}px"
+    page = web.login("demo.bureau")
+    web.visit(page, "/ledgers", "ledger-desk")
+    heights = page.eval_on_selector_all("#ledger-rows tbody tr", "rs => rs.map(r => r.getBoundingClientRect().height)")
+    assert heights and max(heights) < 60, f"ledger rows wrap cell text into tall rows: {heights}"
+    # the buttons beside the filter are as tall as a button, not stretched to the labels' height
+    tall = page.eval_on_selector_all("#ledger-filter a.button", "as => as.map(a => a.getBoundingClientRect().height)")
+    assert tall and max(tall) < 45, tall
+
+
 def test_every_form_and_variant_page_reads_in_chinese_with_date_pickers(web):
     from forms.registry import all_specs
 
