@@ -116,19 +116,19 @@ def tick_state(crop: np.ndarray, *, empty_max: float = EMPTY_MAX, ticked_min: fl
     if inner is None:
         # No printed square found (faint print, a hand-drawn box): read the centre only.
         inner = (int(0.25 * w), int(0.25 * h), int(0.75 * w), int(0.75 * h))
-        reason = "box border not found; centre of the zone measured"
+        reason = "未找到勾选框边线，只量了框中央"
     x0, y0, x1, y1 = inner
     mx, my = int(round(0.12 * (x1 - x0))), int(round(0.12 * (y1 - y0)))
     region = ink[y0 + my:y1 - my, x0 + mx:x1 - mx]
     if region.size == 0:
-        return Mark(AMBIGUOUS, 0.0, 0.0, "tick box too small to read")
+        return Mark(AMBIGUOUS, 0.0, 0.0, "勾选框太小，无法判断")
     score = float(region.mean())
     conf = _confidence(score, empty_max, ticked_min)
     if score <= empty_max:
         return Mark(EMPTY, score, conf * (0.8 if reason else 1.0), reason)
     if score >= ticked_min:
         return Mark(TICKED, score, conf * (0.8 if reason else 1.0), reason)
-    return Mark(AMBIGUOUS, score, conf, reason or "faint or partial mark in the box")
+    return Mark(AMBIGUOUS, score, conf, reason or "框内笔迹浅或只勾了一部分")
 
 
 def paper_colour(image: np.ndarray) -> np.ndarray:
@@ -230,15 +230,15 @@ def seal_present(crop: np.ndarray, *, dpi: float = 200.0, colour: bool | None = 
     scan (``is_colour(page)``); when None it is judged from the crop alone. On a colourless scan
     the answer is "ambiguous": a seal cannot be told from black ink."""
     if not (is_colour(crop) if colour is None else colour):
-        return Mark(AMBIGUOUS, 0.0, 0.0, "black-and-white scan: seal colour cannot be checked")
+        return Mark(AMBIGUOUS, 0.0, 0.0, "黑白扫描件，无法凭颜色判断是否盖章")
     ratio, diameter, fill, aspect = _red_blob(crop, dpi, reach_mm=SEAL_MAX_MM)
     if ratio < 0.0005:
         return Mark(ABSENT, ratio, _confidence(ratio, 0.0005, 0.003))
     seal_like = min_diameter_mm <= diameter <= SEAL_MAX_MM * 1.4 and aspect <= 1.6 and fill >= 0.04
     if seal_like and ratio >= 0.003:
         return Mark(PRESENT, ratio, min(1.0, 0.6 + 0.4 * min(1.0, diameter / 35.0)))
-    why = (f"red mark of {diameter:.0f} mm, smaller than a seal" if diameter < min_diameter_mm
-           else "red ink that does not have the shape of a seal")
+    why = (f"红色印迹直径约{diameter:.0f}毫米，小于公章" if diameter < min_diameter_mm
+           else "有红色笔迹，但不像公章的形状")
     return Mark(AMBIGUOUS, ratio, 0.3, why)
 
 
@@ -246,13 +246,13 @@ def fingerprint_present(crop: np.ndarray, *, dpi: float = 200.0, colour: bool | 
     """Is there a red fingerprint (捺印) in the zone? A compact, fairly solid red blob of
     fingertip size (8-30 mm). Presence only; ``colour`` as for ``seal_present``."""
     if not (is_colour(crop) if colour is None else colour):
-        return Mark(AMBIGUOUS, 0.0, 0.0, "black-and-white scan: fingerprint colour cannot be checked")
+        return Mark(AMBIGUOUS, 0.0, 0.0, "黑白扫描件，无法凭颜色判断是否按指印")
     ratio, diameter, fill, aspect = _red_blob(crop, dpi)
     if ratio < 0.0005:
         return Mark(ABSENT, ratio, _confidence(ratio, 0.0005, 0.003))
     if 8.0 <= diameter <= 30.0 and fill >= 0.25 and aspect <= 2.2:
         return Mark(PRESENT, ratio, min(1.0, 0.5 + fill))
-    return Mark(AMBIGUOUS, ratio, 0.3, f"red mark of {diameter:.0f} mm that does not look like a fingerprint")
+    return Mark(AMBIGUOUS, ratio, 0.3, f"红色印迹直径约{diameter:.0f}毫米，不像指印")
 
 
 def remove_lines(ink: np.ndarray, *, tall: int | None = None) -> np.ndarray:
@@ -315,4 +315,4 @@ def signature_present(crop: np.ndarray, *, reference: np.ndarray | None = None, 
     if score <= low and (reference is not None or total <= 2 * high):
         return Mark(ABSENT, score, _confidence(score, low, high))
     return Mark(AMBIGUOUS, score, _confidence(score, low, high) * 0.5,
-                "some ink in the signature zone, too little to call it a signature")
+                "签名处有少量笔迹，不足以认定已签名")
