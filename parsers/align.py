@@ -228,8 +228,8 @@ def align(page: PageImage | np.ndarray, template: TemplatePage | Mapping, *, qr:
         return finish(coarse, "qr", 0.0)
     if dpi and not template.tables and template.qr is None:
         return finish(coarse, "dpi", 0.0)
-    raise AlignmentFailed("cannot line the page up with its form: no table outline, page edge or QR code "
-                          "found; rescan the whole page flat and in focus")
+    raise AlignmentFailed("无法把这一页与表单对齐：找不到表格外框、纸张边缘或二维码；"
+                          "请把整页放平、对好焦距重新扫描或拍照")
 
 
 def _homography(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray | None, float]:

@@ -77,4 +77,4 @@ def test_no_anchor_raises():
     blank = np.full((2339, 1654, 3), 255, np.uint8)
     with pytest.raises(AlignmentFailed) as err:
         align(blank, {"size": sp.A4_PT, "tables": [sp.TABLE], "qr": sp.qr_box_pt()})
-    assert "rescan" in err.value.message
+    assert "重新扫描" in err.value.message and "表格外框" in err.value.message  # shown on the upload page
