@@ -74,3 +74,19 @@ def test_invalid_attempt_and_refused_action_answer_the_case_page(client, demo, a
     assert "当前状态为“疑似辍学”，不能办理“限期内返校”" in html and "SUSPECTED" not in html
     app_session.expire_all()
     assert app_session.query(CaseEvent).filter(CaseEvent.case_id == case.id).count() == before
+
+
+def test_a_tool_failure_reads_as_a_chinese_page(app):
+    """LibreOffice's or tesseract's English message stays in the log and the API answer; the page
+    tells the clerk in Chinese that the action did not happen and what to do."""
+    from forms.errors import ToolFailed
+    from web.errors import TOOL_TROUBLE, error_response
+
+    err = ToolFailed("LibreOffice PDF export timed out", tool="soffice")
+    with app.test_request_context("/forms/dropout_report", headers=HTML):
+        response, status = error_response(err.http_status, err.to_dict())
+        html = response if isinstance(response, str) else response.get_data(as_text=True)
+    assert status == 502 and TOOL_TROUBLE in html and "LibreOffice" not in html and "服务器出错了" in html
+    with app.test_request_context("/api/v1/documents"):
+        response, _ = error_response(err.http_status, err.to_dict())
+        assert response.get_json()["message"] == "LibreOffice PDF export timed out"

@@ -4,6 +4,7 @@ for the API, a small HTML page for browsers (microblog's ``errors/handlers.py`` 
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import jsonify, make_response, redirect, render_template, request, url_for
 from sqlalchemy.exc import DataError, IntegrityError
@@ -34,7 +35,15 @@ def wants_json() -> bool:
 def error_response(status: int, body: dict):
     if wants_json():
         return jsonify(body), status
+    if status >= 500 and not _CJK.search(body.get("message") or ""):
+        # an operator's message (LibreOffice, tesseract...: logged, and in the API's answer) is no
+        # help to a clerk: the page says what happened and what to do
+        body = {**body, "message": TOOL_TROUBLE}
     return render_template("error.html", status=status, body=body), status
+
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+TOOL_TROUBLE = "后台程序（文书转换或识别）暂时出错，这次操作没有完成，请稍后重试；如反复出现请联系系统管理员"
 
 
 def handle_baoxue_error(e: BaoxueError):
