@@ -99,7 +99,7 @@ def test_every_link_of_every_page_opens_and_reads_in_chinese(app, demo_tokens, u
     from tests.conftest import client_for
 
     client = client_for(app, demo_tokens[username])
-    queue, seen, kinds, problems = deque(["/"]), set(), {}, []
+    queue, seen, kinds, problems, posts = deque(["/"]), set(), {}, [], set()
     opened = 0
     while queue and opened < MAX_PAGES:
         path, came_from = queue.popleft() if isinstance(queue[0], tuple) else (queue.popleft(), None)
@@ -124,6 +124,10 @@ def test_every_link_of_every_page_opens_and_reads_in_chinese(app, demo_tokens, u
             problems.append(f"{path}: English or Python literals {bad}")
         if ISO.search(text):
             problems.append(f"{path}: ISO date {ISO.findall(text)[:3]}")
+        for form in re.findall(r'<form\b[^>]*\bmethod="post"[^>]*>|\bhx-post="[^"]+"', page, flags=re.I):
+            m = re.search(r'(?:action|hx-post)="([^"]+)"', form)
+            if m:
+                posts.add((urlsplit(htmllib.unescape(m.group(1))).path, path))
         for href in re.findall(r'<a\b[^>]*\bhref="([^"#]+)', page):
             url = urlsplit(urljoin("http://localhost" + path, htmllib.unescape(href)))
             if url.netloc != "localhost":
@@ -131,5 +135,17 @@ def test_every_link_of_every_page_opens_and_reads_in_chinese(app, demo_tokens, u
             target = url.path + ("?" + url.query if url.query else "")
             if not SKIP.search(target) and target not in seen:
                 queue.append((target, path))
+    # every form a page offers (POST) is one the user's roles may send: an action offered and then
+    # refused is a 403 after the clerk filled it in
+    from web.auth.core import PUBLIC, declared_action
+
+    assert posts, "no form found: every user has at least 我的账号's password form"
+    allowed = set(client.get("/api/v1/me").get_json()["actions"])
+    adapter = app.url_map.bind("localhost")
+    for target, came_from in sorted(posts):
+        endpoint, _ = adapter.match(target, method="POST")
+        action = declared_action(endpoint, "POST", app)
+        if action != PUBLIC and action not in allowed:
+            problems.append(f"{came_from} offers a form to {target} ({action}) that {username} may not send")
     assert opened >= 5, f"{username}: only {opened} pages reached"
     assert not problems, f"{username}:\n" + "\n".join(problems)
