@@ -401,7 +401,8 @@ class Score:
     """Per condition: pages identified / reported unread / dropped, and per field group: fields,
     right, sent to review, accepted right, accepted WRONG."""
 
-    def __init__(self):
+    def __init__(self, show: bool = True):
+        self.show = show  # print misses (with --misses); off for the per-seed tally of a condition
         self.n = defaultdict(int)
         self.ok = defaultdict(int)
         self.review = defaultdict(int)
@@ -461,7 +462,7 @@ class Score:
                 self.add(group, ok, r.needs_review, what)
                 if group == "boxed":
                     self.boxed_ok += ok and (not r.needs_review or r.confirm)
-                if not ok and SHOW_MISSES:
+                if not ok and SHOW_MISSES and self.show:
                     print(f"  miss {what} review={r.needs_review}", flush=True)
 
     def fields(self) -> int:
@@ -676,7 +677,7 @@ def main(argv=None) -> None:
                 ups = uploads(docs, c, rng)
                 if c == "dpi200":
                     base_pages += [load_pages(up.data)[0].pixels for up in ups[:4 - len(base_pages)]]
-                step = Score()
+                step = Score(show=False)
                 for up, out in reader.read_all(ups):
                     results[c].upload(up, out)
                     step.upload(up, out)
