@@ -122,6 +122,8 @@ def test_every_link_of_every_page_opens_and_reads_in_chinese(app, demo_tokens, u
         bad = english_words(text, data)
         if bad:
             problems.append(f"{path}: English or Python literals {bad}")
+        if page.count('aria-current="page"') > 1:
+            problems.append(f"{path}: more than one navigation entry marked current")
         if ISO.search(text):
             problems.append(f"{path}: ISO date {ISO.findall(text)[:3]}")
         for form in re.findall(r'<form\b[^>]*\bmethod="post"[^>]*>|\bhx-post="[^"]+"', page, flags=re.I):

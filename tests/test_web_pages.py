@@ -90,3 +90,11 @@ def test_a_tool_failure_reads_as_a_chinese_page(app):
     with app.test_request_context("/api/v1/documents"):
         response, _ = error_response(err.http_status, err.to_dict())
         assert response.get_json()["message"] == "LibreOffice PDF export timed out"
+
+
+def test_one_navigation_entry_is_current(client, demo):
+    """/ledgers/indicators lies under /ledgers: only 指标 is marked, not 台账 as well."""
+    for path, current in (("/ledgers/indicators", "指标"), ("/ledgers", "台账"), ("/cases", "案件"), ("/", "工作台")):
+        html = _text(client.get(path, headers=HTML))
+        marked = re.findall(r'aria-current="page">([^<]+)</a>', html)
+        assert marked == [current], (path, marked)

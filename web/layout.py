@@ -33,8 +33,16 @@ def nav_items() -> list[dict]:
         if endpoint not in current_app.view_functions or not can(action):
             continue
         url = url_for(endpoint)
-        active = request.endpoint == endpoint or (url != "/" and request.path.startswith(url))
-        out.append({"text": t(key), "url": url, "active": active})
+        out.append({"text": t(key), "url": url, "endpoint": endpoint})
+    # one entry is the current one: this page's own, else the longest address the path lies under
+    # (/ledgers/indicators is 指标, not also 台账)
+    current = next((i for i in out if i["endpoint"] == request.endpoint), None)
+    if current is None:
+        under = [i for i in out if i["url"] != "/" and (request.path == i["url"]
+                                                        or request.path.startswith(i["url"].rstrip("/") + "/"))]
+        current = max(under, key=lambda i: len(i["url"]), default=None)
+    for i in out:
+        i["active"] = i is current
     return out
 
 
