@@ -75,6 +75,10 @@ def test_phone_layout_of_forms_pupils_ledgers_and_documents(web, live_server):
         web.visit(page, path, f"phone-{name}")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390 + 1, f"{path} wider than a phone: {width}px"
+    # the navigation scrolls sideways on a phone; the current entry (far right: 指标) is in view
+    web.visit(page, "/ledgers/indicators", "phone-indicators")
+    box = page.locator("nav.main a.active").bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390 + 1, box
     page = web.login("demo.bureau")
     web.visit(page, "/ledgers", "ledger-desk")
     heights = page.eval_on_selector_all("#ledger-rows tbody tr", "rs => rs.map(r => r.getBoundingClientRect().height)")

@@ -39,3 +39,11 @@ document.addEventListener("htmx:afterSettle", function () {
   var f = document.querySelector("[hx-target] [autofocus], #review-item [autofocus]");
   if (f) f.focus();
 });
+
+/* On a phone the navigation scrolls sideways: bring the current entry into view. */
+document.addEventListener("DOMContentLoaded", function () {
+  var nav = document.querySelector("nav.main"), cur = nav && nav.querySelector("a.active");
+  if (cur && nav.scrollWidth > nav.clientWidth) {
+    nav.scrollLeft = Math.max(0, cur.offsetLeft - (nav.clientWidth - cur.offsetWidth) / 2);
+  }
+});
