@@ -5,11 +5,15 @@ county): the county government and education bureau as issuers, 3 townships with
 each, 6 schools (4 primary, 2 junior) with 学校标识码, one class per grade, 300 pupils with
 checksum-valid synthetic ID numbers (area code: see ID_AREA_CODE; birth dates consistent with
 their grade; 学籍号 "G"+ID),
-guardians with valid mobile numbers, and 8 open cases at different workflow states with the
-events that led there. Deterministic for a given seed and date. Every person is invented.
+guardians with valid mobile numbers, 8 open cases at different workflow states with the events
+that led there, and the county's indicator targets. With the services (the command line, the
+browser tests) the two NOTICED cases get their 返校通知书, one 回证 returned and waiting in the
+review queue, the other outstanding. Deterministic for a given seed and date. Every person is
+invented.
 
 Command line: ``python -m cases.demo [--seed N]`` (uses DATABASE_URL or the default SQLite file,
-migrates it, and skips if the demo county is already there).
+migrates it, and skips if the demo county is already there; issues the notices through
+LibreOffice).
 """
 
 from __future__ import annotations
@@ -78,6 +82,18 @@ ACTORS = {"T1": "班主任", "T3": "学校", "T4": "学校", "T7": "学校", "T8
 TIMER_START = {"contact_guardian": "T1", "verify_visit": "T3", "persuasion_window": "T4",
                "township_notice": "T7", "return_deadline": "T8"}
 SOON_WORKING_DAYS = 3
+# Indicator targets of the demo county (DOMAIN §6.4: the seeds' targets, the strictest where two
+# regions differ), so the indicators page shows each figure against a target on first run.
+DEMO_TARGETS = (
+    ("primary_enrolment_rate", "ge", 99.5, "演示：参照勐海[S4]"),
+    ("junior_gross_enrolment_rate", "ge", 99, "演示：参照勐海[S4]"),
+    ("nine_year_retention_rate", "ge", 97, "演示：参照灵璧[S0]"),
+    ("primary_dropout_rate", "le", 0.6, "演示：参照勐海[S4]"),
+    ("junior_dropout_rate", "le", 1.8, "演示：参照勐海[S4]"),
+    ("g01_retention_rate", "ge", 100, "演示：参照贵州[S3]"),
+    ("disabled_enrolment_rate", "ge", 95, "演示：参照贵州[S3]"),
+    ("g01_dropouts", "eq", 0, "演示：动态清零[S0][S3][S4]"),
+)
 
 
 @dataclass(frozen=True)
@@ -195,9 +211,93 @@ def _walk_case(session: Session, pupil: Pupil, reason: str, path: tuple[str, ...
     return case
 
 
-def load_demo(session: Session, *, seed: int = 1, today: dt.date | None = None) -> DemoSummary:
+def _issue_notices(session: Session, services, cases: list[Case]) -> list[str]:
+    """The township's 返校通知书 of each NOTICED case, issued from the case the way the case page
+    does (the same prefill, the profile's variant, the issuer the case suggests, the few fields no
+    record holds typed in), numbered and rendered (DOCX and PDF) on the day of the case's T8."""
+    from cases.documents import issuing
+    from cases.documents.prefill import data_from_case, default_issuer
+    from cases.store.models import CaseEvent
+    from forms.registry import get_spec
+
+    spec = get_spec("guardian_notice")
+    out = []
+    for case in cases:
+        variant = spec.variant(casework.case_profile(case).notice_variant)
+        served = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.kind == "transition")
+                                 .order_by(CaseEvent.id.desc())).first()
+        issued_on = served.occurred_at.astimezone(CHINA_TZ).date() if served else case.opened_on
+        school = session.get(Org, case.org_id)
+        # what the township's clerk types on the case page (the fields no record holds)
+        asked = {"report_place": f"{school.name}教务处", "contact_person": "李秀兰", "contact_phone": "13703730166",
+                 "cc": "青禾县教育局、青禾县控辍保学工作领导小组办公室", "handler_name": "王建国"}
+        doc = issuing.issue_document(session, services, form=spec.code, variant=variant.code,
+                                     issuer_id=default_issuer(session, case, spec, variant),
+                                     data={**data_from_case(session, case, spec, variant), **asked}, case_id=case.id,
+                                     user="demo", issued_on=issued_on)
+        out.append(doc.id)
+    return out
+
+
+# The 回证 as the township's clerk types it into the Word file of the notice after the guardian
+# signed on paper: label printed on the form -> what is written beside it ({day}: the service day).
+RECEIPT_TYPED = {"送达地点": "学生家中", "送达时间": "{day}10时00分",
+                 "送达方式": "☑直接送达 ☐留置送达 ☐委托送达 ☐邮寄送达 ☐电子送达",
+                 "受送达人签名(捺印)": "{guardian}", "签收日期": "{day}", "送达人签名(一)": "王建国"}
+
+
+def _typed_receipt(docx_bytes: bytes, values: dict[str, str]) -> bytes:
+    """The notice's DOCX with ``values`` typed into the value cell after each printed label of the
+    回证 (the tables from the one holding 回证编号 on), as a person does in Word."""
+    import io
+
+    import docx
+
+    d = docx.Document(io.BytesIO(docx_bytes))
+    todo = dict(values)
+    start = next(i for i, t in enumerate(d.tables) if "回证编号" in t._tbl.xml)
+    for table in d.tables[start:]:
+        for row in table.rows:
+            cells = []
+            for c in row.cells:
+                if not cells or cells[-1]._tc is not c._tc:
+                    cells.append(c)
+            for a, b in zip(cells, cells[1:], strict=False):
+                if a.text.strip() in todo:
+                    b.paragraphs[0].text = todo.pop(a.text.strip())
+                    for p in b.paragraphs[1:]:
+                        p._p.getparent().remove(p._p)
+    if todo:
+        raise RuntimeError(f"回证 labels not found in the notice: {sorted(todo)}")
+    out = io.BytesIO()
+    d.save(out)
+    return out.getvalue()
+
+
+def _return_receipt(session: Session, services, doc_id: str) -> dict:
+    """The signed 回证 of notice ``doc_id`` uploaded back (typed into its Word file) and read by the
+    one returns pipeline: the service method waits in the review queue for a person to confirm."""
+    from cases.documents.issuing import document_file
+    from cases.returns import intake
+    from cases.store.models import Document
+
+    doc = session.get(Document, doc_id)
+    issued = dt.date.fromisoformat(doc.data["issue_date"])
+    day = f"{issued.year}年{issued.month}月{issued.day}日"
+    guardian = session.scalars(select(Guardian).where(Guardian.pupil_id == doc.case.pupil_id)
+                               .order_by(Guardian.id)).first()
+    typed = {k: v.format(day=day, guardian=guardian.name) for k, v in RECEIPT_TYPED.items()}
+    data = _typed_receipt(document_file(services, doc, "docx"), typed)
+    return intake.receive(session, services, filename="送达回证.docx", data=data, org_id=doc.org_id, user="demo")
+
+
+def load_demo(session: Session, *, seed: int = 1, today: dt.date | None = None, services=None) -> DemoSummary:
     """Load the synthetic county into ``session`` (flushed; the caller commits).
 
+    With ``services`` (the running app's or the command line's: the store and the converter), the
+    返校通知书 of each NOTICED case is issued too, so no NOTICED case stands without its document;
+    one 回证 comes back with its values waiting for review, the other is outstanding. The upload
+    of that 回证 commits ``session`` (the returns pipeline reads in its own sessions).
     Idempotent: if the demo county exists, nothing is added and ``created`` is False.
     """
     existing = _find_county(session)
@@ -295,10 +395,22 @@ def load_demo(session: Session, *, seed: int = 1, today: dt.date | None = None) 
     # Open cases: older pupils (dropouts are concentrated in junior grades) of the planned school.
     candidates = [p for g in (7, 8, 9, 6, 5) for p in pupils_by_grade.get(g, [])]
     taken: set[int] = set()
-    for _state, reason, path, target, school_name in CASE_PLAN:
+    noticed = []
+    for state, reason, path, target, school_name in CASE_PLAN:
         pupil = rng.choice([p for p, school, _t in candidates if school.name == school_name and id(p) not in taken])
         taken.add(id(pupil))
-        _walk_case(session, pupil, reason, path, today, target)
+        case = _walk_case(session, pupil, reason, path, today, target)
+        if state == "NOTICED":
+            noticed.append(case)
+    from cases.ledgers.models import IndicatorTarget
+
+    session.add_all([IndicatorTarget(region=COUNTY_CODE, indicator=code, op=op, value=value, source=source)
+                     for code, op, value, source in DEMO_TARGETS])
+    session.flush()
+    if services is not None:
+        notices = _issue_notices(session, services, noticed)
+        # 东河镇's comes back (its service waits in the review queue); 西岭乡's stays outstanding
+        _return_receipt(session, services, notices[0])
     audit.record(session, who="demo", org=county, action="demo.load", target=f"org:{county.id}",
                  after={"seed": seed, "school_year": year})
     session.flush()
@@ -321,8 +433,13 @@ def main(argv: list[str] | None = None, *, config) -> int:
     engine = make_engine(args.database_url)
     made: list[str] = []
     try:
-        with session_scope(make_session_factory(engine)) as session:
-            summary = load_demo(session, seed=args.seed)
+        from cases.store.services import Services
+
+        factory = make_session_factory(engine)
+        settings = {k: getattr(config, k) for k in dir(config) if k.isupper()}
+        services = Services.from_config(settings, factory)  # the store and converter the notices need
+        with session_scope(factory) as session:
+            summary = load_demo(session, seed=args.seed, services=services)
             if getattr(config, "ENV_NAME", "") != "production":  # never accounts with published passwords in production
                 from cases.accounts.demo import create_demo_accounts
                 from cases.accounts.service import default_hasher

@@ -83,7 +83,7 @@ def live_server(tmp_path_factory):
     })
     hasher = app.extensions["baoxue_hasher"]
     with session_scope(app.extensions["baoxue"].session_factory) as s:
-        summary = load_demo(s)
+        summary = load_demo(s, services=app.extensions["baoxue"])  # as on first run: notices issued
         create_demo_accounts(s, hasher)
         county = s.get(Org, summary.county_id)
         other = Org(kind="county", name=OTHER_COUNTY, parent_id=county.parent_id, code="419902",

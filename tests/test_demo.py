@@ -153,3 +153,58 @@ def test_demo_work_queue_stands_relative_to_load_day(session):
         "2026-419901-00007": ("township_notice", TODAY),
         "2026-419901-00008": ("return_deadline", dt.date(2026, 3, 13)),
     }
+
+
+def test_demo_sets_indicator_targets_for_every_indicator(session):
+    from cases.ledgers import indicators
+
+    summary = demo.load_demo(session, seed=1, today=TODAY)
+    session.commit()
+    results = {r.code: r for r in indicators.compute(session, summary.county_id, 2025)}
+    assert set(results) == {d.code for d in indicators.INDICATORS}
+    shown = {code: (r.target.op, float(r.target.value)) for code, r in results.items()}
+    assert shown == {"primary_enrolment_rate": ("ge", 99.5), "junior_gross_enrolment_rate": ("ge", 99.0),
+                     "nine_year_retention_rate": ("ge", 97.0), "primary_dropout_rate": ("le", 0.6),
+                     "junior_dropout_rate": ("le", 1.8), "g01_retention_rate": ("ge", 100.0),
+                     "disabled_enrolment_rate": ("ge", 95.0), "g01_dropouts": ("eq", 0.0)}
+    # every figure with a denominator is judged against its target (达标 or not), none 未设目标
+    assert all(r.passed is not None for r in results.values() if r.value is not None)
+
+
+def test_demo_with_services_issues_each_noticed_cases_notice(app, app_session, services):
+    """Loaded with the app's services (as ``python -m cases.demo`` does), every NOTICED case has its
+    返校通知书: numbered, DOCX and PDF stored, issued on the day the case says it was served."""
+    from cases.documents.issuing import document_file
+    from cases.store.models import Document
+
+    demo.load_demo(app_session, seed=1, today=TODAY, services=services)
+    app_session.commit()
+    noticed = app_session.scalars(select(Case).where(Case.state == "NOTICED").order_by(Case.id)).all()
+    assert len(noticed) == 2
+    for case in noticed:
+        docs = app_session.scalars(select(Document).where(Document.case_id == case.id)).all()
+        assert [(d.form, d.variant, d.status) for d in docs] == [("guardian_notice", "xianqi", "issued")]
+        doc = docs[0]
+        township = app_session.get(Org, case.township_org_id)
+        assert doc.org_id == township.id and doc.number_text.startswith(township.doc_prefix)
+        assert doc.pages >= 2 and document_file(services, doc, "pdf")[:5] == b"%PDF-"
+        assert document_file(services, doc, "docx")[:2] == b"PK"
+        t8 = app_session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.kind == "transition")
+                                 .order_by(CaseEvent.id.desc())).first()
+        assert doc.data["issue_date"] == t8.occurred_at.astimezone(demo.CHINA_TZ).date().isoformat()
+        assert doc.data["student_name"] == case.pupil.name
+    # 东河镇's 回证 came back typed into the Word file: complete, its values waiting for a person
+    from cases.returns.models import DocumentReturn, ReviewItem
+
+    back, out = (app_session.scalars(select(Document).where(Document.case_id == c.id)).one() for c in noticed)
+    assert back.number_text.startswith("东河镇政") and out.number_text.startswith("西岭乡政")
+    ret = app_session.scalars(select(DocumentReturn).where(DocumentReturn.document_id == back.id)).one()
+    assert (ret.status, ret.complete, ret.missing) == ("review", True, [])
+    items = app_session.scalars(select(ReviewItem).where(ReviewItem.document_id == back.id)
+                                .order_by(ReviewItem.id)).all()
+    served = back.data["issue_date"]
+    assert [(i.field_path, i.kind, i.status, i.proposed["value"]) for i in items] == [
+        ("service_time", "confirm", "open", f"{served}T10:00:00"), ("service_method", "confirm", "open", "direct"),
+        ("recipient_signature", "confirm", "open", True), ("recipient_signed_on", "confirm", "open", served),
+        ("server_signature_1", "confirm", "open", True)]
+    assert app_session.scalars(select(DocumentReturn).where(DocumentReturn.document_id == out.id)).all() == []

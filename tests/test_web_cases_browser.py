@@ -174,3 +174,38 @@ def test_a_user_of_another_county_sees_nothing_of_this_one(web, live_server):
     assert "找到 0 名学生" in web.check(page, "other-county-search")
     text = web.visit(page, f"/cases/{case_id}", "other-county-case", status=403)
     assert name not in text and "管辖范围" in text
+
+
+def test_first_run_shows_notices_a_receipt_in_review_and_one_outstanding(web, live_server):
+    """The demo as on first run (cases.demo with the app's services): each NOTICED case has its
+    返校通知书; 东河镇's 回证 came back and waits in the review queue, 西岭乡's is outstanding."""
+    from sqlalchemy import select
+
+    from cases.store.models import Case, Document
+
+    s = live_server.session()
+    try:
+        noticed = s.scalars(select(Case).where(Case.state == "NOTICED").order_by(Case.id)).all()
+        docs = {c.id: s.scalars(select(Document).where(Document.case_id == c.id,
+                                                       Document.form == "guardian_notice")).all() for c in noticed}
+        assert len(noticed) == 2 and all(len(d) == 1 for d in docs.values())
+        back = next(c for c in noticed if docs[c.id][0].number_text.startswith("东河镇政"))
+        out = next(c for c in noticed if docs[c.id][0].number_text.startswith("西岭乡政"))
+        back_number, out_number = docs[back.id][0].number_text, docs[out.id][0].number_text
+    finally:
+        s.close()
+    page = web.login("demo.township")
+    web.visit(page, "/", "first-run-township-home")
+    assert "回收文书中有 5 处识别结果需要人工确认" in page.inner_text("#q-review")
+    web.visit(page, "/review", "first-run-review")
+    assert back_number in page.inner_text("#review-item") and int(page.inner_text("#remaining")) >= 5
+    text = web.visit(page, f"/cases/{back.id}", "first-run-noticed-case")
+    assert back_number in text and "限期返校通知书" in text
+    bureau = web.login("demo.bureau")
+    web.visit(bureau, "/", "first-run-bureau-home")
+    row = bureau.inner_text("#q-returns tr:has-text('西岭乡')")
+    assert "0 / 1" in row and "1份" in row, row
+    text = web.visit(bureau, f"/cases/{out.id}", "first-run-outstanding-case")
+    assert out_number in text
+    phone = web.login("demo.township", viewport=(390, 844))
+    web.visit(phone, "/", "first-run-home-phone")
