@@ -90,7 +90,7 @@ class Config:
     # render or wait; when full, issuing answers 503 with Retry-After (no number taken). Keep
     # RENDER_PENDING below gunicorn's threads (gunicorn.conf.py) so that threads stay for reads.
     RENDER_PROCESSES = int(os.environ.get("BAOXUE_RENDER_PROCESSES", "1"))
-    RENDER_PENDING = int(os.environ.get("BAOXUE_RENDER_PENDING", "4"))
+    RENDER_PENDING = int(os.environ.get("BAOXUE_RENDER_PENDING", "8"))
     RENDER_NICE = int(os.environ.get("BAOXUE_RENDER_NICE", "5"))
     # LibreOffice failing this many conversions in a row (after its own restart and retry) counts
     # as unavailable: issuing answers 503 with Retry-After for PDF_RETRY_AFTER_S seconds.

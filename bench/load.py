@@ -286,9 +286,12 @@ class Client(threading.Thread):
                         and time.perf_counter() - t0 < 300):
                     busy += 1
                     time.sleep(float(r.headers.get("Retry-After", "1")))
+                    # gunicorn closes a connection idle for longer than its keep-alive (2 s): ask
+                    # again on a fresh one rather than on one the server is closing
+                    self.session.close()
                     continue
                 break
-            self.results.append((kind, time.perf_counter() - t0, status, body.get("upload_id") if status < 300
+            self.results.append((kind, time.perf_counter() - t0, status, body.get("upload_id") if 0 < status < 300
                                  else body.get("message") or body.get("error"), busy))
 
 

@@ -181,3 +181,24 @@ def test_a_renderer_that_dies_is_replaced_and_takes_no_number(app, client, schoo
     assert _seq(again) == 2
     app_session.expire_all()
     assert sorted(d.seq for d in app_session.scalars(select(Document))) == [1, 2]
+
+
+def test_a_renderer_told_to_stop_quits_its_libreoffice(pool):
+    """gunicorn stopping sends SIGTERM to its whole process group, renderers included: a renderer
+    then exits like a normal exit and quits its soffice, which would otherwise run on parentless."""
+    import os
+    import signal
+
+    renderer = pool.renderer_stats()[0]
+    assert renderer["soffice_pids"], renderer
+    os.kill(renderer["pid"], signal.SIGTERM)  # ours, by id
+    deadline = time.monotonic() + 30
+    left = list(renderer["soffice_pids"])
+    while left and time.monotonic() < deadline:
+        for group in list(left):
+            try:
+                os.killpg(group, 0)  # anything left in soffice's process group?
+            except ProcessLookupError:
+                left.remove(group)
+        time.sleep(0.2)
+    assert not left, f"soffice process groups still running: {left}"

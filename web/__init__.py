@@ -117,7 +117,7 @@ def init_web(app: Flask) -> None:
     # below it, and the soffice it starts inherits that
     render_nice = int(app.config.get("RENDER_NICE", 0))
     pool = render_pool.configure(int(app.config.get("RENDER_PROCESSES", 0) or 0),
-                                 int(app.config.get("RENDER_PENDING", 4)), nice=render_nice,
+                                 int(app.config.get("RENDER_PENDING", 8)), nice=render_nice,
                                  pdf_settings={**pdf.SETTINGS, "nice": max(0, int(pdf.SETTINGS["nice"]) - render_nice)},
                                  timeout=2 * services.pdf_timeout + 60)
     if app.config.get("PDF_PREWARM"):

@@ -48,7 +48,9 @@ TOOL_TROUBLE = "后台程序（文书转换或识别）暂时出错，这次操�
 
 def handle_baoxue_error(e: BaoxueError):
     if e.http_status >= 500:
-        log.error("%s: %s", e.code, e.message)
+        # a 503 with Retry-After (renderers busy, LibreOffice paused) is the service pacing its
+        # clients, not a fault
+        (log.warning if e.details.get("retry_after") else log.error)("%s: %s", e.code, e.message)
     if e.http_status == 401:
         return unauthorized_response(e)
     response, status = error_response(e.http_status, e.to_dict())

@@ -93,8 +93,13 @@ def render_files(settings: RenderSettings, spec: FormSpec, variant: Variant | No
 
 def _child_init(nice: int, pdf_settings: dict, setup: Callable[[], None] | None) -> None:
     """A renderer process starts: lower CPU priority, the parent's LibreOffice limits, then
-    ``setup`` (a module-level function, e.g. a test's slowed converter)."""
+    ``setup`` (a module-level function, e.g. a test's slowed converter).
+
+    SIGTERM (gunicorn's process group is told to stop) ends the renderer like a normal exit, so its
+    exit handlers quit its LibreOffice instead of leaving it running without a parent."""
     from forms import pdf
+
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
     if nice:
         try:
@@ -104,6 +109,10 @@ def _child_init(nice: int, pdf_settings: dict, setup: Callable[[], None] | None)
     pdf.configure(**pdf_settings)
     if setup is not None:
         setup()
+
+
+def _exit_on_sigterm(_signum, _frame) -> None:
+    raise SystemExit(0)
 
 
 def _child_warm(settings: RenderSettings) -> int:
