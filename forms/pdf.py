@@ -411,6 +411,20 @@ class PdfConverter:
     def pids(self) -> list[int]:
         return [o.proc.pid for o in self._offices if o.proc is not None]
 
+    def kill_now(self) -> None:
+        """Kill every listener's soffice group at once and remove the scratch directory, taking no
+        lock: for a process that must go now (its parent died) while a conversion may be running."""
+        self._closed = True
+        for office in self._offices:
+            proc = office.proc
+            if proc is not None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)  # ours, by id
+                except ProcessLookupError:
+                    pass
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
     def shutdown(self) -> None:
         """Quit every listener and remove the scratch directory."""
         if self._closed:

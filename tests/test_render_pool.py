@@ -183,22 +183,36 @@ def test_a_renderer_that_dies_is_replaced_and_takes_no_number(app, client, schoo
     assert sorted(d.seq for d in app_session.scalars(select(Document))) == [1, 2]
 
 
-def test_a_renderer_told_to_stop_quits_its_libreoffice(pool):
+def test_renderers_outlive_a_group_sigterm_and_quit_libreoffice_with_the_pool(pool):
     """gunicorn stopping sends SIGTERM to its whole process group, renderers included: a renderer
-    then exits like a normal exit and quits its soffice, which would otherwise run on parentless."""
+    ignores it (the web process ends it, after the document it renders); when the pool ends, each
+    renderer exits normally and quits its soffice, which would otherwise run on parentless."""
     import os
     import signal
 
     renderer = pool.renderer_stats()[0]
     assert renderer["soffice_pids"], renderer
     os.kill(renderer["pid"], signal.SIGTERM)  # ours, by id
+    time.sleep(0.5)
+    assert pool.renderer_stats()[0]["pid"] == renderer["pid"]  # still serving
+    pool.shutdown()
     deadline = time.monotonic() + 30
-    left = list(renderer["soffice_pids"])
-    while left and time.monotonic() < deadline:
-        for group in list(left):
-            try:
-                os.killpg(group, 0)  # anything left in soffice's process group?
-            except ProcessLookupError:
-                left.remove(group)
+    while _running_in_groups(renderer["soffice_pids"]) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not left, f"soffice process groups still running: {left}"
+    assert not _running_in_groups(renderer["soffice_pids"])
+
+
+def _running_in_groups(groups) -> list[tuple[int, str, str]]:
+    """Processes of these process groups that still run (not zombies): (pid, state, name)."""
+    from pathlib import Path
+
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name_end = (text := stat.read_text()).rindex(")")
+        except (OSError, ValueError):
+            continue
+        fields = text[name_end + 2:].split()
+        if int(fields[2]) in groups and fields[0] != "Z":
+            out.append((int(stat.parent.name), fields[0], text[text.index("(") + 1:name_end]))
+    return out

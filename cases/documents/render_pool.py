@@ -95,11 +95,17 @@ def _child_init(nice: int, pdf_settings: dict, setup: Callable[[], None] | None)
     """A renderer process starts: lower CPU priority, the parent's LibreOffice limits, then
     ``setup`` (a module-level function, e.g. a test's slowed converter).
 
-    SIGTERM (gunicorn's process group is told to stop) ends the renderer like a normal exit, so its
-    exit handlers quit its LibreOffice instead of leaving it running without a parent."""
+    Stopping: SIGTERM/SIGINT sent to gunicorn's whole process group are ignored here, the web
+    process ends its renderers itself (its pool's exit: the renderer finishes its document, exits
+    normally, and its exit handlers quit LibreOffice). A web process that dies without that
+    (SIGKILL) is noticed within a second: the renderer kills its LibreOffice and exits, instead of
+    both running on without a parent."""
     from forms import pdf
 
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="renderer-parent-watch",
+                     daemon=True).start()
 
     if nice:
         try:
@@ -111,8 +117,16 @@ def _child_init(nice: int, pdf_settings: dict, setup: Callable[[], None] | None)
         setup()
 
 
-def _exit_on_sigterm(_signum, _frame) -> None:
-    raise SystemExit(0)
+def _exit_with_parent(parent: int) -> None:
+    from forms import pdf
+
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    log.warning("renderer %d: its web process %d is gone; stopping", os.getpid(), parent)
+    conv = pdf.get_converter_if_started()
+    if conv is not None:
+        conv.kill_now()
+    os._exit(0)
 
 
 def _child_warm(settings: RenderSettings) -> int:
