@@ -209,3 +209,5 @@ def test_first_run_shows_notices_a_receipt_in_review_and_one_outstanding(web, li
     assert out_number in text
     phone = web.login("demo.township", viewport=(390, 844))
     web.visit(phone, "/", "first-run-home-phone")
+    web.visit(phone, "/review", "first-run-review-phone")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
