@@ -261,7 +261,7 @@ def test_alerts_t_minus_one_and_breach():
     [soon] = alerts(RETURN, due, D(2024, 10, 9))
     assert (soon.kind, soon.on, soon.due) == ("due_soon", D(2024, 10, 9), D(2024, 10, 10))
     assert soon.problem_list is False
-    assert soon.actor == "school" and "2024-10-10" in soon.message
+    assert soon.actor == "school" and "2024年10月10日" in soon.message
     assert alerts(RETURN, due, D(2024, 10, 10))[0].kind == "due_soon"
     [breach] = alerts(RETURN, due, D(2024, 10, 12))
     assert breach.kind == "breach" and breach.problem_list and "逾期2日" in breach.message

@@ -256,7 +256,7 @@ def test_t7_warns_about_too_few_attempts_and_t9_about_late_return():
     assert apply("SUSPECTED", "T7", facts(entered_suspected_on=D(2024, 9, 20),
                                           school_attempts_in_window=3), W).warnings == ()
     late = apply("NOTICED", "T9", facts(notice_served_on=D(2024, 9, 27), returned_on=D(2024, 10, 11)), W)
-    assert late.warnings == ("返校日期2024-10-11晚于期限2024-10-10",)
+    assert late.warnings == ("返校日期2024年10月11日晚于期限2024年10月10日",)  # shown on the case page
 
 
 def test_t11_names_legal_variant():

@@ -37,6 +37,7 @@ from cases.store.models import Case, Org, Pupil
 from cases.store.tables import headers_of, read_table
 from forms import validators as v
 from forms.errors import InvalidTransition, ValidationFailed
+from forms.validators import format_date
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def import_attendance(session: Session, *, org: Org, filename: str, data: bytes,
         if day is None:
             problems.append(f"日期“{row.get('日期', '')}”无法识别（应为YYYY-MM-DD）")
         elif day > today:
-            problems.append(f"日期{day.isoformat()}晚于今天")
+            problems.append(f"日期{format_date(day)}晚于今天")
         number = next((row[h] for h in ID_HEADERS if row.get(h)), "")
         kind = KIND_LABELS.get(row.get("类型", "").strip())
         if kind is None:

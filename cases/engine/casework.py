@@ -46,6 +46,7 @@ from cases.store.numbering import next_case_number
 from forms import codes
 from forms.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from forms.registry import get_spec
+from forms.validators import format_date
 
 log = logging.getLogger(__name__)
 
@@ -502,7 +503,7 @@ def _breach(session: Session, d: Deadline, today: dt.date, message: str | None =
     """Mark ``d`` breached; one breach alert and one 问题清单 entry (idempotent)."""
     case = session.get(Case, d.case_id)
     if message is None:
-        message = (f"{d.label}已于{d.due_on.isoformat()}到期，已逾期{(today - d.due_on).days}日"
+        message = (f"{d.label}已于{format_date(d.due_on)}到期，已逾期{(today - d.due_on).days}日"
                    + (f"（{d.warning}）" if d.warning else ""))
     if d.status != "breached":
         d.status, d.breached_at = "breached", utcnow()
@@ -749,7 +750,7 @@ def clean_attempt(case: Case, raw: Mapping[str, Any], *, today: dt.date | None =
         if day > today:
             errors["date"] = "劝返日期不能晚于今天"
         elif day < case.opened_on:
-            errors["date"] = f"劝返日期早于立案日期{case.opened_on.isoformat()}"
+            errors["date"] = f"劝返日期早于立案日期{format_date(case.opened_on)}"
         out["date"] = day.isoformat()
     for key, need in (("persons", True), ("place", False), ("met", False), ("statements", False),
                       ("next_step", False), ("time", False)):

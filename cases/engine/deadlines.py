@@ -27,6 +27,7 @@ from cases.engine.calendars import (
     provisional_warning,
 )
 from forms.errors import ValidationFailed
+from forms.validators import format_date
 
 __all__ = [
     "UNITS", "DeadlineResult", "DayCount", "Timer", "Alert", "HolidayTable", "HolidayTables",
@@ -252,12 +253,12 @@ def alerts(timer: Timer, due: DeadlineResult | dt.date, today: dt.date, *,
     note = f"（{due.warning}）" if due.warning else ""
     if today > due.date:
         return [Alert("breach", timer.name, timer.actor, due.date, today,
-                      f"{label}已于{due.date.isoformat()}到期，已逾期{(today - due.date).days}日{note}",
+                      f"{label}已于{format_date(due.date)}到期，已逾期{(today - due.date).days}日{note}",
                       problem_list=True, provisional=due.provisional, warning=due.warning)]
     before = day_before(timer, due.date, holidays=holidays, school_calendar=school_calendar)
     if before.date <= today <= due.date:
         return [Alert("due_soon", timer.name, timer.actor, due.date, before.date,
-                      f"{label}将于{due.date.isoformat()}到期{note}",
+                      f"{label}将于{format_date(due.date)}到期{note}",
                       provisional=due.provisional or before.provisional,
                       warning=due.warning or before.warning)]
     return []

@@ -20,6 +20,7 @@ from cases.engine.deadlines import DeadlineResult, Timer, add_months, due_date
 from cases.engine.profiles import NOTICE_VARIANTS, RegionProfile
 from forms.codes import DROPOUT_REASONS, PARTNER_DEPARTMENTS
 from forms.errors import InvalidTransition, ValidationFailed
+from forms.validators import format_date
 
 STATES = {
     "ATTENDING": "正常在校",
@@ -306,7 +307,7 @@ def g_report_after_window(f: CaseFacts, p: RegionProfile) -> str | None:
         return "尚未记录进入疑似辍学的日期"
     if f.today > due.date:
         return None
-    return (f"劝返期至{due.date.isoformat()}届满（已劝返{f.school_attempts_in_window}次），"
+    return (f"劝返期至{format_date(due.date)}届满（已劝返{f.school_attempts_in_window}次），"
             "届满仍未返校或失联时方可报告")
 
 
@@ -353,7 +354,7 @@ def g_joint_needed(f: CaseFacts, p: RegionProfile) -> str | None:
         return "通知书尚未送达"
     if f.today > due.date:
         return None
-    return f"返校期限至{due.date.isoformat()}，逾期未返校时转入联合劝返"
+    return f"返校期限至{format_date(due.date)}，逾期未返校时转入联合劝返"
 
 
 def g_joint_ineffective(f: CaseFacts, p: RegionProfile) -> str | None:
@@ -436,7 +437,7 @@ def g_return_stable(f: CaseFacts, p: RegionProfile) -> str | None:
     obs = p.timer("observation")
     end = due_date(obs, f.returned_on, holidays=f.holidays).date
     if f.today <= end:
-        return f"复学观察期至{end.isoformat()}，期满后方可销号"
+        return f"复学观察期至{format_date(end)}，期满后方可销号"
     return None
 
 
@@ -660,7 +661,7 @@ def apply(state: str, action: str | Action, facts: CaseFacts, profile: RegionPro
     if t.code == "T9":
         due = return_deadline_due(facts, profile)
         if due is not None and facts.returned_on is not None and facts.returned_on > due.date:
-            warnings.append(f"返校日期{facts.returned_on.isoformat()}晚于期限{due.date.isoformat()}")
+            warnings.append(f"返校日期{format_date(facts.returned_on)}晚于期限{format_date(due.date)}")
     variant = None
     if t.code in ("T8", "T10-GZ"):
         variant = profile.township.notice_variant

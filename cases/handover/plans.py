@@ -44,6 +44,7 @@ from forms.errors import Conflict, NotFound, ValidationFailed
 from forms.registry import spec_for
 from forms.spec import Kind
 from forms.specs.handover import ROSTER_HUKOU_CODE, roster_columns, roster_fields
+from forms.validators import format_date
 
 log = logging.getLogger(__name__)
 
@@ -768,7 +769,7 @@ def close_registration_window(session: Session, plan: HandoverPlan, *, today: dt
     if plan.status == "closed":
         raise Conflict(f"移交方案 {plan.id} 的报到注册期已于{plan.closed_on}结束")
     if today <= plan.window_end:
-        raise Conflict(f"报到注册期到{plan.window_end.isoformat()}才结束，请在此后办理未报到学生")
+        raise Conflict(f"报到注册期到{format_date(plan.window_end)}才结束，请在此后办理未报到学生")
     pending = registrations_of(session, plan, "pending")
     if pending:
         raise Conflict(f"有{len(pending)}条按姓名和出生日期匹配的报到记录待人工确认，请先确认",
