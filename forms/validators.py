@@ -178,11 +178,11 @@ def format_date(value: dt.date | None) -> str:
 
 
 def parse_datetime(value) -> dt.datetime:
-    """Parse '2024-09-03 14:30', '2024年9月3日14时30分', or a date (midnight)."""
+    """Parse '2024-09-03 14:30', ISO '2024-09-03T14:30:00', '2024年9月3日14时30分', or a date (midnight)."""
     if isinstance(value, dt.datetime):
         return value
     text = re.sub(r"\s+", " ", str(value or "")).strip()
-    m = re.match(r"^(.*?日|\d{4}-\d{1,2}-\d{1,2})\s*(\d{1,2})\s*[时:：点]\s*(\d{1,2})\s*分?$", text)
+    m = re.match(r"^(.*?日|\d{4}-\d{1,2}-\d{1,2})[\sT]*(\d{1,2})\s*[时:：点]\s*(\d{1,2})\s*(?:分|:00)?$", text)
     if m:
         d = parse_date(m.group(1))
         return dt.datetime(d.year, d.month, d.day, int(m.group(2)), int(m.group(3)))

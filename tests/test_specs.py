@@ -644,3 +644,32 @@ def test_unwritten_boxes_read_back_blank_and_typed_values_are_taken_from_among_t
     assert without_box_pattern(f, "2025年□□月□□日") == "2025年□□月□□日"
     with pytest.raises(ValueError):
         clean_value(f, read_value(f, "2025年□□月□□日"), required=False, errors={}, path=f.name)
+
+
+def test_a_datetime_is_read_back_in_every_form_a_person_or_client_writes():
+    import datetime as dt
+
+    from forms.validators import parse_datetime
+    want = dt.datetime(2026, 12, 3, 10, 0)
+    for text in ("2026-12-03T10:00:00", "2026-12-03T10:00", "2026-12-03 10:00", "2026年12月3日10时00分",
+                 "2026年12月3日 10:00"):
+        assert parse_datetime(text) == want, text
+    with pytest.raises(ValueError):
+        parse_datetime("2026-12-03T10:00:30")  # seconds other than :00 are not a time on a form
+
+
+def test_the_review_queue_offers_a_date_to_correct_in_the_form_it_accepts_back():
+    from forms.registry import get_spec
+    from forms.spec import Kind
+    from forms.validators import parse_date, parse_datetime
+    from web.pages_returns import _editable
+
+    dt_field = next(f for _, f in get_spec("guardian_notice").walk() if f.kind == Kind.DATETIME)
+    d_field = next(f for _, f in get_spec("dropout_report").walk() if f.kind == Kind.DATE)
+    assert _editable(dt_field, "2026-12-03T10:00:00") == "2026年12月3日10时00分"
+    assert _editable(d_field, "2026-10-11") == "2026年10月11日"
+    assert _editable(d_field, "not a date") == "not a date"  # shown as read, the clerk corrects it
+    assert _editable(d_field, None) == "" and _editable(None, True) == ""
+    # what is offered is what the form takes back
+    assert parse_datetime(_editable(dt_field, "2026-12-03T10:00:00")).hour == 10
+    assert parse_date(_editable(d_field, "2026-10-11")).day == 11

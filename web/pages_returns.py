@@ -19,6 +19,7 @@ from cases.store.models import Case, Document, Org, Pupil, Upload
 from forms.errors import BaoxueError, ValidationFailed
 from forms.registry import get_spec
 from forms.spec import Kind
+from forms.validators import format_date, format_datetime, parse_date, parse_datetime
 from parsers.base import resolve_field
 from web.auth import authorize_org, authorize_row, can, get_scoped, principal, requires, visible
 from web.context import db
@@ -150,6 +151,20 @@ def _open_items():
     return q.where(cond) if cond is not None else q
 
 
+def _editable(f, value) -> str:
+    """The proposed value as the clerk edits it: dates and times in the Chinese form the form
+    accepts back (2026年12月3日10时00分), not the stored ISO text."""
+    if value is None or isinstance(value, (bool, list)):
+        return ""
+    if f is not None and f.kind in (Kind.DATE, Kind.DATETIME):
+        try:
+            return (format_datetime(parse_datetime(value)) if f.kind == Kind.DATETIME
+                    else format_date(parse_date(value)))
+        except ValueError:
+            pass
+    return str(value)
+
+
 def _item_view(item: ReviewItem) -> dict:
     session = db()
     doc = session.get(Document, item.document_id)
@@ -168,7 +183,7 @@ def _item_view(item: ReviewItem) -> dict:
     return {"item": item, "doc": doc, "title": form_title(doc.form, doc.variant), "case": case, "page": page,
             "label": field_label(spec, item.field_path), "proposed": shown_value(spec, item.field_path, proposed),
             "issued": shown_value(spec, item.field_path, issued) if item.recorded else None,
-            "raw": "" if proposed is None or isinstance(proposed, (bool, list)) else str(proposed),
+            "raw": _editable(f, proposed),
             "choices": choices, "boolean": boolean, "kind": kind,
             "crop": url_for("scans.review_crop", item_id=item.id) if item.crop_path else None,
             "may_decide": can("review.decide")}
