@@ -354,3 +354,65 @@ def test_a_box_with_ink_too_small_for_a_digit_is_doubtful():
                        engine=FakeOcrEngine(func=lambda crop: "")).readings["recipient_signed_on"]
     assert r.needs_review and not r.confirm
     assert r.reason == "第7个格子有笔迹，但认不出是否写了数字，请核对"
+
+
+def _boxes_strip(draw):
+    """The stub's boxed date on a clean 200-dpi raster with ``draw(img, boxes_px)`` applied, read
+    by ``box_writing`` against the issued page."""
+    from parsers.align import TemplatePage, align
+
+    pdf, geo, ticks, ctx = _issued()
+    cells = ticks[STUB]["stub_service_date"]
+    s = 200 / 72.0
+    px = np.array(mk.rasterise(pdf, STUB, 200), copy=True)
+    draw(px, [tuple(int(round(v * s)) for v in c) for c in cells])
+    page = load_pages(mk.encode(px, "PNG", 200), filename="edge.png")[0]
+    identity = scan.identify_page(page, secret=mk.SECRET)
+    aligned = align(page, TemplatePage.from_mapping(geo["pages"][STUB - 1]), qr=identity.qr)
+    bbox = tuple(geo["pages"][STUB - 1]["fields"]["stub_service_date"]["bbox"])
+    return scan.box_writing(aligned, cells, bbox, dpi=aligned.dpi, reference=ctx.reference, page_no=STUB)
+
+
+def test_a_thin_digit_crossing_a_box_edge_stays_whole():
+    """A 1 and a 0 written with a thin pen (one pixel at 200 dpi), the 1 starting above the box's
+    top edge: each box's crop holds its digit in one piece as tall as written — taking the print
+    away and the cleaning after it once broke such strokes into dots or lost them."""
+    import cv2
+
+    drawn = {}
+
+    def write(img, boxes_px):
+        x0, y0, x1, y1 = boxes_px[2]
+        cx = (x0 + x1) // 2
+        cv2.line(img, (cx + 3, y0 - 4), (cx - 2, y1 - 6), (70, 70, 70), 1)
+        drawn[2] = y1 - 6 - (y0 - 4) + 1
+        x0, y0, x1, y1 = boxes_px[6]
+        top, bottom = y0 + 6, y1 - 6
+        cv2.ellipse(img, ((x0 + x1) // 2, (top + bottom) // 2), (int(0.25 * (x1 - x0)), (bottom - top) // 2),
+                    0, 0, 360, (70, 70, 70), 1, cv2.LINE_8)
+        drawn[6] = bottom - top + 1
+
+    bw = _boxes_strip(write)
+    assert bw.inked == (False, False, True, False, False, False, True, False)
+    for crop, k in zip(bw.digits, (2, 6), strict=True):
+        ink = (crop[:, :, 0] < 200).astype(np.uint8)
+        n, _labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+        assert n - 1 == 1, f"box {k + 1}: the digit fell into {n - 1} pieces"
+        assert stats[1, cv2.CC_STAT_HEIGHT] >= drawn[k] - 3
+
+
+def test_an_open_stroke_below_the_edge_is_not_closed():
+    """Two thin upright strokes (the arms of an open 4) ending just under the top edge: the crop
+    keeps them apart — the print's band is given back only where a stroke crosses it."""
+    import cv2
+
+    def arms(img, boxes_px):
+        x0, y0, x1, y1 = boxes_px[5]
+        for x in (x0 + (x1 - x0) // 3, x0 + 2 * (x1 - x0) // 3):
+            cv2.line(img, (x, y0 + 4), (x, y1 - 8), (60, 60, 60), 1)
+
+    bw = _boxes_strip(arms)
+    assert bw.inked[5] and sum(bw.inked) == 1
+    ink = (bw.digits[0][:, :, 0] < 200).astype(np.uint8)
+    n, _labels, _stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    assert n - 1 == 2, f"the two arms became {n - 1} pieces"
