@@ -338,6 +338,10 @@ class FormSpec:
     issuer: str = "township"
     # What a complete returned copy does to the case (see ``Effect``).
     effects: tuple[Effect, ...] = ()
+    # The parts (``layout.Part.key``) a returned copy consists of, e.g. the 送达回证 of a notice:
+    # every page the issued document printed for them must come back before the return is
+    # complete (DOMAIN §5.6). Empty: every part.
+    returned_parts: tuple[str, ...] = ()
     # What the form is for in the casework (one of ``ROLES``); cases/ looks forms up by it.
     role: str | None = None
     # SYSTEM values computed at issue from the data and ``IssueContext`` (legal-basis rows, the

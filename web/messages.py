@@ -37,7 +37,8 @@ _OWN: dict[str, dict[str, str]] = {
     "page_status": {"read": "已识别", "unidentified": "未能识别是哪份文书", "blank": "空白页", "failed": "无法读取",
                     "assigned": "已人工指定文书"},
     "input_kind": {"docx": "Word 文档", "pdf": "PDF 文件", "scan": "扫描件或照片", "mixed": "多种"},
-    "return_status": {"review": "待人工复核", "applied": "已应用到案件", "incomplete": "已收回，但不完整"},
+    "return_status": {"review": "待人工复核", "applied": "已应用到案件", "incomplete": "已收回，但不完整",
+                      "partial": "部分收回，未应用到案件"},
     "review_status": {"open": "待复核", "accepted": "已确认", "corrected": "已更正", "rejected": "已驳回"},
     "review_kind": {"low_confidence": "识别把握不大", "invalid": "填写内容不合规", "ambiguous": "有多种可能",
                     "tamper": "印制内容被改动", "confirm": "须人工确认", "discrepancy": "与签发内容不一致"},
@@ -297,6 +298,23 @@ def days_left(due: dt.date | None, today: dt.date | None = None) -> str:
     return f"已逾期{-n}天"
 
 
+def _page_list(pages) -> str:
+    return "、".join(f"第{p}页" for p in pages)
+
+
+def return_pages(received, expected) -> str:
+    """Which pages of a returned document came back, as a person reads it: 已收回第1页，共2页，缺第2页
+    (empty when not known or the document has one page that came back)."""
+    if not expected or received is None:
+        return ""
+    got = [p for p in expected if p in set(received)]
+    lacking = [p for p in expected if p not in set(received)]
+    if not lacking:
+        return "" if len(expected) == 1 else f"已收回全部{len(expected)}页"
+    head = f"已收回{_page_list(got)}，" if got else "尚未收回任何一页，"
+    return f"{head}共{len(expected)}页，缺{_page_list(lacking)}"
+
+
 def init_messages(app) -> None:
     env = app.jinja_env
     env.filters["label"] = label
@@ -309,6 +327,7 @@ def init_messages(app) -> None:
     env.globals["labels"] = labels
     env.globals["form_title"] = form_title
     env.globals["days_left"] = days_left
+    env.globals["return_pages"] = return_pages
     # A None that slips through a template prints as “—”, never as “None”.
     env.finalize = _finalize
 

@@ -108,10 +108,44 @@ def completeness(spec, values: Mapping[str, Any]) -> tuple[bool, list[str]]:
     return (not missing, sorted(missing))
 
 
-def open_items(session: Session, upload_id: int, doc_id: str) -> int:
-    """How many review items of the document in this upload wait for a person."""
-    return int(session.scalar(select(func.count()).select_from(ReviewItem).where(
-        ReviewItem.upload_id == upload_id, ReviewItem.document_id == doc_id, ReviewItem.status == "open")) or 0)
+def open_items(session: Session, upload_id: int | None, doc_id: str) -> int:
+    """How many review items of the document in this upload (None: in any upload) wait for a person."""
+    stmt = select(func.count()).select_from(ReviewItem).where(ReviewItem.document_id == doc_id,
+                                                               ReviewItem.status == "open")
+    if upload_id is not None:
+        stmt = stmt.where(ReviewItem.upload_id == upload_id)
+    return int(session.scalar(stmt) or 0)
+
+
+def expected_pages(spec, doc: Document) -> list[int] | None:
+    """The pages of the issued document that come back: those its geometry record (kept at
+    render time) places in the parts the spec returns (``FormSpec.returned_parts``; all when
+    empty). None: not known (no page record)."""
+    pages = (doc.geometry or {}).get("pages") or []
+    wanted = set(spec.returned_parts)
+    out = sorted({int(p["page"]) for p in pages if p.get("page") and (not wanted or p.get("part") in wanted)})
+    return out or None
+
+
+def received_pages(session: Session, doc_id: str, expected: list[int] | None) -> list[int] | None:
+    """The pages of the document received so far, over every upload: a DOCX or digital PDF read
+    whole (no page number) brings them all. None: not known."""
+    nos = set(session.scalars(select(ReturnPage.page_no).where(ReturnPage.document_id == doc_id,
+                                                              ReturnPage.status.in_(READ_STATUSES))))
+    if None in nos:
+        return list(expected) if expected is not None else None
+    return sorted(nos)
+
+
+def merged_values(session: Session, upload_id: int, doc_id: str) -> dict[str, Any]:
+    """The document's values over every upload that returned part of it, oldest first, this
+    upload's last (a page returned later completes the values of a page returned earlier)."""
+    uploads = sorted(set(session.scalars(select(ReturnPage.upload_id).where(
+        ReturnPage.document_id == doc_id, ReturnPage.status.in_(READ_STATUSES)))) - {upload_id})
+    values: dict[str, Any] = {}
+    for up in (*uploads, upload_id):
+        values.update(document_values(session, up, doc_id))
+    return values
 
 
 def finish_document(session: Session, upload_id: int, doc_id: str, *, user: str) -> DocumentReturn:
@@ -134,12 +168,25 @@ def finish_document(session: Session, upload_id: int, doc_id: str, *, user: str)
 
 
 def _try_apply(session: Session, doc: Document, ret: DocumentReturn, *, user: str) -> None:
+    """Complete only when every page the form returns has come back (in this upload or an earlier
+    one) and nothing of the document is open in review in any upload; a partial return applies
+    nothing (``partial``); the upload bringing the last page completes it and applies it."""
     spec = get_spec(doc.form)
-    values = document_values(session, ret.upload_id, doc.id)
+    values = merged_values(session, ret.upload_id, doc.id)
     ret.values = values
-    ret.complete, ret.missing = completeness(spec, values)
-    if open_items(session, ret.upload_id, doc.id):
+    complete, ret.missing = completeness(spec, values)
+    ret.pages_expected = expected_pages(spec, doc)
+    ret.pages_received = received_pages(session, doc.id, ret.pages_expected)
+    lacking = missing_pages(ret)
+    ret.complete = complete and not lacking
+    if open_items(session, None, doc.id):
         ret.status = "review"
+        return
+    if lacking:
+        ret.status = "partial"
+        audit.record(session, who=user, org=doc.org_id, action="document.returned", target=f"document:{doc.id}",
+                     after={"upload": ret.upload_id, "complete": False, "pages_received": ret.pages_received,
+                            "pages_missing": lacking})
         return
     for effect in spec.effects:
         if effect.applies(values) and not ACTIONS[effect.action](session, doc, ret, spec, effect, values, user=user):
@@ -153,6 +200,14 @@ def _try_apply(session: Session, doc: Document, ret: DocumentReturn, *, user: st
                               occurred_at=utcnow(), data={"document": doc.id, "upload": ret.upload_id,
                                                           "complete": ret.complete, "missing": ret.missing,
                                                           "source": ret.input_kind}))
+
+
+def missing_pages(ret: DocumentReturn) -> list[int]:
+    """The pages the form returns that have not come back yet (none when not known)."""
+    if ret.pages_expected is None or ret.pages_received is None:
+        return []
+    got = set(ret.pages_received)
+    return [p for p in ret.pages_expected if p not in got]
 
 
 def _args(spec, effect, values: Mapping[str, Any]) -> dict[str, Any]:

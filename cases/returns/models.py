@@ -92,7 +92,10 @@ class DocumentReturn(OrgScoped, Base):
     """A returned copy of a document, of any kind (``input_kind``: docx, pdf, scan): complete per
     DOMAIN §5.6 or not (``missing`` lists field names), and whether it has been applied to the
     case. ``status``: review (a person must decide something first), applied, incomplete (applied,
-    but not evidence: something required is missing)."""
+    but not evidence: something required is missing), partial (a page the form returns has not come
+    back yet, in this upload or an earlier one: nothing is applied). ``pages_expected``: the pages
+    of the issued document that come back (``FormSpec.returned_parts``); ``pages_received``: those
+    received so far over every upload (None: not known, e.g. no page record)."""
 
     __tablename__ = "document_returns"
 
@@ -104,7 +107,9 @@ class DocumentReturn(OrgScoped, Base):
     values: Mapped[dict] = mapped_column(JSON, default=dict)
     complete: Mapped[bool] = mapped_column(Boolean, default=False)
     missing: Mapped[list] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(12), default="review")  # review | applied | incomplete
+    status: Mapped[str] = mapped_column(String(12), default="review")  # review|applied|incomplete|partial
+    pages_expected: Mapped[list | None] = mapped_column(JSON)
+    pages_received: Mapped[list | None] = mapped_column(JSON)
     applied_at: Mapped[dt.datetime | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

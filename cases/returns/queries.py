@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases.documents.issuing import document_json
-from cases.returns.apply import best_readings
+from cases.returns.apply import best_readings, missing_pages
 from cases.returns.models import READ_JOB_KIND, DocumentReturn, ReturnPage, ReviewItem
 from cases.store.models import AuditLog, Document, Job, Org, Upload
 from forms.errors import NotFound
@@ -166,7 +166,8 @@ def upload_outcome(session: Session, upload_id: int) -> dict:
                   for p in pages],
         "documents": [{"document_id": r.document_id, "form": r.form, "input_kind": r.input_kind,
                        "complete": r.complete, "missing": r.missing, "status": r.status,
-                       "open_review_items": open_by_doc.get(r.document_id, 0)} for r in rets],
+                       "pages_expected": r.pages_expected, "pages_received": r.pages_received,
+                       "pages_missing": missing_pages(r), "open_review_items": open_by_doc.get(r.document_id, 0)} for r in rets],
     }
 
 
@@ -236,7 +237,8 @@ def document_history(session: Session, doc: Document) -> dict:
         returns.append({"upload_id": u.id, "filename": u.original_filename, "sha256": u.sha256,
                         "uploaded_at": u.uploaded_at.isoformat(), "uploaded_by": u.uploaded_by,
                         "input_kind": r.input_kind, "status": r.status, "complete": r.complete,
-                        "missing": list(r.missing or []), "changes": summary["changes"],
+                        "missing": list(r.missing or []), "pages_expected": r.pages_expected,
+                        "pages_received": r.pages_received, "pages_missing": missing_pages(r), "changes": summary["changes"],
                         "flags": summary["flags"], "review": summary["review"]})
     return {
         "document": document_json(doc),

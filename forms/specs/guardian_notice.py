@@ -400,6 +400,8 @@ SPEC = FormSpec(
     # a complete 送达回证 records the service: the return deadline starts (DOMAIN §5.2.3)
     effects=(Effect("service", {"served": "service_time", "method": "service_method"},
                     when_any=("service_method", "recipient_signature"), complete=receipt_complete),),
+    # only the 送达回证 comes back (the 存根 stays with the issuer, the 正本 with the guardian)
+    returned_parts=("receipt",),
     checks=(
         check_person_identity("student_id_number", sex="student_sex"),
         _check_dates,

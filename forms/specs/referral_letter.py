@@ -250,6 +250,8 @@ SPEC = FormSpec(
     variants=VARIANTS,
     number_abbr="函",
     dossier_item=7,
+    # the department sends back the 回执 (the 正文 stays with it)
+    returned_parts=("reply",),
     description="乡(镇)人民政府或教育部门致公安、联合劝返部门或户籍地教育部门的协查函、交办函、"
                 "书面通知，每份打印正文和回执两联，共用同一函号",
     checks=(
