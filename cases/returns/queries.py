@@ -167,7 +167,8 @@ def upload_outcome(session: Session, upload_id: int) -> dict:
         "documents": [{"document_id": r.document_id, "form": r.form, "input_kind": r.input_kind,
                        "complete": r.complete, "missing": r.missing, "status": r.status,
                        "pages_expected": r.pages_expected, "pages_received": r.pages_received,
-                       "pages_missing": missing_pages(r), "open_review_items": open_by_doc.get(r.document_id, 0)} for r in rets],
+                       "pages_missing": missing_pages(r),
+                       "open_review_items": open_by_doc.get(r.document_id, 0)} for r in rets],
     }
 
 
@@ -238,7 +239,8 @@ def document_history(session: Session, doc: Document) -> dict:
                         "uploaded_at": u.uploaded_at.isoformat(), "uploaded_by": u.uploaded_by,
                         "input_kind": r.input_kind, "status": r.status, "complete": r.complete,
                         "missing": list(r.missing or []), "pages_expected": r.pages_expected,
-                        "pages_received": r.pages_received, "pages_missing": missing_pages(r), "changes": summary["changes"],
+                        "pages_received": r.pages_received, "pages_missing": missing_pages(r),
+                        "changes": summary["changes"],
                         "flags": summary["flags"], "review": summary["review"]})
     return {
         "document": document_json(doc),
