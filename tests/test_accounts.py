@@ -8,7 +8,7 @@ import time
 
 import pyotp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cases.accounts import service as accounts
 from cases.accounts.models import ApiToken, User
@@ -148,7 +148,7 @@ def test_totp_enrol_and_login_with_code(app, make_user, county):
     _login(c, "director")
     page = c.get("/account/totp").get_data(as_text=True)
     assert "<svg" in page
-    secret = re.search(r'<code class="secret">([A-Z2-7]+)</code>', page).group(1)
+    secret = re.search(r'<code class="secret"[^>]*>([A-Z2-7]+)</code>', page).group(1)
     r = c.post("/account/totp", data={"code": "000000", "csrf_token": _csrf(c, "/account")})
     assert r.status_code == 422 and "动态码错误" in r.get_data(as_text=True)
     code = pyotp.TOTP(secret).now()
@@ -208,7 +208,7 @@ def test_admin_creates_users_below_its_node_only(app, make_user, county, app_ses
     assert r.status_code == 201 and r.get_json()["org_name"] == "东河镇"
     assert c.post("/api/v1/users", json={**body, "username": "x1", "org_id": other.id}).status_code == 403
     r = c.post("/api/v1/users", json={**body, "username": "x2", "org_id": county.id, "roles": ["admin"]})
-    assert r.status_code == 403 and "下级" in r.get_json()["message"]  # no peer administrators
+    assert r.status_code == 403 and "全系统的管理员" in r.get_json()["message"]  # no peer administrators
     r = c.post("/api/v1/users", json={**body, "username": "x3", "org_id": None})
     assert r.status_code == 403  # nor accounts of the whole installation
     r = c.post("/api/v1/users", json={**body, "username": "east.clerk", "password": "short"})
@@ -220,6 +220,149 @@ def test_admin_creates_users_below_its_node_only(app, make_user, county, app_ses
     assert r.status_code == 200 and r.get_json()["disabled"] is True
     # the admin reads no pupil or case records
     assert c.get("/api/v1/cases").status_code == 403
+
+
+@pytest.fixture
+def region(app_session):
+    """演示省 > 演示市 > 青禾县 > 东河镇 > 柳湾小学, and a sibling county 别县 of the same 市."""
+    s = app_session
+    made: dict[str, Org] = {}
+    for key, kind, name, parent in (("province", "province", "演示省", None),
+                                    ("prefecture", "prefecture", "演示市", "province"),
+                                    ("county", "county", "青禾县", "prefecture"),
+                                    ("other", "county", "别县", "prefecture"),
+                                    ("east", "township", "东河镇", "county"),
+                                    ("school", "school", "柳湾小学", "east")):
+        made[key] = Org(kind=kind, name=name, parent_id=made[parent].id if parent else None)
+        s.add(made[key])
+        s.flush()
+    s.commit()
+    return made
+
+
+def _created(app_session, username: str) -> bool:
+    app_session.expire_all()
+    return app_session.scalar(select(User.id).where(User.username == username)) is not None
+
+
+def test_county_admin_grants_only_roles_of_its_level_and_below(app, make_user, region, app_session):
+    _uid, token = make_user("county.admin", ["admin"], region["county"].id)
+    c = client_for(app, token)
+    body = {"display_name": "某人", "password": "Good-passw0rd"}
+    before = app_session.scalar(select(func.count(AuditLog.seq)))
+    # above the county: the 市（州） role and the administrator role, on a node of its own county too
+    for n, (role, org, why) in enumerate((
+            ("prefecture", region["county"], "“市（州）/省”角色：该角色属于市（州）级，高于您的管理范围（县级）"),
+            ("prefecture", region["school"], "高于您的管理范围（县级）"),
+            ("admin", region["east"], "“系统管理员”角色：管理员账号只能由全系统的管理员开设"),
+            ("admin", region["county"], "管理员账号只能由全系统的管理员开设"))):
+        r = c.post("/api/v1/users", json={**body, "username": f"up{n}", "org_id": org.id,
+                                          "roles": ["township", role]})
+        assert r.status_code == 403, (role, r.get_json())
+        assert why in r.get_json()["message"] and why in r.get_json()["fields"]["roles"]
+        assert not _created(app_session, f"up{n}")
+    # a role it may give, but on a node outside its county (the sibling county, the prefecture)
+    for n, org in enumerate((region["other"], region["prefecture"])):
+        r = c.post("/api/v1/users", json={**body, "username": f"out{n}", "org_id": org.id, "roles": ["township"]})
+        assert r.status_code == 403 and not _created(app_session, f"out{n}")
+    assert app_session.scalar(select(func.count(AuditLog.seq))) == before  # nothing written
+    # inside its county, at its level and below: 乡镇 and 学校 roles, county roles at the county
+    for username, role, org in (("east.gov", "township", "east"), ("east.central", "central_school", "east"),
+                                ("liuwan.clerk", "school_clerk", "school"), ("liuwan.teacher", "teacher", "school"),
+                                ("qh.bureau", "county_bureau", "county"), ("qh.audit", "auditor", "county")):
+        r = c.post("/api/v1/users", json={**body, "username": username, "org_id": region[org].id, "roles": [role]})
+        assert r.status_code == 201 and r.get_json()["roles"] == [role], (username, r.get_json())
+    # changing roles: no raising an account above the county, no taking a role it could not give
+    uid = next(u["id"] for u in c.get("/api/v1/users").get_json()["items"] if u["username"] == "east.gov")
+    r = c.post(f"/api/v1/users/{uid}/roles", json={"roles": ["township", "prefecture"]})
+    assert r.status_code == 403 and "市（州）/省" in r.get_json()["message"]
+    assert c.get(f"/api/v1/users/{uid}").get_json()["roles"] == ["township"]
+    r = c.post(f"/api/v1/users/{uid}/roles", json={"roles": ["admin"]})
+    assert r.status_code == 403 and c.get(f"/api/v1/users/{uid}").get_json()["roles"] == ["township"]
+    r = c.post(f"/api/v1/users/{uid}/roles", json={"roles": ["township", "village"]})
+    assert r.status_code == 200 and r.get_json()["roles"] == ["township", "village"]
+
+
+def test_installation_admin_grants_every_role(app, make_user, region, app_session):
+    from cases.accounts.policy import ROLES
+
+    _uid, token = make_user("root.admin", ["admin"], None)
+    c = client_for(app, token)
+    for role in ROLES:
+        r = c.post("/api/v1/users", json={"username": f"r.{role}", "org_id": region["county"].id, "roles": [role],
+                                          "password": "Good-passw0rd"})
+        assert r.status_code == 201 and r.get_json()["roles"] == [role], (role, r.get_json())
+    r = c.post("/api/v1/users", json={"username": "pref.user", "org_id": region["prefecture"].id,
+                                      "roles": ["prefecture"], "password": "Good-passw0rd"})
+    assert r.status_code == 201
+    # the county administrator it made can still not give what is above its county
+    county_admin = client_for(app, make_user("made.admin", ["admin"], region["county"].id)[1])
+    r = county_admin.post("/api/v1/users", json={"username": "made.pref", "org_id": region["county"].id,
+                                                 "roles": ["prefecture"], "password": "Good-passw0rd"})
+    assert r.status_code == 403 and "高于您的管理范围（县级）" in r.get_json()["message"]
+    assert not _created(app_session, "made.pref")
+
+
+def test_prefecture_admin_grants_the_prefecture_role_in_its_area_only(app, make_user, region, app_session):
+    c = client_for(app, make_user("pref.admin", ["admin"], region["prefecture"].id)[1])
+    body = {"password": "Good-passw0rd", "roles": ["prefecture"]}
+    r = c.post("/api/v1/users", json={**body, "username": "p1", "org_id": region["prefecture"].id})
+    assert r.status_code == 201 and r.get_json()["roles"] == ["prefecture"]
+    r = c.post("/api/v1/users", json={**body, "username": "p2", "org_id": region["province"].id})
+    assert r.status_code == 403 and not _created(app_session, "p2")
+    r = c.post("/api/v1/users", json={**body, "username": "p3", "org_id": region["county"].id, "roles": ["admin"]})
+    assert r.status_code == 403 and not _created(app_session, "p3")
+
+
+def _role_choices(html: str) -> list[str]:
+    form = html[html.index('id="user-form"'):]
+    return re.findall(r'name="roles" value="([a-z_]+)"', form[:form.index("</form>")])
+
+
+def test_admin_page_offers_and_accepts_only_grantable_roles(app, make_user, region, app_session):
+    from cases.accounts.policy import ROLES
+
+    make_user("county.admin", ["admin"], region["county"].id)
+    c = app.test_client()
+    assert _login(c, "county.admin").status_code == 302
+    page = c.get("/admin").get_data(as_text=True)
+    assert _role_choices(page) == ["teacher", "school_clerk", "central_school", "village", "township",
+                                   "county_bureau", "county_gov", "department", "auditor"]
+    orgs = re.findall(r'<option value="(\d+)"', page[page.index('id="org_id"'):page.index("</select>",
+                                                                                          page.index('id="org_id"'))])
+    assert sorted(map(int, orgs)) == sorted(region[k].id for k in ("county", "east", "school"))
+    # a hand-made form with the 市（州） role: refused on the page, the role and the reason named, nothing made
+    form = {"username": "sneaky", "display_name": "某人", "org_id": str(region["east"].id),
+            "roles": ["township", "prefecture"], "password": "Good-passw0rd", "csrf_token": _csrf(c, "/admin")}
+    r = c.post("/admin/users", data=form)
+    html = r.get_data(as_text=True)
+    assert r.status_code == 403
+    assert "不能授予“市（州）/省”角色：该角色属于市（州）级，高于您的管理范围（县级）" in html
+    assert 'id="roles-error"' in html and 'value="sneaky"' in html
+    assert not _created(app_session, "sneaky")
+    r = c.post("/admin/users", data={**form, "roles": ["admin"], "csrf_token": _csrf(c, "/admin")})
+    assert r.status_code == 403 and "“系统管理员”角色：管理员账号只能由全系统的管理员开设" in r.get_data(as_text=True)
+    assert not _created(app_session, "sneaky")
+    r = c.post("/admin/users", data={**form, "org_id": str(region["other"].id), "roles": ["township"],
+                                     "csrf_token": _csrf(c, "/admin")})
+    assert r.status_code == 403 and not _created(app_session, "sneaky")
+    r = c.post("/admin/users", data={**form, "roles": ["township"], "csrf_token": _csrf(c, "/admin")})
+    assert r.status_code == 302 and _created(app_session, "sneaky")
+    # the installation's administrator is offered every role
+    make_user("root.admin", ["admin"], None)
+    root = app.test_client()
+    assert _login(root, "root.admin").status_code == 302
+    assert _role_choices(root.get("/admin").get_data(as_text=True)) == list(ROLES)
+
+
+def test_every_org_kind_has_a_level():
+    from cases.accounts.policy import KIND_LEVELS, ROLES, Level
+    from cases.store.models import ORG_KINDS
+
+    assert set(KIND_LEVELS) == set(ORG_KINDS)
+    assert ROLES["admin"].level == Level.INSTALLATION and ROLES["prefecture"].level == Level.PREFECTURE
+    assert {r.level for r in ROLES.values() if r.code not in ("admin", "prefecture")} <= {
+        Level.COUNTY, Level.TOWNSHIP, Level.GRASSROOTS}
 
 
 def test_cli_user_token_and_audit_commands(app, county):

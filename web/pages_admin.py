@@ -12,12 +12,12 @@ from sqlalchemy import select
 
 from cases.accounts import service as accounts
 from cases.accounts.models import User
-from cases.accounts.policy import ROLES, may_assign
+from cases.accounts.policy import ROLES, may_grant
 from cases.engine import casework as engine
 from cases.engine import installed, profiles
 from cases.engine.models import HolidayTableRow
 from cases.store.models import Org
-from forms.errors import BaoxueError, NotFound, ValidationFailed
+from forms.errors import BaoxueError, Forbidden, NotFound, ValidationFailed
 from web.auth import account, authorize_org, can, hasher, principal, requires, visible
 from web.context import db
 from web.context import services as _services
@@ -67,7 +67,9 @@ def _page(**extra):
     counties = list(session.scalars(select(Org).where(Org.kind == "county").order_by(Org.path)))
     if p.org_path is not None:
         counties = [c for c in counties if c.path.startswith(p.org_path) or p.org_path.startswith(c.path)]
-    roles = [(code, r.label) for code, r in ROLES.items()]
+    # Only the roles this administrator may give (their level and below; no administrators but
+    # from the installation's administrator): ``policy.may_grant``.
+    roles = [(code, r.label) for code, r in ROLES.items() if may_grant(p, code)]
     may_install = can("profile.install")
     install_scopes = [o for o in _orgs_for("profile.install") if o.kind in ("province", "prefecture", "county")] \
         if may_install else []
@@ -107,11 +109,6 @@ def create_user():
     if org_id and not org_id.isdigit():
         raise ValidationFailed("单位应为编号", fields={"org_id": "应为编号"})
     authorize_org(int(org_id) if org_id else None)
-    for role in roles:
-        org = db().get(Org, int(org_id)) if org_id else None
-        why = may_assign(principal(), role, org.path if org else None)
-        if why:
-            return _page(form=form, errors={"roles": why}), 403
     try:
         user = accounts.create_user(db(), username=form["username"], display_name=form["display_name"],
                                     org_id=int(org_id) if org_id else None, roles=roles,
@@ -120,6 +117,9 @@ def create_user():
     except ValidationFailed as e:
         db().rollback()
         return _page(form=form, errors=e.fields, message=e.message), 422
+    except Forbidden as e:  # a role above the administrator's level: named on the form, nothing made
+        db().rollback()
+        return _page(form=form, errors=e.fields, message=e.message), 403
     db().commit()
     return redirect(url_for("adminpages.index", done=f"已开设账号 {user.username}") + "#users")
 

@@ -24,7 +24,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import IntEnum, StrEnum
+
+
+class Level(IntEnum):
+    """How high in the tree a node, a role or an administrator stands (smaller: higher). Roles are
+    granted only by an administrator at their level or above (``may_assign``)."""
+
+    INSTALLATION = 0
+    PROVINCE = 1
+    PREFECTURE = 2
+    COUNTY = 3
+    TOWNSHIP = 4
+    GRASSROOTS = 5  # villages, village groups, schools
+
+
+LEVEL_LABELS = {Level.INSTALLATION: "全系统", Level.PROVINCE: "省级", Level.PREFECTURE: "市（州）级",
+                Level.COUNTY: "县级", Level.TOWNSHIP: "乡镇级", Level.GRASSROOTS: "村、学校级"}
+
+# The level of each organisation kind (``cases.store.models.ORG_KINDS``; a test keeps the two in
+# step). A county's education bureau and departments are county-level units, a central school a
+# township-level one. A node of a kind not listed here takes the level of its nearest listed
+# ancestor (``cases.accounts.service.principal_of``).
+KIND_LEVELS: dict[str, Level] = {
+    "province": Level.PROVINCE, "prefecture": Level.PREFECTURE, "county": Level.COUNTY,
+    "education_bureau": Level.COUNTY, "department": Level.COUNTY, "township": Level.TOWNSHIP,
+    "central_school": Level.TOWNSHIP, "village": Level.GRASSROOTS, "village_group": Level.GRASSROOTS,
+    "school": Level.GRASSROOTS,
+}
 
 
 class Scope(StrEnum):
@@ -104,6 +131,9 @@ class Role:
     code: str
     label: str
     grants: Mapping[str, Scope]
+    # The level of the units the role is for: only an administrator at this level or above may
+    # grant it (the administrator role itself: only the installation's administrator).
+    level: Level
     # Offer a TOTP second factor (county-level and administrator accounts, issue 10).
     totp_offered: bool = False
     description: str = ""
@@ -124,28 +154,28 @@ _READ_CASES = ("pupil.read", "case.read", "document.read", "job.read", "upload.r
 
 ROLES: dict[str, Role] = {r.code: r for r in (
     Role("teacher", "班主任/科任教师", _grant(S, (
-        *_READ_CASES, "case.create", "case.act", "upload.create", "attendance.import")),
+        *_READ_CASES, "case.create", "case.act", "upload.create", "attendance.import")), level=Level.GRASSROOTS,
          description="本班（本校）学生的考勤、家访和劝返记录"),
     Role("school_clerk", "学校（校长/学籍管理员）", _grant(S, (
         *_READ_CASES, "pupil.create", "pupil.unmask", "case.create", "case.act", "document.issue",
         "document.void", "upload.create", "review.read", "review.decide", "attendance.import",
         "handover.read", "handover.register", "deadline.read", "ledger.read", "ledger.export",
-        "ledger.file", "indicator.read")),
+        "ledger.file", "indicator.read")), level=Level.GRASSROOTS,
          description="全校：报告单、学校台账、整班移交名单、回收件上传"),
     Role("central_school", "乡镇中心校", _grant(S, (
         *_READ_CASES, "case.act", "document.issue", "document.void", "batch.create", "upload.create",
         "review.read", "review.decide", "handover.read", "handover.manage", "handover.register",
-        "deadline.read", "ledger.read", "ledger.export", "ledger.file", "indicator.read")),
+        "deadline.read", "ledger.read", "ledger.export", "ledger.file", "indicator.read")), level=Level.TOWNSHIP,
          description="本乡镇各校：组织整班移交"),
     Role("village", "村（居）委会", _grant(S, (
         *_READ_CASES, "case.act", "document.issue", "upload.create", "deadline.read", "ledger.read",
-        "ledger.export", "ledger.file", "indicator.read")),
+        "ledger.export", "ledger.file", "indicator.read")), level=Level.GRASSROOTS,
          description="户籍或居住在本村的适龄儿童：村台账、入户走访"),
     Role("township", "乡镇政府", _grant(S, (
         *_READ_CASES, "pupil.unmask", "case.create", "case.act", "case.refer", "evidence.verify",
         "referral.reply", "document.issue", "document.void", "batch.create", "upload.create",
         "review.read", "review.decide", "handover.read", "deadline.read", "ledger.read", "ledger.export",
-        "ledger.file", "indicator.read", *_NOTIFY_MANAGE, "dossier.read")),
+        "ledger.file", "indicator.read", *_NOTIFY_MANAGE, "dossier.read")), level=Level.TOWNSHIP,
          description="本乡镇全部儿童和案件：限期返校/敦返复学通知书、联合劝返、乡镇台账"),
     Role("county_bureau", "县教育局/控辍办", _grant(S, (
         *_READ_CASES, "pupil.create", "pupil.unmask", "case.create", "case.act", "case.close", "case.refer",
@@ -153,35 +183,37 @@ ROLES: dict[str, Role] = {r.code: r for r in (
         "upload.create", "review.read", "review.decide", "handover.read", "handover.manage",
         "handover.register", "deadline.read", "ledger.read", "ledger.export", "ledger.file",
         "indicator.read", "report.issue", *_NOTIFY_MANAGE, "dossier.read", "dossier.verify",
-        "inspection.sample")),
+        "inspection.sample")), level=Level.COUNTY,
          totp_offered=True, description="全县两条线：县台账、部门函件、统计表、整班移交、销号审批"),
     Role("county_gov", "县政府", _grant(S, (
         "document.read", "document.issue", "document.void", "batch.create", "job.read", "handover.read",
         "deadline.read", "ledger.read", "ledger.export", "indicator.read", "notify.read", "dossier.read",
-        "dossier.verify")),
+        "dossier.verify")), level=Level.COUNTY,
          totp_offered=True, description="县级看板和台账；县对乡镇、县对部门责任书"),
     Role("department", "联控联保部门", {
         **_grant(R, ("pupil.read", "case.read", "document.read", "pupil.unmask", "referral.reply")),
-        **_grant(A, ("indicator.read",))},
+        **_grant(A, ("indicator.read",))}, level=Level.COUNTY,
          description="只见转给本部门的案件及汇总数据"),
     Role("auditor", "督导/审计", _grant(S, (
         *_READ_CASES, "pupil.unmask", "review.read", "handover.read", "deadline.read", "ledger.read",
         "ledger.export", "indicator.read", "audit.read", "inspection.write", "notify.read", "dossier.read",
-        "dossier.verify", "inspection.sample")),
+        "dossier.verify", "inspection.sample")), level=Level.COUNTY,
          totp_offered=True, description="辖区内全部记录（含作废和历史），只读；只写督导意见"),
     Role("prefecture", "市（州）/省", _grant(S, ("ledger.read", "ledger.export", "indicator.read")),
-         description="本地区汇总数据和台账"),
+         level=Level.PREFECTURE, description="本地区汇总数据和台账"),
     Role("admin", "系统管理员", {
         **_grant(S, ("user.read", "user.manage", "org.create", "audit.read", "profile.install", *_NOTIFY_MANAGE)),
-        **_grant(I, ("system.admin",))},
-         totp_offered=True, description="为本级以下单位开设、停用账号；不删除账号"),
+        **_grant(I, ("system.admin",))}, level=Level.INSTALLATION,
+         totp_offered=True,
+         description="为本单位及下级单位开设、停用账号，只授予本级及以下的角色；不删除账号。管理员账号只由全系统的管理员开设"),
 )}
 
 
 @dataclass(frozen=True)
 class Principal:
     """Who is asking: the user, their roles and the node they work in (``None``: the whole
-    installation). ``area_path`` is the parent of that node (the area a department serves)."""
+    installation). ``area_path`` is the parent of that node (the area a department serves);
+    ``level`` the level of that node (``KIND_LEVELS``; ``None`` with a node: unknown, the lowest)."""
 
     user_id: int
     username: str
@@ -189,10 +221,18 @@ class Principal:
     org_id: int | None
     org_path: str | None
     area_path: str | None = None
+    level: Level | None = None
 
     @property
     def installation(self) -> bool:
         return self.org_path is None
+
+    @property
+    def scope_level(self) -> Level:
+        """The level of the principal's node: the installation's, or (unknown) the lowest."""
+        if self.installation:
+            return Level.INSTALLATION
+        return self.level if self.level is not None else max(Level)
 
 
 @dataclass(frozen=True)
@@ -251,18 +291,34 @@ def _covers(paths: tuple[str, ...], scope_path: str | None) -> bool:
     return any(within(p, scope_path) for p in paths)
 
 
+def may_grant(principal: Principal, role: str) -> bool:
+    """May ``principal`` give ``role`` to anyone at all (the role picker of the admin page)?"""
+    return role in ROLES and can(principal, "user.manage") and _level_refusal(principal, ROLES[role]) is None
+
+
+def _level_refusal(principal: Principal, role: Role) -> str | None:
+    if role.level == Level.INSTALLATION and not principal.installation:
+        return f"不能授予“{role.label}”角色：管理员账号只能由全系统的管理员开设"
+    if role.level < principal.scope_level:
+        return (f"不能授予“{role.label}”角色：该角色属于{LEVEL_LABELS[role.level]}，"
+                f"高于您的管理范围（{LEVEL_LABELS[principal.scope_level]}）")
+    return None
+
+
 def may_assign(principal: Principal, role: str, org_path: str | None) -> str | None:
     """Why ``principal`` may not give ``role`` to a user at ``org_path`` (None: they may).
 
-    An administrator opens accounts at their own node and below; the administrator role itself
-    only strictly below their node (no one makes a peer or a superior administrator), and an
-    account for the whole installation only by the installation's administrator."""
+    An administrator gives only roles at their own level or below (``Role.level`` against the
+    level of their node: a county's administrator no 市（州） role), only to accounts at their own
+    node and below, and the administrator role only when they administer the whole installation
+    (no one makes a peer or a superior administrator). The message names the role and why."""
     if role not in ROLES:
         return f"角色“{role}”不存在"
+    why = _level_refusal(principal, ROLES[role])
+    if why:
+        return why
     if not can(principal, "user.manage", Target.org(org_path)):
-        return "只能为本单位及下级单位开设账号"
-    if role == "admin" and not principal.installation and org_path == principal.org_path:
-        return "只能为下级单位设置管理员"
+        return f"不能授予“{ROLES[role].label}”角色：只能为本单位及下级单位开设账号"
     return None
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from cases.accounts.models import ApiToken, User
 from cases.store import audit
 from cases.store.models import Org, utcnow
 from forms.errors import BaoxueError, Forbidden, NotFound, ValidationFailed
+
+log = logging.getLogger(__name__)
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,39}$")
 MIN_PASSWORD_LENGTH = 10
@@ -73,7 +76,17 @@ def principal_of(session: Session, user: User, work_org: Org | None = None) -> p
         area_path = org.path if org.parent_id is None else org.path[: org.path.rstrip("/").rfind("/") + 1]
     return policy.Principal(user_id=user.id, username=user.username, roles=frozenset(user.roles or ()),
                             org_id=org.id if org else None, org_path=org.path if org else None,
-                            area_path=area_path)
+                            area_path=area_path, level=org_level(org) if org is not None else None)
+
+
+def org_level(org: Org) -> policy.Level | None:
+    """The level of ``org``'s kind, or of its nearest ancestor of a known kind (None: none known)."""
+    node: Org | None = org
+    while node is not None:
+        if node.kind in policy.KIND_LEVELS:
+            return policy.KIND_LEVELS[node.kind]
+        node = node.parent
+    return None
 
 
 # ---- users --------------------------------------------------------------------------------------------
@@ -129,10 +142,7 @@ def create_user(session: Session, *, username: str, display_name: str, org_id: i
     if errors:
         raise ValidationFailed(f"有{len(errors)}处输入错误", fields=errors)
     if by_principal is not None:
-        for role in roles:
-            why = policy.may_assign(by_principal, role, org.path if org else None)
-            if why:
-                raise Forbidden(why, fields={"roles": why})
+        _check_grants(by_principal, roles, org.path if org else None, username)
     user = User(username=username, display_name=display_name, org_id=org.id if org else None, roles=roles,
                 password_hash=hasher.hash(password), created_by=by)
     session.add(user)
@@ -140,6 +150,17 @@ def create_user(session: Session, *, username: str, display_name: str, org_id: i
     audit.record(session, who=by, org=org, action="user.create", target=f"user:{user.id}",
                  after={"username": username, "display_name": display_name, "org_id": user.org_id, "roles": roles})
     return user
+
+
+def _check_grants(by: policy.Principal, roles: list[str], org_path: str | None, username: str) -> None:
+    """Refuse (403, nothing written) when ``by`` may not give one of ``roles`` at ``org_path``;
+    the refusal is logged as a warning (who tried to give which role to whom)."""
+    for role in roles:
+        why = policy.may_assign(by, role, org_path)
+        if why:
+            log.warning("user %s refused: role %s for account %s at %s: %s", by.username, role, username,
+                        org_path or "(installation)", why)
+            raise Forbidden(why, fields={"roles": why})
 
 
 def set_disabled(session: Session, user: User, disabled: bool, *, by: str) -> User:
@@ -168,12 +189,9 @@ def set_roles(session: Session, user: User, roles: list[str], *, by: str,
     if not roles or unknown:
         why = "未知角色：" + "、".join(unknown) if unknown else "至少一个角色"
         raise ValidationFailed("角色无效", fields={"roles": why})
-    if by_principal is not None:
-        path = user.org.path if user.org is not None else None
-        for role in set(roles) | set(user.roles or ()):
-            why = policy.may_assign(by_principal, role, path)
-            if why:
-                raise Forbidden(why, fields={"roles": why})
+    if by_principal is not None:  # roles given and roles taken away alike
+        _check_grants(by_principal, [*roles, *(r for r in user.roles or () if r not in roles)],
+                      user.org.path if user.org is not None else None, user.username)
     before = list(user.roles or ())
     user.roles = roles
     user.auth_epoch += 1
