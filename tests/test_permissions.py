@@ -240,7 +240,8 @@ def test_sibling_county_sees_nothing_of_the_demo_county(app, world, app_session)
         (r.status_code, (r.get_json(silent=True) or {}).get("message")) for r in refused]
     r = c.post("/api/v1/users", json={"username": "intruder", "display_name": "x", "org_id": county.id,
                                       "roles": ["county_bureau"], "password": "Xk7-qwe-plm-993"})
-    assert r.status_code == 403 and r.get_json()["message"] == "只能为本单位及下级单位开设账号", r.get_json()
+    assert r.status_code == 403 and r.get_json()["message"] == \
+        "不能授予“县教育局/控辍办”角色：只能为本单位及下级单位开设账号", r.get_json()
     assert app_session.scalar(select(User).where(User.username == "intruder")) is None
     assert app_session.scalar(select(Org).where(Org.name == "冒名镇")) is None
     # a filter naming the demo county's school finds nothing (lists are scoped before filtering)
