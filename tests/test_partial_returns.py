@@ -133,3 +133,18 @@ def test_pages_text():
     assert return_pages([2], [1, 2, 3]) == "已收回第2页，共3页，缺第1页、第3页"
     assert return_pages([3], [3]) == ""
     assert return_pages(None, [1, 2]) == ""
+
+
+def test_the_pages_show_a_partial_return(app_session, report, client):
+    s = app_session
+    first = _scanned(s, report, {1: PAGE_1})
+    finish_document(s, first, REPORT_ID, user=USER)
+    page = client.get(f"/documents/{REPORT_ID}")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "部分收回，未应用到案件" in text and "已收回第1页，共2页，缺第2页" in text
+    progress = client.get(f"/uploads/{first}/progress").get_data(as_text=True)
+    assert "已收回第1页，共2页，缺第2页" in progress and "已完整收回" not in progress
+    finish_document(s, _scanned(s, report, {2: PAGE_2}), REPORT_ID, user=USER)
+    text = client.get(f"/documents/{REPORT_ID}").get_data(as_text=True)
+    assert "已应用到案件" in text
