@@ -20,8 +20,10 @@ from cases.documents import issuing as svc
 from cases.engine.casework import open_case
 from cases.engine.workflow import TRANSITIONS_BY_CODE
 from cases.returns import intake, queries
+from cases.returns.models import DocumentReturn
 from cases.store import audit
 from cases.store.models import (
+    UPLOAD_STATUSES,
     Case,
     Document,
     Guardian,
@@ -54,7 +56,7 @@ from web.auth import (
     work_org,
 )
 from web.context import db, services
-from web.openapi import DOCX, PAGE_QUERY, PDF, ZIP, produces, query
+from web.openapi import DOCX, PAGE_QUERY, PDF, ZIP, paged_response, produces, query
 from web.paging import int_arg, page_args, paged, paged_list
 
 INITIAL_STATE = TRANSITIONS_BY_CODE["T1"].target  # where open_case (T1) puts a new episode
@@ -592,6 +594,42 @@ def upload():
     return result, 201
 
 
+def upload_json(u: Upload) -> dict:
+    """A returned file and what became of it (``GET /uploads/<id>`` and each item of ``GET /uploads``)."""
+    return {**queries.upload_outcome(db(), u.id), "id": u.id, "size": u.size,
+            "document_id": u.document_id, "uploaded_at": u.uploaded_at.isoformat(), "uploaded_by": u.uploaded_by}
+
+
+@blp.route("/uploads")
+@requires("upload.read")
+@paged_response("Upload", "上传的文件，每件同 GET /uploads/{upload_id}")
+@query(("org_id", "int", False, "上传单位（含下级）"),
+       ("document_id", "str", False, "回收的文书（整件上传或扫描件中的一份）"),
+       ("case_id", "int", False, "案件：回收了该案文书的上传"),
+       ("status", list(UPLOAD_STATUSES), False, "上传记录的状态"), *PAGE_QUERY)
+def list_uploads():
+    """Returned files the user may see, newest first, each as ``GET /uploads/<id>`` answers it."""
+    session = db()
+    session.expire_all()
+    q = scoped(select(Upload).order_by(Upload.uploaded_at.desc(), Upload.id.desc()), Upload)
+    status = request.args.get("status")
+    if status:
+        if status not in UPLOAD_STATUSES:
+            raise ValidationFailed(f"status 应为 {'、'.join(UPLOAD_STATUSES)} 之一",
+                                   fields={"status": "、".join(UPLOAD_STATUSES)})
+        q = q.where(Upload.status == status)
+    docs = None
+    if request.args.get("document_id"):
+        docs = select(Document.id).where(Document.id == request.args["document_id"].strip())
+    if request.args.get("case_id"):
+        by_case = select(Document.id).where(Document.case_id == int_arg("case_id"))
+        docs = by_case if docs is None else docs.where(Document.id.in_(by_case))
+    if docs is not None:  # the upload of a DOCX/PDF names its document; a scan's documents are its returns
+        q = q.where(Upload.document_id.in_(docs) | Upload.id.in_(
+            select(DocumentReturn.upload_id).where(DocumentReturn.document_id.in_(docs))))
+    return page(q, upload_json)
+
+
 @blp.route("/uploads/<int:upload_id>")
 @requires("upload.read")
 def get_upload(upload_id: int):
@@ -599,9 +637,7 @@ def get_upload(upload_id: int):
     whole) and every document returned in it, whatever its kind."""
     session = db()
     session.expire_all()
-    u = get_scoped(Upload, upload_id, "上传")
-    return {**queries.upload_outcome(session, upload_id), "id": u.id, "size": u.size,
-            "document_id": u.document_id, "uploaded_at": u.uploaded_at.isoformat(), "uploaded_by": u.uploaded_by}
+    return upload_json(get_scoped(Upload, upload_id, "上传"))
 
 
 __all__ = ["blp", "register_form_schemas", "descendants", "in_scope", "int_arg", "page_args", "paged_list"]

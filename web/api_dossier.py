@@ -10,19 +10,22 @@ from urllib.parse import quote
 
 from flask import request, send_file
 from flask_smorest import Blueprint
+from sqlalchemy import select
 
 from cases.dossier import checks as chk
 from cases.dossier import sampling
 from cases.dossier.build import build_dossier
 from cases.dossier.casefile import load_case_file
+from cases.dossier.models import InspectionSample
 from cases.dossier.verify import verify_dossier
 from cases.store import audit
 from cases.store.models import Case, Org
-from forms.errors import ValidationFailed
-from web.api import check_scope, current_user, db, json_body, scope_org
+from forms.errors import NotFound, ValidationFailed
+from web.api import check_scope, current_user, db, json_body, scope_org, scoped
 from web.auth import authorize_row, get_scoped, log_export, requires
 from web.context import services
-from web.openapi import PDF, produces
+from web.openapi import PAGE_QUERY, PDF, paged_response, produces, query
+from web.paging import int_arg, paged
 
 blp = Blueprint("dossier", __name__, url_prefix="/api/v1", description="个案卷宗、核验、闭环核查、督查抽样")
 
@@ -130,6 +133,24 @@ def create_sample():
                                   purpose=body.get("purpose"))
     db().commit()
     return sampling.sample_json(db(), sample), 201
+
+
+@blp.route("/samples")
+@requires("dossier.read")
+@paged_response("Sample", "督查抽样，每件同 GET /samples/{sample_id}")
+@query(("org_id", "int", False, "抽样的机构（含下级）"),
+       ("township_id", "int", False, "乡镇：抽样范围包括该乡镇的抽样"), *PAGE_QUERY)
+def list_samples():
+    """Inspector samples the user may see, newest first, each as ``GET /samples/<id>`` answers it."""
+    session = db()
+    q = scoped(select(InspectionSample).order_by(InspectionSample.id.desc()), InspectionSample)
+    if request.args.get("township_id"):
+        township = session.get(Org, int_arg("township_id"))
+        if township is None or township.kind != "township":
+            raise NotFound("乡镇不存在", fields={"township_id": "不是乡镇的编号"})
+        # drawn over the township: at the township itself or at a node above it
+        q = q.where(InspectionSample.org_id.in_(township.ancestor_ids))
+    return paged(session, q, lambda sample: sampling.sample_json(session, sample))
 
 
 def _sample(sample_id: int):

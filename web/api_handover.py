@@ -10,16 +10,17 @@ from flask import request, send_file
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from marshmallow import ValidationError as SchemaError
+from sqlalchemy import select
 
 from cases.handover import plans as ho
-from cases.handover.models import REGISTRATION_SOURCES, HandoverRow
+from cases.handover.models import PLAN_STATUSES, REGISTRATION_SOURCES, HandoverPlan, HandoverRow
 from cases.store.models import Job, Org
 from forms.codes import HANDOVER_WHEREABOUTS
 from forms.errors import NotFound, ValidationFailed
-from web.api import check_scope, current_user, db, job_json, services
+from web.api import check_scope, current_user, db, job_json, scoped, services
 from web.auth import log_export, requires
-from web.openapi import JSON, PAGE_QUERY, XLSX, produces, query
-from web.paging import paged_list
+from web.openapi import JSON, PAGE_QUERY, XLSX, paged_response, produces, query
+from web.paging import paged, paged_list
 from web.schemas import JobOut
 
 blp = Blueprint("handover", __name__, url_prefix="/api/v1", description="整班移交")
@@ -126,6 +127,30 @@ def create_plan():
         plan = ho.import_plan(session, actor=current_user(), **body)
     session.commit()
     return ho.plan_json(session, plan), 201
+
+
+@blp.route("/handover/plans")
+@requires("handover.read")
+@paged_response("HandoverPlan", "整班移交方案，每件同 GET /handover/plans/{plan_id}")
+@query(("org_id", "int", False, "县或其上级机构"), ("year", "int", False, "移交年份（升入七年级的年份）"),
+       ("status", list(PLAN_STATUSES), False, "open 进行中，closed 已结束"), *PAGE_QUERY)
+def list_plans():
+    """The 整班移交方案 the user may see, newest year first, each as ``GET /handover/plans/<id>``
+    answers it."""
+    session = db()
+    q = scoped(select(HandoverPlan).order_by(HandoverPlan.year.desc(), HandoverPlan.id.desc()), HandoverPlan)
+    if request.args.get("year"):
+        raw = request.args["year"].strip()
+        if not (raw.isdigit() and len(raw) == 4):
+            raise ValidationFailed("year 应为四位年份", fields={"year": "四位年份，如 2026"})
+        q = q.where(HandoverPlan.year == int(raw))
+    status = request.args.get("status")
+    if status:
+        if status not in PLAN_STATUSES:
+            raise ValidationFailed(f"status 应为 {'、'.join(PLAN_STATUSES)} 之一",
+                                   fields={"status": "、".join(PLAN_STATUSES)})
+        q = q.where(HandoverPlan.status == status)
+    return paged(session, q, lambda plan: ho.plan_json(session, plan))
 
 
 @blp.route("/handover/plans/<int:plan_id>")

@@ -24,7 +24,7 @@ from copy import deepcopy
 
 import marshmallow as ma
 
-from web.paging import PAGE_PARAMETERS
+from web.paging import PAGE_PARAMETERS, paged_schema
 
 JSON = "application/json"
 PDF = "application/pdf"
@@ -65,6 +65,13 @@ def produces(*content_types: str, status: int = 200, description: str = "文件�
     content = {ct: {"schema": OBJECT if ct == JSON else BINARY} for ct in content_types}
     return lambda func: _manual_doc(func, {"responses": {str(status): {"description": description,
                                                                         "content": content}}})
+
+
+def paged_response(name: str, description: str):
+    """Document a list route's 200 answer as the shared list envelope (``web.paging``: total, limit,
+    offset, next, items) of objects of kind ``name``."""
+    content = {JSON: {"schema": paged_schema(name=name)}}
+    return lambda func: _manual_doc(func, {"responses": {"200": {"description": description, "content": content}}})
 
 
 def query(*params: tuple):
