@@ -103,6 +103,14 @@ def test_review_queue_paged_and_filtered(client, notice, app_session):
     every = _walk(client, "/api/v1/review?limit=2")
     assert len(every) == client.get("/api/v1/review").get_json()["total"] >= 4
     assert {i["upload_id"] for i in every} == {up1, up2}
+    # an upload is found by the documents returned in it, also when it names none of its own (a stack
+    # of several documents: its row holds no document_id)
+    from cases.store.models import Upload
+
+    app_session.get(Upload, up1).document_id = None
+    app_session.commit()
+    for key in (f"case_id={notice['case_id']}", f"document_id={notice['doc_id']}"):
+        assert [u["id"] for u in client.get(f"/api/v1/uploads?{key}").get_json()["items"]] == [up2, up1], key
     one = client.get(f"/api/v1/review?upload_id={up1}").get_json()
     assert one["total"] == len([i for i in every if i["upload_id"] == up1]) and \
         {i["upload_id"] for i in one["items"]} == {up1}
