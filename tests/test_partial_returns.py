@@ -145,6 +145,9 @@ def test_the_pages_show_a_partial_return(app_session, report, client):
     assert "部分收回，未应用到案件" in text and "已收回第1页，共2页，缺第2页" in text
     progress = client.get(f"/uploads/{first}/progress").get_data(as_text=True)
     assert "已收回第1页，共2页，缺第2页" in progress and "已完整收回" not in progress
+    listed = client.get("/documents?form=dropout_report").get_data(as_text=True)
+    assert "部分收回" in listed
     finish_document(s, _scanned(s, report, {2: PAGE_2}), REPORT_ID, user=USER)
     text = client.get(f"/documents/{REPORT_ID}").get_data(as_text=True)
     assert "已应用到案件" in text
+    assert "部分收回" not in client.get("/documents?form=dropout_report").get_data(as_text=True)

@@ -562,8 +562,13 @@ def documents():
     returned = set(session.scalars(select(DocumentReturn.document_id).where(
         DocumentReturn.document_id.in_([d.id for d in docs]), DocumentReturn.complete.is_(True),
         DocumentReturn.status == "applied"))) if docs else set()
+    # came back in part: a page the form returns is still missing (nothing applied yet)
+    partial = set(session.scalars(select(DocumentReturn.document_id).where(
+        DocumentReturn.document_id.in_([d.id for d in docs]), DocumentReturn.status == "partial"))) - returned \
+        if docs else set()
     cases_ = {c.id: c for c in session.scalars(select(Case).where(Case.id.in_({d.case_id for d in docs if d.case_id})))}
     # the pupil's name links to the case only for who may open it (县政府 reads documents, not cases)
     linked = {c.id for c in cases_.values() if _may("case.read", c)}
-    return render_template("cases/documents.html", docs=docs, total=total, returned=returned, cases=cases_,
+    return render_template("cases/documents.html", docs=docs, total=total, returned=returned,
+                           partial=partial, cases=cases_,
                            linked=linked)
