@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from cases.accounts.demo import DEMO_ACCOUNTS
 from cases.accounts.models import User
+from cases.accounts.policy import ROLES
 from cases.dossier.models import InspectionSample
 from cases.store.models import AuditLog, Case, Document
 from tests.conftest_browser import WORD
@@ -27,6 +28,11 @@ def test_admin_opens_and_disables_an_account(web, live_server):
     text = web.visit(page, "/admin", "admin", allow=allow)
     assert "账号" in text and "demo.teacher" in text and "other.bureau" not in text  # another county's account
     assert keys.current_id in page.inner_text("#qr-keys")
+    # the county's administrator is offered no role above the county (市（州）, 系统管理员)
+    offered = page.eval_on_selector_all("#user-form input[name=roles]", "els => els.map(e => e.value)")
+    assert offered == ["teacher", "school_clerk", "central_school", "village", "township", "county_bureau",
+                       "county_gov", "department", "auditor"]
+    assert "市（州）/省" not in page.inner_text("#user-form") and "系统管理员" not in page.inner_text("#user-form")
     page.fill("#username", "wang.clerk")
     page.fill("#display_name", "王干事")
     page.select_option("#org_id", label="东河镇柳湾小学（学校）")
@@ -55,6 +61,22 @@ def test_admin_opens_and_disables_an_account(web, live_server):
     p2.fill("#password", "Qinghe-clerk-2026!")
     p2.click("button[type=submit]")
     assert "/login" in p2.url
+    # a 市（州） role slipped into the form by hand: refused on the page, the role and why named
+    web.visit(page, "/admin", "admin", allow=allow)
+    page.fill("#username", "sneaky.pref")
+    page.select_option("#org_id", label="东河镇柳湾小学（学校）")
+    page.evaluate("""() => { const box = document.createElement('input'); box.type = 'checkbox';
+        box.name = 'roles'; box.value = 'prefecture'; box.checked = true;
+        document.querySelector('#user-form fieldset').appendChild(box); }""")
+    page.fill("#password", "Qinghe-clerk-2026!")
+    page.click("#user-form button")
+    web.check(page, "admin-role-refused", allow=allow)
+    why = "不能授予“市（州）/省”角色：该角色属于市（州）级，高于您的管理范围（县级）"
+    assert page.inner_text("#roles-error") == why and why in page.inner_text("#problem")
+    assert page.input_value("#username") == "sneaky.pref"
+    s = live_server.session()
+    assert s.scalar(select(User.id).where(User.username == "sneaky.pref")) is None
+    s.close()
 
 
 def test_sysadmin_loads_a_holiday_table_and_checks_a_profile(web, tmp_path):
@@ -64,6 +86,8 @@ def test_sysadmin_loads_a_holiday_table_and_checks_a_profile(web, tmp_path):
     path = tmp_path / "2031.json"
     path.write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
     web.visit(page, "/admin", "sysadmin", allow=NAMES | {"admin"})
+    offered = page.eval_on_selector_all("#user-form input[name=roles]", "els => els.map(e => e.value)")
+    assert offered == list(ROLES)  # the installation's administrator may give every role
     page.set_input_files("#holiday-file", str(path))
     page.click("#holiday-form button")
     text = web.check(page, "holidays-loaded", allow=NAMES | {"admin"})
