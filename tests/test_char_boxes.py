@@ -111,9 +111,11 @@ def test_boxed_date_read_and_validated_with_a_fake_recogniser(monkeypatch):
     monkeypatch.setattr(dm, "available", lambda: False)
     page = _written(RECEIPT, {"recipient_signed_on": "20251003"})
     r = _read(page, _by_line("2025 1003")).readings["recipient_signed_on"]
-    assert (r.origin, r.status, r.value, r.text) == ("hand", "read", "2025-10-03", "2025年10月03日")
-    # read, and as the service date always confirmed by a person (DOMAIN §5.6 3(b))
-    assert r.confirm and r.needs_review and r.reason == "送达日期须人工确认"
+    assert (r.origin, r.value, r.text) == ("hand", "2025-10-03", "2025年10月03日")
+    # read and confirmed by a person as every service date is (DOMAIN §5.6 3(b)), but with no
+    # digit reader to vouch for each box it is not a plain confirmation: the value stays proposed
+    assert r.confirm and r.needs_review and r.confidence <= 0.6
+    assert r.reason == "逐格识别未能核对每个格子的数字，请核对原件"
     # a digit read alone as another digit: the value is a person's to confirm
     r = _read(page, _by_line("20251003", singles={5: "6"})).readings["recipient_signed_on"]
     assert r.value == "2025-10-03" and r.needs_review and "第6个数字" in r.reason
@@ -154,8 +156,13 @@ def test_boxed_date_read_by_the_real_engines(written, want):
     assert r.value == want
 
 
-def test_a_boxed_phone_number_is_read_but_always_confirmed():
-    """No check digit: a misread digit would pass every check, so a person confirms the number."""
+def test_a_boxed_phone_number_is_read_but_always_confirmed(monkeypatch):
+    """No check digit: a misread digit would pass every check, so a person confirms the number
+    (the digit readers agreeing in every box: a plain confirmation)."""
+    from parsers.scan import digits as dm
+
+    monkeypatch.setattr(dm, "available", lambda: True)
+    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("13912345678")[:len(crops)])
     _pdf, _geo, _ticks, ctx = _issued()
     f = get_spec("referral_letter").field("reply_phone")
     blank = np.full((40, 30, 3), 255, np.uint8)
@@ -326,11 +333,45 @@ def test_a_line_reading_the_digit_readers_find_impossible_is_never_a_plain_confi
     r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251008", 0.97), bw, nothing, None, ctx, {"page_no": 3})
     assert r.value == "2025-10-08" and r.needs_review and r.confidence <= 0.6
     assert r.reason == "逐格识别与整行识别不一致（第8个数字），请核对"
-    # the same line where the readers find its last digit possible (their second choice): the
-    # line's reading stands, confirmed by a person as every 送达 date is
+    # the same line where the readers find its last digit possible but only as their second
+    # choice: the value stays proposed, yet not as a plain confirmation (a reviewer would take it
+    # as checked): the box and what else it may be are named
     monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251003", b7=(0.6, 5, 8)))
     r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251008", 0.97), bw, nothing, None, ctx, {"page_no": 3})
-    assert r.value == "2025-10-08" and r.reason == "送达日期须人工确认"
+    assert r.value == "2025-10-08" and r.confirm and r.needs_review and r.confidence <= 0.6
+    assert r.reason == "第8格数字不确定（识别为8，也可能是3），请核对原件"
+
+
+def test_a_plain_confirmation_needs_every_box_corroborated(monkeypatch):
+    """2025-11-03 written, the line reads 2025-11-05 (a valid, plausible day): where the digit
+    readers' top choice in box 8 is 3, the item names box 8 and its alternative; where the readers
+    agree with the line in every box, it is the plain confirmation every 送达 date gets."""
+    from parsers.scan import digits as dm
+
+    _pdf, _geo, _ticks, ctx = _issued()
+    f = get_spec("guardian_notice").field("recipient_signed_on")
+    blank = np.full((40, 30, 3), 255, np.uint8)
+    bw = scan.BoxWriting((True,) * 8, np.full((40, 300, 3), 255, np.uint8), (blank,) * 8)
+    monkeypatch.setattr(dm, "available", lambda: True)
+    nothing = [OcrText("", 0.0)] * 8
+    # readers unsure in box 8, leaning to 3 with 5 next
+    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251103", b7=(0.6, 6, 5)))
+    r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251105", 0.97), bw, nothing, None, ctx, {"page_no": 3})
+    assert (r.value, r.confirm, r.needs_review, r.status) == ("2025-11-05", True, True, "low")
+    assert r.confidence <= 0.6
+    assert r.reason == "第8格数字不确定（识别为5，也可能是3），请核对原件"
+    # the same unsure box where the readers' top choice is the line's digit: corroborated
+    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251105", b7=(0.6, 6, 3)))
+    r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251105", 0.97), bw, nothing, None, ctx, {"page_no": 3})
+    assert (r.value, r.status, r.reason) == ("2025-11-05", "read", "送达日期须人工确认")
+    assert r.confidence >= 0.9
+    # two boxes disagreeing: both named
+    assert boxes.box_doubts("20251105", (True,) * 8, _guesses("20251703")) == (
+        "第6格数字不确定（识别为1，也可能是7）；第8格数字不确定（识别为5，也可能是3），请核对原件")
+    # a month written as one digit in the second box of its pair: box numbers count every box
+    assert boxes.box_doubts("20250905", (True,) * 4 + (False,) + (True,) * 3, _guesses("2025903")) == (
+        "第8格数字不确定（识别为5，也可能是3），请核对原件")
+    assert boxes.box_doubts("20251105", (True,) * 8, _guesses("20251105")) == ""
 
 
 def test_a_box_with_ink_too_small_for_a_digit_is_doubtful():

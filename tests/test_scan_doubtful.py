@@ -96,7 +96,16 @@ def test_a_boxed_date_the_digit_readers_decode_late_is_proposed_with_its_reason(
     digit = np.zeros((20, 20, 3), np.uint8)
     bw = boxes.BoxWriting(inked, np.full((30, 200, 3), 255, np.uint8), (digit,) * 8)
     monkeypatch.setattr(boxes.digit_model, "available", lambda: True)
-    monkeypatch.setattr(boxes.digit_model, "classify_many", lambda crops: [object()] * len(crops))
+    def sure(text):  # the digit readers sure of each digit of ``text``, one per box
+        out = []
+        for c in text:
+            probs = np.full(10, 0.001)
+            probs[int(c)] = 0.991
+            out.append(boxes.digit_model.DigitGuess(int(c), boxes.digit_model.K, probs,
+                                                    np.eye(10, dtype=np.int64)[int(c)] * boxes.digit_model.K))
+        return out
+
+    monkeypatch.setattr(boxes.digit_model, "classify_many", lambda crops: sure("20251011"))
     monkeypatch.setattr(boxes, "classified_text", lambda *a: ("2026年10月11日", []))
     ctx = dataclasses.replace(_ctx())
     r = boxes.read_boxed("recipient_signed_on", f, OcrText("0101", 0.5), bw, [OcrText("", 0.0)] * 8, None, ctx,

@@ -328,6 +328,39 @@ def _date_boxes(day, inked: Sequence[bool]) -> str | None:
     return out
 
 
+# A confirmation item whose digits the digit readers do not all vouch for gets at most this
+# confidence (below the threshold: the item is a doubt to resolve, not a value to confirm).
+UNCORROBORATED_CONFIDENCE = 0.6
+# Another digit the readers give at least this probability in a box is named as an alternative.
+ALTERNATIVE_MIN = 0.05
+
+
+def box_doubts(line: str, inked: Sequence[bool], guesses: Sequence[Any]) -> str:
+    """Why the digits proposed for a field's boxes (``line``: one character per box, an unwritten
+    box's position included) are not corroborated box by box ("" when they are): each written box's
+    proposed digit must be the digit readers' top choice in that box (``guesses``: one
+    ``digits.DigitGuess`` or None per written box; none at all when the readers are missing). The
+    reason names every such box (1-based among all the field's boxes) and what else it may be."""
+    boxes = [i for i, on in enumerate(inked) if on]
+    if len(guesses) != len(boxes):
+        return "逐格识别未能核对每个格子的数字，请核对原件"
+    notes = []
+    for g, i in zip(guesses, boxes, strict=True):
+        c = line[i] if i < len(line) else ""
+        if not c.isdigit():
+            continue  # an ID number's X: no digit to compare
+        if g is None:
+            notes.append(f"第{i + 1}格数字不确定（识别为{c}，逐格未能识别）")
+            continue
+        post = _box_posterior(g, None)
+        top = int(post.argmax())
+        if top == int(c):
+            continue
+        others = [d for d in np.argsort(-post) if int(d) != int(c) and post[d] >= ALTERNATIVE_MIN][:2] or [top]
+        notes.append(f"第{i + 1}格数字不确定（识别为{c}，也可能是{'或'.join(str(int(d)) for d in others)}）")
+    return "；".join(notes) + "，请核对原件" if notes else ""
+
+
 def read_boxed(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Sequence[OcrText],
                 fallback: OcrEngine | None, ctx: ReadContext, common: dict) -> FieldReading:
     """A number written one digit per character box: the digits read off the composed line must
@@ -336,6 +369,7 @@ def read_boxed(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Seque
     those readings goes to review however confident the line was (a phone number has no checksum,
     and 4 read as 1 in a date can still be a plausible date)."""
     allow_x = f.kind == Kind.ID_NUMBER
+    guesses: list[Any] = []
 
     def attempt(t: OcrText) -> tuple[Any, float, str, str, str]:
         text, why = boxed_text(f, bw.inked, digits_only(t.text.translate(_BOX_LINE_FIX), allow_x=allow_x))
@@ -400,10 +434,17 @@ def read_boxed(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Seque
     if bw.doubtful:  # the reason that matters most: not even the count of digits is known
         conf = min(conf, 0.6)
         reason = doubt_reason(bw)
+    confirm = status == "read" and (f.confirm or f.kind in CONFIRM_KINDS)
+    if confirm and not reason:
+        # A value a person is only asked to confirm must have every written box's digit vouched
+        # for by the digit readers too: a reviewer takes a plain confirmation as checked.
+        unsure = box_doubts(digits_only(text, allow_x=allow_x), bw.inked, guesses)
+        if unsure:
+            conf = min(conf, UNCORROBORATED_CONFIDENCE)
+            reason = unsure
     low = status == "read" and conf < ctx.threshold
     if low and not reason:
         reason = f"识别把握不足（{conf:.2f}）"
-    confirm = status == "read" and (f.confirm or f.kind in CONFIRM_KINDS)
     if confirm and not reason:
         reason = confirm_reason(f)
     if f.kind == Kind.ID_NUMBER:
