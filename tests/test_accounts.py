@@ -355,6 +355,35 @@ def test_admin_page_offers_and_accepts_only_grantable_roles(app, make_user, regi
     assert _role_choices(root.get("/admin").get_data(as_text=True)) == list(ROLES)
 
 
+def test_county_admin_cannot_disable_a_peer_administrator(app, make_user, region, app_session):
+    peer_id, peer_token = make_user("peer.admin", ["admin"], region["county"].id)
+    pref_id, _ = make_user("pref.viewer", ["prefecture"], region["county"].id)  # made by the operator CLI
+    _uid, token = make_user("county.admin", ["admin"], region["county"].id)
+    c = client_for(app, token)
+    for uid, name in ((peer_id, "peer.admin"), (pref_id, "pref.viewer")):
+        r = c.post(f"/api/v1/users/{uid}/disable")
+        why = r.get_json()["message"]
+        assert r.status_code == 403 and why.startswith(f"不能管理账号 {name}：不能授予"), why
+    token_id = client_for(app, peer_token).get("/api/v1/tokens").get_json()["items"][0]["id"]
+    assert c.post(f"/api/v1/tokens/{token_id}/revoke").status_code == 403
+    app_session.expire_all()
+    assert not app_session.get(User, peer_id).disabled and not app_session.get(User, pref_id).disabled
+    assert app_session.get(ApiToken, token_id).revoked_at is None
+    # the page offers no 停用 for them, and refuses the hand-made request
+    page = app.test_client()
+    assert _login(page, "county.admin").status_code == 302
+    html = page.get("/admin").get_data(as_text=True)
+    assert 'id="toggle-peer.admin"' not in html and 'id="toggle-pref.viewer"' not in html
+    assert html.count("上级管理员管理") == 2
+    r = page.post(f"/admin/users/{peer_id}/disable", data={"csrf_token": _csrf(page, "/admin")})
+    assert r.status_code == 403
+    app_session.expire_all()
+    assert not app_session.get(User, peer_id).disabled
+    # the installation's administrator may
+    root = client_for(app, make_user("root.admin", ["admin"], None)[1])
+    assert root.post(f"/api/v1/users/{peer_id}/disable").get_json()["disabled"] is True
+
+
 def test_every_org_kind_has_a_level():
     from cases.accounts.policy import KIND_LEVELS, ROLES, Level
     from cases.store.models import ORG_KINDS

@@ -78,6 +78,7 @@ def _page(**extra):
     owners = {o.id: o.name for o in session.scalars(select(Org).where(Org.id.in_(owner_ids)))}
     return render_template(
         "admin/index.html", users=users, orgs=orgs, me=account(), roles=roles, assignable=_orgs(),
+        manageable={u.id for u in users if accounts.manage_refusal(p, u) is None},
         may_manage=can("user.manage"), system=can("system.admin"),
         holidays=list(session.scalars(select(HolidayTableRow).order_by(HolidayTableRow.year.desc()))),
         profiles={n: profiles.load_profile(n).title for n in profiles.available_profiles()},
@@ -129,6 +130,7 @@ def _user(user_id: int) -> User:
     if user is None:
         raise NotFound(f"用户 {user_id} 不存在")
     authorize_org(user.org_id, "user.manage")
+    accounts.check_manageable(principal(), user)
     return user
 
 

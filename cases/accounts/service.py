@@ -163,6 +163,25 @@ def _check_grants(by: policy.Principal, roles: list[str], org_path: str | None, 
             raise Forbidden(why, fields={"roles": why})
 
 
+def check_manageable(by: policy.Principal, user: User) -> None:
+    """Refuse (403) when ``by`` could not have given ``user`` one of their roles: no administrator
+    disables, enables or revokes the tokens of an account above their level (a peer
+    administrator, a 市（州） account)."""
+    why = manage_refusal(by, user)
+    if why:
+        raise Forbidden(why)
+
+
+def manage_refusal(by: policy.Principal, user: User) -> str | None:
+    """Why ``by`` may not manage ``user`` (None: they may): see ``check_manageable``."""
+    path = user.org.path if user.org is not None else None
+    for role in user.roles or ():
+        why = policy.may_assign(by, role, path)
+        if why:
+            return f"不能管理账号 {user.username}：{why}"
+    return None
+
+
 def set_disabled(session: Session, user: User, disabled: bool, *, by: str) -> User:
     """Disable (or enable again) an account. Disabling ends its sessions and revokes its tokens at
     once; the account and its audit trail stay."""

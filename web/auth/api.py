@@ -110,6 +110,7 @@ def revoke_token(token_id: int):
         raise NotFound(f"令牌 {token_id} 不存在")
     if row.user_id != account().id:
         authorize_org(row.user.org_id, "user.manage")
+        accounts.check_manageable(principal(), row.user)
     accounts.revoke_token(db(), token_id, by=principal().username)
     db().commit()
     return accounts.token_json(row)
@@ -122,6 +123,8 @@ def _user(user_id: int, action: str) -> User:
     if user is None:
         raise NotFound(f"用户 {user_id} 不存在")
     authorize_org(user.org_id, action)
+    if action == "user.manage":
+        accounts.check_manageable(principal(), user)
     return user
 
 
