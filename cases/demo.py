@@ -218,9 +218,10 @@ def _issue_notices(session: Session, services, cases: list[Case]) -> list[str]:
     from cases.documents import issuing
     from cases.documents.prefill import data_from_case, default_issuer
     from cases.store.models import CaseEvent
-    from forms.registry import get_spec
+    from forms.registry import spec_for
 
-    spec = get_spec("guardian_notice")
+    spec = spec_for("notice")
+    by_label = {f.label: path for path, f in spec.walk() if "." not in path and "[" not in path}
     out = []
     for case in cases:
         variant = spec.variant(casework.case_profile(case).notice_variant)
@@ -228,9 +229,11 @@ def _issue_notices(session: Session, services, cases: list[Case]) -> list[str]:
                                  .order_by(CaseEvent.id.desc())).first()
         issued_on = served.occurred_at.astimezone(CHINA_TZ).date() if served else case.opened_on
         school = session.get(Org, case.org_id)
-        # what the township's clerk types on the case page (the fields no record holds)
-        asked = {"report_place": f"{school.name}教务处", "contact_person": "李秀兰", "contact_phone": "13703730166",
-                 "cc": "青禾县教育局、青禾县控辍保学工作领导小组办公室", "handler_name": "王建国"}
+        # what the township's clerk types on the case page (the fields no record holds), by the
+        # label the page shows beside each
+        typed = {"报到地点": f"{school.name}教务处", "联系人": "李秀兰", "联系电话": "13703730166",
+                 "抄送": "青禾县教育局、青禾县控辍保学工作领导小组办公室", "经办人": "王建国"}
+        asked = {by_label[label]: value for label, value in typed.items()}
         doc = issuing.issue_document(session, services, form=spec.code, variant=variant.code,
                                      issuer_id=default_issuer(session, case, spec, variant),
                                      data={**data_from_case(session, case, spec, variant), **asked}, case_id=case.id,
@@ -280,9 +283,11 @@ def _return_receipt(session: Session, services, doc_id: str) -> dict:
     from cases.documents.issuing import document_file
     from cases.returns import intake
     from cases.store.models import Document
+    from forms.registry import get_spec
 
     doc = session.get(Document, doc_id)
-    issued = dt.date.fromisoformat(doc.data["issue_date"])
+    spec = get_spec(doc.form)
+    issued = dt.date.fromisoformat(next(doc.data[path] for path, f in spec.walk() if f.source == "issue.date"))
     day = f"{issued.year}年{issued.month}月{issued.day}日"
     guardian = session.scalars(select(Guardian).where(Guardian.pupil_id == doc.case.pupil_id)
                                .order_by(Guardian.id)).first()
