@@ -115,7 +115,7 @@ def test_weihui_path_through_the_database(app_session, county):
     # T7 only after the window (10 working days) ran out.
     with pytest.raises(InvalidTransition) as e:
         engine.apply_action(app_session, case, "T7", actor="学校", occurred_at=D(2025, 3, 14))
-    assert "2025-03-21" in e.value.details["reason"]
+    assert "2025年3月21日" in e.value.details["reason"]
     third = _attempt(app_session, case, D(2025, 3, 17), method="phone", result="not_met")
     assert third["number"] == 3
     assert engine.attempts_check(app_session, case, today=D(2025, 3, 18))["status"] == "met"
