@@ -165,7 +165,7 @@ def test_weihui_path_through_the_database(app_session, county):
         engine.verify_evidence(app_session, items[0], by="anonymous")
     with pytest.raises(InvalidTransition) as e:  # observation month not over yet
         engine.close_case(app_session, case, "C1", actor="学校", occurred_at=D(2025, 4, 15))
-    assert "2025-04-30" in e.value.details["reason"]
+    assert "2025年4月30日" in e.value.details["reason"]
     t = engine.close_case(app_session, case, "C1", actor="学校", occurred_at=D(2025, 5, 6))
     assert (t.code, case.state, case.closure_reason) == ("T21", "CLOSED", "C1")
     assert not engine._open_deadlines(app_session, case)
