@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 import io
 import json
+import re
 from pathlib import Path
 
 import docx
@@ -194,7 +195,14 @@ def test_every_kind_of_filled_receipt_sets_the_same_service_and_deadline(client,
     items = client.get(f"/api/v1/review?org_id={notice['org_id']}").json["items"]
     by_path = {it["field_path"]: it for it in items}
     assert {"service_time", "service_method", "recipient_signature"} <= set(by_path), sorted(by_path)
-    assert all(it["kind"] == "confirm" for it in items), [(it["field_path"], it["kind"], it["reason"]) for it in items]
+    # Everything is a plain confirmation, except that the boxed 签收日期 (printed-font digits sitting
+    # on the boxes' edges) may be sent as doubtful when the per-box digit readers do not vouch for
+    # a box: then its reason names the box, and the value proposed is still the one written.
+    doubtful = {it["field_path"]: it for it in items if it["kind"] != "confirm"}
+    assert set(doubtful) <= {"recipient_signed_on"}, [(it["field_path"], it["kind"], it["reason"]) for it in items]
+    for it in doubtful.values():
+        assert it["kind"] == "low_confidence" and re.search(r"第[\d、]+个数字", it["reason"]), it
+        assert it["proposed"] == "2025-09-29", it
     assert by_path["service_method"]["proposed"] == "direct"
     assert by_path["service_time"]["proposed"] == "2025-09-29T10:30:00"
     for it in items:
