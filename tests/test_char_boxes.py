@@ -360,8 +360,13 @@ def test_a_plain_confirmation_needs_every_box_corroborated(monkeypatch):
     assert (r.value, r.confirm, r.needs_review, r.status) == ("2025-11-05", True, True, "low")
     assert r.confidence <= 0.6
     assert r.reason == "第8格数字不确定（识别为5，也可能是3），请核对原件"
-    # the same unsure box where the readers' top choice is the line's digit: corroborated
+    # the readers' top choice is the line's digit but they are unsure: still named
     monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251105", b7=(0.6, 6, 3)))
+    r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251105", 0.97), bw, nothing, None, ctx, {"page_no": 3})
+    assert (r.value, r.status) == ("2025-11-05", "low")
+    assert r.reason == "第8格数字不确定（识别为5，也可能是3），请核对原件"
+    # the readers sure of the line's digit in every box: corroborated, the plain confirmation
+    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251105"))
     r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251105", 0.97), bw, nothing, None, ctx, {"page_no": 3})
     assert (r.value, r.status, r.reason) == ("2025-11-05", "read", "送达日期须人工确认")
     assert r.confidence >= 0.9

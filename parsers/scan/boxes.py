@@ -333,13 +333,17 @@ def _date_boxes(day, inked: Sequence[bool]) -> str | None:
 UNCORROBORATED_CONFIDENCE = 0.6
 # Another digit the readers give at least this probability in a box is named as an alternative.
 ALTERNATIVE_MIN = 0.05
+# The digit readers vouch for a box's digit only when it is their top choice with at least this
+# probability (network and nearest references together); below it they are unsure.
+BOX_SURE_P = 0.9
 
 
 def box_doubts(line: str, inked: Sequence[bool], guesses: Sequence[Any]) -> str:
     """Why the digits proposed for a field's boxes (``line``: one character per box, an unwritten
     box's position included) are not corroborated box by box ("" when they are): each written box's
     proposed digit must be the digit readers' top choice in that box (``guesses``: one
-    ``digits.DigitGuess`` or None per written box; none at all when the readers are missing). The
+    ``digits.DigitGuess`` or None per written box; none at all when the readers are missing), with
+    at least ``BOX_SURE_P`` probability. The
     reason names every such box (1-based among all the field's boxes) and what else it may be."""
     boxes = [i for i, on in enumerate(inked) if on]
     if len(guesses) != len(boxes):
@@ -354,10 +358,13 @@ def box_doubts(line: str, inked: Sequence[bool], guesses: Sequence[Any]) -> str:
             continue
         post = _box_posterior(g, None)
         top = int(post.argmax())
-        if top == int(c):
+        if top == int(c) and float(post[top]) >= BOX_SURE_P:
             continue
-        others = [d for d in np.argsort(-post) if int(d) != int(c) and post[d] >= ALTERNATIVE_MIN][:2] or [top]
-        notes.append(f"第{i + 1}格数字不确定（识别为{c}，也可能是{'或'.join(str(int(d)) for d in others)}）")
+        others = [d for d in np.argsort(-post) if int(d) != int(c) and post[d] >= ALTERNATIVE_MIN][:2]
+        if top != int(c) and not others:
+            others = [top]
+        notes.append(f"第{i + 1}格数字不确定（识别为{c}，" + (f"也可能是{'或'.join(str(int(d)) for d in others)}）"
+                                                        if others else "逐格识别把握不足）"))
     return "；".join(notes) + "，请核对原件" if notes else ""
 
 
