@@ -210,19 +210,25 @@ def _filters(stream) -> list[str]:
     return [str(x) for x in f] if isinstance(f, pikepdf.Array) else [str(f)]
 
 
+def _image_pixels(stream, name: str, limits: Limits) -> int:
+    """An image stream's pixel count from its dictionary, refused (naming the limit) above ``limits.pixels``."""
+    try:
+        w, h = int(stream.get("/Width", 0)), int(stream.get("/Height", 0))
+    except (TypeError, ValueError):
+        w = h = 0
+    if w * h > limits.pixels:
+        raise _limit(name, "pixels", f"内嵌图像为{w}x{h}像素，超过上限{limits.pixels / 1e6:.0f}百万像素",
+                     value=w * h, max=limits.pixels)
+    return w * h
+
+
 def _stream_size(stream, name: str, limits: Limits) -> int:
     """Decoded size of one stream, counted through a bounded buffer (Flate), from the image
     dictionary (image codecs), or bounded by the filter's worst expansion."""
     import pikepdf
 
     if stream.get("/Subtype") == pikepdf.Name.Image:
-        try:
-            w, h = int(stream.get("/Width", 0)), int(stream.get("/Height", 0))
-        except (TypeError, ValueError):
-            w = h = 0
-        if w * h > limits.pixels:
-            raise _limit(name, "pixels", f"内嵌图像为{w}x{h}像素，超过上限{limits.pixels / 1e6:.0f}百万像素",
-                         value=w * h, max=limits.pixels)
+        _image_pixels(stream, name, limits)
     filters = _filters(stream)
     if not filters:
         return int(stream.get("/Length", 0) or 0)
@@ -234,14 +240,7 @@ def _stream_size(stream, name: str, limits: Limits) -> int:
             raise UnreadableDocument(f"文件“{name}”：PDF 数据流已损坏", filename=name, cause=str(e)[:200]) from e
         return _inflated_size(raw, name, limits)
     if first in ("/DCTDecode", "/DCT", "/JPXDecode", "/JBIG2Decode", "/CCITTFaxDecode", "/CCF"):
-        try:
-            w, h = int(stream.get("/Width", 0)), int(stream.get("/Height", 0))
-        except (TypeError, ValueError):
-            w = h = 0
-        if w * h > limits.pixels:
-            raise _limit(name, "pixels", f"内嵌图像为{w}x{h}像素，超过上限{limits.pixels / 1e6:.0f}百万像素",
-                         value=w * h, max=limits.pixels)
-        return w * h
+        return _image_pixels(stream, name, limits)
     # LZW expands at most ~2,700:1, RunLength 64:1, ASCIIHex/85 shrink: bound by the worst case,
     # and decode (qpdf) only the few short streams whose worst case crosses the limit.
     raw_len = int(stream.get("/Length", 0) or 0)
