@@ -249,7 +249,7 @@ RECEIPT_TYPED = {"送达地点": "学生家中", "送达时间": "{day}10时00�
                  "受送达人签名(捺印)": "{guardian}", "签收日期": "{day}", "送达人签名(一)": "王建国"}
 
 
-def _typed_receipt(docx_bytes: bytes, values: dict[str, str]) -> bytes:
+def typed_receipt(docx_bytes: bytes, values: dict[str, str]) -> bytes:
     """The notice's DOCX with ``values`` typed into the value cell after each printed label of the
     回证 (the tables from the one holding 回证编号 on), as a person does in Word."""
     import io
@@ -292,7 +292,7 @@ def _return_receipt(session: Session, services, doc_id: str) -> dict:
     guardian = session.scalars(select(Guardian).where(Guardian.pupil_id == doc.case.pupil_id)
                                .order_by(Guardian.id)).first()
     typed = {k: v.format(day=day, guardian=guardian.name) for k, v in RECEIPT_TYPED.items()}
-    data = _typed_receipt(document_file(services, doc, "docx"), typed)
+    data = typed_receipt(document_file(services, doc, "docx"), typed)
     return intake.receive(session, services, filename="送达回证.docx", data=data, org_id=doc.org_id, user="demo")
 
 

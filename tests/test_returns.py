@@ -18,12 +18,12 @@ import json
 import re
 from pathlib import Path
 
-import docx
 import numpy as np
 import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from cases.demo import typed_receipt
 from cases.engine.models import Deadline
 from cases.returns.models import DocumentReturn, ReturnPage, ReviewItem
 from cases.store.models import Case, CaseEvent, Document, Upload, to_json
@@ -72,36 +72,12 @@ def issued() -> dict:
             "receipt_page": receipt, "ticks": tick_boxes_from_pdf(pdf, geo)}
 
 
-def _set_cells(data: bytes, values: dict[str, str]) -> bytes:
-    """Type each text into the value cell after the cell printed as its label, on the 回证 (the
-    tables from the one holding 回证编号 on), as a person does in Word."""
-    d = docx.Document(io.BytesIO(data))
-    todo = dict(values)
-    start = next(i for i, t in enumerate(d.tables) if "回证编号" in t._tbl.xml)
-    for table in d.tables[start:]:
-        for row in table.rows:
-            cells = []
-            for c in row.cells:
-                if not cells or cells[-1]._tc is not c._tc:
-                    cells.append(c)
-            for a, b in zip(cells, cells[1:], strict=False):
-                label = a.text.strip()
-                if label in todo:
-                    b.paragraphs[0].text = todo.pop(label)
-                    for p in b.paragraphs[1:]:
-                        p._p.getparent().remove(p._p)
-    assert not todo, f"labels not found: {sorted(todo)}"
-    out = io.BytesIO()
-    d.save(out)
-    return out.getvalue()
-
-
 @functools.cache
 def filled_docx(changed: bool = False) -> bytes:
     values = dict(TYPED)
     if changed:  # the printed number of the notice served, altered by hand in Word
         values["送达文书文号"] = issued()["data"]["doc_number"].replace("12号", "13号")
-    return _set_cells(issued()["docx"], values)
+    return typed_receipt(issued()["docx"], values)
 
 
 @functools.cache
