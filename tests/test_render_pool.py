@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import re
+import sys
 import threading
 import time
 
@@ -141,6 +142,11 @@ def test_rendered_in_the_web_process_reads_wait(app, client, root_token, school,
     """The same slowed converter without a pool: a read waits for the lock (what the pool is for,
     and proof that the test above could fail)."""
     hold_the_lock_then_convert_here = pdf.PdfConverter.convert_with_layout
+    switch = sys.getswitchinterval()
+    # A read shorter than one switch interval (5 ms) could run whole between two pieces of the held
+    # lock and never wait; a short interval makes the read hand the lock back to the renderer
+    # mid-way, as any real read (longer than 5 ms on a busy server) does.
+    sys.setswitchinterval(1e-4)
     try:
         hold_the_lock_then_convert()
         pdf.get_converter(services.pdf_workers, services.pdf_timeout).start()
@@ -152,6 +158,7 @@ def test_rendered_in_the_web_process_reads_wait(app, client, root_token, school,
         finally:
             worker.join(120)
     finally:
+        sys.setswitchinterval(switch)
         pdf.PdfConverter.convert_with_layout = hold_the_lock_then_convert_here
     assert answers[0].status_code == 201
     assert waited >= PIECE_S * 0.9, waited
