@@ -58,11 +58,15 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
     """Find the handwriting in the printed character boxes ``cells`` (PDF points, in order) of a
     field whose cell is ``zone``.
 
-    The strip around the boxes is cut from the aligned scan with a margin, lined up with the same
-    strip of the issued page (page ``page_no`` of ``reference``; without one, the box outlines are
-    drawn instead) and the printed ink, grown a little, is taken away. Each piece of
-    what is left belongs to the box its centre is in; the pieces of the written boxes are put side
-    by side into one line."""
+    The strip around the boxes is cut from the aligned scan with a margin and lined up with the
+    same strip of the issued page (page ``page_no`` of ``reference``; without one, the box outlines
+    are drawn instead). Each printed box edge is then found on the scan itself — where it lies and
+    how thick it is along its length (``_edge_bands``): a fax or a phone photo prints it thicker,
+    wavier or a pixel or two off the reference — and only that is taken away; ink of a stroke that
+    crosses an edge is given back. Other print (年月日) is taken away as the reference shows it,
+    grown a little. Each piece of what is left belongs to the box holding most of it (a piece
+    wholly outside the boxes, a digit's overflow, to the box next to it); the pieces of the written
+    boxes are put side by side into one line."""
     import cv2
 
     cells = [tuple(float(x) for x in c) for c in cells]
@@ -74,7 +78,7 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
     margin = int(round(INK_SEARCH_PT * s))
     scan_rgb = aligned.crop(region, pad_pt=INK_SEARCH_PT)
     scan_grey = to_gray(scan_rgb)
-    scan_ink = ink_mask(scan_grey, contrast=0.7).astype(np.uint8)
+    scan_ink = _writing_ink(scan_grey)
     rh = int(round((region[3] - region[1]) * s))
     rw = int(round((region[2] - region[0]) * s))
     if reference is not None:
@@ -89,36 +93,85 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
             cv2.rectangle(ref_ink, p0, p1, 1, t)
     dx, dy = ink_shift(scan_ink, ref_ink) if ref_ink.any() else (margin, margin)
     window = (slice(dy, dy + rh), slice(dx, dx + rw))
-    grow = max(1, int(round(BOX_PRINT_GROW_MM * dpi / 25.4)))
-    printed = cv2.dilate(ref_ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    ink = scan_ink[window]
-    left = ink & (1 - printed)
-    # Slivers of a printed edge a pixel off lie along the print: opened away there. Elsewhere a
-    # thin pen's stroke one pixel wide is writing, and an opening would break it into pieces
-    # (a light 2 read as dots, a 0 as a C).
-    near = cv2.dilate(printed, np.ones((3, 3), np.uint8))
-    left = (left & (1 - near)) | (cv2.morphologyEx(left, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) & near)
-    # A digit larger than its box crosses the box's edges, and taking the print away cut it there:
-    # the scan's ink under the print is given back where written ink lies on both sides of it
-    # across the edge (a closing along the stroke), never along the edge.
-    span = int(round(0.7 * s)) + 2 * grow + 3
-    across = cv2.morphologyEx(left, cv2.MORPH_CLOSE, np.ones((span, 1), np.uint8)) \
-        | cv2.morphologyEx(left, cv2.MORPH_CLOSE, np.ones((1, span), np.uint8))
-    boxes_px = [tuple(int(round((c[i] - region[i % 2]) * s)) for i in range(4)) for c in cells]
-    left = left | (ink & printed & across) | _along_edges(ink, ref_ink, grow, boxes_px)
+    ink = np.ascontiguousarray(scan_ink[window])
     grey = scan_grey[window]
-    n, labels, stats, centroids = cv2.connectedComponentsWithStats(left, connectivity=8)
-    centres = [((c[0] + c[2]) / 2 - region[0]) * s for c in cells]
-    half = 0.75 * pitch * s
-    tall = BOX_INK_MIN_HEIGHT * box_h * s
+    grow = max(1, int(round(BOX_PRINT_GROW_MM * dpi / 25.4)))
+    boxes_px = [tuple(int(round((c[i] - region[i % 2]) * s)) for i in range(4)) for c in cells]
+    side = max(5, min(b[3] - b[1] for b in boxes_px))
+    # the printed lines (box edges, rules) and the rest of the print (年月日)
+    length = max(5, int(0.6 * side))
+    lines = (cv2.morphologyEx(ref_ink, cv2.MORPH_OPEN, np.ones((1, length), np.uint8)),
+             cv2.morphologyEx(ref_ink, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8)))
+    other = ref_ink & (1 - cv2.dilate(lines[0] | lines[1], np.ones((3, 3), np.uint8)))
+    printed = cv2.dilate(other, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    search = grow + max(2, int(round(0.25 * dpi / 25.4)))
+    bands, merged, thick = _edge_bands(ink, lines, search, grow)
+    band = bands[0] | bands[1]
+    left = ink & (1 - band) & (1 - printed)
+    # A stroke crossing an edge: the scan's ink under the edge is given back where writing lies on
+    # both sides of it, right across (a pixel or so aside, or in a line at a slant), never along one
+    # side only; and where the edge is thicker than it is elsewhere (writing on it: a 0's side, a
+    # 2's foot).
+    across = np.zeros_like(left)
+    for kernel in _line_kernels(thick + 4):
+        across |= cv2.morphologyEx(left, cv2.MORPH_CLOSE, kernel)
+    reach = thick + 2
+    for axis, b in enumerate(bands):
+        w = cv2.dilate(left, np.ones((1, 3) if axis == 0 else (3, 1), np.uint8))
+        fwd = np.zeros((2 * reach + 1, 1) if axis == 0 else (1, 2 * reach + 1), np.uint8)
+        back = fwd.copy()
+        if axis == 0:
+            fwd[reach:, 0], back[:reach + 1, 0] = 1, 1
+        else:
+            fwd[0, reach:], back[0, :reach + 1] = 1, 1
+        across |= b & cv2.dilate(w, fwd) & cv2.dilate(w, back)
+    left = left | (ink & band & (across | merged))
+    # What is left right beside an edge and nowhere else (the edge's blur, a sliver or a thick
+    # spot of it) is not writing.
+    near = cv2.dilate(band, np.ones((5, 5), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(left, connectivity=8)
+    if n > 1:
+        off = np.bincount(labels.ravel(), weights=(1 - near).ravel().astype(np.float64), minlength=n)
+        sliver = np.nonzero(off[1:] == 0)[0] + 1
+        if len(sliver):
+            left[np.isin(labels, sliver)] = 0
+    keep_out = cv2.dilate(band | printed, np.ones((3, 3), np.uint8)) & (1 - left)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(left, connectivity=8)
+    min_area = max(3, int(round((0.25 * dpi / 25.4) ** 2)))
+    interior = np.full(left.shape, -1, np.int32)
+    for k, (x0, y0, x1, y1) in enumerate(boxes_px):
+        interior[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = k
     owner: dict[int, list[int]] = {}
-    for i in range(1, n):
-        if stats[i, cv2.CC_STAT_AREA] < 3:
-            continue
-        cx = centroids[i][0]
-        k = int(np.argmin([abs(cx - c) for c in centres]))
-        if abs(cx - centres[k]) <= half:
-            owner.setdefault(k, []).append(i)
+    big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
+    outside = []
+    if big:
+        inside = np.zeros((n, len(cells) + 1), np.int64)
+        np.add.at(inside, (labels.ravel(), interior.ravel() + 1), 1)
+        for i in big:
+            counts = inside[i, 1:]
+            if counts.max() > 0:
+                owner.setdefault(int(np.argmax(counts)), []).append(i)
+            else:
+                outside.append(i)
+    # A piece wholly outside the boxes is a digit's overflow (a stroke cut off at the edge) only
+    # right beside the writing of the box next to it; anything else there (print the issued page
+    # does not show, a rule, a stray mark) is no box's.
+    near_px = 0.25 * side
+    spans = {k: (min(stats[i, 0] for i in v), min(stats[i, 1] for i in v),
+                 max(stats[i, 0] + stats[i, 2] for i in v), max(stats[i, 1] + stats[i, 3] for i in v))
+             for k, v in owner.items()}
+    for i in outside:
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        if x == 0 or x + w >= left.shape[1] or max(w, h) >= 0.8 * side and min(w, h) <= thick:
+            continue  # cut by the strip's end, or a straight line
+        best, dist = None, near_px
+        for k, (a0, b0, a1, b1) in spans.items():
+            d = max(a0 - (x + w), x - a1, b0 - (y + h), y - b1, 0)
+            if d <= dist:
+                best, dist = k, d
+        if best is not None:
+            owner[best].append(i)
+    tall = BOX_INK_MIN_HEIGHT * box_h * s
     inked, doubtful = [], []
     for k in range(len(cells)):
         comps = owner.get(k, [])
@@ -142,7 +195,7 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
         xs = np.nonzero(mask.any(axis=0))[0]
         x0, x1 = int(xs.min()), int(xs.max()) + 1
         # the written ink and a pixel round it (its soft edge), never the printed box beside it
-        keep = ((cv2.dilate(mask, np.ones((3, 3), np.uint8)) & (1 - printed)) | mask)[:, x0:x1].astype(bool)
+        keep = ((cv2.dilate(mask, np.ones((3, 3), np.uint8)) & (1 - keep_out)) | mask)[:, x0:x1].astype(bool)
         digit = np.where(keep, grey[:, x0:x1], 255).astype(np.uint8)
         pieces += [digit, white]
         digits.append(np.dstack([np.hstack([white, digit, white])] * 3))
@@ -155,40 +208,139 @@ def doubt_reason(bw: BoxWriting) -> str:
     return "第" + "、".join(map(str, bw.doubtful)) + "个格子有笔迹，但认不出是否写了数字，请核对"
 
 
-def _along_edges(ink: np.ndarray, ref_ink: np.ndarray, grow: int, boxes_px: Sequence[tuple[int, ...]]) -> np.ndarray:
-    """Written ink that runs along a box's edge (the foot of a 2 on the bottom edge): where the
-    scan's ink across the edge is thicker than the edge is almost everywhere else, the extra is
-    writing. Edges are the straight runs of the reference's ink inside the boxes ``boxes_px``
-    (x0, y0, x1, y1 in the reference's pixels), away from the corners."""
+# Ink is what is darker than this share of the paper round it; a pixel only this much darker
+# (BOX_INK_WEAK) is ink too when it touches such ink: a light or thin pen's stroke stays whole.
+BOX_INK_STRONG = 0.7
+BOX_INK_WEAK = 0.82
+
+
+def _writing_ink(grey: np.ndarray) -> np.ndarray:
+    """The strip's ink as 0/1: clearly dark pixels, and the paler ones joined to them (hysteresis)."""
     import cv2
 
-    out = np.zeros_like(ink)
-    inside = np.zeros_like(ref_ink)
-    for x0, y0, x1, y1 in boxes_px:
-        inside[max(0, y0 - grow - 2):y1 + grow + 3, max(0, x0 - grow - 2):x1 + grow + 3] = 1
-    ref = ref_ink & inside
-    side = min(b[3] - b[1] for b in boxes_px)
-    length = max(5, int(0.5 * side))
-    lines = [cv2.morphologyEx(ref, cv2.MORPH_OPEN, np.ones((1, length), np.uint8)),
-             cv2.morphologyEx(ref, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))]
-    for axis in (0, 1):  # 0: horizontal edges (thickness counted down each column), 1: upright ones
-        if not lines[axis].any():
-            continue
-        corners = cv2.dilate(lines[1 - axis], np.ones((2 * grow + 3, 2 * grow + 3), np.uint8))
-        band = cv2.dilate(lines[axis], np.ones((2 * grow + 1, 1) if axis == 0 else (1, 2 * grow + 1), np.uint8))
-        band &= 1 - corners
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(band, connectivity=4)
+    strong = ink_mask(grey, contrast=BOX_INK_STRONG).astype(np.uint8)
+    weak = ink_mask(grey, contrast=BOX_INK_WEAK).astype(np.uint8) | strong
+    n, labels = cv2.connectedComponents(weak, connectivity=8)
+    if n <= 1:
+        return strong
+    hit = np.zeros(n, bool)
+    hit[np.unique(labels[strong > 0])] = True
+    hit[0] = False
+    return hit[labels].astype(np.uint8)
+
+
+def _edge_bands(ink: np.ndarray, lines: tuple[np.ndarray, np.ndarray], search: int,
+                grow: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, int]:
+    """Where the printed lines (``lines``: the reference's horizontal and upright lines, lined up
+    with ``ink``) lie on the scan, and the writing on them: (0/1 mask of the scan's edge ink, 0/1
+    mask of edge ink with writing on it, the edges' usual thickness in pixels).
+
+    Along each line, position by position, the run of scan ink nearest the reference line (within
+    ``search`` pixels) is measured. The lines are printed straight and equally thick, so where the
+    run is no thicker than the strip's lines of that direction usually are, it is the line alone:
+    the line's course is fitted through those places (a fax's or photo's line is thicker, wavier
+    and a pixel or two off the reference), and taken away there and along the fit elsewhere.
+    Where the run is clearly thicker along a stretch (a 2's foot on the bottom edge, a 0's side
+    on an upright one) writing lies on the line: that stretch is the second mask. A line the scan
+    does not show is taken as the reference grown by ``grow``."""
+    import cv2
+
+    bands, merged = [np.zeros_like(ink), np.zeros_like(ink)], np.zeros_like(ink)
+    thick_all: list[float] = []
+    for axis in (0, 1):  # 0: horizontal lines (measured down each column); 1: upright ones
+        ref = lines[axis] if axis == 0 else lines[axis].T
+        img = ink if axis == 0 else ink.T
+        out, on_line = np.zeros_like(img), np.zeros_like(img)
+        n, _labels, stats, _ = cv2.connectedComponentsWithStats(ref, connectivity=8)
+        measured = []
         for i in range(1, n):
-            x, y, bw, bh = stats[i, :4]
-            part = labels[y:y + bh, x:x + bw] == i
-            got = ink[y:y + bh, x:x + bw] & part
-            thick = got.sum(axis=0 if axis == 0 else 1)  # per position along the line
-            usual = float(np.median(thick))
-            extra = thick >= usual + max(2.0, 0.5 * usual)
-            if extra.any():
-                mark = got & (extra[None, :] if axis == 0 else extra[:, None])
-                out[y:y + bh, x:x + bw] |= mark.astype(out.dtype)
+            x, y, w, h = (int(v) for v in stats[i, :4])
+            y0, y1 = max(0, y - search), min(img.shape[0], y + h + search)
+            tops, bots = _runs_across(img[y0:y1, x:x + w], y + h / 2.0 - y0, search, h + 2 * search - 1)
+            measured.append((x, y, w, h, y0, tops, bots))
+        every = np.concatenate([b - t for *_, t, b in measured]) if measured else np.zeros(0)
+        every = every[~np.isnan(every)]
+        if not len(every):
+            for x, y, w, h, *_ in measured:
+                out[max(0, y - grow):y + h + grow, x:x + w] = 1
+            bands[axis] |= out if axis == 0 else out.T
+            continue
+        usual = float(np.median(every))  # writing lies on few of all the lines' positions
+        for x, y, w, h, y0, tops, bots in measured:
+            ok = ~np.isnan(tops)
+            runs = bots - tops
+            clean = ok & (runs <= usual + 1)
+            at = np.nonzero(clean)[0]
+            if len(at) < max(3, 0.15 * w):
+                out[max(0, y - grow):y + h + grow, x:x + w] = 1
+                continue
+            mid = (tops + bots) / 2
+            slope = 0.0
+            if np.ptp(at) >= 0.3 * w:
+                slope = float(np.clip(np.polyfit(at, mid[at], 1)[0], -0.1, 0.1))
+            icpt = float(np.median(mid[at] - slope * at))
+            thick = float(np.percentile(runs[clean], 90))
+            thick_all.append(thick)
+            fit = icpt + slope * np.arange(w)
+            lo = np.floor(fit - thick / 2).astype(int) - 1
+            hi = np.ceil(fit + thick / 2).astype(int) + 1
+            lo[clean] = np.minimum(lo[clean], tops[clean].astype(int))
+            hi[clean] = np.maximum(hi[clean], bots[clean].astype(int))
+            for j in range(w):
+                out[max(0, lo[j] + y0):max(0, hi[j] + y0), x + j] = 1
+            # writing on the line: thicker than the line along a stretch, not just where a stroke
+            # ends on it or crosses it (the crossing is given back by the caller's closing)
+            thicker = ok & (runs >= usual + max(2.0, 0.5 * usual))
+            for a, b in _stretches(thicker):
+                if b - a >= max(4, 0.2 * w):
+                    for j in range(a, b):
+                        on_line[int(tops[j]) + y0:int(bots[j]) + y0, x + j] = 1
+        bands[axis] |= out if axis == 0 else out.T
+        merged |= on_line if axis == 0 else on_line.T
+    thick = int(round(float(np.median(thick_all)))) + 2 if thick_all else 2 * grow + 1
+    return (bands[0], bands[1]), merged, thick
+
+
+def _line_kernels(length: int) -> list[np.ndarray]:
+    """Straight structuring elements ``length`` pixels long in eight directions (every 22.5°)."""
+    import cv2
+
+    out = []
+    r = (length - 1) / 2.0
+    for k in range(8):
+        a = np.pi * k / 8
+        dx, dy = r * np.cos(a), r * np.sin(a)
+        size = 2 * int(np.ceil(max(abs(dx), abs(dy)))) + 1
+        c = size // 2
+        kern = np.zeros((size, size), np.uint8)
+        cv2.line(kern, (int(round(c - dx)), int(round(c - dy))), (int(round(c + dx)), int(round(c + dy))), 1, 1)
+        out.append(kern)
     return out
+
+
+def _runs_across(img: np.ndarray, centre: float, search: int, longest: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of ``img`` (0/1), the start and end row of the run of ink nearest row ``centre``
+    (NaN where none lies within ``search`` rows or the run is longer than ``longest``: a crossing
+    line)."""
+    w = img.shape[1]
+    tops, bots = np.full(w, np.nan), np.full(w, np.nan)
+    pad = np.zeros((1, w), np.int8)
+    d = np.diff(np.vstack([pad, img.astype(np.int8), pad]), axis=0)
+    for j in range(w):
+        starts, ends = np.nonzero(d[:, j] == 1)[0], np.nonzero(d[:, j] == -1)[0]
+        if not len(starts):
+            continue
+        dist = np.maximum(0, np.maximum(starts - centre, centre - ends))
+        r = int(np.argmin(dist))
+        if dist[r] <= search and ends[r] - starts[r] <= longest:
+            tops[j], bots[j] = starts[r], ends[r]
+    return tops, bots
+
+
+def _stretches(flags: np.ndarray) -> list[tuple[int, int]]:
+    """The [start, end) ranges where ``flags`` is true."""
+    d = np.diff(np.concatenate(([0], flags.astype(np.int8), [0])))
+    return list(zip(np.nonzero(d == 1)[0].tolist(), np.nonzero(d == -1)[0].tolist(), strict=True))
 
 
 # A handwritten digit recognised alone, as the line recogniser spells it (UKai-style 0 and 2).
