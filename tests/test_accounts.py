@@ -195,6 +195,42 @@ def test_audit_log_records_the_authenticated_user(app, make_user, county, app_se
     assert (entry.user_id, entry.who) == (uid, "clerk")
 
 
+def test_an_organisation_is_placed_only_where_its_level_allows(app, make_user, county, app_session):
+    """A node stands no higher than its parent, nothing is placed under a school, only a province,
+    prefecture or county stands at the top, and an unknown kind is refused by name; nothing is
+    written for a refused request."""
+    school = Org(kind="school", name="城关一小", parent_id=county.id)
+    app_session.add(school)
+    app_session.commit()
+    _uid, token = make_user("county.admin2", ["admin"], county.id)
+    c = client_for(app, token)
+    before = app_session.scalar(select(func.count()).select_from(Org))
+    refused = {
+        "county under county's school": ({"kind": "township", "name": "甲镇", "parent_id": school.id},
+                                         "学校之下不能再设机构"),
+        "prefecture under county": ({"kind": "prefecture", "name": "乙州", "parent_id": county.id},
+                                    "市（州）（市（州）级）不能设在县（市、区）之下"),
+        "unknown kind": ({"kind": "banana", "name": "丙", "parent_id": county.id}, "机构类型“banana”不存在"),
+    }
+    for what, (body, why) in refused.items():
+        r = c.post("/api/v1/orgs", json=body)
+        assert r.status_code == 422, (what, r.get_json())
+        assert why in r.get_json()["message"] and r.get_json()["fields"]["kind"] == r.get_json()["message"], what
+    app_session.expire_all()
+    assert app_session.scalar(select(func.count()).select_from(Org)) == before
+    for body in ({"kind": "education_bureau", "name": "青禾县教育局", "parent_id": county.id},
+                 {"kind": "township", "name": "丁镇", "parent_id": county.id}):
+        r = c.post("/api/v1/orgs", json=body)
+        assert r.status_code == 201 and r.get_json()["kind"] == body["kind"], r.get_json()
+    town = r.get_json()["id"]
+    r = c.post("/api/v1/orgs", json={"kind": "central_school", "name": "丁镇中心校", "parent_id": town})
+    assert r.status_code == 201
+    from cases.accounts.policy import may_place
+
+    assert may_place("school", None) == "school须有上级机构（只有省、市（州）、县可作为最高一级）"
+    assert may_place("county", None) is None and may_place("village_group", "village") is None
+
+
 def test_admin_creates_users_below_its_node_only(app, make_user, county, app_session):
     east = Org(kind="township", name="东河镇", parent_id=county.id)
     other = Org(kind="county", name="别县")

@@ -16,6 +16,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from cases.accounts import policy
 from cases.documents import issuing as svc
 from cases.engine.casework import open_case
 from cases.engine.workflow import TRANSITIONS_BY_CODE
@@ -56,6 +57,7 @@ from web.auth import (
     work_org,
 )
 from web.context import db, services
+from web.messages import label
 from web.openapi import DOCX, PAGE_QUERY, PDF, ZIP, paged_response, produces, query
 from web.paging import int_arg, page_args, paged, paged_list
 
@@ -260,9 +262,13 @@ def list_orgs():
 @blp.response(201, s.OrgOut)
 def create_org(body):
     session = db()
-    if body.get("parent_id") is not None and session.get(Org, body["parent_id"]) is None:
+    parent = session.get(Org, body["parent_id"]) if body.get("parent_id") is not None else None
+    if body.get("parent_id") is not None and parent is None:
         raise ValidationFailed("上级机构不存在", fields={"parent_id": "不存在"})
     check_scope(body.get("parent_id"))  # a top-level node: only the installation's administrator
+    why = policy.may_place(body["kind"], parent.kind if parent else None, lambda k: label(k, "org_kind"))
+    if why:
+        raise ValidationFailed(why, fields={"kind": why})
     org = Org(**body)
     session.add(org)
     session.flush()

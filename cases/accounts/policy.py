@@ -22,7 +22,7 @@ a row into a ``Target`` (``cases.accounts.scope``) and asks ``can(principal, act
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
@@ -319,6 +319,33 @@ def may_assign(principal: Principal, role: str, org_path: str | None) -> str | N
         return why
     if not can(principal, "user.manage", Target.org(org_path)):
         return f"不能授予“{ROLES[role].label}”角色：只能为本单位及下级单位开设账号"
+    return None
+
+
+# Organisations under which no other organisation is placed, and those that may stand at the top
+# of a tree (an installation serves a province, a prefecture or a county).
+LEAF_KINDS = frozenset({"school", "village_group"})
+TOP_KINDS = frozenset({"province", "prefecture", "county"})
+
+
+def may_place(kind: str, parent_kind: str | None, label: Callable[[str], str] = str) -> str | None:
+    """Why an organisation of ``kind`` may not be placed under one of ``parent_kind`` (None: at
+    the top), or None when it may. A node stands no higher than its parent (``KIND_LEVELS``: a
+    county under a township, or a township under a village, is refused; a county's education
+    bureau under the county, a central school under its township and a village group under its
+    village are at their parent's level or below), a school or village group has no organisations
+    under it, and only a province, prefecture or county stands at the top. ``label`` names a kind
+    as people read it."""
+    if kind not in KIND_LEVELS:
+        return f"机构类型“{kind}”不存在，可选：" + "、".join(label(k) for k in KIND_LEVELS)
+    if parent_kind is None:
+        if kind not in TOP_KINDS:
+            return f"{label(kind)}须有上级机构（只有省、市（州）、县可作为最高一级）"
+        return None
+    if parent_kind in LEAF_KINDS:
+        return f"{label(parent_kind)}之下不能再设机构"
+    if KIND_LEVELS[kind] < KIND_LEVELS.get(parent_kind, Level.GRASSROOTS):
+        return f"{label(kind)}（{LEVEL_LABELS[KIND_LEVELS[kind]]}）不能设在{label(parent_kind)}之下"
     return None
 
 
