@@ -5,7 +5,9 @@ with the printed ink taken away, checks each digit read alone against the line, 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -178,10 +180,12 @@ def test_a_boxed_phone_number_is_read_but_always_confirmed(monkeypatch):
     assert (r.status, r.value, r.needs_review) == ("invalid", None, True) and r.reason == "有1个格子没有写"
 
 
-def test_a_boxed_id_number_is_checked_by_its_check_digit():
-    """18 boxes (DOMAIN §5.6.2): the last may hold X; the check digit decides, never the reading."""
+def test_a_boxed_id_number_is_checked_by_its_check_digit(monkeypatch):
+    """18 boxes (DOMAIN §5.6.2): the last may hold X; the check digit decides between the digits
+    a box may hold, and a reading it rejects is never taken."""
     from forms.spec import Field, Filled, Kind
     from forms.validators import synthetic_id_number
+    from parsers.scan import digits as dm
 
     _pdf, _geo, _ticks, ctx = _issued()
     f = Field("proxy_id_number", "代收人身份证号", Kind.ID_NUMBER, filled=Filled.HAND, boxes=18)
@@ -189,17 +193,23 @@ def test_a_boxed_id_number_is_checked_by_its_check_digit():
     good = synthetic_id_number("410781", dt.date(2011, 3, 14), 3)
     blank = np.full((40, 30, 3), 255, np.uint8)
     bw = scan.BoxWriting((True,) * 18, np.full((40, 500, 3), 255, np.uint8), (blank,) * 18)
+    monkeypatch.setattr(dm, "available", lambda: True)
+    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses(good))
     singles = [OcrText(c, 0.99) for c in good]
     r = boxes.read_boxed(f.name, f, OcrText(good, 0.95), bw, singles, None, ctx, {})
-    assert (r.status, r.value, r.needs_review) == ("read", good, False)
+    assert (r.status, r.value, r.needs_review) == ("read", good, False) and r.confidence >= 0.98
     assert r.text == good[:6] + "*" * 8 + good[-4:]  # never a full ID number in a reading's text
+    # box 11 torn between its digit and another: only one of them makes the check digit fit
+    other = str((int(good[10]) + 3) % 10)
+    torn = _guesses(good[:10] + other + good[11:], b10=(0.55, 5, int(good[10])))
+    d = boxes.decode_boxes(f, (True,) * 18, torn, [None] * 18, [], ctx)
+    assert d.digits == good and d.posterior > 0.9
+    # every box sure, the check digit wrong: some box is misread, nobody knows which: never taken
     wrong = good[:10] + str((int(good[10]) + 1) % 10) + good[11:]
+    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses(wrong))
     r = boxes.read_boxed(f.name, f, OcrText(wrong, 0.99), bw, [OcrText(c, 0.99) for c in wrong], None, ctx, {})
-    assert (r.status, r.value, r.needs_review) == ("invalid", None, True) and wrong not in r.reason
-    # a digit too few: the reason shows what was read, masked
-    short = good[:-1]
-    r = boxes.read_boxed(f.name, f, OcrText(short, 0.99), bw, singles, None, ctx, {})
-    assert r.status == "invalid" and short not in r.reason and short not in r.text and "17个数字" in r.reason
+    assert r.needs_review and r.value != wrong and r.confidence <= 0.6
+    assert wrong not in r.reason and good not in r.reason and wrong not in r.text
 
 
 # ---- the digit readers (parsers/scan/digits.py): a third reading, independent of the OCR engines ----------
@@ -226,58 +236,53 @@ def _guesses(text: str, **unsure):
 
 
 def test_a_date_is_decoded_against_the_dates_it_can_be():
+    """The digit readers' per-box probabilities decoded against every date the field can hold:
+    the posterior of the best date decides, and a refusal names the boxes and the alternatives."""
     _pdf, _geo, _ticks, ctx = _issued()  # issued 2025-09-26, read on 2026-01-01
     f = get_spec("guardian_notice").field("recipient_signed_on")
     full = (True,) * 8
     none = [None] * 8
-    # every digit clear: the date
-    assert boxes.classified_text(f, full, _guesses("20251003"), none, ctx) == ("2025年10月03日", [])
-    # the network torn between 3 and 8 for the last digit (both plausible days), the nearest
-    # references all 3: never guessed ...
-    torn = _guesses("20251003", b7=(0.55, 9, 8))
-    assert boxes.classified_text(f, full, torn, none, ctx) == (None, [])
-    # ... unless the OCR engine reading that box alone settles it
-    assert boxes.classified_text(f, full, torn, none[:7] + ["3"], ctx)[0] == "2025年10月03日"
-    # both readers split: even the OCR reading does not make it sure
+
+    def decode(guesses, alone=none, lines=(), inked=full):
+        return boxes.decode_boxes(f, inked, guesses, alone, list(lines), ctx)
+
+    # every digit sure: the date, sure
+    d = decode(_guesses("20251003"))
+    assert (d.text, d.sure) == ("2025年10月03日", True) and d.posterior > 0.99
+    # the readers torn between 3 and 8 for the last digit (both plausible days): never taken ...
     split = _guesses("20251003", b7=(0.55, 5, 8))
-    assert boxes.classified_text(f, full, split, none[:7] + ["3"], ctx) == (None, [])
-    # a year digit torn between 5 and 6: only 2025 is possible for this document, settled by the window
-    year = _guesses("20251003", b3=(0.6, 5, 6))
-    assert boxes.classified_text(f, full, year, none, ctx)[0] == "2025年10月03日"
-    # a clear digit the window rules out (a 2024 date) is not bent into the window
-    assert boxes.classified_text(f, full, _guesses("20241003"), none, ctx) == (None, [])
-    # a sure digit that OCR reads alone as another digit: named, never taken
-    assert boxes.classified_text(f, full, _guesses("20251003"), none[:5] + ["6", None, None], ctx) == (None, [6])
+    d = decode(split)
+    assert (d.digits, d.sure) == ("20251003", False) and 0.5 < d.posterior < 0.9
+    assert d.doubtful == ((8, ("8",)),) and d.alternatives[0][0] == "2025年10月8日"
+    assert boxes.decode_reason(f, d) == (
+        f"第8个数字不确定（读作2025年10月3日，也可能是2025年10月8日，把握{d.posterior:.0%}），请核对原件")
+    # ... but both OCR engines reading the line and OCR the box alone as 3 settle it; a line with
+    # a digit too few is evidence too, not a veto
+    assert decode(split, none[:7] + ["3"], ["20251003", "20251003"]).sure
+    assert decode(split, lines=["2025103"]).posterior > d.posterior
+    # a year digit torn between 5 and 6: only 2025 is plausible for this document, settled by the window
+    d = decode(_guesses("20251003", b3=(0.6, 5, 6)))
+    assert (d.text, d.sure) == ("2025年10月03日", True)
+    # a sure 2024 is not bent into the window: the best is 2024 (before the issue: invalid), 2025 named
+    d = decode(_guesses("20241003"))
+    assert d.digits == "20241003" and not d.sure and ("2025年10月3日", d.alternatives[0][1]) == d.alternatives[0]
+    # the line finds the wrong count of digits: the readers still decide
+    assert decode(_guesses("20251003"), lines=["2025103", "251003"]).sure
     # a month written as one digit in the second box of its pair
     one = (True, True, True, True, False, True, True, True)
-    assert boxes.classified_text(f, one, _guesses("2025928"), none[:7], ctx)[0] == "2025年09月28日"
-    # a phone number (no window, no check digit): every digit sure, else nothing
+    assert decode(_guesses("2025928"), none[:7], inked=one).text == "2025年09月28日"
+    # nothing a date can be in these boxes (the year's boxes not all written)
+    assert decode(_guesses("225928"), none[:6], inked=(True, False) + (True,) * 6) is None
+    # a phone number (no window, no check digit): the first boxes restricted to 1[3-9] ...
     phone = get_spec("referral_letter").field("reply_phone")
-    assert boxes.classified_text(phone, (True,) * 11, _guesses("13912345678"), [None] * 11, ctx)[0] == "13912345678"
-    assert boxes.classified_text(phone, (True,) * 11, _guesses("13912345678", b4=(0.7, 6, 7)),
-                                 [None] * 11, ctx)[0] is None
-
-
-def test_the_digit_readers_fill_in_where_the_line_fails(monkeypatch):
-    """The line recogniser misses a digit (7 of 8): the digit readers, agreeing box by box, give
-    the date, still confirmed by a person as every 送达 date is; a line that reads another date
-    than the readers goes to review with both named."""
-    from parsers.scan import digits as dm
-
-    _pdf, _geo, _ticks, ctx = _issued()
-    f = get_spec("guardian_notice").field("recipient_signed_on")
-    blank = np.full((40, 30, 3), 255, np.uint8)
-    bw = scan.BoxWriting((True,) * 8, np.full((40, 300, 3), 255, np.uint8), (blank,) * 8)
-    monkeypatch.setattr(dm, "available", lambda: True)
-    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251003"))
-    nothing = [OcrText("", 0.0)] * 8
-    r = boxes.read_boxed("recipient_signed_on", f, OcrText("2025103", 0.9), bw, nothing, None, ctx, {"page_no": 3})
-    assert (r.status, r.value, r.text) == ("read", "2025-10-03", "2025年10月03日")
-    assert r.confirm and r.needs_review
-    assert r.reason == "送达日期须人工确认" and r.confidence >= 0.9
-    r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251008", 0.97), bw, nothing, None, ctx, {"page_no": 3})
-    assert r.value == "2025-10-08" and r.needs_review and r.confidence <= 0.6
-    assert "2025年10月03日" in r.reason and "不一致" in r.reason
+    d = boxes.decode_boxes(phone, (True,) * 11, _guesses("13912345678"), [None] * 11, ["13912345678"], ctx)
+    assert (d.text, d.sure) == ("13912345678", True)
+    d = boxes.decode_boxes(phone, (True,) * 11, _guesses("12912345678", b1=(0.6, 5, 3)), [None] * 11, [], ctx)
+    assert d.digits == "13912345678"
+    # ... every digit must be sure: one box torn is refused, named with its alternative
+    d = boxes.decode_boxes(phone, (True,) * 11, _guesses("13912345678", b4=(0.7, 6, 7)), [None] * 11, [], ctx)
+    assert not d.sure and d.doubtful == ((5, ("7",)),)
+    assert boxes.decode_reason(phone, d).startswith("第5个数字不确定（读作13912345678，第5格也可能是7")
 
 
 def test_digit_readers_built_and_run(tmp_path, monkeypatch):
@@ -315,68 +320,6 @@ def test_digit_readers_built_and_run(tmp_path, monkeypatch):
         assert dm.classify(np.full((40, 30, 3), 255, np.uint8)) is None  # no ink, no digit
     finally:
         dm._reference.cache_clear()
-
-
-def test_a_line_reading_the_digit_readers_find_impossible_is_never_a_plain_confirm(monkeypatch):
-    """The line reads a valid, plausible date (2025-10-08) while the digit readers, unsure between
-    3 and 5 in the last box, give 8 next to no chance: two readers disagree, so the date goes to
-    review with the box named, not as the plain confirmation every 送达 date gets."""
-    from parsers.scan import digits as dm
-
-    _pdf, _geo, _ticks, ctx = _issued()
-    f = get_spec("guardian_notice").field("recipient_signed_on")
-    blank = np.full((40, 30, 3), 255, np.uint8)
-    bw = scan.BoxWriting((True,) * 8, np.full((40, 300, 3), 255, np.uint8), (blank,) * 8)
-    monkeypatch.setattr(dm, "available", lambda: True)
-    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251003", b7=(0.6, 5, 5)))
-    nothing = [OcrText("", 0.0)] * 8
-    r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251008", 0.97), bw, nothing, None, ctx, {"page_no": 3})
-    assert r.value == "2025-10-08" and r.needs_review and r.confidence <= 0.6
-    assert r.reason == "逐格识别与整行识别不一致（第8个数字），请核对"
-    # the same line where the readers find its last digit possible but only as their second
-    # choice: the value stays proposed, yet not as a plain confirmation (a reviewer would take it
-    # as checked): the box and what else it may be are named
-    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251003", b7=(0.6, 5, 8)))
-    r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251008", 0.97), bw, nothing, None, ctx, {"page_no": 3})
-    assert r.value == "2025-10-08" and r.confirm and r.needs_review and r.confidence <= 0.6
-    assert r.reason == "第8格数字不确定（识别为8，也可能是3），请核对原件"
-
-
-def test_a_plain_confirmation_needs_every_box_corroborated(monkeypatch):
-    """2025-11-03 written, the line reads 2025-11-05 (a valid, plausible day): where the digit
-    readers' top choice in box 8 is 3, the item names box 8 and its alternative; where the readers
-    agree with the line in every box, it is the plain confirmation every 送达 date gets."""
-    from parsers.scan import digits as dm
-
-    _pdf, _geo, _ticks, ctx = _issued()
-    f = get_spec("guardian_notice").field("recipient_signed_on")
-    blank = np.full((40, 30, 3), 255, np.uint8)
-    bw = scan.BoxWriting((True,) * 8, np.full((40, 300, 3), 255, np.uint8), (blank,) * 8)
-    monkeypatch.setattr(dm, "available", lambda: True)
-    nothing = [OcrText("", 0.0)] * 8
-    # readers unsure in box 8, leaning to 3 with 5 next
-    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251103", b7=(0.6, 6, 5)))
-    r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251105", 0.97), bw, nothing, None, ctx, {"page_no": 3})
-    assert (r.value, r.confirm, r.needs_review, r.status) == ("2025-11-05", True, True, "low")
-    assert r.confidence <= 0.6
-    assert r.reason == "第8格数字不确定（识别为5，也可能是3），请核对原件"
-    # the readers' top choice is the line's digit but they are unsure: still named
-    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251105", b7=(0.6, 6, 3)))
-    r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251105", 0.97), bw, nothing, None, ctx, {"page_no": 3})
-    assert (r.value, r.status) == ("2025-11-05", "low")
-    assert r.reason == "第8格数字不确定（识别为5，也可能是3），请核对原件"
-    # the readers sure of the line's digit in every box: corroborated, the plain confirmation
-    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251105"))
-    r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251105", 0.97), bw, nothing, None, ctx, {"page_no": 3})
-    assert (r.value, r.status, r.reason) == ("2025-11-05", "read", "送达日期须人工确认")
-    assert r.confidence >= 0.9
-    # two boxes disagreeing: both named
-    assert boxes.box_doubts("20251105", (True,) * 8, _guesses("20251703")) == (
-        "第6格数字不确定（识别为1，也可能是7）；第8格数字不确定（识别为5，也可能是3），请核对原件")
-    # a month written as one digit in the second box of its pair: box numbers count every box
-    assert boxes.box_doubts("20250905", (True,) * 4 + (False,) + (True,) * 3, _guesses("2025903")) == (
-        "第8格数字不确定（识别为5，也可能是3），请核对原件")
-    assert boxes.box_doubts("20251105", (True,) * 8, _guesses("20251105")) == ""
 
 
 def test_a_box_with_ink_too_small_for_a_digit_is_doubtful():
@@ -462,3 +405,46 @@ def test_an_open_stroke_below_the_edge_is_not_closed():
     ink = (bw.digits[0][:, :, 0] < 200).astype(np.uint8)
     n, _labels, _stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     assert n - 1 == 2, f"the two arms became {n - 1} pieces"
+
+
+def test_the_digit_readers_fill_in_where_the_line_fails(monkeypatch):
+    """The line recogniser misses a digit (7 of 8): the digit readers, sure box by box, give the
+    date, still confirmed by a person as every 送达 date is; a line and a box read alone by OCR
+    that both say another digit where the readers are torn: review, both dates named."""
+    from parsers.scan import digits as dm
+
+    _pdf, _geo, _ticks, ctx = _issued()
+    f = get_spec("guardian_notice").field("recipient_signed_on")
+    blank = np.full((40, 30, 3), 255, np.uint8)
+    bw = scan.BoxWriting((True,) * 8, np.full((40, 300, 3), 255, np.uint8), (blank,) * 8)
+    monkeypatch.setattr(dm, "available", lambda: True)
+    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251003"))
+    nothing = [OcrText("", 0.0)] * 8
+    r = boxes.read_boxed("recipient_signed_on", f, OcrText("2025103", 0.9), bw, nothing, None, ctx, {"page_no": 3})
+    assert (r.status, r.value, r.text) == ("read", "2025-10-03", "2025年10月03日")
+    assert r.confirm and r.needs_review
+    assert r.reason == "送达日期须人工确认" and r.confidence >= 0.98
+    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20251003", b7=(0.6, 6, 8)))
+    alone8 = nothing[:7] + [OcrText("8", 0.9)]
+    r = boxes.read_boxed("recipient_signed_on", f, OcrText("20251008", 0.97), bw, alone8, None, ctx, {"page_no": 3})
+    assert r.value in ("2025-10-03", "2025-10-08") and r.needs_review and r.confidence <= 0.6
+    assert r.status == "low" and r.confirm
+    assert re.search(r"第8个数字不确定（读作2025年10月[38]日，也可能是2025年10月[38]日", r.reason), r.reason
+
+
+def test_a_late_decoded_date_keeps_its_reason(monkeypatch):
+    """A sure decoding a year after the issue (the window allows it, the prior less so): proposed
+    with the reason that it is late, never a plain confirmation."""
+    from parsers.scan import digits as dm
+
+    _pdf, _geo, _ticks, ctx = _issued()
+    ctx = dataclasses.replace(ctx, today=dt.date(2027, 1, 1))
+    f = get_spec("guardian_notice").field("recipient_signed_on")
+    blank = np.full((40, 30, 3), 255, np.uint8)
+    bw = scan.BoxWriting((True,) * 8, np.full((40, 300, 3), 255, np.uint8), (blank,) * 8)
+    monkeypatch.setattr(dm, "available", lambda: True)
+    monkeypatch.setattr(dm, "classify_many", lambda crops: _guesses("20261011"))
+    r = boxes.read_boxed("recipient_signed_on", f, OcrText("20261011", 0.9), bw, [OcrText("", 0.0)] * 8, None, ctx,
+                         {})
+    assert (r.value, r.status, r.needs_review) == ("2026-10-11", "low", True)
+    assert "晚380天" in r.reason

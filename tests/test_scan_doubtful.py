@@ -105,15 +105,14 @@ def test_a_boxed_date_the_digit_readers_decode_late_is_proposed_with_its_reason(
                                                     np.eye(10, dtype=np.int64)[int(c)] * boxes.digit_model.K))
         return out
 
-    monkeypatch.setattr(boxes.digit_model, "classify_many", lambda crops: sure("20251011"))
-    monkeypatch.setattr(boxes, "classified_text", lambda *a: ("2026年10月11日", []))
+    monkeypatch.setattr(boxes.digit_model, "classify_many", lambda crops: sure("20261011"))
     ctx = dataclasses.replace(_ctx())
     r = boxes.read_boxed("recipient_signed_on", f, OcrText("0101", 0.5), bw, [OcrText("", 0.0)] * 8, None, ctx,
                          {"page_no": 5})
     assert (r.value, r.status, r.needs_review, r.confirm) == ("2026-10-11", "low", True, False)
     assert "晚380天" in r.reason and review_kind(r) == "low_confidence"
     # the same decoding of a date soon after the issue is taken (and confirmed as a 送达 date)
-    monkeypatch.setattr(boxes, "classified_text", lambda *a: ("2025年10月11日", []))
+    monkeypatch.setattr(boxes.digit_model, "classify_many", lambda crops: sure("20251011"))
     ok = boxes.read_boxed("recipient_signed_on", f, OcrText("0101", 0.5), bw, [OcrText("", 0.0)] * 8, None, ctx,
                           {"page_no": 5})
     assert (ok.value, ok.status, ok.confirm) == ("2025-10-11", "read", True) and review_kind(ok) == "confirm"
