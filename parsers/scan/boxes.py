@@ -286,11 +286,12 @@ def _edge_bands(ink: np.ndarray, lines: tuple[np.ndarray, np.ndarray], search: i
             hi = np.ceil(fit + thick / 2).astype(int) + 1
             lo[clean] = np.minimum(lo[clean], tops[clean].astype(int))
             hi[clean] = np.maximum(hi[clean], bots[clean].astype(int))
-            for j in range(w):
-                out[max(0, lo[j] + y0):max(0, hi[j] + y0), x + j] = 1
+            rows = np.arange(out.shape[0])[:, None] - y0
+            out[:, x:x + w] |= ((rows >= lo) & (rows < hi)).astype(out.dtype)
             # writing on the line: thicker than the line along a stretch, not just where a stroke
             # ends on it or crosses it (the crossing is given back by the caller's closing)
             thicker = ok & (runs >= usual + max(2.0, 0.5 * usual))
+            thicker[:search + 1] = thicker[w - search - 1:] = False  # the corners: the other edge's ink
             for a, b in _stretches(thicker):
                 if b - a >= max(4, 0.2 * w):
                     for j in range(a, b):
@@ -319,22 +320,20 @@ def _line_kernels(length: int) -> list[np.ndarray]:
 
 
 def _runs_across(img: np.ndarray, centre: float, search: int, longest: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per column of ``img`` (0/1), the start and end row of the run of ink nearest row ``centre``
-    (NaN where none lies within ``search`` rows or the run is longer than ``longest``: a crossing
-    line)."""
-    w = img.shape[1]
-    tops, bots = np.full(w, np.nan), np.full(w, np.nan)
-    pad = np.zeros((1, w), np.int8)
-    d = np.diff(np.vstack([pad, img.astype(np.int8), pad]), axis=0)
-    for j in range(w):
-        starts, ends = np.nonzero(d[:, j] == 1)[0], np.nonzero(d[:, j] == -1)[0]
-        if not len(starts):
-            continue
-        dist = np.maximum(0, np.maximum(starts - centre, centre - ends))
-        r = int(np.argmin(dist))
-        if dist[r] <= search and ends[r] - starts[r] <= longest:
-            tops[j], bots[j] = starts[r], ends[r]
-    return tops, bots
+    """Per column of ``img`` (0/1), the start and end (exclusive) row of the run of ink nearest row
+    ``centre`` (NaN where none lies within ``search`` rows or the run is longer than ``longest``: a
+    crossing line)."""
+    h, w = img.shape
+    ink = img.astype(bool)
+    rows = np.arange(h)[:, None]
+    near = np.argmin(np.where(ink, np.abs(rows + 0.5 - centre), np.inf), axis=0)  # nearest ink row
+    has = ink.any(axis=0)
+    blank = ~ink
+    tops = np.where(blank & (rows < near), rows, -1).max(axis=0) + 1
+    bots = np.where(blank & (rows > near), rows, h).min(axis=0)
+    dist = np.maximum(0, np.maximum(tops - centre, centre - bots))
+    good = has & (dist <= search) & (bots - tops <= longest)
+    return np.where(good, tops, np.nan), np.where(good, bots, np.nan)
 
 
 def _stretches(flags: np.ndarray) -> list[tuple[int, int]]:
