@@ -33,6 +33,8 @@ BOX_INK_MIN_HEIGHT = 0.3
 # A box not counted written whose leftover ink still covers this share of the box's area (height
 # squared) is doubtful (``BoxWriting.doubtful``); a speck or an edge's sliver is far less.
 BOX_DOUBT_AREA = 0.02
+# ... and so is one whose inside, away from the edges, holds at least a square this wide (mm) of ink.
+BOX_SPECK_MM = 0.3
 # Printed ink is grown by this much (mm) before it is taken away: the scan sits up to a pixel or
 # two off the rendered reference after the best shift.
 BOX_PRINT_GROW_MM = 0.3
@@ -136,17 +138,29 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
         if len(sliver):
             left[np.isin(labels, sliver)] = 0
     keep_out = cv2.dilate(band | printed, np.ones((3, 3), np.uint8)) & (1 - left)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(left, connectivity=8)
     min_area = max(3, int(round((0.25 * dpi / 25.4) ** 2)))
     interior = np.full(left.shape, -1, np.int32)
     for k, (x0, y0, x1, y1) in enumerate(boxes_px):
         interior[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = k
+    n, labels, stats, inside = _pieces(left, interior, len(cells))
+    # Two digits that touch (a 2's foot run on into the 5 beside it) are one piece with much ink
+    # in both boxes: cut apart midway between the boxes.
+    cut = False
+    for i in range(1, n):
+        counts = np.sort(inside[i, 1:])
+        if len(counts) > 1 and counts[-2] >= max(3 * min_area, 0.1 * counts.sum()):
+            held = np.nonzero(inside[i, 1:] >= counts[-2])[0]
+            for k in range(int(held.min()), int(held.max())):
+                mid = (boxes_px[k][2] + boxes_px[k + 1][0]) // 2
+                if 0 <= mid < left.shape[1]:
+                    left[:, mid][labels[:, mid] == i] = 0
+                    cut = True
+    if cut:
+        n, labels, stats, inside = _pieces(left, interior, len(cells))
     owner: dict[int, list[int]] = {}
     big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
     outside = []
     if big:
-        inside = np.zeros((n, len(cells) + 1), np.int64)
-        np.add.at(inside, (labels.ravel(), interior.ravel() + 1), 1)
         for i in big:
             counts = inside[i, 1:]
             if counts.max() > 0:
@@ -183,6 +197,13 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
         inked.append(bottom - top >= tall)
         if not inked[-1] and sum(int(stats[i, cv2.CC_STAT_AREA]) for i in comps) >= BOX_DOUBT_AREA * (box_h * s) ** 2:
             doubtful.append(k + 1)
+    # A box counted empty with ink inside it away from its edges (what a fax or a pale pen left
+    # of a digit: a few dots) is doubtful too: an empty box's inside is white.
+    specks = max(min_area, int(round((BOX_SPECK_MM * dpi / 25.4) ** 2)))
+    for k, on in enumerate(inked):
+        if not on and k + 1 not in doubtful and int((left & (interior == k) & (1 - near)).sum()) >= specks:
+            doubtful.append(k + 1)
+    doubtful.sort()
     if not any(inked):
         return BoxWriting(tuple(inked), None, doubtful=tuple(doubtful))
     gap = max(4, int(round(0.3 * box_h * s)))
@@ -201,6 +222,17 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
         digits.append(np.dstack([np.hstack([white, digit, white])] * 3))
     line = np.hstack([white, *pieces])
     return BoxWriting(tuple(inked), np.dstack([line] * 3), tuple(digits), tuple(doubtful))
+
+
+def _pieces(left: np.ndarray, interior: np.ndarray, boxes: int):
+    """The 8-connected pieces of ``left``: (count, labels, stats, pixels of each piece inside each
+    box: column 0 outside every box, column k + 1 inside box k per ``interior``)."""
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(left, connectivity=8)
+    inside = np.zeros((n, boxes + 1), np.int64)
+    np.add.at(inside, (labels.ravel(), interior.ravel() + 1), 1)
+    return n, labels, stats, inside
 
 
 def doubt_reason(bw: BoxWriting) -> str:
