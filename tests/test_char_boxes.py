@@ -407,6 +407,83 @@ def test_an_open_stroke_below_the_edge_is_not_closed():
     assert n - 1 == 2, f"the two arms became {n - 1} pieces"
 
 
+def test_a_0_written_along_a_box_edge_keeps_its_side():
+    """A 0 whose right side runs down the box's right edge (the pen over the print, thicker than
+    the edge): the crop gives that side back, a closed ring, not a C — and a 2 whose foot lies on
+    the bottom edge keeps its foot."""
+    import cv2
+
+    def write(img, boxes_px):
+        x0, y0, x1, y1 = boxes_px[2]
+        w = x1 - x0
+        cv2.ellipse(img, (x1 - w // 4, (y0 + y1) // 2), (w // 4, (y1 - y0) // 2 - 6), 0, 0, 360, (40, 40, 40), 3)
+        x0, y0, x1, y1 = boxes_px[5]
+        cv2.line(img, (x0 + 8, y0 + 10), (x1 - 10, y0 + 12), (40, 40, 40), 3)
+        cv2.line(img, (x1 - 10, y0 + 12), (x0 + 6, y1), (40, 40, 40), 3)
+        cv2.line(img, (x0 + 6, y1), (x1 - 6, y1), (40, 40, 40), 3)  # the foot, on the bottom edge
+
+    bw = _boxes_strip(write)
+    assert bw.inked == (False, False, True, False, False, True, False, False)
+    ring = (bw.digits[0][:, :, 0] < 200).astype(np.uint8)
+    _contours, hierarchy = cv2.findContours(ring, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    assert hierarchy is not None and (hierarchy[0][:, 3] >= 0).any(), "the 0 came back open"
+    foot = (bw.digits[1][:, :, 0] < 200).astype(np.uint8)
+    rows = np.nonzero(foot.any(axis=1))[0]
+    written = foot.any(axis=0).sum()  # the crop's digit, between its white margins
+    assert foot[rows.max() - 3:rows.max() + 1].any(axis=0).sum() >= 0.6 * written, "the 2 lost its foot"
+
+
+def test_two_digits_that_touch_are_read_in_their_own_boxes():
+    """A 2's foot run on into the 5 in the next box: one piece of ink over two boxes, cut apart
+    between them — both boxes are written, and neither crop holds the other's digit."""
+    import cv2
+
+    def write(img, boxes_px):
+        (a0, a_top, a1, a_bot), (b0, b_top, _b1, b_bot) = boxes_px[2], boxes_px[3]
+        cv2.line(img, (a0 + 10, a_top + 10), (a1 - 12, a_bot - 8), (40, 40, 40), 3)
+        cv2.line(img, (a1 - 12, a_bot - 8), (b0 + 14, b_bot - 8), (40, 40, 40), 3)  # across the gap
+        cv2.line(img, (b0 + 14, b_bot - 8), (b0 + 14, b_top + 10), (40, 40, 40), 3)
+
+    bw = _boxes_strip(write)
+    assert bw.inked == (False, False, True, True, False, False, False, False)
+    widths = [int((d[:, :, 0] < 200).any(axis=0).sum()) for d in bw.digits]
+    box_w = int(round(14.4 * 200 / 72))
+    assert all(w <= 1.3 * box_w for w in widths), widths
+
+
+def test_edges_printed_thick_and_off_are_taken_away_whole():
+    """A scan whose printed lines come out thicker and a pixel off the issued page (a fax, a dark
+    copy): empty boxes stay empty and not doubtful, and a written 1 comes with no sliver of edge."""
+    import cv2
+
+    def write(img, boxes_px):
+        x0, y0, x1, y1 = boxes_px[1]
+        cx = (x0 + x1) // 2
+        cv2.line(img, (cx, y0 + 8), (cx - 2, y1 - 8), (40, 40, 40), 3)
+        grown = cv2.erode(img, np.ones((3, 3), np.uint8))  # every dark line a pixel thicker each side
+        img[:, 1:] = grown[:, :-1]
+
+    bw = _boxes_strip(write)
+    assert bw.inked == (False, True, False, False, False, False, False, False)
+    assert bw.doubtful == ()
+    ink = (bw.digits[0][:, :, 0] < 200).astype(np.uint8)
+    n, _labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    assert n - 1 == 1 and stats[1, cv2.CC_STAT_WIDTH] <= 12
+
+
+def test_dots_left_of_a_digit_make_its_box_doubtful():
+    """A box where a fax left only dots of a pale digit is not read as empty: it is doubtful."""
+    import cv2
+
+    def write(img, boxes_px):
+        x0, y0, x1, y1 = boxes_px[4]
+        for dx, dy in ((-4, -3), (3, 0), (-2, 3)):
+            cv2.circle(img, ((x0 + x1) // 2 + dx, (y0 + y1) // 2 + dy), 1, (40, 40, 40), -1)
+
+    bw = _boxes_strip(write)
+    assert not any(bw.inked) and bw.doubtful == (5,)
+
+
 def test_the_digit_readers_fill_in_where_the_line_fails(monkeypatch):
     """The line recogniser misses a digit (7 of 8): the digit readers, sure box by box, give the
     date, still confirmed by a person as every 送达 date is; a line and a box read alone by OCR

@@ -181,7 +181,8 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
         best, dist = None, near_px
         for k, (a0, b0, a1, b1) in spans.items():
             d = max(a0 - (x + w), x - a1, b0 - (y + h), y - b1, 0)
-            if d <= dist:
+            # an overflow is the smaller part of its digit (年 printed beside a box is not)
+            if d <= dist and stats[i, cv2.CC_STAT_AREA] <= sum(int(stats[j, cv2.CC_STAT_AREA]) for j in owner[k]):
                 best, dist = k, d
         if best is not None:
             owner[best].append(i)
