@@ -127,7 +127,7 @@ def test_boxed_date_read_and_validated_with_a_fake_recogniser(monkeypatch):
     assert "8个格子有笔迹" in r.reason
     # a plausible-looking date before the notice was issued fails validation
     r = _read(page, _by_line("20250903")).readings["recipient_signed_on"]
-    assert r.status == "invalid" and r.needs_review and "早于发文日期" in r.reason
+    assert r.status == "invalid" and r.needs_review and r.reason == "2025年9月3日早于发文日期2025年9月26日"
 
 
 def test_boxed_text_rules():

@@ -59,7 +59,7 @@ def test_a_date_long_after_the_issue_is_doubtful_whatever_the_engines_say():
     assert near[1:] == (1.0, "read", "")
     value, conf, status, reason = handwriting.interpret_hand(f, OcrText("2026年10月11日", 0.99), _ctx())
     assert (value, status) == (dt.date(2026, 10, 11), "low") and conf <= 0.6
-    assert "晚380天" in reason and "2025-09-26" in reason
+    assert "晚380天" in reason and "发文日期2025年9月26日" in reason and "读作2026年10月11日" in reason
     # the last day before it counts as plausible, that day itself does not
     edge = ISSUED_ON + dt.timedelta(days=handwriting.LATE_AFTER_ISSUE_DAYS)
     def status(day: dt.date) -> str:

@@ -532,8 +532,6 @@ def _edits(a: str, b: str) -> int:
     return prev[-1]
 
 
-def _date_label(day) -> str:
-    return f"{day.year}年{day.month}月{day.day}日"  # as people write it
 
 
 def decode_boxes(f: Field, inked: Sequence[bool], guesses: Sequence[Any], alone: Sequence[str | None],
@@ -617,7 +615,7 @@ def _decode_date(inked: Sequence[bool], like: Sequence[np.ndarray], lines: Seque
     scored.sort(key=lambda t: -t[0])
     best_score, best_day, best = scored[0]
     posterior = math.exp(best_score - total)
-    alts = tuple((_date_label(d), math.exp(s - total)) for s, d, _c in scored[1:4]
+    alts = tuple((v.format_date(d), math.exp(s - total)) for s, d, _c in scored[1:4]
                  if math.exp(s - total) >= ALTERNATIVE_POSTERIOR)
     written = [i for i, on in enumerate(inked) if on]
     doubt: dict[int, list[str]] = {}

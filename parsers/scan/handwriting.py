@@ -248,13 +248,15 @@ def interpret_hand(f: Field, got: OcrText, ctx: ReadContext) -> tuple[Any, float
             if when is None:
                 return None, min(conf, 0.3), "invalid", f"“{text}”不是有效日期"
             day = when.date() if isinstance(when, dt.datetime) else when
+            # dates in the reasons as people write them (2025年9月26日)
+            shown, issued = v.format_date(day), v.format_date(ctx.issued_on)
             if ctx.issued_on and day < ctx.issued_on:
-                return when, min(conf, 0.4), "invalid", f"{day}早于发文日期{ctx.issued_on}"
+                return when, min(conf, 0.4), "invalid", f"{shown}早于发文日期{issued}"
             if day > (ctx.today or dt.date.today()):
-                return when, min(conf, 0.4), "invalid", f"{day}是未来的日期"
+                return when, min(conf, 0.4), "invalid", f"{shown}是未来的日期"
             late = (day - ctx.issued_on).days if ctx.issued_on else 0
             if late >= LATE_AFTER_ISSUE_DAYS:
-                return when, min(conf, 0.6), "low", (f"读作{day}，比发文日期{ctx.issued_on}晚{late}天，远晚于通常的"
+                return when, min(conf, 0.6), "low", (f"读作{shown}，比发文日期{issued}晚{late}天，远晚于通常的"
                                                      "填写时间：年份或月份可能读错，请核对")
             return when, min(1.0, conf + 0.02), "read", ""
         if k == Kind.ID_NUMBER:
