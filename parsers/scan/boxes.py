@@ -35,8 +35,9 @@ BOX_INK_MIN_HEIGHT = 0.3
 BOX_DOUBT_AREA = 0.02
 # ... and so is one whose inside, away from the edges, holds at least a square this wide (mm) of ink.
 BOX_SPECK_MM = 0.3
-# Printed ink is grown by this much (mm) before it is taken away: the scan sits up to a pixel or
-# two off the rendered reference after the best shift.
+# Print other than the box edges (年月日) is grown by this much (mm) before it is taken away: the
+# scan sits up to a pixel or two off the rendered reference after the best shift. (The edges are
+# found on the scan itself, ``_edge_bands``; one the scan does not show is grown by this too.)
 BOX_PRINT_GROW_MM = 0.3
 
 
@@ -325,6 +326,10 @@ def _edge_bands(ink: np.ndarray, lines: tuple[np.ndarray, np.ndarray], search: i
             # ends on it or crosses it (the crossing is given back by the caller's closing)
             thicker = ok & (runs >= usual + max(2.0, 0.5 * usual))
             thicker[:search + 1] = thicker[w - search - 1:] = False  # the corners: the other edge's ink
+            # ... and hidden under it: a stroke beside the line, already whole outside the band
+            # (a 2's foot just above the bottom edge), would get the edge stuck to it.
+            beyond = np.maximum(0, lo - np.nan_to_num(tops, nan=0)) + np.maximum(0, np.nan_to_num(bots, nan=0) - hi)
+            thicker &= beyond <= max(2.0, 0.5 * usual)
             for a, b in _stretches(thicker):
                 if b - a >= max(4, 0.2 * w):
                     for j in range(a, b):
