@@ -551,7 +551,8 @@ def run_boxes(docs, degs, engine, fallback, rng: random.Random, n_pages: int,
     fresh date (plausible for the document) or phone number. Per degradation: [fields, exact, sent to
     review, wrong NOT sent to review, review other than the confirmation every 送达 date and phone
     number gets, wrong proposed as a plain confirmation (no reason but the one every 送达 date and
-    phone number gets: a reviewer would accept it), right and accepted without review].
+    phone number gets: a reviewer would accept it), right and accepted without review, right as a
+    plain confirmation (for a 送达 date or a phone number, that is accepted: a person only confirms)].
 
     ``dump``: a directory for the per-box diagnostic (``BoxDump``); None (default) costs nothing."""
     targets = []
@@ -576,7 +577,7 @@ def run_boxes(docs, degs, engine, fallback, rng: random.Random, n_pages: int,
     for deg in degs:
         if deg in ("upside_down", "colour_drop") or deg.startswith("paper_"):
             continue
-        tally = out.setdefault(deg, [0] * 7)
+        tally = out.setdefault(deg, [0] * 8)
         for i in range(n_pages):
             d, no, paths = targets[i % len(targets)]
             ctx, pg = d["ctx"], d["geo"]["pages"][no - 1]
@@ -610,9 +611,13 @@ def run_boxes(docs, degs, engine, fallback, rng: random.Random, n_pages: int,
                 tally[1] += ok
                 tally[2] += review
                 tally[3] += (not ok) and not review
-                tally[4] += r is None or (r.needs_review and not r.confirm)
-                tally[5] += (not ok) and r is not None and r.confirm and r.reason == confirm_reason(ctx.spec.field(p))
+                # a plain confirmation: nothing said but what every 送达 date and phone number gets
+                plain = r is not None and r.confirm and r.status == "read" \
+                    and r.reason == confirm_reason(ctx.spec.field(p))
+                tally[4] += r is None or (r.needs_review and not plain)
+                tally[5] += (not ok) and plain
                 tally[6] += ok and not review
+                tally[7] += ok and plain
                 if not ok and SHOW_MISSES:
                     print(f"  miss boxes {page.label} {p} want={want[p]!r} got={None if r is None else r.value!r} "
                           f"review={review} {'' if r is None else r.reason}", flush=True)
@@ -807,7 +812,7 @@ def main(argv=None) -> None:
             if args.boxes:
                 for deg, row in run_boxes(docs, degs, engine, fallback, random.Random(17 + seed),
                                           args.boxes, dump=args.box_dump).items():
-                    boxes[deg] = [a + b for a, b in zip(boxes.get(deg, [0] * 7), row, strict=True)]
+                    boxes[deg] = [a + b for a, b in zip(boxes.get(deg, [0] * 8), row, strict=True)]
             if not args.no_forgeries and seed == 0 and not args.boxes_only:
                 tampered = run_tampered(docs, tuple(c for c in degs if c in ("dpi200", "fax120", "phone")),
                                         engine, fallback, random.Random(13))
@@ -876,9 +881,10 @@ def _print_results(results: dict[str, Score], args, server) -> None:
 
 
 def _print_boxes(boxes: dict[str, list[int]]) -> None:
-    for deg, (n, ok, review, silent, other, plain_wrong, accepted) in boxes.items():
+    for deg, (n, ok, review, silent, other, plain_wrong, accepted, plain_right) in boxes.items():
         print(f"handwriting in character boxes ({deg}): {ok}/{n} exact ({100 * ok / max(n, 1):.1f}%), "
-              f"{accepted} right and accepted without review, "
+              f"{accepted} right and accepted without review, {plain_right} right as a plain confirmation "
+              f"({100 * plain_right / max(n, 1):.1f}%), "
               f"{silent} wrong NOT sent to review, {plain_wrong} wrong as a plain confirmation, "
               f"{other} sent to review for more than the confirmation "
               f"every 送达 date and phone number gets ({review} in review in all)")
