@@ -116,8 +116,12 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
     # side only; and where the edge is thicker than it is elsewhere (writing on it: a 0's side, a
     # 2's foot).
     across = np.zeros_like(left)
-    for kernel in _line_kernels(thick + 4):
-        across |= cv2.morphologyEx(left, cv2.MORPH_CLOSE, kernel)
+    kernels = _line_kernels(thick + 4)  # every 22.5° from the horizontal
+    # only across each band, never along it (a digit's cap along the top edge would get the edge
+    # between its ends stuck to it)
+    for b, ks in ((bands[0], (2, 3, 4, 5, 6)), (bands[1], (6, 7, 0, 1, 2))):
+        for k in ks:
+            across |= b & cv2.morphologyEx(left, cv2.MORPH_CLOSE, kernels[k])
     reach = thick + 2
     for axis, b in enumerate(bands):
         w = cv2.dilate(left, np.ones((1, 3) if axis == 0 else (3, 1), np.uint8))
