@@ -464,7 +464,7 @@ def _date_boxes(day, inked: Sequence[bool]) -> str | None:
 # maximise the log-probability of the written date (grid search). Then the best date was right 252
 # times of 288 (18 fit no date); by posterior [0.8, 0.9) 93% right, [0.95, 0.99) 95%, >= 0.99 100%
 # (168); the most likely wrong date had 0.982. ACCEPT_POSTERIOR is above it: 168 of 288 dates (58%)
-# taken, none wrong. Recalibrate when the digit readers change.
+# taken, none wrong. Recalibrate when the digit readers change: ``scripts/calibrate_boxes.py``.
 #
 # How often the digit readers' reading of a box is right: when ``sure`` (1,632 of 1,632), and
 # otherwise by how many of the K nearest references show it.
