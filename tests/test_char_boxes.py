@@ -279,6 +279,11 @@ def test_a_date_is_decoded_against_the_dates_it_can_be():
     assert (d.text, d.sure) == ("13912345678", True)
     d = boxes.decode_boxes(phone, (True,) * 11, _guesses("12912345678", b1=(0.6, 5, 3)), [None] * 11, [], ctx)
     assert d.digits == "13912345678"
+    # ... or a landline with its area code (0373 4412345)
+    d = boxes.decode_boxes(phone, (True,) * 11, _guesses("03734412345"), [None] * 11, ["03734412345"], ctx)
+    assert (d.text, d.sure) == ("03734412345", True)
+    d = boxes.decode_boxes(phone, (True,) * 11, _guesses("73734412345", b0=(0.6, 5, 0)), [None] * 11, [], ctx)
+    assert d.digits == "03734412345" and not d.sure
     # ... every digit must be sure: one box torn is refused, named with its alternative
     d = boxes.decode_boxes(phone, (True,) * 11, _guesses("13912345678", b4=(0.7, 6, 7)), [None] * 11, [], ctx)
     assert not d.sure and d.doubtful == ((5, ("7",)),)
