@@ -591,6 +591,8 @@ def decode_boxes(f: Field, inked: Sequence[bool], guesses: Sequence[Any], alone:
     for b, _m, other in scored:  # the best number of another form
         if b < top and np.exp(b - total) >= ALTERNATIVE_POSTERIOR:
             alts.append(("".join(str(int(lp.argmax())) for lp in other), float(np.exp(b - total))))
+    if not doubtful and posterior < ACCEPT_POSTERIOR:
+        doubtful = list(_weakest(best, post, boxes_at))
     text, _why = boxed_text(f, inked, best)
     alts.sort(key=lambda t: -t[1])
     return BoxDecode(best, text, posterior, tuple(alts[:3]), tuple(doubtful))
@@ -648,8 +650,24 @@ def _decode_date(inked: Sequence[bool], like: Sequence[np.ndarray], lines: Seque
         for k, (a, b) in enumerate(zip(best, c, strict=True)):
             if a != b and b not in doubt.setdefault(written[k] + 1, []):
                 doubt[written[k] + 1].append(b)
+    doubtful = tuple((k, tuple(v)) for k, v in sorted(doubt.items()) if v)
+    if not doubtful and posterior < ACCEPT_POSTERIOR:
+        doubtful = _weakest(best, like, written)
     text = f"{best_day.year}年{best_day.month:02d}月{best_day.day:02d}日"
-    return BoxDecode(best, text, posterior, alts, tuple((k, tuple(v)) for k, v in sorted(doubt.items()) if v))
+    return BoxDecode(best, text, posterior, alts, doubtful)
+
+
+# A box whose digit in the best value has less than this probability on its own is named when no
+# single other value stands out (the doubt spread over many).
+WEAK_BOX = 0.95
+
+
+def _weakest(best: str, like: Sequence[np.ndarray], written: Sequence[int]) -> tuple[tuple[int, tuple[str, ...]], ...]:
+    """The boxes (1-based among all) the best value's doubt comes from: those whose digit has less
+    than ``WEAK_BOX`` probability alone, or else the least sure one."""
+    p = [float(lk[int(c)]) for lk, c in zip(like, best, strict=True)]
+    weak = [k for k, q in enumerate(p) if q < WEAK_BOX] or [int(np.argmin(p))]
+    return tuple((written[k] + 1, ()) for k in weak)
 
 
 def _decode_id(like: Sequence[np.ndarray], alone: Sequence[str | None], lines: Sequence[str]) -> BoxDecode:
