@@ -3,6 +3,7 @@ and handwritten numbers read one digit per character box (DOMAIN §5.6.2)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -598,6 +599,36 @@ def decode_boxes(f: Field, inked: Sequence[bool], guesses: Sequence[Any], alone:
     return BoxDecode(best, text, posterior, tuple(alts[:3]), tuple(doubtful))
 
 
+@functools.lru_cache(maxsize=32)
+def _date_candidates(inked: tuple[bool, ...], lo, hi) -> tuple[tuple, np.ndarray]:
+    """The dates from ``lo`` to ``hi`` the ``inked`` boxes can hold and their digits (one row each)."""
+    import datetime as dt
+
+    days, rows = [], []
+    day = lo
+    while day <= hi:
+        digits = _date_boxes(day, inked)
+        if digits is not None:
+            days.append(day)
+            rows.append([int(c) for c in digits])
+        day += dt.timedelta(days=1)
+    return tuple(days), np.array(rows, dtype=np.int64).reshape(len(rows), sum(inked))
+
+
+def _edits_many(line: str, cands: np.ndarray) -> np.ndarray:
+    """Levenshtein distance from ``line`` to each row of digits of ``cands`` (vectorised)."""
+    n = cands.shape[1]
+    prev = np.tile(np.arange(n + 1), (len(cands), 1))
+    for i, c in enumerate(line, 1):
+        cur = np.empty_like(prev)
+        cur[:, 0] = i
+        same = cands == (int(c) if c.isdigit() else -1)
+        for j in range(1, n + 1):
+            cur[:, j] = np.minimum(np.minimum(prev[:, j] + 1, cur[:, j - 1] + 1), prev[:, j - 1] + ~same[:, j - 1])
+        prev = cur
+    return prev[:, n]
+
+
 def _decode_date(inked: Sequence[bool], like: Sequence[np.ndarray], lines: Sequence[str],
                  ctx: ReadContext) -> BoxDecode | None:
     import datetime as dt
@@ -610,44 +641,39 @@ def _decode_date(inked: Sequence[bool], like: Sequence[np.ndarray], lines: Seque
     start = max(start, end - dt.timedelta(days=DATE_WINDOW_DAYS))
     lo = dt.date(max(1, start.year - OUTSIDE_YEARS), 1, 1)
     hi = dt.date(end.year + OUTSIDE_YEARS, 12, 31)
-    logs = [np.log(np.maximum(p, 1e-12)) for p in like]
-    inside, outside = [], []
-    day = lo
-    while day <= hi:
-        digits = _date_boxes(day, inked)
-        if digits is not None:
-            score = sum(float(lp[int(c)]) for lp, c in zip(logs, digits, strict=True))
-            score -= LINE_EDIT_COST * sum(_edits(line, digits) for line in lines)
-            if start <= day <= end:
-                late = (day - start).days >= LATE_AFTER_ISSUE_DAYS
-                inside.append((score + (math.log(LATE_DAY_PRIOR) if late else 0.0), day, digits))
-            else:
-                outside.append((score, day, digits))
-        day += dt.timedelta(days=1)
-    if not inside:
+    days, cands = _date_candidates(tuple(bool(x) for x in inked), lo, hi)
+    if not days:
         return None
-    # priors: each plausible early day 1 (late ones less); OUTSIDE_PRIOR / NOT_A_DATE_PRIOR of their mass
-    mass_in = sum(1.0 if (d - start).days < LATE_AFTER_ISSUE_DAYS else LATE_DAY_PRIOR for _s, d, _c in inside)
-    prior_out = math.log(OUTSIDE_PRIOR * mass_in / max(len(outside), 1))
-    scored = inside + [(s + prior_out, d, c) for s, d, c in outside]
+    logs = np.log(np.maximum(np.array(like), 1e-12))
+    edits = sum((_edits_many(line, cands) for line in lines), np.zeros(len(days), np.int64))
+    score = logs[np.arange(cands.shape[1])[None, :], cands].sum(axis=1) - LINE_EDIT_COST * edits
+    offset = np.array([(d - start).days for d in days])
+    inside = (offset >= 0) & (np.array([d <= end for d in days]))
+    if not inside.any():
+        return None
+    late = inside & (offset >= LATE_AFTER_ISSUE_DAYS)
+    # priors: each plausible early day 1 (late ones LATE_DAY_PRIOR); OUTSIDE_PRIOR of their mass
+    # spread over the other dates; NOT_A_DATE_PRIOR of it for no date at all
+    mass_in = float((inside & ~late).sum() + LATE_DAY_PRIOR * late.sum())
+    outside = ~inside
+    score = score + np.where(late, math.log(LATE_DAY_PRIOR), 0.0)
+    score = score + np.where(outside, math.log(OUTSIDE_PRIOR * mass_in / max(int(outside.sum()), 1)), 0.0)
     # not a date: any digits at all (each box's likelihoods sum to 1 over 10 digits), the lines
     # counted as agreeing as well as with the best date (generous to it)
-    n = len(like)
-    line_best = max(-LINE_EDIT_COST * sum(_edits(line, c) for line in lines) for _s, _d, c in scored)
-    junk = math.log(NOT_A_DATE_PRIOR * mass_in) + n * math.log(0.1) + line_best
-    top = max(max(s for s, _d, _c in scored), junk)
-    total = math.log(sum(math.exp(s - top) for s, _d, _c in scored) + math.exp(junk - top)) + top
-    scored.sort(key=lambda t: -t[0])
-    best_score, best_day, best = scored[0]
-    posterior = math.exp(best_score - total)
-    alts = tuple((v.format_date(d), math.exp(s - total)) for s, d, _c in scored[1:4]
-                 if math.exp(s - total) >= ALTERNATIVE_POSTERIOR)
+    junk = math.log(NOT_A_DATE_PRIOR * mass_in) + len(like) * math.log(0.1) - LINE_EDIT_COST * float(edits.min())
+    total = float(np.logaddexp(np.logaddexp.reduce(score), junk))
+    order = np.argsort(-score)
+    post = np.exp(score[order] - total)
+    best_day, best = days[order[0]], "".join(str(int(c)) for c in cands[order[0]])
+    posterior = float(post[0])
+    alts = tuple((v.format_date(days[i]), float(q)) for i, q in zip(order[1:4], post[1:4], strict=True)
+                 if q >= ALTERNATIVE_POSTERIOR)
     written = [i for i, on in enumerate(inked) if on]
     doubt: dict[int, list[str]] = {}
-    for s, _d, c in scored[1:]:
-        if math.exp(s - total) < ALTERNATIVE_POSTERIOR:
+    for i, q in zip(order[1:], post[1:], strict=False):
+        if q < ALTERNATIVE_POSTERIOR:
             break
-        for k, (a, b) in enumerate(zip(best, c, strict=True)):
+        for k, (a, b) in enumerate(zip(best, (str(int(c)) for c in cands[i]), strict=True)):
             if a != b and b not in doubt.setdefault(written[k] + 1, []):
                 doubt[written[k] + 1].append(b)
     doubtful = tuple((k, tuple(v)) for k, v in sorted(doubt.items()) if v)
