@@ -278,6 +278,12 @@ def test_a_date_is_decoded_against_the_dates_it_can_be():
     # a month written as one digit in the second box of its pair
     one = (True, True, True, True, False, True, True, True)
     assert decode(_guesses("2025928"), none[:7], inked=one).text == "2025年09月28日"
+    # a month's first box lost: only a date before the issue fits (2025年1月13日): decoded for a
+    # person to see, and invalid as a date before the issue, never a value taken
+    d = decode(_guesses("2025113"), none[:7], inked=(True,) * 4 + (False,) + (True,) * 3)
+    assert d.text == "2025年01月13日"
+    assert boxes.interpret_hand(f, OcrText(d.text, d.posterior), ctx)[2:] == (
+        "invalid", "2025年1月13日早于发文日期2025年9月26日")
     # nothing a date can be in these boxes (the year's boxes not all written)
     assert decode(_guesses("225928"), none[:6], inked=(True, False) + (True,) * 6) is None
     # a phone number (no window, no check digit): the first boxes restricted to 1[3-9] ...

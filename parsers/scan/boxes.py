@@ -649,12 +649,11 @@ def _decode_date(inked: Sequence[bool], like: Sequence[np.ndarray], lines: Seque
     score = logs[np.arange(cands.shape[1])[None, :], cands].sum(axis=1) - LINE_EDIT_COST * edits
     offset = np.array([(d - start).days for d in days])
     inside = (offset >= 0) & (np.array([d <= end for d in days]))
-    if not inside.any():
-        return None
     late = inside & (offset >= LATE_AFTER_ISSUE_DAYS)
     # priors: each plausible early day 1 (late ones LATE_DAY_PRIOR); OUTSIDE_PRIOR of their mass
-    # spread over the other dates; NOT_A_DATE_PRIOR of it for no date at all
-    mass_in = float((inside & ~late).sum() + LATE_DAY_PRIOR * late.sum())
+    # spread over the other dates; NOT_A_DATE_PRIOR of it for no date at all. Boxes that fit no
+    # plausible date (a box lost) still give the dates they fit, for a person to see why
+    mass_in = float((inside & ~late).sum() + LATE_DAY_PRIOR * late.sum()) or 1.0
     outside = ~inside
     score = score + np.where(late, math.log(LATE_DAY_PRIOR), 0.0)
     score = score + np.where(outside, math.log(OUTSIDE_PRIOR * mass_in / max(int(outside.sum()), 1)), 0.0)
