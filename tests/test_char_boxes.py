@@ -286,6 +286,29 @@ def test_a_date_is_decoded_against_the_dates_it_can_be():
         "invalid", "2025年1月13日早于发文日期2025年9月26日")
     # nothing a date can be in these boxes (the year's boxes not all written)
     assert decode(_guesses("225928"), none[:6], inked=(True, False) + (True,) * 6) is None
+
+
+def test_a_day_written_alone_may_be_a_lost_digit():
+    """A day below 10 written alone in the second box of its pair, the first box empty: on a clean
+    scan a sure reading is still taken; on a fax, where a pale digit can vanish, the empty box may
+    have held 1 or 2 (the 25th read as the 5th): never taken, the box and those dates named."""
+    _pdf, _geo, _ticks, ctx = _issued()  # issued 2025-09-26, read on 2026-01-01
+    f = get_spec("guardian_notice").field("recipient_signed_on")
+    alone = (True,) * 6 + (False, True)
+
+    def decode(dpi):
+        return boxes.decode_boxes(f, alone, _guesses("2025105"), [None] * 7, [], ctx, dpi=dpi)
+
+    clean = decode(300)
+    assert clean.text == "2025年10月05日" and clean.sure and clean.doubtful == ()
+    fax = decode(120)
+    assert fax.text == "2025年10月05日" and not fax.sure
+    assert 0.8 < fax.posterior < 0.9 and dict(fax.doubtful)[7] == ("1", "2")  # no 35th
+    assert [t for t, _p in fax.alternatives] == ["2025年10月15日", "2025年10月25日"]
+    assert boxes.decode_reason(f, fax).startswith("第7个数字不确定（读作2025年10月5日，也可能是2025年10月")
+    # every box written: no digit can have been lost
+    both = boxes.decode_boxes(f, (True,) * 8, _guesses("20251005"), [None] * 8, [], ctx, dpi=120)
+    assert both.sure and both.doubtful == ()
     # a phone number (no window, no check digit): the first boxes restricted to 1[3-9] ...
     phone = get_spec("referral_letter").field("reply_phone")
     d = boxes.decode_boxes(phone, (True,) * 11, _guesses("13912345678"), [None] * 11, ["13912345678"], ctx)
@@ -543,3 +566,20 @@ def test_a_late_decoded_date_keeps_its_reason(monkeypatch):
                          {})
     assert (r.value, r.status, r.needs_review) == ("2026-10-11", "low", True)
     assert "晚380天" in r.reason
+
+
+def test_a_digit_running_into_an_edge_on_a_fax_is_never_sure_alone():
+    """On a fax an edge and a stroke along it print as one line: a digit whose ink runs into an
+    edge may have lost a stroke (a 2 read as a sure 0), so its sure reading counts as not sure and
+    a date resting on it is not taken; the same reading in a box clear of the edges is."""
+    _pdf, _geo, _ticks, ctx = _issued()  # issued 2025-09-26, read on 2026-01-01
+    f = get_spec("guardian_notice").field("recipient_signed_on")
+    guesses = _guesses("20251005", b6=(0.999, 7))  # sure: 0.999 and 7 of 9 references (the bench's 0 of a 2)
+    assert guesses[6].sure
+    clear = boxes.decode_boxes(f, (True,) * 8, guesses, [None] * 8, [], ctx, dpi=120)
+    assert clear.sure and clear.text == "2025年10月05日"
+    edge = boxes.decode_boxes(f, (True,) * 8, guesses, [None] * 8, [], ctx, dpi=120, on_edge=(7,))
+    assert edge.text == "2025年10月05日" and not edge.sure and 7 in dict(edge.doubtful)
+    like = boxes.box_likelihoods(guesses, [None] * 8, [6])
+    assert like[6][0] == pytest.approx(boxes.READER_RIGHT_BY_VOTES[7]) and like[5][0] == pytest.approx(
+        boxes.READER_SURE_RIGHT)

@@ -40,6 +40,16 @@ BOX_SPECK_MM = 0.3
 # scan sits up to a pixel or two off the rendered reference after the best shift. (The edges are
 # found on the scan itself, ``_edge_bands``; one the scan does not show is grown by this too.)
 BOX_PRINT_GROW_MM = 0.3
+# A written box's ink meeting a printed edge over at least this many (mm worth of) pixels runs into
+# the edge: part of its stroke may be under or along it (``BoxWriting.on_edge``). Judged on scans
+# below EDGE_DOUBT_BELOW_DPI only: there (a fax) an edge and a stroke lying on it print as one line
+# of the same thickness and nothing tells them apart (a 2's cap along the top edge lost, the 2 read
+# as a sure 0 on a 120-dpi fax of the bench); at 200 dpi and more a stroke on an edge shows as the
+# edge grown thicker and is given back (``_edge_bands``), and judging every digit that meets an
+# edge there would send half the boxed fields of clean scans to a person (measured: right values
+# proposed as a plain confirmation 28 -> 14 of 36 on 300-dpi flatbed scans).
+BOX_EDGE_TOUCH_MM = 0.3
+EDGE_DOUBT_BELOW_DPI = 170.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,10 +65,15 @@ class BoxWriting:
     # digit (a 1 half lost along an edge, a stroke mostly under the print): nobody can say what
     # the field holds, it goes to review.
     doubtful: tuple[int, ...] = ()
+    dpi: float = 0.0  # the resolution the page was scanned at (0: not known), not the aligned image's
+    # written boxes (1-based) whose ink runs into a printed edge taken away: a stroke may lie on or
+    # under the edge (a 2's cap along the top edge gone, the rest read as 0): the digit readers'
+    # reading of such a box is never taken as sure on its own
+    on_edge: tuple[int, ...] = ()
 
 
 def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
-                reference: ReferencePages | None = None, page_no: int = 0) -> BoxWriting:
+                reference: ReferencePages | None = None, page_no: int = 0, source_dpi: float = 0.0) -> BoxWriting:
     """Find the handwriting in the printed character boxes ``cells`` (PDF points, in order) of a
     field whose cell is ``zone``.
 
@@ -212,7 +227,7 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
             doubtful.append(k + 1)
     doubtful.sort()
     if not any(inked):
-        return BoxWriting(tuple(inked), None, doubtful=tuple(doubtful))
+        return BoxWriting(tuple(inked), None, doubtful=tuple(doubtful), dpi=source_dpi)
     gap = max(4, int(round(0.3 * box_h * s)))
     white = np.full((grey.shape[0], gap), 255, np.uint8)
     pieces, digits = [], []
@@ -228,7 +243,13 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
         pieces += [digit, white]
         digits.append(np.dstack([np.hstack([white, digit, white])] * 3))
     line = np.hstack([white, *pieces])
-    return BoxWriting(tuple(inked), np.dstack([line] * 3), tuple(digits), tuple(doubtful))
+    # where a written box's ink meets the printed edge taken away (edge ink not given back)
+    edge_ink = cv2.dilate(band & ink & (1 - left), np.ones((3, 3), np.uint8))
+    touch = max(2, int(round(BOX_EDGE_TOUCH_MM * dpi / 25.4)))
+    on_edge = tuple(k + 1 for k, on in enumerate(inked)
+                    if on and 0 < source_dpi < EDGE_DOUBT_BELOW_DPI
+                    and int((np.isin(labels, owner[k]) & edge_ink.astype(bool)).sum()) >= touch)
+    return BoxWriting(tuple(inked), np.dstack([line] * 3), tuple(digits), tuple(doubtful), source_dpi, on_edge)
 
 
 def _pieces(left: np.ndarray, interior: np.ndarray, boxes: int):
@@ -509,17 +530,21 @@ class BoxDecode:
         return self.text is not None and self.posterior >= ACCEPT_POSTERIOR
 
 
-def box_likelihoods(guesses: Sequence[Any], alone: Sequence[str | None]) -> list[np.ndarray]:
+def box_likelihoods(guesses: Sequence[Any], alone: Sequence[str | None],
+                    on_edge: Sequence[int] = ()) -> list[np.ndarray]:
     """Per written box, how likely it shows each digit 0-9 given the digit readers (``guesses``:
     ``DigitGuess`` or None) and the OCR reading of the box alone (``alone``: a digit or None),
     normalised. The readers' network and nearest references share their features: they count
-    once, as the readers' reading right as often as it was on DEV (``READER_RIGHT_BY_VOTES``)."""
+    once, as the readers' reading right as often as it was on DEV (``READER_RIGHT_BY_VOTES``).
+    ``on_edge``: positions (0-based among the written boxes) whose ink runs into a printed edge:
+    their reading counts as not sure however sure the readers are (a stroke may be lost)."""
     out = []
     for k, g in enumerate(guesses):
         if g is None:
             p = np.full(10, 0.1)
         else:
-            right = READER_SURE_RIGHT if g.sure else READER_RIGHT_BY_VOTES[min(int(g.votes), 9)]
+            sure = g.sure and k not in on_edge
+            right = READER_SURE_RIGHT if sure else READER_RIGHT_BY_VOTES[min(int(g.votes), 9)]
             # the other digits as the nearest references and the network share them
             rest = (g.counts.astype(np.float64) + 0.5) / (g.counts.sum() + 5.0) + g.probs.astype(np.float64)
             rest[g.digit] = 0.0
@@ -548,13 +573,17 @@ def _edits(a: str, b: str) -> int:
 
 
 def decode_boxes(f: Field, inked: Sequence[bool], guesses: Sequence[Any], alone: Sequence[str | None],
-                 lines: Sequence[str], ctx: ReadContext) -> BoxDecode | None:
+                 lines: Sequence[str], ctx: ReadContext, *, dpi: float = 0.0,
+                 on_edge: Sequence[int] = ()) -> BoxDecode | None:
     """``f``'s boxes decoded (see the section's comment): ``guesses`` and ``alone`` one per written
-    box, ``lines``: each OCR engine's digits read off the composed line. None when the written boxes
-    fit no value of the field's form."""
-    like = box_likelihoods(guesses, alone)
+    box, ``lines``: each OCR engine's digits read off the composed line, ``dpi`` the scan's
+    resolution (how likely a written digit is lost: ``lost_digit_odds``). None when the written
+    boxes fit no value of the field's form. ``on_edge``: written boxes (1-based among all the
+    field's boxes) whose ink runs into a printed edge (``BoxWriting.on_edge``)."""
+    written = [i + 1 for i, on in enumerate(inked) if on]
+    like = box_likelihoods(guesses, alone, [written.index(b) for b in on_edge if b in written])
     if f.kind == Kind.DATE and f.box_groups() == (4, 2, 2) and len(inked) == 8:
-        return _decode_date(inked, like, lines, ctx)
+        return _lost_digit(_decode_date(inked, like, lines, ctx), inked, dpi)
     boxes_at = [i for i, on in enumerate(inked) if on]
     n = len(like)
     if f.kind == Kind.ID_NUMBER and len(inked) == 18 and n == 18:
@@ -680,6 +709,63 @@ def _decode_date(inked: Sequence[bool], like: Sequence[np.ndarray], lines: Seque
         doubtful = _weakest(best, like, written)
     text = f"{best_day.year}年{best_day.month:02d}月{best_day.day:02d}日"
     return BoxDecode(best, text, posterior, alts, doubtful)
+
+
+# A month or day below 10 may be written as one digit in the second box of its pair, the first left
+# empty; but an empty first box may also be a digit the scan lost (a pale pen, a fax: the crops of
+# the bench's 120-dpi faxes lose about 3% of written boxes, at 200 dpi and more next to none). How
+# likely a written box comes out empty (LOST_BOX_RISK by resolution) against how often a month or
+# day below 10 is written alone (SINGLE_DIGIT_SHARE; people mostly write 05): each value the lost
+# digit could make (10-12 for a month, 10-31 for a day) weighs LOST_BOX_RISK / SINGLE_DIGIT_SHARE
+# against the value read, so on a fax a day written alone is never taken without a person, and on a
+# clean scan only a very sure one is.
+LOST_BOX_RISK = ((170.0, 0.03), (250.0, 0.003), (float("inf"), 0.001))  # (below dpi, risk); dpi 0: the middle
+SINGLE_DIGIT_SHARE = 0.3
+
+
+def lost_digit_odds(dpi: float) -> float:
+    """The weight of each value a lost first digit could make, against the value read."""
+    risk = LOST_BOX_RISK[1][1] if dpi <= 0 else next(r for below, r in LOST_BOX_RISK if dpi < below)
+    return risk / SINGLE_DIGIT_SHARE
+
+
+def _lost_digit(dec: BoxDecode | None, inked: Sequence[bool], dpi: float) -> BoxDecode | None:
+    """``dec`` (a date in 8 boxes) with its posterior shared with the dates a lost first digit of its
+    month or day would make; when that leaves it unsure, each such box is named with the digits it
+    may have held and those dates are among the alternatives."""
+    import calendar
+    import dataclasses
+    import datetime as dt
+
+    if dec is None or dec.text is None or len(dec.digits) != sum(inked):
+        return dec
+    year, month, day = int(dec.text[:4]), int(dec.text[5:7]), int(dec.text[8:10])
+    lost: list[tuple[int, str, dt.date]] = []
+    for box, value, top in ((5, month, 12), (7, day, calendar.monthrange(year, month)[1])):
+        if inked[box - 1] or not inked[box] or value >= 10:
+            continue
+        for t in range(1, 4):
+            if 10 * t + value <= top:
+                try:
+                    when = dt.date(year, 10 * t + value, day) if box == 5 else dt.date(year, month, 10 * t + value)
+                except ValueError:  # 31 October with its month's 1 lost: no 31 November
+                    continue
+                lost.append((box, str(t), when))
+    if not lost:
+        return dec
+    odds = lost_digit_odds(dpi)
+    share = 1.0 + len(lost) * odds
+    posterior = dec.posterior / share
+    if posterior >= ACCEPT_POSTERIOR:
+        return dataclasses.replace(dec, posterior=posterior)
+    doubt = dict(dec.doubtful)
+    for box, t, _when in lost:
+        doubt[box] = tuple(dict.fromkeys((*doubt.get(box, ()), t)))
+    alts = [(text, p / share) for text, p in dec.alternatives]
+    alts += [(v.format_date(when), dec.posterior * odds / share) for _b, _t, when in lost]
+    alts = sorted((a for a in alts if a[1] >= ALTERNATIVE_POSTERIOR), key=lambda a: -a[1])[:3]
+    return dataclasses.replace(dec, posterior=posterior, alternatives=tuple(alts),
+                               doubtful=tuple(sorted(doubt.items())))
 
 
 # A box whose digit in the best value has less than this probability on its own is named when no
@@ -840,7 +926,7 @@ def _read_decoded(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Se
     guesses = digit_model.classify_many(bw.digits)
     alone = [single_digit(t.text) for t in singles]
     lines = [digits_only(got.text.translate(_BOX_LINE_FIX), allow_x=allow_x)]
-    dec = decode_boxes(f, bw.inked, guesses, alone, lines, ctx)
+    dec = decode_boxes(f, bw.inked, guesses, alone, lines, ctx, dpi=bw.dpi, on_edge=bw.on_edge)
     if (dec is None or not dec.sure) and fallback is not None and bw.line is not None:
         try:
             other = recognize(fallback, bw.line)
@@ -848,7 +934,7 @@ def _read_decoded(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Se
             log.warning("fallback OCR failed on %s: %s", path, e.message)
         else:
             lines.append(digits_only(other.text.translate(_BOX_LINE_FIX), allow_x=allow_x))
-            dec = decode_boxes(f, bw.inked, guesses, alone, lines, ctx)
+            dec = decode_boxes(f, bw.inked, guesses, alone, lines, ctx, dpi=bw.dpi, on_edge=bw.on_edge)
     if dec is None or dec.text is None:
         _text, why = boxed_text(f, bw.inked, lines[0])
         value, conf, status, text = None, 0.3, "invalid", ""

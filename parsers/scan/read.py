@@ -69,6 +69,9 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
         aligned = align(page, template, qr=qr)
     colour = marks.is_colour(aligned.image)
     dpi = aligned.dpi
+    # the resolution the page was scanned at (the aligned image is resampled): as its file says,
+    # or as its size against the form's
+    scanned_dpi = float(page.dpi or 0.0) or max(page.pixels.shape[:2]) / max(template.width_pt, template.height_pt) * 72
     readings: dict[str, FieldReading] = {}
     crops: dict[str, np.ndarray] = {}
     batch = OcrBatch(engine)
@@ -141,7 +144,8 @@ def read_page(page: PageImage, identity: PageIdentity, ctx: ReadContext, *, engi
             continue
         cells = page_ticks.get(path) or []
         if f.hand_boxes and len(cells) == f.boxes:
-            bw = box_writing(aligned, cells, bbox, dpi=dpi, reference=ctx.reference, page_no=identity.page_no)
+            bw = box_writing(aligned, cells, bbox, dpi=dpi, reference=ctx.reference, page_no=identity.page_no,
+                             source_dpi=scanned_dpi)
             if bw.line is None and not bw.doubtful:
                 readings[path] = FieldReading(path, f.kind.value, "hand", "blank", None, "", 0.97, False,
                                               "格子里没有笔迹", **common)
