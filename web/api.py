@@ -59,7 +59,7 @@ from web.auth import (
 from web.context import db, services
 from web.messages import label
 from web.openapi import DOCX, PAGE_QUERY, PDF, ZIP, paged_response, produces, query
-from web.paging import int_arg, page_args, paged, paged_list
+from web.paging import choice_arg, int_arg, page_args, paged, paged_list
 
 INITIAL_STATE = TRANSITIONS_BY_CODE["T1"].target  # where open_case (T1) puts a new episode
 
@@ -618,11 +618,8 @@ def list_uploads():
     session = db()
     session.expire_all()
     q = scoped(select(Upload).order_by(Upload.uploaded_at.desc(), Upload.id.desc()), Upload)
-    status = request.args.get("status")
+    status = choice_arg("status", UPLOAD_STATUSES)
     if status:
-        if status not in UPLOAD_STATUSES:
-            raise ValidationFailed(f"status 应为 {'、'.join(UPLOAD_STATUSES)} 之一",
-                                   fields={"status": "、".join(UPLOAD_STATUSES)})
         q = q.where(Upload.status == status)
     docs = None
     if request.args.get("document_id"):

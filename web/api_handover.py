@@ -20,7 +20,7 @@ from forms.errors import NotFound, ValidationFailed
 from web.api import check_scope, current_user, db, job_json, scoped, services
 from web.auth import log_export, requires
 from web.openapi import JSON, PAGE_QUERY, XLSX, paged_response, produces, query
-from web.paging import paged, paged_list
+from web.paging import choice_arg, paged, paged_list
 from web.schemas import JobOut
 
 blp = Blueprint("handover", __name__, url_prefix="/api/v1", description="整班移交")
@@ -144,11 +144,8 @@ def list_plans():
         if not (raw.isdigit() and len(raw) == 4):
             raise ValidationFailed("year 应为四位年份", fields={"year": "四位年份，如 2026"})
         q = q.where(HandoverPlan.year == int(raw))
-    status = request.args.get("status")
+    status = choice_arg("status", PLAN_STATUSES)
     if status:
-        if status not in PLAN_STATUSES:
-            raise ValidationFailed(f"status 应为 {'、'.join(PLAN_STATUSES)} 之一",
-                                   fields={"status": "、".join(PLAN_STATUSES)})
         q = q.where(HandoverPlan.status == status)
     return paged(session, q, lambda plan: ho.plan_json(session, plan))
 

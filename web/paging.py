@@ -49,6 +49,14 @@ def int_arg(name: str) -> int:
     return int(raw)
 
 
+def choice_arg(name: str, choices) -> str | None:
+    """The query parameter ``name`` when given: one of ``choices``, else a 422 naming them."""
+    raw = request.args.get(name)
+    if raw and raw not in choices:
+        raise ValidationFailed(f"{name} 应为 {'、'.join(choices)} 之一", fields={name: "、".join(choices)})
+    return raw or None
+
+
 def next_link(limit: int, offset: int, total: int) -> str | None:
     """The request's path and query with the next offset, or None on the last page."""
     if offset + limit >= total:
