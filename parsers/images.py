@@ -58,6 +58,11 @@ class UnsupportedImageFormat(UnsupportedInput):
     code = "unsupported_image_format"
 
 
+# A page scanned below this resolution is read as a fax: its text enlarged before OCR, its
+# boxed digits judged as a fax prints them (a digit may vanish, an edge swallow a stroke).
+FAX_BELOW_DPI = 170.0
+
+
 @dataclass(frozen=True, eq=False)
 class PageImage:
     """One page of an upload.

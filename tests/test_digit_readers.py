@@ -25,21 +25,10 @@ def _heldout() -> tuple[np.ndarray, np.ndarray]:
 def _crop(img: np.ndarray, cond: str) -> np.ndarray:
     """A held-out digit as a box's crop shows it: dark ink on white, as tall as a written digit at
     200 dpi (34 px), in a phone photo (30 px, blurred, greyer) or a 120-dpi fax (17 px, black
-    and white)."""
-    import cv2
+    and white) — the crop the readers' "sure" rule was calibrated on."""
+    from scripts.build_digits import calibration_crop
 
-    height = {"dpi200": 34, "phone": 30, "fax120": 17}[cond]
-    ys, xs = np.nonzero(img > 0.15)
-    c = img[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    f = height / c.shape[0]
-    a = np.clip((cv2.resize(c, (max(2, round(c.shape[1] * f)), height), interpolation=cv2.INTER_CUBIC) - 0.25) / 0.5,
-                0, 1)
-    if cond == "phone":
-        a = cv2.GaussianBlur(a, (0, 0), 1.0) * 0.8
-    grey = 255 - a * 220
-    if cond == "fax120":
-        grey = np.where(grey < 150, 0, 255)
-    return np.pad(grey, 6, constant_values=255).astype(np.uint8)
+    return calibration_crop(img, cond)
 
 
 @pytest.fixture(scope="module")

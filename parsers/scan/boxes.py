@@ -16,7 +16,7 @@ from forms import validators as v
 from forms.pdfium_lock import PDFIUM_LOCK
 from forms.spec import BOX_CHARS, Field, Kind
 from parsers.base import BBox, FieldReading, jsonable
-from parsers.images import ink_mask, to_gray
+from parsers.images import FAX_BELOW_DPI, ink_mask, to_gray
 from parsers.ocr import OcrEngine, OcrFailed, OcrText
 from parsers.scan import digits as digit_model
 from parsers.scan.handwriting import confirm_reason, digits_only, interpret_hand
@@ -42,14 +42,13 @@ BOX_SPECK_MM = 0.3
 BOX_PRINT_GROW_MM = 0.3
 # A written box's ink meeting a printed edge over at least this many (mm worth of) pixels runs into
 # the edge: part of its stroke may be under or along it (``BoxWriting.on_edge``). Judged on scans
-# below EDGE_DOUBT_BELOW_DPI only: there (a fax) an edge and a stroke lying on it print as one line
+# below ``images.FAX_BELOW_DPI`` only: there (a fax) an edge and a stroke lying on it print as one line
 # of the same thickness and nothing tells them apart (a 2's cap along the top edge lost, the 2 read
 # as a sure 0 on a 120-dpi fax of the bench); at 200 dpi and more a stroke on an edge shows as the
 # edge grown thicker and is given back (``_edge_bands``), and judging every digit that meets an
 # edge there would send half the boxed fields of clean scans to a person (measured: right values
 # proposed as a plain confirmation 28 -> 14 of 36 on 300-dpi flatbed scans).
 BOX_EDGE_TOUCH_MM = 0.3
-EDGE_DOUBT_BELOW_DPI = 170.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,7 +246,7 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
     edge_ink = cv2.dilate(band & ink & (1 - left), np.ones((3, 3), np.uint8))
     touch = max(2, int(round(BOX_EDGE_TOUCH_MM * dpi / 25.4)))
     on_edge = tuple(k + 1 for k, on in enumerate(inked)
-                    if on and 0 < source_dpi < EDGE_DOUBT_BELOW_DPI
+                    if on and 0 < source_dpi < FAX_BELOW_DPI
                     and int((np.isin(labels, owner[k]) & edge_ink.astype(bool)).sum()) >= touch)
     return BoxWriting(tuple(inked), np.dstack([line] * 3), tuple(digits), tuple(doubtful), source_dpi, on_edge)
 
@@ -719,7 +718,7 @@ def _decode_date(inked: Sequence[bool], like: Sequence[np.ndarray], lines: Seque
 # digit could make (10-12 for a month, 10-31 for a day) weighs LOST_BOX_RISK / SINGLE_DIGIT_SHARE
 # against the value read, so on a fax a day written alone is never taken without a person, and on a
 # clean scan only a very sure one is.
-LOST_BOX_RISK = ((170.0, 0.03), (250.0, 0.003), (float("inf"), 0.001))  # (below dpi, risk); dpi 0: the middle
+LOST_BOX_RISK = ((FAX_BELOW_DPI, 0.03), (250.0, 0.003), (float("inf"), 0.001))  # (below dpi, risk); dpi 0: the middle
 SINGLE_DIGIT_SHARE = 0.3
 
 
@@ -907,15 +906,7 @@ def read_boxed(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Seque
         # there are none.
         conf = min(conf, UNCORROBORATED_CONFIDENCE)
         reason = "逐格识别未能核对每个格子的数字，请核对原件"
-    low = status == "read" and conf < ctx.threshold
-    if low and not reason:
-        reason = f"识别把握不足（{conf:.2f}）"
-    if confirm and not reason:
-        reason = confirm_reason(f)
-    if f.kind == Kind.ID_NUMBER:
-        text = v.mask_id(text) if text else text
-    return FieldReading(path, f.kind.value, "hand", "low" if low else status, jsonable(value), text, conf,
-                        status != "read" or low or confirm, reason, confirm=confirm, **common)
+    return _boxed_reading(path, f, status, value, text, conf, reason, confirm, ctx, common)
 
 
 def _read_decoded(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Sequence[OcrText],
@@ -951,6 +942,13 @@ def _read_decoded(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Se
         conf = min(conf, UNCORROBORATED_CONFIDENCE)
         reason = doubt_reason(bw)
     confirm = status == "read" and not bw.doubtful and (f.confirm or f.kind in CONFIRM_KINDS)
+    return _boxed_reading(path, f, status, value, text, conf, reason, confirm, ctx, common)
+
+
+def _boxed_reading(path: str, f: Field, status: str, value: Any, text: str, conf: float, reason: str,
+                   confirm: bool, ctx: ReadContext, common: dict) -> FieldReading:
+    """A boxed field's reading from what ``read_boxed`` found: low below the threshold, the
+    confirmation reason when nothing else is said, an ID number masked in its text."""
     low = status == "read" and conf < ctx.threshold
     if low and not reason:
         reason = f"识别把握不足（{conf:.2f}）"

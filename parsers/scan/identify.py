@@ -12,7 +12,7 @@ import numpy as np
 
 from forms import identity as ident
 from forms.errors import TamperedDocument, UnsupportedInput
-from parsers.images import PageImage, rotate_quarter
+from parsers.images import FAX_BELOW_DPI, PageImage, rotate_quarter
 from parsers.images import is_blank as page_is_blank
 from parsers.ocr import OcrEngine, OcrFailed
 from parsers.qr import find_codes
@@ -88,7 +88,7 @@ def _ocr_strip(page: PageImage, strip: np.ndarray, engine: OcrEngine) -> str | N
     import cv2
 
     scale = min(1.0, 1400 / max(strip.shape[:2]))
-    if page.dpi and page.dpi < 170:
+    if page.dpi and page.dpi < FAX_BELOW_DPI:
         scale = min(200.0 / page.dpi, 1.8)
     if scale != 1.0:
         strip = cv2.resize(strip, None, fx=scale, fy=scale,
