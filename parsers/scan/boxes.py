@@ -478,28 +478,27 @@ def _date_boxes(day, inked: Sequence[bool]) -> str | None:
 #
 # Calibrated on DEV data only, never on the held-out writers (``scripts/calibrate_boxes.py``): the
 # bench's dev writers (``python -m bench.scan --quick --boxes-only --boxes 48 --hands dev --only
-# dpi200,phone,fax120``, seeds 0 and 1: 288 dates, 2,253 boxes) write MNIST validation digits the
+# dpi200,phone,fax120``, seeds 0-3: 576 dates, 4,512 boxes) write MNIST validation digits the
 # readers never trained on (``bench.hands.digit_bank("dev")``). The readers' reliability is counted
 # box by box, on fax scans (below ``images.FAX_BELOW_DPI``) apart from the others (Beta(1, 1)-
 # smoothed, non-decreasing in the network's probability); the OCR reliability and the edit cost
 # maximise the log-probability of the written date (grid search). With the readers of digits
-# VERSION 4 (``digits_cnn.npz`` trained on MNIST and on boxed crops): the best date right 267 of 288
-# times; at ACCEPT_POSTERIOR 138 of 192 dates of 200-dpi and phone scans taken (the most likely wrong
-# date had 0.739) and 42 of 96 of 120-dpi faxes (the most likely wrong 0.973), none wrong. (Counting
-# a reading not sure by its nearest references' votes instead, as before, took 146 and 40 at 0.99,
-# but with a wrong fax date at 0.992 and a wrong clean one at 0.985: its posteriors were not
-# calibrated.) Recalibrate when the digit readers change.
+# VERSION 4 (``digits_cnn.npz`` trained on MNIST and on boxed crops): the best date right 527 of 576
+# times; at ACCEPT_POSTERIOR 287 of 384 dates of 200-dpi and phone scans taken (the most likely
+# wrong date had 0.966) and 94 of 192 of 120-dpi faxes (the most likely wrong 0.987), none wrong.
+# (Counting a reading that is not sure by its nearest references' votes instead, as before, took
+# about as many but let a wrong fax date through at 0.992 and had a wrong clean one at 0.985.)
+# Recalibrate when the digit readers change.
 #
-# How often the digit readers' reading of a box is right: when ``sure`` (1,258 of 1,261; on faxes
-# 165 of 165), and otherwise by the network's probability of it, in the bins READER_P_EDGES make.
-READER_SURE_RIGHT = 0.9968
-READER_SURE_RIGHT_FAX = 0.994
+# How often the digit readers' reading of a box is right: when ``sure`` (2,521 of 2,526; on faxes
+# 315 of 316), and otherwise by the network's probability of it, in the bins READER_P_EDGES make.
+READER_SURE_RIGHT = 0.9976
+READER_SURE_RIGHT_FAX = 0.9937
 READER_P_EDGES = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995)
-READER_RIGHT_BY_P = (0.333, 0.364, 0.684, 0.842, 0.857, 0.889, 0.926, 0.926, 0.933, 0.938)
-READER_RIGHT_BY_P_FAX = (0.5, 0.5, 0.826, 0.826, 0.826, 0.931, 0.944, 0.97, 0.97, 0.997)
-OCR_ALONE_RIGHT = 0.1  # an OCR reading of one box alone that shows a digit, as evidence (0.1: none; the
-# readers see the same crop better)
-LINE_EDIT_COST = 1.5  # log-likelihood lost per edit between an OCR line reading and a candidate
+READER_RIGHT_BY_P = (0.333, 0.333, 0.677, 0.824, 0.904, 0.933, 0.943, 0.943, 0.957, 0.977)
+READER_RIGHT_BY_P_FAX = (0.333, 0.385, 0.744, 0.75, 0.812, 0.933, 0.959, 0.97, 0.972, 0.994)
+OCR_ALONE_RIGHT = 0.2  # an OCR reading of one box alone that shows a digit, as evidence (0.1: none)
+LINE_EDIT_COST = 1.0  # log-likelihood lost per edit between an OCR line reading and a candidate
 ACCEPT_POSTERIOR = 0.99  # a value is taken (or proposed as a plain confirmation) at or above this
 ALTERNATIVE_POSTERIOR = 0.02  # another value at least this likely is named in the reason
 # Prior of a date on a returned form: within LATE_AFTER_ISSUE_DAYS of the issue (DOMAIN: served,
