@@ -630,7 +630,7 @@ class BoxDump:
     """Per-box diagnostic of the character-box run (``--box-dump DIR``): while a page is read,
     every ``box_writing`` result is recorded (the reader's own crops); then per box: the digit
     written, whether the reader found the box inked, the digit readers' top digit, probability and
-    kNN votes on the crop the reader used, and whether it runs into an edge (``BoxWriting.on_edge``:
+    kNN votes on the crop the reader used, and whether it runs into an edge (``boxes.edge_doubt``:
     never sure then). Each crop is written to DIR as
     ``<cond>/<page>_<field>_b<k>_t<truth>_g<guess>[_p<prob>_v<votes>][_SURE][_EDGE].png`` (SURE: the
     readers' own rule, before the edge; plus the scan's box region as ``..._raw.png``), one line per
@@ -688,6 +688,9 @@ class BoxDump:
                 continue
             _, bw, raws, _s = rec
             guesses = dm.classify_many(bw.digits) if bw.digits and dm.available() else [None] * len(bw.digits)
+            from parsers.scan.boxes import edge_doubt
+
+            doubt = edge_doubt(bw, guesses)
             it = iter(zip(bw.digits, guesses, strict=False))
             all_right = True
             for k, ch in enumerate(truth):
@@ -699,7 +702,7 @@ class BoxDump:
                 guess = "-" if g is None else str(g.digit)
                 prob = 0.0 if g is None else float(g.probs[g.digit])
                 votes = 0 if g is None else int(g.votes)
-                edge = k + 1 in bw.on_edge  # the reading is never sure alone there
+                edge = k + 1 in doubt  # the reading is never sure alone there
                 sure = g is not None and g.sure and not edge
                 if written:
                     t[2] += 1

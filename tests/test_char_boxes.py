@@ -308,7 +308,7 @@ def test_a_day_written_alone_may_be_a_lost_digit():
     assert [t for t, _p in fax.alternatives] == ["2025年10月15日", "2025年10月25日"]
     assert boxes.decode_reason(f, fax).startswith("第7个数字不确定（读作2025年10月5日，也可能是2025年10月")
     # every box written: no digit can have been lost
-    both = boxes.decode_boxes(f, (True,) * 8, _guesses("20251005"), [None] * 8, [], ctx, dpi=120)
+    both = boxes.decode_boxes(f, (True,) * 8, _guesses("20251005"), [None] * 8, ["20251005"] * 2, ctx, dpi=120)
     assert both.sure and both.doubtful == ()
     # a phone number (no window, no check digit): the first boxes restricted to 1[3-9] ...
     phone = get_spec("referral_letter").field("reply_phone")
@@ -578,10 +578,38 @@ def test_a_digit_running_into_an_edge_on_a_fax_is_never_sure_alone():
     f = get_spec("guardian_notice").field("recipient_signed_on")
     guesses = _guesses("20251005", b6=(0.985, 9))  # sure: the references all agree with the network
     assert guesses[6].sure
-    clear = boxes.decode_boxes(f, (True,) * 8, guesses, [None] * 8, [], ctx, dpi=120)
+    # one OCR engine reads the line as the readers do (on a fax nothing is taken on the readers alone)
+    assert not boxes.decode_boxes(f, (True,) * 8, guesses, [None] * 8, [], ctx, dpi=120).sure
+    clear = boxes.decode_boxes(f, (True,) * 8, guesses, [None] * 8, ["20251005"], ctx, dpi=120)
     assert clear.sure and clear.text == "2025年10月05日"
-    edge = boxes.decode_boxes(f, (True,) * 8, guesses, [None] * 8, [], ctx, dpi=120, on_edge=(7,))
+    edge = boxes.decode_boxes(f, (True,) * 8, guesses, [None] * 8, ["20251005"], ctx, dpi=120, on_edge=(7,))
     assert edge.text == "2025年10月05日" and not edge.sure and 7 in dict(edge.doubtful)
     like = boxes.box_likelihoods(guesses, [None] * 8, [6], fax=True)
     assert like[6][0] == pytest.approx(boxes.READER_RIGHT_BY_P_FAX[7])  # 0.98 <= p < 0.99
     assert like[5][0] == pytest.approx(boxes.READER_SURE_RIGHT_FAX)
+
+
+def test_a_seven_on_the_bottom_edge_may_be_a_two_whose_foot_was_lost():
+    """A 2 whose foot lies on the bottom edge loses the foot with the edge and reads as a sure 7: at
+    any resolution, a box whose ink runs into the bottom edge and reads 7 (or 1) is never sure alone
+    (``edge_doubt``); read as 2 it may be; a 1 that runs into the top edge may be a 7 whose cap was
+    lost, one clear of the edges is sure."""
+    import cv2
+
+    def write(img, boxes_px):
+        x0, y0, x1, y1 = boxes_px[2]
+        w, h = x1 - x0, y1 - y0
+        cv2.ellipse(img, ((x0 + x1) // 2, y0 + h // 3), (w // 3, h // 5), 0, 180, 360, (40, 40, 40), 2)
+        cv2.line(img, ((x0 + x1) // 2 + w // 3, y0 + h // 3), (x0 + 3, y1 - 1), (40, 40, 40), 2)
+        cv2.line(img, (x0 + 3, y1 - 1), (x1 - 3, y1 - 1), (40, 40, 40), 2)  # the foot, on the edge
+        x0, y0, x1, y1 = boxes_px[6]
+        cv2.line(img, ((x0 + x1) // 2, y0 - 4), ((x0 + x1) // 2 - 1, y1 - 8), (40, 40, 40), 2)
+        x0, y0, x1, y1 = boxes_px[7]
+        cv2.line(img, ((x0 + x1) // 2, y0 + 8), ((x0 + x1) // 2 - 1, y1 - 8), (40, 40, 40), 2)
+
+    bw = _boxes_strip(write)
+    assert [k + 1 for k, on in enumerate(bw.inked) if on] == [3, 7, 8]
+    assert bw.on_edge == () and (3, "bottom") in bw.edges and (7, "top") in bw.edges
+    assert not any(b == 8 for b, _e in bw.edges)
+    assert boxes.edge_doubt(bw, [_guess(7), _guess(1), _guess(1)]) == (3, 7)
+    assert boxes.edge_doubt(bw, [_guess(2), _guess(4), _guess(1)]) == ()

