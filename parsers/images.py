@@ -63,6 +63,11 @@ class UnsupportedImageFormat(UnsupportedInput):
 FAX_BELOW_DPI = 170.0
 
 
+def is_fax(dpi: float) -> bool:
+    """A page scanned at ``dpi`` (0: not known) is read as a fax."""
+    return 0 < dpi < FAX_BELOW_DPI
+
+
 @dataclass(frozen=True, eq=False)
 class PageImage:
     """One page of an upload.

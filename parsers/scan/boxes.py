@@ -3,7 +3,6 @@ and handwritten numbers read one digit per character box (DOMAIN §5.6.2)."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import re
@@ -17,7 +16,7 @@ from forms import validators as v
 from forms.pdfium_lock import PDFIUM_LOCK
 from forms.spec import BOX_CHARS, Field, Kind
 from parsers.base import BBox, FieldReading, jsonable
-from parsers.images import FAX_BELOW_DPI, ink_mask, to_gray
+from parsers.images import FAX_BELOW_DPI, ink_mask, is_fax, to_gray
 from parsers.ocr import OcrEngine, OcrFailed, OcrText
 from parsers.scan import digits as digit_model
 from parsers.scan.handwriting import confirm_reason, digits_only, interpret_hand
@@ -255,7 +254,7 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
     edge_ink = cv2.dilate(band & ink & (1 - left), np.ones((3, 3), np.uint8))
     touch = max(2, int(round(BOX_EDGE_TOUCH_MM * dpi / 25.4)))
     on_edge = tuple(k + 1 for k, on in enumerate(inked)
-                    if on and 0 < source_dpi < FAX_BELOW_DPI
+                    if on and is_fax(source_dpi)
                     and int((np.isin(labels, owner[k]) & edge_ink.astype(bool)).sum()) >= touch)
     # at any resolution: which horizontal edge (top or bottom) each written box's ink runs into
     h_ink = cv2.dilate(bands[0] & ink & (1 - left), np.ones((3, 3), np.uint8)).astype(bool)
@@ -562,8 +561,17 @@ def reader_right(g: Any, fax: bool, *, on_edge: bool = False) -> float:
     on an edge), or by the network's probability of it (``READER_P_EDGES``); on a fax or not."""
     if g.sure and not on_edge:
         return READER_SURE_RIGHT_FAX if fax else READER_SURE_RIGHT
-    table = READER_RIGHT_BY_P_FAX if fax else READER_RIGHT_BY_P
-    return table[int(np.searchsorted(READER_P_EDGES, float(g.probs[g.digit]), side="right"))]
+    return (READER_RIGHT_BY_P_FAX if fax else READER_RIGHT_BY_P)[reader_bin(g)]
+
+
+def reader_bin(g: Any) -> int:
+    """The bin of ``READER_P_EDGES`` the network's probability of its reading ``g`` falls in."""
+    return int(np.searchsorted(READER_P_EDGES, float(g.probs[g.digit]), side="right"))
+
+
+def accept_posterior(dpi: float) -> float:
+    """The posterior a boxed value is taken at on a scan of ``dpi``."""
+    return ACCEPT_POSTERIOR_FAX if is_fax(dpi) else ACCEPT_POSTERIOR
 
 
 def box_likelihoods(guesses: Sequence[Any], alone: Sequence[str | None],
@@ -618,25 +626,14 @@ def decode_boxes(f: Field, inked: Sequence[bool], guesses: Sequence[Any], alone:
     boxes fit no value of the field's form. ``on_edge``: written boxes (1-based among all the
     field's boxes) whose ink runs into a printed edge (``BoxWriting.on_edge``)."""
     written = [i + 1 for i, on in enumerate(inked) if on]
-    fax = 0 < dpi < FAX_BELOW_DPI
-    like = box_likelihoods(guesses, alone, [written.index(b) for b in on_edge if b in written], fax=fax)
-    out = _decode(f, inked, like, alone, lines, ctx, dpi)
-    if out is None or not fax:
-        return out
-    out = dataclasses.replace(out, accept=ACCEPT_POSTERIOR_FAX)
-    if not out.sure and not out.doubtful and out.digits.isdigit() and len(out.digits) == len(like):
-        out = dataclasses.replace(out, doubtful=_weakest(out.digits, like, [b - 1 for b in written]))
-    return out
-
-
-def _decode(f: Field, inked: Sequence[bool], like: list[np.ndarray], alone: Sequence[str | None],
-            lines: Sequence[str], ctx: ReadContext, dpi: float) -> BoxDecode | None:
+    like = box_likelihoods(guesses, alone, [written.index(b) for b in on_edge if b in written], fax=is_fax(dpi))
+    accept = accept_posterior(dpi)
     if f.kind == Kind.DATE and f.box_groups() == (4, 2, 2) and len(inked) == 8:
-        return _lost_digit(_decode_date(inked, like, lines, ctx), inked, dpi)
+        return _lost_digit(_decode_date(inked, like, lines, ctx, accept), inked, dpi)
     boxes_at = [i for i, on in enumerate(inked) if on]
     n = len(like)
     if f.kind == Kind.ID_NUMBER and len(inked) == 18 and n == 18:
-        return _decode_id(like, alone, lines)
+        return _decode_id(like, alone, lines, accept)
     logs = [np.log(np.maximum(p, 1e-12)) for p in like]
     for line in lines:  # a line with one digit per written box: each digit a box's evidence
         if len(line) == n and line.isdigit():
@@ -670,11 +667,11 @@ def _decode(f: Field, inked: Sequence[bool], like: list[np.ndarray], alone: Sequ
     for b, _m, other in scored:  # the best number of another form
         if b < top and np.exp(b - total) >= ALTERNATIVE_POSTERIOR:
             alts.append(("".join(str(int(lp.argmax())) for lp in other), float(np.exp(b - total))))
-    if not doubtful and posterior < ACCEPT_POSTERIOR:
+    if not doubtful and posterior < accept:
         doubtful = list(_weakest(best, post, boxes_at))
     text, _why = boxed_text(f, inked, best)
     alts.sort(key=lambda t: -t[1])
-    return BoxDecode(best, text, posterior, tuple(alts[:3]), tuple(doubtful))
+    return BoxDecode(best, text, posterior, tuple(alts[:3]), tuple(doubtful), accept)
 
 
 @functools.lru_cache(maxsize=32)
@@ -708,7 +705,7 @@ def _edits_many(line: str, cands: np.ndarray) -> np.ndarray:
 
 
 def _decode_date(inked: Sequence[bool], like: Sequence[np.ndarray], lines: Sequence[str],
-                 ctx: ReadContext) -> BoxDecode | None:
+                 ctx: ReadContext, accept: float = ACCEPT_POSTERIOR) -> BoxDecode | None:
     import datetime as dt
     import math
 
@@ -754,10 +751,10 @@ def _decode_date(inked: Sequence[bool], like: Sequence[np.ndarray], lines: Seque
             if a != b and b not in doubt.setdefault(written[k] + 1, []):
                 doubt[written[k] + 1].append(b)
     doubtful = tuple((k, tuple(v)) for k, v in sorted(doubt.items()) if v)
-    if not doubtful and posterior < ACCEPT_POSTERIOR:
+    if not doubtful and posterior < accept:
         doubtful = _weakest(best, like, written)
     text = f"{best_day.year}年{best_day.month:02d}月{best_day.day:02d}日"
-    return BoxDecode(best, text, posterior, alts, doubtful)
+    return BoxDecode(best, text, posterior, alts, doubtful, accept)
 
 
 # A month or day below 10 may be written as one digit in the second box of its pair, the first left
@@ -783,6 +780,7 @@ def _lost_digit(dec: BoxDecode | None, inked: Sequence[bool], dpi: float) -> Box
     month or day would make; when that leaves it unsure, each such box is named with the digits it
     may have held and those dates are among the alternatives."""
     import calendar
+    import dataclasses
     import datetime as dt
 
     if dec is None or dec.text is None or len(dec.digits) != sum(inked):
@@ -804,7 +802,7 @@ def _lost_digit(dec: BoxDecode | None, inked: Sequence[bool], dpi: float) -> Box
     odds = lost_digit_odds(dpi)
     share = 1.0 + len(lost) * odds
     posterior = dec.posterior / share
-    if posterior >= (ACCEPT_POSTERIOR_FAX if 0 < dpi < FAX_BELOW_DPI else ACCEPT_POSTERIOR):
+    if posterior >= dec.accept:
         return dataclasses.replace(dec, posterior=posterior)
     doubt = dict(dec.doubtful)
     for box, t, _when in lost:
@@ -829,7 +827,8 @@ def _weakest(best: str, like: Sequence[np.ndarray], written: Sequence[int]) -> t
     return tuple((written[k] + 1, ()) for k in weak)
 
 
-def _decode_id(like: Sequence[np.ndarray], alone: Sequence[str | None], lines: Sequence[str]) -> BoxDecode:
+def _decode_id(like: Sequence[np.ndarray], alone: Sequence[str | None], lines: Sequence[str],
+               accept: float = ACCEPT_POSTERIOR) -> BoxDecode:
     """An ID number over the 18-character strings whose check character fits (GB 11643): the most
     likely one by dynamic programming over the weighted sum's remainder, its share of all of them."""
     logs = [np.log(np.maximum(p, 1e-12)) for p in like]
@@ -873,7 +872,9 @@ def _decode_id(like: Sequence[np.ndarray], alone: Sequence[str | None], lines: S
     # boxes where the check character moved the reading off the box's own best, or that are unsure
     doubtful = tuple((k + 1, ()) for k, p in enumerate(like)
                      if float(p.max()) < ACCEPT_POSTERIOR or (best[k].isdigit() and int(p.argmax()) != int(best[k])))
-    return BoxDecode(best, best, posterior, (), doubtful)
+    if not doubtful and posterior < accept and best.isdigit():
+        doubtful = _weakest(best, like, range(18))
+    return BoxDecode(best, best, posterior, (), doubtful, accept)
 
 
 def decode_reason(f: Field, d: BoxDecode) -> str:
@@ -962,15 +963,10 @@ def edge_doubt(bw: BoxWriting, guesses: Sequence[Any]) -> tuple[int, ...]:
     """The written boxes (1-based) whose reading is never sure alone: ``bw.on_edge`` (a fax), and
     those whose digit, read as it is, runs into an edge along which a lost stroke would make another
     digit (``BOX_EDGE_LOOKALIKES``)."""
-    return tuple(sorted(set(bw.on_edge) | set(_lookalikes(bw, guesses))))
-
-
-def _lookalikes(bw: BoxWriting, guesses: Sequence[Any]) -> dict[int, int]:
-    """{written box (1-based): the digit it may be} for the boxes ``edge_doubt`` adds."""
     written = [k + 1 for k, on in enumerate(bw.inked) if on]
     read = {b: g.digit for b, g in zip(written, guesses, strict=False) if g is not None}
-    return {b: BOX_EDGE_LOOKALIKES[edge][read[b]] for b, edge in bw.edges
-            if read.get(b) in BOX_EDGE_LOOKALIKES[edge]}
+    looks = {b for b, edge in bw.edges if read.get(b) in BOX_EDGE_LOOKALIKES[edge]}
+    return tuple(sorted(set(bw.on_edge) | looks))
 
 
 def _read_decoded(path: str, f: Field, got: OcrText, bw: BoxWriting, singles: Sequence[OcrText],

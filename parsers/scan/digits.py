@@ -247,6 +247,21 @@ def network_probs(ref: dict[str, np.ndarray], framed: np.ndarray) -> np.ndarray:
     return softmax(logits / float(ref["cnn_temperature"]))
 
 
+def another_pen(v: np.ndarray, rng: np.random.Generator, *, broad: bool = True) -> np.ndarray:
+    """``v`` (float, ink bright) as written with another pen, or the same: a little thicker, thinner
+    (when there is ink to spare) or, when ``broad``, much thicker."""
+    import cv2
+
+    k = rng.integers(5 if broad else 4)
+    if k == 1:
+        return cv2.dilate(v, np.ones((2, 2), np.uint8))
+    if k == 2 and v.sum() > 40:
+        return cv2.erode(v, np.ones((2, 1), np.uint8))
+    if k == 3 and broad:
+        return cv2.dilate(v, np.ones((3, 3), np.uint8))
+    return v
+
+
 def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One more way ``img`` (28 x 28, ink bright) could have been written and scanned: thicker or
     thinner pen, elastic wobble, turned (±15°), sheared, narrower or wider, smaller or larger,
@@ -254,14 +269,7 @@ def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     coarsely (a fax: fewer pixels, hard black and white) or blurred (a phone)."""
     import cv2
 
-    v = img.astype(np.float32)
-    k = rng.integers(5)
-    if k == 1:
-        v = cv2.dilate(v, np.ones((2, 2), np.uint8))
-    elif k == 2 and v.sum() > 40:
-        v = cv2.erode(v, np.ones((2, 1), np.uint8))
-    elif k == 3:
-        v = cv2.dilate(v, np.ones((3, 3), np.uint8))
+    v = another_pen(img.astype(np.float32), rng)
     if rng.random() < 0.7:
         gx, gy = np.meshgrid(np.arange(SIZE, dtype=np.float32), np.arange(SIZE, dtype=np.float32))
         a = rng.uniform(4.0, 16.0)
