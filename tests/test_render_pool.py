@@ -29,6 +29,7 @@ pytestmark = pytest.mark.skipif(not tools.probe("soffice").installed, reason="Li
 HOLD_S = 3.0
 PIECE_S = 0.5
 HOLDING = threading.Event()  # set while a conversion in this process holds the lock
+PIECES_LEFT = [0]  # of that hold, the pieces still to come after the one running
 
 
 def hold_the_lock_then_convert() -> None:
@@ -40,7 +41,9 @@ def hold_the_lock_then_convert() -> None:
 
     def slow(self, docx):
         HOLDING.set()
-        for _ in range(round(HOLD_S / PIECE_S)):
+        pieces = round(HOLD_S / PIECE_S)
+        for k in range(pieces):
+            PIECES_LEFT[0] = pieces - k - 1
             libc.usleep(int(PIECE_S * 1_000_000))
         HOLDING.clear()
         return original(self, docx)
@@ -154,6 +157,9 @@ def test_rendered_in_the_web_process_reads_wait(app, client, root_token, school,
         worker = _issue_in_background(app, root_token, school, answers)
         try:
             assert HOLDING.wait(60)  # the conversion holds this process's lock now
+            # (on a loaded machine this thread may get the lock only after the hold's last piece:
+            # then nothing is left for the read to wait for)
+            during = HOLDING.is_set() and PIECES_LEFT[0] > 0
             waited = _timed_read(client)
         finally:
             worker.join(120)
@@ -161,7 +167,7 @@ def test_rendered_in_the_web_process_reads_wait(app, client, root_token, school,
         sys.setswitchinterval(switch)
         pdf.PdfConverter.convert_with_layout = hold_the_lock_then_convert_here
     assert answers[0].status_code == 201
-    assert waited >= PIECE_S * 0.9, waited
+    assert waited >= PIECE_S * 0.9 or not during, waited
 
 
 def test_a_renderer_that_dies_is_replaced_and_takes_no_number(app, client, school, pool, app_session):
