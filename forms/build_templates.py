@@ -79,7 +79,7 @@ from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT, WD_ROW_HEIGHT_RULE
 from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_LINE_SPACING
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
-from docx.shared import Mm, Pt
+from docx.shared import Mm, Pt, RGBColor
 
 from forms import layout as L
 from forms.registry import all_specs
@@ -111,6 +111,12 @@ CELL_MARGIN_MM = 1.2  # left/right padding inside cells
 # Serif CJK, each box about 5 mm tall and 6 mm apart: a digit of ordinary handwriting (3-4.5 mm)
 # fits inside it, clear of the edges a scan must take away.
 BOX_PT = 18.0
+# ... in a drop-out grey (issue 15): light enough that a scan's ink threshold leaves the boxes out
+# (a fax drops them; at 200 dpi and more they are paler than any pen's ink), so a digit written over
+# or along an edge keeps its strokes; the scan reader takes the boxes away only where a scan still
+# shows them (``parsers.scan.boxes.box_writing``). Clearly visible on paper (18 % grey, darker than
+# Word's lightest table shading).
+BOX_RGB = (0xD0, 0xD0, 0xD0)
 BOX_LINE_PT = 26.0
 FIXED_DATE = dt.datetime(2026, 1, 1, 0, 0, 0)
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -286,6 +292,15 @@ def _style_for(style: str) -> str:
 
 
 # ---- placeholders -------------------------------------------------------------------------------
+
+def _run_tag(text: str):
+    """A bare ``w:r`` holding ``text`` (a docxtpl run tag such as ``{%r if x %}``)."""
+    r = OxmlElement("w:r")
+    t = OxmlElement("w:t")
+    t.text = text
+    r.append(t)
+    return r
+
 
 def tag(expr: str) -> str:
     """A Jinja print tag: ``{{ expr }}``."""
@@ -686,15 +701,27 @@ class _Builder:
 
     @staticmethod
     def _cell_text(cell, text: str, style: str, valign=WD_CELL_VERTICAL_ALIGNMENT.CENTER,
-                   scale: int | None = None, size_pt: float | None = None) -> None:
+                   scale: int | None = None, size_pt: float | None = None, blank_boxes: str | None = None) -> None:
+        """``text`` as the cell's run; with ``blank_boxes`` (a context flag: the field is blank and
+        prints its character boxes) the run twice, in ``BOX_RGB`` when the flag is set and in the
+        ink's colour otherwise (a value given is printed as any other), by docxtpl run tags."""
         p = cell.paragraphs[0]
         p.style = style
         if text:
-            run = p.add_run(text)
-            if scale:
-                run._r.get_or_add_rPr().append(_el("w:w", w_val=scale))
+            runs = [p.add_run(text)]
+            if blank_boxes:
+                p.runs[0]._r.addprevious(_run_tag(f"{{%r if {blank_boxes} %}}"))
+                p.add_run("{%r else %}")
+                runs.append(p.add_run(text))
+                p.add_run("{%r endif %}")
+            for k, run in enumerate(runs):
+                if scale:
+                    run._r.get_or_add_rPr().append(_el("w:w", w_val=scale))
+                if size_pt:
+                    run.font.size = Pt(size_pt)
+                    if blank_boxes and k == 0:
+                        run.font.color.rgb = RGBColor(*BOX_RGB)
             if size_pt:
-                run.font.size = Pt(size_pt)
                 p.paragraph_format.line_spacing = Pt(BOX_LINE_PT)
         cell.vertical_alignment = valign
 
@@ -733,7 +760,8 @@ class _Builder:
                     self._cell_text(tc, tag(f"f.{cell.field}"), "BxCell",
                                     WD_CELL_VERTICAL_ALIGNMENT.TOP if tall
                                     else WD_CELL_VERTICAL_ALIGNMENT.CENTER,
-                                    None if boxed else fit_scale(f, width), BOX_PT if boxed else None)
+                                    None if boxed else fit_scale(f, width), BOX_PT if boxed else None,
+                                    blank_boxes=f"boxes.{cell.field}" if boxed else None)
                 col += cell.span
         if block.keep:  # every row with the next: the grid whole, and with the block after it
             self._keep_rows(table.rows)

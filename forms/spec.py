@@ -449,6 +449,7 @@ class FormSpec:
                 extra: Mapping[str, Any] | None = None) -> dict:
         """The docxtpl context: ``f`` printed strings, ``rows`` printed table rows, ``variant``."""
         f_ctx: dict[str, str] = {}
+        boxes: dict[str, bool] = {}  # the fields printing their blank character boxes
         rows: dict[str, list[dict]] = {}
         for f in self.fields:
             value = cleaned.get(f.name)
@@ -463,11 +464,12 @@ class FormSpec:
                 rows[f.name] = printed
             elif f.hand_boxes and is_blank(value):
                 f_ctx[f.name] = f.box_pattern()
+                boxes[f.name] = True
             elif f.mask_on_print and f.prints_full(cleaned) and value:
                 f_ctx[f.name] = str(value)  # the recipient's rule: in full (and audited)
             else:
                 f_ctx[f.name] = format_value(f, value)
-        return {"f": f_ctx, "rows": rows,
+        return {"f": f_ctx, "rows": rows, "boxes": boxes,
                 "variant": {"code": variant.code, "title": variant.title, **variant.data}
                 if variant else {},
                 "form": {"code": self.code, "title": self.doc_title(variant), "version": self.version},

@@ -387,15 +387,19 @@ def test_a_box_with_ink_too_small_for_a_digit_is_doubtful():
     assert r.reason == "第7个格子有笔迹，但认不出是否写了数字，请核对"
 
 
-def _boxes_strip(draw):
+def _boxes_strip(draw, *, dark_boxes: bool = False):
     """The stub's boxed date on a clean 200-dpi raster with ``draw(img, boxes_px)`` applied, read
-    by ``box_writing`` against the issued page."""
+    by ``box_writing`` against the issued page. ``dark_boxes``: the drop-out boxes printed dark (a
+    darkened copy: the scan shows them, and they are taken away as printed edges)."""
     from parsers.align import TemplatePage, align
 
     pdf, geo, ticks, ctx = _issued()
     cells = ticks[STUB]["stub_service_date"]
     s = 200 / 72.0
     px = np.array(mk.rasterise(pdf, STUB, 200), copy=True)
+    if dark_boxes:
+        pale = px.mean(axis=2) if px.ndim == 3 else px
+        px[(pale > 150) & (pale < 240)] = 30
     draw(px, [tuple(int(round(v * s)) for v in c) for c in cells])
     page = load_pages(mk.encode(px, "PNG", 200), filename="edge.png")[0]
     identity = scan.identify_page(page, secret=mk.SECRET)
@@ -607,9 +611,52 @@ def test_a_seven_on_the_bottom_edge_may_be_a_two_whose_foot_was_lost():
         x0, y0, x1, y1 = boxes_px[7]
         cv2.line(img, ((x0 + x1) // 2, y0 + 8), ((x0 + x1) // 2 - 1, y1 - 8), (40, 40, 40), 2)
 
-    bw = _boxes_strip(write)
+    bw = _boxes_strip(write, dark_boxes=True)
     assert [k + 1 for k, on in enumerate(bw.inked) if on] == [3, 7, 8]
     assert bw.on_edge == () and (3, "bottom") in bw.edges and (7, "top") in bw.edges
     assert not any(b == 8 for b, _e in bw.edges)
     assert boxes.edge_doubt(bw, [_guess(7), _guess(1), _guess(1)]) == (3, 7)
     assert boxes.edge_doubt(bw, [_guess(2), _guess(4), _guess(1)]) == ()
+    # printed as issued, the boxes drop out of the scan: nothing is taken away along an edge, the
+    # 2 keeps its foot (its crop reaches as low as written), the others are as tall as before
+    def tall(b):
+        return [int((d[:, :, 0] < 128).any(axis=1).sum()) for d in b.digits]
+
+    cut = tall(bw)
+    bw = _boxes_strip(write)
+    assert [k + 1 for k, on in enumerate(bw.inked) if on] == [3, 7, 8] and bw.edges == ()
+    whole = tall(bw)
+    assert whole[0] >= cut[0] + 3 and whole[1] >= cut[1] and abs(whole[2] - cut[2]) <= 1
+
+
+def test_drop_out_boxes_are_printed_pale_and_a_given_value_in_ink():
+    """The character boxes print in the drop-out grey (BOX_RGB) when blank; a value given for the
+    field prints in the ink's colour, in the same size."""
+    import re as _re
+
+    from forms.build_templates import BOX_RGB
+
+    pdf, _geo, _ticks, _ctx = _issued()
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(pdf)
+    try:
+        page = doc[STUB - 1]
+        img = np.asarray(page.render(scale=200 / 72).to_pil().convert("L"))
+    finally:
+        doc.close()
+    _pdf, geo, ticks, _c = _issued()
+    s = 200 / 72.0
+    x0, y0, x1, y1 = (int(round(v * s)) for v in ticks[STUB]["stub_service_date"][0])
+    edge = img[y0 - 2:y1 + 3, x0 - 2:x1 + 3]
+    darkest = int(edge.min())
+    assert abs(darkest - BOX_RGB[0]) <= 25 and darkest > 160  # pale, never as dark as ink
+    from forms.spec import CHAR_BOX
+
+    spec = get_spec("guardian_notice")
+    f = spec.field("stub_service_date")
+    ctx = spec.context({"stub_service_date": None}, spec.variant("xianqi"))
+    assert ctx["f"][f.name] == f.box_pattern() and ctx["boxes"][f.name] is True
+    ctx = spec.context({"stub_service_date": dt.date(2025, 10, 3)}, spec.variant("xianqi"))
+    assert CHAR_BOX not in ctx["f"][f.name] and f.name not in ctx["boxes"]
+    assert _re.search(r"2025", ctx["f"][f.name])

@@ -54,6 +54,17 @@ BOX_EDGE_TOUCH_MM = 0.3
 # as a sure 7 (or 1), a 7 whose cap lies on the top edge as a sure 1 (4 of the 5 sure-but-wrong
 # boxes of a held-out bench run: 2 read as 7). Such a box's reading is never sure alone.
 BOX_EDGE_LOOKALIKES = {"bottom": {7: 2, 1: 2}, "top": {1: 7}}
+# Drop-out boxes (forms/build_templates.py BOX_RGB): the issued page's print paler than this grey
+# (and not a dark glyph's soft edge) is drop-out print, when there is at least BOX_LIGHT_MIN_PX of
+# it in the strip. A scan whose long straight ink (runs of BOX_LINE_MIN_PT) comes to BOX_LIGHT_SHOWN
+# of the print's shows the boxes, and they are taken away as printed edges; otherwise nothing is
+# taken away there (a stroke along or over an edge stays whole) but a piece of ink lying for
+# BOX_LIGHT_REMNANT of its pixels along the light print (an edge's dark remnant) is no writing.
+BOX_LIGHT_BELOW = 240
+BOX_LIGHT_MIN_PX = 40
+BOX_LINE_MIN_PT = 8.0
+BOX_LIGHT_SHOWN = 0.5
+BOX_LIGHT_REMNANT = 0.9
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,9 +118,14 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
     scan_ink = _writing_ink(scan_grey)
     rh = int(round((region[3] - region[1]) * s))
     rw = int(round((region[2] - region[0]) * s))
+    dropped = None  # drop-out print (light boxes) the scan does not show, lined up with ``ink``
     if reference is not None:
-        ref_ink = (reference.crop(page_no, region) < 160).astype(np.uint8)
+        ref_grey = reference.crop(page_no, region)
+        ref_ink = (ref_grey < 160).astype(np.uint8)
         rh, rw = ref_ink.shape
+        light = ((ref_grey < BOX_LIGHT_BELOW) & (cv2.dilate(ref_ink, np.ones((3, 3), np.uint8)) == 0)).astype(np.uint8)
+        if int(light.sum()) >= BOX_LIGHT_MIN_PX:
+            dropped = light
     else:
         ref_ink = np.zeros((rh, rw), np.uint8)
         t = max(1, int(round(0.7 * s)))
@@ -119,8 +135,18 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
             cv2.rectangle(ref_ink, p0, p1, 1, t)
     dx, dy = ink_shift(scan_ink, ref_ink) if ref_ink.any() else (margin, margin)
     window = (slice(dy, dy + rh), slice(dx, dx + rw))
+    if dropped is not None and _shows_lines(ink_mask(scan_grey[window], contrast=BOX_INK_STRONG), dropped, s):
+        # the scan shows the light boxes (a dark fax, a darkened copy): taken away as any print
+        ref_ink, dropped = ref_ink | dropped, None
+        dx, dy = ink_shift(scan_ink, ref_ink)
+        window = (slice(dy, dy + rh), slice(dx, dx + rw))
     ink = np.ascontiguousarray(scan_ink[window])
     grey = scan_grey[window]
+    if dropped is not None:
+        # where the light print lies only a clearly dark pixel is ink: a pale one there is the
+        # print's own grey, never a stroke's soft edge to keep
+        band_light = cv2.dilate(dropped, np.ones((5, 5), np.uint8)).astype(bool)
+        ink = np.where(band_light, ink & ink_mask(grey, contrast=BOX_INK_STRONG).astype(np.uint8), ink)
     grow = max(1, int(round(BOX_PRINT_GROW_MM * dpi / 25.4)))
     boxes_px = [tuple(int(round((c[i] - region[i % 2]) * s)) for i in range(4)) for c in cells]
     side = max(5, min(b[3] - b[1] for b in boxes_px))
@@ -165,6 +191,16 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
         sliver = np.nonzero(off[1:] == 0)[0] + 1
         if len(sliver):
             left[np.isin(labels, sliver)] = 0
+    if dropped is not None:
+        # what the scan still shows of the light print (a dark fax of it, a piece of an edge) is
+        # not writing: a piece lying along it and nowhere else is dropped
+        along = cv2.dilate(dropped, np.ones((5, 5), np.uint8))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(left, connectivity=8)
+        if n > 1:
+            on = np.bincount(labels.ravel(), weights=along.ravel().astype(np.float64), minlength=n)
+            remnant = np.nonzero(on[1:] >= BOX_LIGHT_REMNANT * stats[1:, cv2.CC_STAT_AREA])[0] + 1
+            if len(remnant):
+                left[np.isin(labels, remnant)] = 0
     keep_out = cv2.dilate(band | printed, np.ones((3, 3), np.uint8)) & (1 - left)
     min_area = max(3, int(round((0.25 * dpi / 25.4) ** 2)))
     interior = np.full(left.shape, -1, np.int32)
@@ -269,6 +305,23 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
                 edges.append((k + 1, name))
     return BoxWriting(tuple(inked), np.dstack([line] * 3), tuple(digits), tuple(doubtful), source_dpi, on_edge,
                       tuple(edges))
+
+
+def _shows_lines(scan_ink: np.ndarray, light: np.ndarray, scale: float) -> bool:
+    """Whether the scan's dark ink (``scan_ink``, the strip lined up with ``light``) shows the light
+    print's straight lines (``light``, the issued strip's drop-out boxes): as much long straight
+    ink, horizontal and upright, along them as the print has (a dark fax, a copy darkened) or next to none (the
+    boxes dropped out; a digit's cap or stem is short beside every box's edges together)."""
+    import cv2
+
+    length = max(5, int(round(BOX_LINE_MIN_PT * scale)))
+    def long_ink(m: np.ndarray) -> int:
+        m = m.astype(np.uint8)
+        return int(cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((1, length), np.uint8)).sum()
+                   + cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8)).sum())
+    printed = long_ink(light)
+    near = cv2.dilate(light, np.ones((5, 5), np.uint8)).astype(bool)
+    return printed > 0 and long_ink(scan_ink.astype(bool) & near) >= BOX_LIGHT_SHOWN * printed
 
 
 def _pieces(left: np.ndarray, interior: np.ndarray, boxes: int):
