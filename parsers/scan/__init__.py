@@ -20,8 +20,9 @@ Two steps, because parsers never touch the database (the caller looks documents 
    * handwritten values are OCR'd and validated: ID number checksum, dates plausible (not before
      the document was issued, not in the future), names matched against the case's people
      (pypinyin for near-misses); validation moves the confidence. Dates and numbers printed as
-     character boxes (DOMAIN §5.6.2, ``Field.hand_boxes``) are read box by box: the printed boxes
-     are taken away with the issued PDF as reference (``box_writing``), the written digits are
+     character boxes (DOMAIN §5.6.2, ``Field.hand_boxes``) are read box by box: the boxes print in
+     a drop-out grey the scan's ink threshold leaves out, and where a scan still shows them they
+     are taken away with the issued PDF as reference (``box_writing``); the written digits are
      read as one line and each alone, and a value goes through only when every written box holds
      exactly one digit and both readings agree;
    * tick boxes (the printed ☐ of CHOICE/MULTI/BOOL fields, located in the issued PDF with

@@ -310,8 +310,8 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
 def _shows_lines(scan_ink: np.ndarray, light: np.ndarray, scale: float) -> bool:
     """Whether the scan's dark ink (``scan_ink``, the strip lined up with ``light``) shows the light
     print's straight lines (``light``, the issued strip's drop-out boxes): as much long straight
-    ink, horizontal and upright, along them as the print has (a dark fax, a copy darkened) or next to none (the
-    boxes dropped out; a digit's cap or stem is short beside every box's edges together)."""
+    ink, horizontal and upright, along them as the print has (a dark fax, a darkened copy), or
+    next to none (the boxes dropped out: a digit's cap or stem is short beside all the edges)."""
     import cv2
 
     length = max(5, int(round(BOX_LINE_MIN_PT * scale)))
@@ -556,21 +556,26 @@ def _date_boxes(day, inked: Sequence[bool]) -> str | None:
 # box by box, on fax scans (below ``images.FAX_BELOW_DPI``) apart from the others (Beta(1, 1)-
 # smoothed, non-decreasing in the network's probability); the OCR reliability and the edit cost
 # maximise the log-probability of the written date (grid search). With the readers of digits
-# VERSION 4 (``digits_cnn.npz`` trained on MNIST and on boxed crops): the best date right 527 of 576
-# times; at ACCEPT_POSTERIOR 287 of 384 dates of 200-dpi and phone scans taken (the most likely
-# wrong date had 0.966) and 94 of 192 of 120-dpi faxes (the most likely wrong 0.987), none wrong.
-# (Counting a reading that is not sure by its nearest references' votes instead, as before, took
-# about as many but let a wrong fax date through at 0.992 and had a wrong clean one at 0.985.)
-# Recalibrate when the digit readers change.
+# VERSION 4 and the drop-out boxes (forms/build_templates.py BOX_RGB): the best date right 536 of
+# 576 times; at ACCEPT_POSTERIOR 297 of 384 dates of 200-dpi and phone scans taken (the most likely
+# wrong date had 0.953), and at ACCEPT_POSTERIOR_FAX 116 of 192 of 120-dpi faxes (the most likely
+# wrong 0.986), none wrong. (With the boxes printed black: 287 and 94, on the same writers.)
+# Recalibrate when the digit readers or the boxes change.
 #
-# How often the digit readers' reading of a box is right: when ``sure`` (2,521 of 2,526; on faxes
-# 315 of 316), and otherwise by the network's probability of it, in the bins READER_P_EDGES make.
-READER_SURE_RIGHT = 0.9976
-READER_SURE_RIGHT_FAX = 0.9937
+# How often the digit readers' reading of a box is right: when ``sure`` (2,652 of 2,652; on faxes
+# 1,191 of 1,191), and otherwise by the network's probability of it, in the bins READER_P_EDGES make.
+READER_SURE_RIGHT = 0.9996
+READER_SURE_RIGHT_FAX = 0.9992
 READER_P_EDGES = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995)
-READER_RIGHT_BY_P = (0.333, 0.333, 0.677, 0.824, 0.904, 0.933, 0.943, 0.943, 0.957, 0.977)
-READER_RIGHT_BY_P_FAX = (0.333, 0.385, 0.744, 0.75, 0.812, 0.933, 0.959, 0.97, 0.972, 0.994)
-OCR_ALONE_RIGHT = 0.2  # an OCR reading of one box alone that shows a digit, as evidence (0.1: none)
+READER_RIGHT_BY_P = (0.333, 0.333, 0.688, 0.767, 0.889, 0.931, 0.931, 0.944, 0.944, 0.968)
+READER_RIGHT_BY_P_FAX = (0.333, 0.5, 0.667, 0.857, 0.857, 0.976, 0.976, 0.976, 0.976, 0.976)
+# A reading whose ink runs into an edge the scan shows (``BoxWriting.on_edge``: drop-out boxes a
+# fax still shows, or boxes printed black) counts as right at most this often, however sure: a
+# stroke along the edge may be gone (a 2 read as a sure 0), and the OCR engines read the same
+# crops, so their agreement cannot give it back. (The tables above, counted on drop-out boxes,
+# have no such boxes; on DEV's black-box faxes 68% of the boxes ran into an edge.)
+READER_ON_EDGE_RIGHT = 0.9
+OCR_ALONE_RIGHT = 0.1  # an OCR reading of one box alone that shows a digit, as evidence (0.1: none)
 LINE_EDIT_COST = 1.0  # log-likelihood lost per edit between an OCR line reading and a candidate
 ACCEPT_POSTERIOR = 0.99  # a value is taken (or proposed as a plain confirmation) at or above this
 # ... on a fax (below images.FAX_BELOW_DPI): a loop filled in reads as another digit surely (an 8 as
@@ -614,7 +619,8 @@ def reader_right(g: Any, fax: bool, *, on_edge: bool = False) -> float:
     on an edge), or by the network's probability of it (``READER_P_EDGES``); on a fax or not."""
     if g.sure and not on_edge:
         return READER_SURE_RIGHT_FAX if fax else READER_SURE_RIGHT
-    return (READER_RIGHT_BY_P_FAX if fax else READER_RIGHT_BY_P)[reader_bin(g)]
+    right = (READER_RIGHT_BY_P_FAX if fax else READER_RIGHT_BY_P)[reader_bin(g)]
+    return min(right, READER_ON_EDGE_RIGHT) if on_edge else right
 
 
 def reader_bin(g: Any) -> int:
