@@ -293,15 +293,6 @@ def _style_for(style: str) -> str:
 
 # ---- placeholders -------------------------------------------------------------------------------
 
-def _run_tag(text: str):
-    """A bare ``w:r`` holding ``text`` (a docxtpl run tag such as ``{%r if x %}``)."""
-    r = OxmlElement("w:r")
-    t = OxmlElement("w:t")
-    t.text = text
-    r.append(t)
-    return r
-
-
 def tag(expr: str) -> str:
     """A Jinja print tag: ``{{ expr }}``."""
     return "{{ " + expr + " }}"
@@ -708,9 +699,10 @@ class _Builder:
         p = cell.paragraphs[0]
         p.style = style
         if text:
+            if blank_boxes:
+                p.add_run(f"{{%r if {blank_boxes} %}}")
             runs = [p.add_run(text)]
             if blank_boxes:
-                p.runs[0]._r.addprevious(_run_tag(f"{{%r if {blank_boxes} %}}"))
                 p.add_run("{%r else %}")
                 runs.append(p.add_run(text))
                 p.add_run("{%r endif %}")

@@ -135,18 +135,20 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
             cv2.rectangle(ref_ink, p0, p1, 1, t)
     dx, dy = ink_shift(scan_ink, ref_ink) if ref_ink.any() else (margin, margin)
     window = (slice(dy, dy + rh), slice(dx, dx + rw))
-    if dropped is not None and _shows_lines(ink_mask(scan_grey[window], contrast=BOX_INK_STRONG), dropped, s):
-        # the scan shows the light boxes (a dark fax, a darkened copy): taken away as any print
-        ref_ink, dropped = ref_ink | dropped, None
-        dx, dy = ink_shift(scan_ink, ref_ink)
-        window = (slice(dy, dy + rh), slice(dx, dx + rw))
+    if dropped is not None:
+        near_light = cv2.dilate(dropped, np.ones((5, 5), np.uint8))  # the light print, a pixel or two off
+        strong = ink_mask(scan_grey[window], contrast=BOX_INK_STRONG)
+        if _shows_lines(strong, dropped, near_light.astype(bool), s):
+            # the scan shows the light boxes (a dark fax, a darkened copy): taken away as any print
+            ref_ink, dropped = ref_ink | dropped, None
+            dx, dy = ink_shift(scan_ink, ref_ink)
+            window = (slice(dy, dy + rh), slice(dx, dx + rw))
     ink = np.ascontiguousarray(scan_ink[window])
     grey = scan_grey[window]
     if dropped is not None:
         # where the light print lies only a clearly dark pixel is ink: a pale one there is the
         # print's own grey, never a stroke's soft edge to keep
-        band_light = cv2.dilate(dropped, np.ones((5, 5), np.uint8)).astype(bool)
-        ink = np.where(band_light, ink & ink_mask(grey, contrast=BOX_INK_STRONG).astype(np.uint8), ink)
+        ink = np.where(near_light.astype(bool), ink & strong.astype(np.uint8), ink)
     grow = max(1, int(round(BOX_PRINT_GROW_MM * dpi / 25.4)))
     boxes_px = [tuple(int(round((c[i] - region[i % 2]) * s)) for i in range(4)) for c in cells]
     side = max(5, min(b[3] - b[1] for b in boxes_px))
@@ -194,10 +196,9 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
     if dropped is not None:
         # what the scan still shows of the light print (a dark fax of it, a piece of an edge) is
         # not writing: a piece lying along it and nowhere else is dropped
-        along = cv2.dilate(dropped, np.ones((5, 5), np.uint8))
         n, labels, stats, _ = cv2.connectedComponentsWithStats(left, connectivity=8)
         if n > 1:
-            on = np.bincount(labels.ravel(), weights=along.ravel().astype(np.float64), minlength=n)
+            on = np.bincount(labels.ravel(), weights=near_light.ravel().astype(np.float64), minlength=n)
             remnant = np.nonzero(on[1:] >= BOX_LIGHT_REMNANT * stats[1:, cv2.CC_STAT_AREA])[0] + 1
             if len(remnant):
                 left[np.isin(labels, remnant)] = 0
@@ -307,11 +308,12 @@ def box_writing(aligned, cells: Sequence[BBox], zone: BBox, *, dpi: float,
                       tuple(edges))
 
 
-def _shows_lines(scan_ink: np.ndarray, light: np.ndarray, scale: float) -> bool:
+def _shows_lines(scan_ink: np.ndarray, light: np.ndarray, near: np.ndarray, scale: float) -> bool:
     """Whether the scan's dark ink (``scan_ink``, the strip lined up with ``light``) shows the light
-    print's straight lines (``light``, the issued strip's drop-out boxes): as much long straight
-    ink, horizontal and upright, along them as the print has (a dark fax, a darkened copy), or
-    next to none (the boxes dropped out: a digit's cap or stem is short beside all the edges)."""
+    print's straight lines (``light``, the issued strip's drop-out boxes; ``near``: where they lie,
+    a pixel or two off): as much long straight ink, horizontal and upright, along them as the print
+    has (a dark fax, a darkened copy), or next to none (the boxes dropped out: a digit's cap or stem
+    is short beside all the edges)."""
     import cv2
 
     length = max(5, int(round(BOX_LINE_MIN_PT * scale)))
@@ -320,7 +322,6 @@ def _shows_lines(scan_ink: np.ndarray, light: np.ndarray, scale: float) -> bool:
         return int(cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((1, length), np.uint8)).sum()
                    + cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8)).sum())
     printed = long_ink(light)
-    near = cv2.dilate(light, np.ones((5, 5), np.uint8)).astype(bool)
     return printed > 0 and long_ink(scan_ink.astype(bool) & near) >= BOX_LIGHT_SHOWN * printed
 
 
