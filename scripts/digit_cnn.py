@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from parsers.scan import digits  # noqa: E402
 from parsers.scan.digits import SIZE  # noqa: E402
+from parsers.scan.ink import ReferencePages  # noqa: E402
 
 
 def write_crop(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -161,12 +162,23 @@ def train(images: np.ndarray, labels: np.ndarray, *, epochs: int = 20, seed: int
 BOX_PITCH_PT = 18.0
 
 
-def box_strip(imgs, rng: np.random.Generator):
+class StripReference(ReferencePages):
+    """The issued strip of ``box_strip`` (the boxes as printed, no writing) as the reader's
+    reference page: one grey page at 200 dpi."""
+
+    def __init__(self, page: np.ndarray):
+        super().__init__(b"", dpi=200.0)
+        self._pages[0] = page
+
+
+def box_strip(imgs, rng: np.random.Generator, *, grey: float | None = None):
     """A row of printed boxes with the digits ``imgs`` (28 x 28, ink bright; None: the box left
     empty) written in them as people do (most of the box's height, some larger, off the centre,
     running into or over an edge), scanned at 300, 200, 150 or 120 dpi (pen, paper, blur, noise,
-    JPEG; a fax black and white) and brought to the reader's 200 dpi: (aligned, cells, zone, scan dpi)
-    for ``parsers.scan.boxes.box_writing``."""
+    JPEG; a fax black and white) and brought to the reader's 200 dpi: (aligned, cells, zone, scan dpi,
+    reference) for ``parsers.scan.boxes.box_writing``. The boxes print black, or with ``grey`` in that
+    drop-out grey (``forms.build_templates.BOX_RGB``; the scan may show them a little darker or
+    paler), and then ``reference`` is the strip as issued (``StripReference``; else None)."""
     import cv2
 
     from parsers.align import Aligned
@@ -181,9 +193,10 @@ def box_strip(imgs, rng: np.random.Generator):
     w_px, h_px = int((zone[2] + 12) * s), int((zone[3] + 12) * s)
     paper = np.full((h_px, w_px), rng.uniform(235, 255), np.float32)
     t = max(1, int(round(line_pt * s)))
+    shade = 20.0 if grey is None else float(np.clip(grey * rng.uniform(0.85, 1.08), 0, 250))
     for c in cells:
         cv2.rectangle(paper, (int(round(c[0] * s)), int(round(c[1] * s))), (int(round(c[2] * s)), int(round(c[3] * s))),
-                      20.0, t)
+                      shade, t)
     pen = np.zeros((h_px, w_px), np.float32)
     for c, img in zip(cells, imgs, strict=True):
         if img is None:
@@ -221,22 +234,39 @@ def box_strip(imgs, rng: np.random.Generator):
     f = 200.0 / src
     out = cv2.resize(rgb, (int(w_px * f), int(h_px * f)), interpolation=cv2.INTER_LINEAR if f > 1 else cv2.INTER_AREA)
     scale = np.array([[200 / 72.0, 0, 0], [0, 200 / 72.0, 0], [0, 0, 1]])
-    return Aligned(out, scale, 0, "dpi", 0.0, (out.shape[1], out.shape[0]), 200.0), cells, zone, src
+    reference = None
+    if grey is not None:  # the strip as issued, at the reader's 200 dpi
+        r = 200.0 / 72.0
+        page = np.full((int((zone[3] + 12) * r), int((zone[2] + 12) * r)), 255, np.uint8)
+        for c in cells:
+            corners = [int(round(x * r)) for x in c]
+            cv2.rectangle(page, tuple(corners[:2]), tuple(corners[2:]), int(grey), max(1, int(round(line_pt * r))))
+        reference = StripReference(page)
+    return Aligned(out, scale, 0, "dpi", 0.0, (out.shape[1], out.shape[0]), 200.0), cells, zone, src, reference
+
+
+# The share of training strips printed black (forms issued before the drop-out boxes, BOX_RGB): the
+# rest print in the drop-out grey, as the templates do now.
+BLACK_BOX_SHARE = 0.2
 
 
 def boxed_crops(images: np.ndarray, labels: np.ndarray, strips: int, rng: np.random.Generator,
                 per: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Framed digits (``normalise(box_ink(crop))``) and their labels as the scan reader
-    (``box_writing``) cuts them out of ``strips`` rows of ``per`` boxes (``box_strip``), a tenth of
-    the boxes left empty; a box the reader finds empty gives nothing."""
+    (``box_writing``) cuts them out of ``strips`` rows of ``per`` boxes (``box_strip``: drop-out
+    grey, ``BLACK_BOX_SHARE`` of them black), a tenth of the boxes left empty; a box the reader finds
+    empty gives nothing."""
+    from forms.build_templates import BOX_RGB
     from parsers.scan.boxes import box_writing
 
     xs, ys = [], []
     for _ in range(strips):
         idx = rng.integers(len(images), size=per)
         empty = rng.random(per) < 0.1
-        aligned, cells, zone, src = box_strip([None if e else images[i] for i, e in zip(idx, empty, strict=True)], rng)
-        bw = box_writing(aligned, cells, zone, dpi=200.0, source_dpi=src)
+        grey = None if rng.random() < BLACK_BOX_SHARE else float(BOX_RGB[0])
+        aligned, cells, zone, src, ref = box_strip([None if e else images[i] for i, e in zip(idx, empty, strict=True)],
+                                                   rng, grey=grey)
+        bw = box_writing(aligned, cells, zone, dpi=200.0, reference=ref, page_no=0, source_dpi=src)
         crops = iter(bw.digits)
         for k, (i, e) in enumerate(zip(idx, empty, strict=True)):
             if not bw.inked[k]:

@@ -257,25 +257,31 @@ def test_a_date_is_decoded_against_the_dates_it_can_be():
     assert boxes.decode_reason(f, d) == (
         f"第8个数字不确定（读作2025年10月3日，也可能是2025年10月8日，把握{d.posterior:.0%}），请核对原件")
     # ... and the OCR engines, weaker evidence, do not settle it on their own; they move it (the
-    # network at 0.9 for 3: 0.90 -> 0.98), and where the readers lean further to 3 (0.95) both
-    # engines' lines settle it. A line with a digit too few is evidence too, not a veto
+    # network at 0.8 for 3: 0.79 -> 0.98), and where the readers lean further to 3 (0.9) both
+    # engines' lines and the box read alone settle it. A line with a digit too few is evidence too,
+    # not a veto
     assert not decode(split, none[:7] + ["3"], ["20251003", "20251003"]).sure
-    lean = _guesses("20251003", b7=(0.9, 7, 8))
+    lean = _guesses("20251003", b7=(0.8, 7, 8))
     assert not decode(lean).sure and not decode(lean, none[:7] + ["3"], ["20251003", "20251003"]).sure
-    assert decode(lean, none[:7] + ["3"], ["20251003", "20251003"]).posterior > decode(lean).posterior + 0.05
-    assert decode(_guesses("20251003", b7=(0.95, 7, 8)), none[:7] + ["3"], ["20251003", "20251003"]).sure
+    assert decode(lean, none[:7] + ["3"], ["20251003", "20251003"]).posterior > decode(lean).posterior + 0.15
+    further = _guesses("20251003", b7=(0.9, 7, 8))
+    assert not decode(further).sure and not decode(further, lines=["20251003", "20251003"]).sure
+    assert decode(further, none[:7] + ["3"], ["20251003", "20251003"]).sure
     assert decode(split, lines=["2025103"]).posterior > d.posterior
-    # two boxes only fairly sure (the network 0.9, 8 of 9 references: not ``sure``), no other date
+    # two boxes only fairly sure (the network 0.8, 8 of 9 references: not ``sure``), no other date
     # standing out: still not taken, and the reason names those boxes
-    d = decode(_guesses("20251003", b5=(0.9, 8), b7=(0.9, 8)), lines=["20251003"])
+    d = decode(_guesses("20251003", b5=(0.8, 8), b7=(0.8, 8)), lines=["20251003"])
     assert not d.sure and d.alternatives == () and [k for k, _o in d.doubtful] == [6, 8]
     assert boxes.decode_reason(f, d).startswith("第6、8个数字不确定（读作2025年10月3日，把握")
     # a year digit torn between 5 and 6: only 2025 is plausible for this document, settled by the window
     d = decode(_guesses("20251003", b3=(0.6, 5, 6)))
     assert (d.text, d.sure) == ("2025年10月03日", True)
-    # a sure 2024 is not bent into the window: the best is 2024 (before the issue: invalid), 2025 named
+    # a sure 2024 is not bent into the window: the best is 2024 (before the issue: invalid, to a
+    # person); a 4 the readers are less sure of (0.8) the window makes 2025, never taken, 2024 named
     d = decode(_guesses("20241003"))
-    assert d.digits == "20241003" and not d.sure and ("2025年10月3日", d.alternatives[0][1]) == d.alternatives[0]
+    assert d.digits == "20241003" and not d.sure
+    d = decode(_guesses("20241003", b3=(0.8, 8)))
+    assert d.digits == "20251003" and not d.sure and d.alternatives[0][0] == "2024年10月3日"
     # the line finds the wrong count of digits: the readers still decide
     assert decode(_guesses("20251003"), lines=["2025103", "251003"]).sure
     # a month written as one digit in the second box of its pair
@@ -325,7 +331,7 @@ def test_a_day_written_alone_may_be_a_lost_digit():
     assert d.digits == "03734412345" and not d.sure
     # ... every digit must be sure: one box torn is refused, named with its alternative
     d = boxes.decode_boxes(phone, (True,) * 11, _guesses("13912345678", b4=(0.7, 6, 7)), [None] * 11, [], ctx)
-    assert not d.sure and d.doubtful == ((5, ("7",)),)
+    assert not d.sure and d.doubtful[0][0] == 5 and d.doubtful[0][1][0] == "7"
     assert boxes.decode_reason(phone, d).startswith("第5个数字不确定（读作13912345678，第5格也可能是7")
 
 

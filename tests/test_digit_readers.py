@@ -39,11 +39,12 @@ def readers():
 
 
 # Per condition: least share right, least share sure, most sure but wrong (of 1,000). Measured with
-# the readers as setup builds them (the committed network trained on MNIST's training digits and on
-# them cut out of printed boxes, scripts/build_digits.py): 200 dpi 99.0% right, 92.0% sure, 0 sure
-# but wrong; phone 98.8%, 90.3%, 0; fax 99.1%, 88.4%, 0 (printed by the test). The readers before
-# (trained on 9,000 digits without boxed crops) on the same digits: 98.6% / 90.3% / 0 at 200 dpi.
-FLOORS = {"dpi200": (0.985, 0.91, 1), "phone": (0.983, 0.89, 1), "fax120": (0.985, 0.87, 1)}
+# the readers as setup builds them (VERSION 5: the committed network trained on MNIST's training
+# digits and on them cut out of printed boxes, mostly drop-out grey, scripts/build_digits.py): 200
+# dpi 99.2% right, 93.0% sure, 0 sure but wrong; phone 99.1%, 92.0%, 0; fax 99.3%, 87.8%, 0 (printed
+# by the test). VERSION 4 (boxes printed black): 99.0% / 92.0% / 0 at 200 dpi; the readers before it
+# (trained on 9,000 digits without boxed crops): 98.6% / 90.3% / 0.
+FLOORS = {"dpi200": (0.987, 0.92, 1), "phone": (0.986, 0.91, 1), "fax120": (0.988, 0.87, 1)}
 
 
 @pytest.mark.parametrize("cond", list(FLOORS))
@@ -97,3 +98,27 @@ def test_slant_is_taken_away():
     cols = lambda im: np.nonzero(im.sum(axis=0) > 0.5)[0]  # noqa: E731
     assert len(cols(b)) <= len(cols(a)) + 2  # upright again: as narrow as the upright stroke
     assert abs(cols(b).mean() - cols(a).mean()) <= 1.0
+
+
+def test_a_stroke_broken_into_dots_is_never_sure(readers):
+    """A 2 whose foot a fax broke into dots: ``box_ink`` drops the dots as specks and what is left
+    is a 7. The share of ink dropped is counted, and a reading that dropped that much is not sure,
+    however sure both readers are of what is left; the same 2 written whole is read surely."""
+    import cv2
+
+    two = np.full((48, 40), 255, np.uint8)
+    cv2.ellipse(two, (20, 16), (10, 9), 0, 180, 360, 20, 3)  # the arc
+    cv2.line(two, (30, 16), (9, 38), 20, 3)  # the diagonal
+    whole = two.copy()
+    cv2.line(whole, (9, 38), (32, 38), 20, 3)  # the foot
+    dotted = two.copy()
+    for x in range(12, 33, 5):  # the foot broken up: dots apart from the rest
+        dotted[37:40, x:x + 2] = 20
+    g_whole, g_dotted = readers.classify_many([whole, dotted])
+    assert g_whole.digit == 2 and g_whole.dropped == 0.0
+    assert g_dotted.dropped >= dm.SURE_DROPPED_BELOW
+    assert not g_dotted.sure
+    one_hot = np.eye(10)[g_dotted.digit]
+    forced = dm.DigitGuess(g_dotted.digit, dm.K, one_hot, (one_hot * dm.K).astype(int), g_dotted.dropped)
+    assert not forced.sure  # sure in every other respect
+    assert dm.DigitGuess(forced.digit, forced.votes, forced.probs, forced.counts, 0.0).sure

@@ -552,31 +552,39 @@ def _date_boxes(day, inked: Sequence[bool]) -> str | None:
 #
 # Calibrated on DEV data only, never on the held-out writers (``scripts/calibrate_boxes.py``): the
 # bench's dev writers (``python -m bench.scan --quick --boxes-only --boxes 48 --hands dev --only
-# dpi200,phone,fax120``, seeds 0-3: 576 dates, 4,512 boxes) write MNIST validation digits the
+# dpi200,phone,fax120``, seeds 0-7: 1,152 dates, 8,735 boxes) write MNIST validation digits the
 # readers never trained on (``bench.hands.digit_bank("dev")``). The readers' reliability is counted
 # box by box, on fax scans (below ``images.FAX_BELOW_DPI``) apart from the others (Beta(1, 1)-
 # smoothed, non-decreasing in the network's probability); the OCR reliability and the edit cost
 # maximise the log-probability of the written date (grid search). With the readers of digits
-# VERSION 4 and the drop-out boxes (forms/build_templates.py BOX_RGB): the best date right 536 of
-# 576 times; at ACCEPT_POSTERIOR 297 of 384 dates of 200-dpi and phone scans taken (the most likely
-# wrong date had 0.953), and at ACCEPT_POSTERIOR_FAX 116 of 192 of 120-dpi faxes (the most likely
-# wrong 0.986), none wrong. (With the boxes printed black: 287 and 94, on the same writers.)
-# Recalibrate when the digit readers or the boxes change.
+# VERSION 5 (trained on the drop-out boxes) and the drop-out boxes (forms/build_templates.py
+# BOX_RGB): the best date right 1,077 of 1,152 times; at ACCEPT_POSTERIOR 654 of 768 dates of
+# 200-dpi and phone scans taken (the most likely wrong date had 0.985), and at ACCEPT_POSTERIOR_FAX
+# 221 of 384 of 120-dpi faxes (the most likely wrong 0.992), none wrong. (The VERSION 4 readers, on
+# the same writers: 602 and 220, one of them wrong.) Recalibrate when the digit readers or the
+# boxes change.
 #
-# How often the digit readers' reading of a box is right: when ``sure`` (2,652 of 2,652; on faxes
-# 1,191 of 1,191), and otherwise by the network's probability of it, in the bins READER_P_EDGES make.
-READER_SURE_RIGHT = 0.9996
-READER_SURE_RIGHT_FAX = 0.9992
+# How often the digit readers' reading of a box is right: when ``sure`` (5,416 of 5,416; on faxes
+# 2,350 of 2,350), and otherwise by the network's probability of it, in the bins READER_P_EDGES make.
+READER_SURE_RIGHT = 0.9998
+READER_SURE_RIGHT_FAX = 0.9996
 READER_P_EDGES = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995)
-READER_RIGHT_BY_P = (0.333, 0.333, 0.688, 0.767, 0.889, 0.931, 0.931, 0.944, 0.944, 0.968)
-READER_RIGHT_BY_P_FAX = (0.333, 0.5, 0.667, 0.857, 0.857, 0.976, 0.976, 0.976, 0.976, 0.976)
+READER_RIGHT_BY_P = (0.333, 0.333, 0.51, 0.784, 0.91, 0.95, 0.969, 0.972, 0.972, 0.972)
+READER_RIGHT_BY_P_FAX = (0.278, 0.429, 0.617, 0.872, 0.872, 0.901, 0.964, 0.973, 0.973, 0.983)
 # A reading whose ink runs into an edge the scan shows (``BoxWriting.on_edge``: drop-out boxes a
 # fax still shows, or boxes printed black) counts as right at most this often, however sure: a
 # stroke along the edge may be gone (a 2 read as a sure 0), and the OCR engines read the same
 # crops, so their agreement cannot give it back. (The tables above, counted on drop-out boxes,
 # have no such boxes; on DEV's black-box faxes 68% of the boxes ran into an edge.)
 READER_ON_EDGE_RIGHT = 0.9
-OCR_ALONE_RIGHT = 0.1  # an OCR reading of one box alone that shows a digit, as evidence (0.1: none)
+# ... and so does a reading of a crop that lost a share of its ink as specks (``DigitGuess.dropped``,
+# at or above ``digits.SURE_DROPPED_BELOW``: a stroke broken up; on DEV 86 of 103 right). A reading
+# the nearest references do not back (fewer than ``digits.SURE_VOTES`` votes) counts as right at
+# most READER_FEW_VOTES_RIGHT however sure the network is (DEV, network 0.95 or more: 101 of 105;
+# on faxes 92 of 98).
+READER_FEW_VOTES_RIGHT = 0.953
+READER_FEW_VOTES_RIGHT_FAX = 0.93
+OCR_ALONE_RIGHT = 0.2  # an OCR reading of one box alone that shows a digit, as evidence (0.1: none)
 LINE_EDIT_COST = 1.0  # log-likelihood lost per edit between an OCR line reading and a candidate
 ACCEPT_POSTERIOR = 0.99  # a value is taken (or proposed as a plain confirmation) at or above this
 # ... on a fax (below images.FAX_BELOW_DPI): a loop filled in reads as another digit surely (an 8 as
@@ -617,10 +625,14 @@ class BoxDecode:
 
 def reader_right(g: Any, fax: bool, *, on_edge: bool = False) -> float:
     """How often the digit readers' reading ``g`` (a ``DigitGuess``) is right, as on DEV: sure (never
-    on an edge), or by the network's probability of it (``READER_P_EDGES``); on a fax or not."""
+    on an edge or with ink dropped), or by the network's probability of it (``READER_P_EDGES``; at
+    most ``READER_FEW_VOTES_RIGHT`` without the references' votes); on a fax or not."""
+    on_edge = on_edge or g.dropped >= digit_model.SURE_DROPPED_BELOW
     if g.sure and not on_edge:
         return READER_SURE_RIGHT_FAX if fax else READER_SURE_RIGHT
     right = (READER_RIGHT_BY_P_FAX if fax else READER_RIGHT_BY_P)[reader_bin(g)]
+    if g.votes < digit_model.SURE_VOTES:
+        right = min(right, READER_FEW_VOTES_RIGHT_FAX if fax else READER_FEW_VOTES_RIGHT)
     return min(right, READER_ON_EDGE_RIGHT) if on_edge else right
 
 
