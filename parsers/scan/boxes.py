@@ -580,10 +580,10 @@ READER_ON_EDGE_RIGHT = 0.9
 # ... and so does a reading of a crop that lost a share of its ink as specks (``DigitGuess.dropped``,
 # at or above ``digits.SURE_DROPPED_BELOW``: a stroke broken up; on DEV 86 of 103 right). A reading
 # the nearest references do not back (fewer than ``digits.SURE_VOTES`` votes) counts as right at
-# most READER_FEW_VOTES_RIGHT however sure the network is (DEV, network 0.95 or more: 101 of 105;
-# on faxes 92 of 98).
-READER_FEW_VOTES_RIGHT = 0.953
-READER_FEW_VOTES_RIGHT_FAX = 0.93
+# most READER_FEW_VOTES_RIGHT however sure the network is (DEV, network 0.95 or more: 96 of 100;
+# on faxes 84 of 90).
+READER_FEW_VOTES_RIGHT = 0.951
+READER_FEW_VOTES_RIGHT_FAX = 0.924
 OCR_ALONE_RIGHT = 0.2  # an OCR reading of one box alone that shows a digit, as evidence (0.1: none)
 LINE_EDIT_COST = 1.0  # log-likelihood lost per edit between an OCR line reading and a candidate
 ACCEPT_POSTERIOR = 0.99  # a value is taken (or proposed as a plain confirmation) at or above this
