@@ -119,6 +119,7 @@ def reader_table(prep: list[dict], fax: bool) -> tuple[float, tuple[float, ...]]
     (``B.READER_P_EDGES``), on fax scans or on the others."""
     bins = len(B.READER_P_EDGES) + 1
     sure, by_p, few, dropped = [0, 0], [[0, 0] for _ in range(bins)], [0, 0], [0, 0]
+    confident = B.READER_P_EDGES.index(0.95) + 1  # the bins of the network's probability 0.95 or more
     for p in prep:
         if "guesses" not in p or len(p["want"]) != len(p["guesses"]) or p["fax"] != fax:
             continue
@@ -129,10 +130,10 @@ def reader_table(prep: list[dict], fax: bool) -> tuple[float, tuple[float, ...]]
             row = sure if g.sure and k not in p["on_edge"] else by_p[B.reader_bin(g)]
             row[0] += 1
             row[1] += right
-            if g.dropped >= dm.SURE_DROPPED_BELOW:
+            if g.broken:
                 dropped[0] += 1
                 dropped[1] += right
-            elif not g.sure and g.votes < dm.SURE_VOTES and k not in p["on_edge"] and B.reader_bin(g) >= 5:
+            elif not g.sure and g.votes < dm.SURE_VOTES and k not in p["on_edge"] and B.reader_bin(g) >= confident:
                 few[0] += 1  # what the references do not back, however sure the network (p 0.95 or more)
                 few[1] += right
     rates = [(k + 1) / (n + 2) for n, k in by_p]

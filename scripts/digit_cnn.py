@@ -171,6 +171,16 @@ class StripReference(ReferencePages):
         self._pages[0] = page
 
 
+def _draw_boxes(img: np.ndarray, cells, scale: float, shade: float, line_pt: float) -> np.ndarray:
+    """The box outlines ``cells`` (PDF points) drawn on ``img`` (``scale`` px per point) in ``shade``."""
+    import cv2
+
+    for c in cells:
+        corners = [int(round(x * scale)) for x in c]
+        cv2.rectangle(img, tuple(corners[:2]), tuple(corners[2:]), shade, max(1, int(round(line_pt * scale))))
+    return img
+
+
 def box_strip(imgs, rng: np.random.Generator, *, grey: float | None = None):
     """A row of printed boxes with the digits ``imgs`` (28 x 28, ink bright; None: the box left
     empty) written in them as people do (most of the box's height, some larger, off the centre,
@@ -192,11 +202,8 @@ def box_strip(imgs, rng: np.random.Generator, *, grey: float | None = None):
     s = src / 72.0
     w_px, h_px = int((zone[2] + 12) * s), int((zone[3] + 12) * s)
     paper = np.full((h_px, w_px), rng.uniform(235, 255), np.float32)
-    t = max(1, int(round(line_pt * s)))
     shade = 20.0 if grey is None else float(np.clip(grey * rng.uniform(0.85, 1.08), 0, 250))
-    for c in cells:
-        cv2.rectangle(paper, (int(round(c[0] * s)), int(round(c[1] * s))), (int(round(c[2] * s)), int(round(c[3] * s))),
-                      shade, t)
+    _draw_boxes(paper, cells, s, shade, line_pt)
     pen = np.zeros((h_px, w_px), np.float32)
     for c, img in zip(cells, imgs, strict=True):
         if img is None:
@@ -238,10 +245,7 @@ def box_strip(imgs, rng: np.random.Generator, *, grey: float | None = None):
     if grey is not None:  # the strip as issued, at the reader's 200 dpi
         r = 200.0 / 72.0
         page = np.full((int((zone[3] + 12) * r), int((zone[2] + 12) * r)), 255, np.uint8)
-        for c in cells:
-            corners = [int(round(x * r)) for x in c]
-            cv2.rectangle(page, tuple(corners[:2]), tuple(corners[2:]), int(grey), max(1, int(round(line_pt * r))))
-        reference = StripReference(page)
+        reference = StripReference(_draw_boxes(page, cells, r, int(grey), line_pt))
     return Aligned(out, scale, 0, "dpi", 0.0, (out.shape[1], out.shape[0]), 200.0), cells, zone, src, reference
 
 

@@ -577,8 +577,8 @@ READER_RIGHT_BY_P_FAX = (0.278, 0.429, 0.617, 0.872, 0.872, 0.901, 0.964, 0.973,
 # crops, so their agreement cannot give it back. (The tables above, counted on drop-out boxes,
 # have no such boxes; on DEV's black-box faxes 68% of the boxes ran into an edge.)
 READER_ON_EDGE_RIGHT = 0.9
-# ... and so does a reading of a crop that lost a share of its ink as specks (``DigitGuess.dropped``,
-# at or above ``digits.SURE_DROPPED_BELOW``: a stroke broken up; on DEV 86 of 103 right). A reading
+# ... and so does a reading of a crop that lost a share of its ink as specks (``DigitGuess.broken``:
+# a stroke broken up; on DEV 86 of 103 right). A reading
 # the nearest references do not back (fewer than ``digits.SURE_VOTES`` votes) counts as right at
 # most READER_FEW_VOTES_RIGHT however sure the network is (DEV, network 0.95 or more: 96 of 100;
 # on faxes 84 of 90).
@@ -627,7 +627,7 @@ def reader_right(g: Any, fax: bool, *, on_edge: bool = False) -> float:
     """How often the digit readers' reading ``g`` (a ``DigitGuess``) is right, as on DEV: sure (never
     on an edge or with ink dropped), or by the network's probability of it (``READER_P_EDGES``; at
     most ``READER_FEW_VOTES_RIGHT`` without the references' votes); on a fax or not."""
-    on_edge = on_edge or g.dropped >= digit_model.SURE_DROPPED_BELOW
+    on_edge = on_edge or g.broken
     if g.sure and not on_edge:
         return READER_SURE_RIGHT_FAX if fax else READER_SURE_RIGHT
     right = (READER_RIGHT_BY_P_FAX if fax else READER_RIGHT_BY_P)[reader_bin(g)]

@@ -67,9 +67,13 @@ class DigitGuess:
     dropped: float = 0.0  # the share of the crop's ink ``box_ink`` dropped as specks
 
     @property
+    def broken(self) -> bool:
+        """The crop lost a stroke's share of its ink as specks (``SURE_DROPPED_BELOW`` or more)."""
+        return self.dropped >= SURE_DROPPED_BELOW
+
+    @property
     def sure(self) -> bool:
-        return (self.votes >= SURE_VOTES and self.dropped < SURE_DROPPED_BELOW
-                and float(posterior(self)[self.digit]) >= SURE_P)
+        return self.votes >= SURE_VOTES and not self.broken and float(posterior(self)[self.digit]) >= SURE_P
 
 
 def posterior(g: DigitGuess) -> np.ndarray:
